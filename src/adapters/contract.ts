@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import { ValidationError, fromZodError } from '../errors.js';
+import type { AuthKind, HealthStatus } from '../manager/lifecycle.js';
+import type { KvEntry, KvOperation } from '../storage/driver.js';
+import type { JsonValue } from '../types.js';
+
+/**
+ * The platform adapter contract. An adapter turns a session's validated config and credentials
+ * into a live {@link PlatformConnection}. Write one with {@link defineAdapter} and check it with
+ * `adapterConformanceSuite` from `multisession/testing`.
+ */
+
+/** What `health()` reports. `expired`/`unauthorized` move the session to `expired`. */
+export interface HealthReport {
+  status: HealthStatus;
+  detail?: string;
+}
+
+/** Input to `submitAuth`: the code, password or pairing code the session asked for. */
+export interface AuthInput {
+  kind: Exclude<AuthKind, 'qr'>;
+  value: string;
+}
+
+/** A live connection to the platform, one per running session. */
+export interface PlatformConnection<TAction = JsonValue> {
+  /** Log in and connect. May call `ctx.auth.qr(…)` or `await ctx.auth.request(…)`. Resolves when ready. */
+  start(): Promise<void>;
+  /** Disconnect; release every resource. Called once per successful or failed `start`. */
+  stop(): Promise<void>;
+  /** A cheap liveness probe. A rejection or a hang past the timeout counts as `unhealthy`. */
+  health(): Promise<HealthReport>;
+  /** Perform a platform action (send a message, place a bid …). The result is returned to the caller. */
+  send(action: TAction): Promise<JsonValue | void>;
+  /**
+   * Optional: receive auth input directly. When absent, `ctx.auth.request()` resolves with the
+   * submitted value instead.
+   */
+  submitAuth?(input: AuthInput): Promise<void>;
+  /** Optional: tell the platform the session logs out (before its stored auth state is dropped). */
+  logout?(): Promise<void>;
+}
+
+/** The session's own key-value space. No session can reach another's. */
+export interface SessionKv {
+  get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined>;
+  set(key: string, value: JsonValue): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(options?: { prefix?: string }): Promise<KvEntry[]>;
+  clear(options?: { prefix?: string }): Promise<number>;
+  /** All of the operations, atomically. */
+  batch(ops: KvOperation[]): Promise<void>;
+}
+
+export interface SessionLog {
+  debug(msg: string, data?: Record<string, unknown>): void;
+  info(msg: string, data?: Record<string, unknown>): void;
+  warn(msg: string, data?: Record<string, unknown>): void;
+  error(msg: string, data?: Record<string, unknown>): void;
+}
+
+export interface SessionStats {
+  /** Raises a custom counter (e.g. `bids`), seen in `manager.stats(id)`. */
+  increment(name: string, by?: number): void;
+}
+
+export interface SessionAuth {
+  /** Show a QR code: the session becomes `authenticating` with `auth.kind = 'qr'`. Call again to refresh it. */
+  qr(data: string, options?: { expiresAt?: number }): void;
+  /**
+   * Ask the user for a code, password or pairing code: the session becomes `authenticating` until
+   * `manager.submitAuth()` delivers it (the promise resolves with the value) or `authTimeoutMs`
+   * passes (rejects with `AuthTimeoutError`). `data` is shown to the user (e.g. a phone hint).
+   */
+  request(kind: Exclude<AuthKind, 'qr'>, options?: { data?: JsonValue; expiresAt?: number }): Promise<string>;
+}
+
+/** Everything an adapter gets for one session. */
+export interface AdapterContext<TConfig = unknown, TCredentials = unknown> {
+  readonly id: string;
+  readonly platform: string;
+  readonly config: TConfig;
+  readonly credentials: TCredentials;
+  /** Aborted when the session stops, restarts or is deleted. */
+  readonly signal: AbortSignal;
+  readonly log: SessionLog;
+  readonly stats: SessionStats;
+  /** Context data (conversation history, topic maps …). Dropped by `manager.clear(id)`. */
+  readonly kv: SessionKv;
+  /** Auth state (platform session files, keys …). Dropped by `manager.logout(id)`. */
+  readonly authState: SessionKv;
+  readonly auth: SessionAuth;
+  /** Report inbound traffic: counted, and emitted as `session.message` with direction `in`. */
+  emitMessage(message: JsonValue): void;
+  /** The platform says the credentials are no longer valid: the session moves to `expired`. */
+  expired(reason: string): void;
+  /** Mark activity (resets the idle timer). */
+  touch(): void;
+}
+
+export interface AdapterDefinition<
+  TCredentials extends z.ZodType = z.ZodType,
+  TConfig extends z.ZodType = z.ZodType,
+  TAction extends z.ZodType = z.ZodType<JsonValue>,
+> {
+  /** Platform name sessions refer to: `[a-z0-9][a-z0-9_-]*`. */
+  name: string;
+  description?: string;
+  /** Schema of the credentials (encrypted at rest, never echoed). */
+  credentials: TCredentials;
+  /** Schema of the per-session config; defaults are applied. */
+  config: TConfig;
+  /** Optional schema of `send` actions; without it any JSON value is accepted. */
+  action?: TAction;
+  connect(ctx: AdapterContext<z.output<TConfig>, z.output<TCredentials>>): PlatformConnection<z.output<TAction>>;
+}
+
+/** A registered adapter: the definition, frozen and checked. */
+export type Adapter<
+  TCredentials extends z.ZodType = z.ZodType,
+  TConfig extends z.ZodType = z.ZodType,
+  TAction extends z.ZodType = z.ZodType<JsonValue>,
+> = Readonly<AdapterDefinition<TCredentials, TConfig, TAction>> & { readonly action: TAction };
+
+const adapterDefinitionSchema = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit'),
+  description: z.string().optional(),
+  credentials: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema'),
+  config: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema'),
+  action: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
+  connect: z.custom<(...args: unknown[]) => unknown>((v) => typeof v === 'function', 'must be a function'),
+});
+
+const anyJson: z.ZodType<JsonValue> = z.json();
+
+/**
+ * Declares a platform adapter. Checks the definition and freezes it.
+ *
+ * @example
+ * ```ts
+ * const freelancer = defineAdapter({
+ *   name: 'freelancer',
+ *   credentials: z.object({ oauthToken: z.string().min(1) }),
+ *   config: z.object({ bidLimit: z.number().int().positive().default(10) }),
+ *   connect(ctx) {
+ *     return {
+ *       async start() { ctx.log.info('logged in'); },
+ *       async stop() {},
+ *       async health() { return { status: 'healthy' }; },
+ *       async send(action) { ctx.stats.increment('bids'); return { ok: true }; },
+ *     };
+ *   },
+ * });
+ * ```
+ */
+export function defineAdapter<
+  TCredentials extends z.ZodType,
+  TConfig extends z.ZodType,
+  TAction extends z.ZodType = z.ZodType<JsonValue>,
+>(definition: AdapterDefinition<TCredentials, TConfig, TAction>): Adapter<TCredentials, TConfig, TAction> {
+  const checked = adapterDefinitionSchema.safeParse(definition);
+  if (!checked.success) throw fromZodError('adapter definition', checked.error);
+  return Object.freeze({ ...definition, action: (definition.action ?? anyJson) as TAction });
+}
+
+/** Validates a value against one of an adapter's schemas, as a ValidationError naming the field. */
+export function parseAdapterInput<T>(schema: z.ZodType<T>, input: unknown, what: string, prefix: string): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const base = fromZodError(what, result.error);
+  return ((): never => {
+    throw new ValidationError(
+      what,
+      base.issues.map((i) => ({ ...i, path: [prefix, ...i.path] })),
+    );
+  })();
+}

@@ -1,0 +1,236 @@
+/**
+ * Typed errors. Every error the library throws on purpose is a {@link MultisessionError} with a
+ * stable `code`, a message that says what to change, optional structured `context`, and `cause`
+ * when it wraps another error.
+ *
+ * @example
+ * ```ts
+ * try { await manager.start('bot-1'); }
+ * catch (err) {
+ *   if (err instanceof SessionNotFoundError) console.log(err.code, err.context.sessionId);
+ * }
+ * ```
+ */
+export type ErrorCode =
+  | 'VALIDATION'
+  | 'SESSION_NOT_FOUND'
+  | 'SESSION_EXISTS'
+  | 'INVALID_TRANSITION'
+  | 'SESSION_NOT_READY'
+  | 'CAPACITY'
+  | 'CONFLICT'
+  | 'AUTH_TIMEOUT'
+  | 'AUTH_NOT_PENDING'
+  | 'ADAPTER'
+  | 'ADAPTER_NOT_FOUND'
+  | 'MANAGER_CLOSED'
+  | 'MANAGER_NOT_OPEN'
+  | 'STORAGE'
+  | 'LEASE_LOST'
+  | 'DECRYPTION'
+  | 'SECRET_KEY_REQUIRED'
+  | 'DUPLICATE_CREDENTIALS'
+  | 'ABORTED';
+
+export interface ErrorOptions {
+  cause?: unknown;
+  context?: Record<string, unknown>;
+}
+
+/** Base class of every error the library raises on purpose. */
+export class MultisessionError extends Error {
+  readonly code: ErrorCode;
+  readonly context: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.context = options.context ?? {};
+  }
+
+  /** Plain data for logs and HTTP problem documents (never carries credentials). */
+  toJSON(): { name: string; code: ErrorCode; message: string; context: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, context: this.context };
+  }
+}
+
+/** One problem found in an input: where (`path`) and what is wrong. */
+export interface ValidationIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/** An input failed validation. `issues` names each field path and what to change. */
+export class ValidationError extends MultisessionError {
+  readonly issues: ValidationIssue[];
+  constructor(what: string, issues: ValidationIssue[], options: ErrorOptions = {}) {
+    const detail = issues
+      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+      .join('; ');
+    super('VALIDATION', `Invalid ${what}: ${detail}`, {
+      ...options,
+      context: { ...options.context, issues },
+    });
+    this.issues = issues;
+  }
+}
+
+export class SessionNotFoundError extends MultisessionError {
+  constructor(sessionId: string, options: ErrorOptions = {}) {
+    super('SESSION_NOT_FOUND', `Session "${sessionId}" does not exist; create it first or check the id.`, {
+      ...options,
+      context: { ...options.context, sessionId },
+    });
+  }
+}
+
+export class SessionExistsError extends MultisessionError {
+  constructor(sessionId: string, options: ErrorOptions = {}) {
+    super('SESSION_EXISTS', `Session "${sessionId}" already exists; choose another id or update it instead.`, {
+      ...options,
+      context: { ...options.context, sessionId },
+    });
+  }
+}
+
+export class InvalidTransitionError extends MultisessionError {
+  constructor(sessionId: string, from: string, to: string, options: ErrorOptions = {}) {
+    super(
+      'INVALID_TRANSITION',
+      `Session "${sessionId}" cannot go from "${from}" to "${to}".`,
+      { ...options, context: { ...options.context, sessionId, from, to } },
+    );
+  }
+}
+
+/** An operation needs the session in another state (e.g. `send` needs `ready` or `degraded`). */
+export class SessionNotReadyError extends MultisessionError {
+  constructor(sessionId: string, state: string, operation: string, options: ErrorOptions = {}) {
+    super(
+      'SESSION_NOT_READY',
+      `Session "${sessionId}" is "${state}"; ${operation} needs it "ready" or "degraded". Start it and wait for session.ready.`,
+      { ...options, context: { ...options.context, sessionId, state, operation } },
+    );
+  }
+}
+
+export class CapacityError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('CAPACITY', message, options);
+  }
+}
+
+/** An optimistic update lost: someone else changed the record first. Re-read and retry. */
+export class ConflictError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('CONFLICT', message, options);
+  }
+}
+
+export class AuthTimeoutError extends MultisessionError {
+  constructor(sessionId: string, kind: string, timeoutMs: number, options: ErrorOptions = {}) {
+    super(
+      'AUTH_TIMEOUT',
+      `Session "${sessionId}" waited ${timeoutMs} ms for ${kind} authentication; submit it sooner or raise authTimeoutMs.`,
+      { ...options, context: { ...options.context, sessionId, kind, timeoutMs } },
+    );
+  }
+}
+
+export class AuthNotPendingError extends MultisessionError {
+  constructor(sessionId: string, message: string, options: ErrorOptions = {}) {
+    super('AUTH_NOT_PENDING', message, { ...options, context: { ...options.context, sessionId } });
+  }
+}
+
+/** An adapter threw, rejected or timed out. Always carries the session id and the `cause`. */
+export class AdapterError extends MultisessionError {
+  constructor(sessionId: string, operation: string, cause: unknown, options: ErrorOptions = {}) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('ADAPTER', `Session "${sessionId}": adapter ${operation} failed: ${reason}`, {
+      ...options,
+      cause,
+      context: { ...options.context, sessionId, operation },
+    });
+  }
+}
+
+export class AdapterNotFoundError extends MultisessionError {
+  constructor(platform: string, known: string[], options: ErrorOptions = {}) {
+    super(
+      'ADAPTER_NOT_FOUND',
+      `No adapter is registered for platform "${platform}"; registered: ${known.length ? known.join(', ') : '(none)'}. Pass it in the manager's adapters option.`,
+      { ...options, context: { ...options.context, platform, known } },
+    );
+  }
+}
+
+export class ManagerClosedError extends MultisessionError {
+  constructor(options: ErrorOptions = {}) {
+    super('MANAGER_CLOSED', 'The SessionManager is closed; create a new one.', options);
+  }
+}
+
+export class StorageError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('STORAGE', message, options);
+  }
+}
+
+/** A lease was lost (expired and taken over, released, or completed): nothing was changed. */
+export class LeaseLostError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('LEASE_LOST', message, options);
+  }
+}
+
+export class DecryptionError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('DECRYPTION', message, options);
+  }
+}
+
+export class SecretKeyRequiredError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('SECRET_KEY_REQUIRED', message, options);
+  }
+}
+
+export class DuplicateCredentialsError extends MultisessionError {
+  constructor(sessionId: string, otherSessionId: string, options: ErrorOptions = {}) {
+    super(
+      'DUPLICATE_CREDENTIALS',
+      `Session "${sessionId}" uses the same credentials as session "${otherSessionId}"; use other credentials or set allowSharedCredentials: true on both.`,
+      { ...options, context: { ...options.context, sessionId, otherSessionId } },
+    );
+  }
+}
+
+export class AbortedError extends MultisessionError {
+  constructor(message = 'The operation was aborted.', options: ErrorOptions = {}) {
+    super('ABORTED', message, options);
+  }
+}
+
+/** Turns a zod error into our ValidationError. */
+export function fromZodError(what: string, error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }): ValidationError {
+  return new ValidationError(
+    what,
+    error.issues.map((i) => ({
+      path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) as (string | number)[],
+      message: i.message,
+    })),
+  );
+}
+
+/** Parses with a zod schema, throwing our ValidationError. */
+export function parseWith<T>(
+  schema: { safeParse(input: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } } },
+  input: unknown,
+  what: string,
+): T {
+  const result = schema.safeParse(input);
+  if (!result.success) throw fromZodError(what, result.error);
+  return result.data;
+}

@@ -1,0 +1,153 @@
+import { z } from 'zod';
+import type { StorageDriver } from '../storage/driver.js';
+import type { Clock, JsonValue, Logger } from '../types.js';
+import type { Adapter } from '../adapters/contract.js';
+import { AUTH_KINDS, DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from './lifecycle.js';
+
+/** Session ids: 1-64 of `[A-Za-z0-9_-]`. */
+export const sessionIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _ and -');
+
+const labelsSchema = z.record(
+  z.string().regex(/^[A-Za-z0-9_.\-/]{1,63}$/, 'label keys are 1-63 of A-Z, a-z, 0-9, _ . - /'),
+  z.string().max(256, 'label values are at most 256 characters'),
+);
+
+const jsonSchema: z.ZodType<JsonValue> = z.json();
+
+/** What `manager.create()` takes. `credentials` and `config` are checked by the adapter's schemas. */
+export const sessionInputSchema = z.strictObject({
+  id: sessionIdSchema,
+  platform: z.string().min(1, 'name a registered adapter'),
+  credentials: z.unknown().optional(),
+  config: z.unknown().optional(),
+  labels: labelsSchema.default({}),
+  metadata: jsonSchema.default(null),
+  priority: z.number().int().min(1).max(10).default(5),
+  capacity: z.number().int().min(0).nullable().default(null),
+  autoStart: z.boolean().default(false),
+  idleTimeoutMs: z.number().int().positive().nullable().default(null),
+  /** Let this session use credentials another session already uses (off by default). */
+  allowSharedCredentials: z.boolean().default(false),
+});
+export type SessionInput = z.input<typeof sessionInputSchema>;
+
+/** What `manager.update()` takes: every field optional; `platform` and `id` cannot change. */
+export const sessionPatchSchema = z.strictObject({
+  credentials: z.unknown().optional(),
+  config: z.unknown().optional(),
+  labels: labelsSchema.optional(),
+  metadata: jsonSchema.optional(),
+  priority: z.number().int().min(1).max(10).optional(),
+  capacity: z.number().int().min(0).nullable().optional(),
+  autoStart: z.boolean().optional(),
+  idleTimeoutMs: z.number().int().positive().nullable().optional(),
+  allowSharedCredentials: z.boolean().optional(),
+});
+export type SessionUpdate = z.input<typeof sessionPatchSchema>;
+
+export const sessionFilterSchema = z
+  .strictObject({
+    state: z.union([z.enum(SESSION_STATES), z.array(z.enum(SESSION_STATES))]).optional(),
+    desiredState: z.enum(DESIRED_STATES).optional(),
+    platform: z.string().optional(),
+    health: z.union([z.enum(HEALTH_STATUSES), z.array(z.enum(HEALTH_STATUSES))]).optional(),
+    /** Every listed label must match. */
+    labels: z.record(z.string(), z.string()).optional(),
+  })
+  .default({});
+export type SessionFilter = z.input<typeof sessionFilterSchema>;
+
+export const authInputSchema = z.strictObject({
+  kind: z.enum(AUTH_KINDS.filter((k) => k !== 'qr') as ['code', 'password', 'pairing-code']),
+  value: z.string().min(1, 'must not be empty').max(4096),
+});
+
+export const logsQuerySchema = z
+  .strictObject({
+    limit: z.number().int().positive().max(100_000).default(100),
+    level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
+  })
+  .default({ limit: 100 });
+
+export const controlOptionsSchema = z
+  .strictObject({
+    /** Who asked: recorded in the audit log. */
+    actor: z.string().max(256).optional(),
+    /** Free-text reason, carried in the state event. */
+    reason: z.string().max(256).optional(),
+  })
+  .default({});
+export type ControlOptions = z.input<typeof controlOptionsSchema>;
+
+export const deleteOptionsSchema = controlOptionsSchema.unwrap().extend({
+  /** Delete even when running (stops it first). Without it a running session refuses. */
+  force: z.boolean().default(false),
+}).default({ force: false });
+export type DeleteOptions = z.input<typeof deleteOptionsSchema>;
+
+const clockSchema = z.custom<Clock>(
+  (v) => !!v && typeof (v as Clock).now === 'function' && typeof (v as Clock).setTimeout === 'function' && typeof (v as Clock).clearTimeout === 'function',
+  'must have now(), setTimeout() and clearTimeout()',
+);
+const loggerSchema = z.custom<Logger>(
+  (v) => !!v && ['debug', 'info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
+  'must be pino-compatible: debug, info, warn and error methods',
+);
+const storageSchema = z.custom<StorageDriver>(
+  (v) => !!v && typeof (v as StorageDriver).init === 'function' && typeof (v as StorageDriver).createSession === 'function',
+  'must be a StorageDriver (memoryStorage(), sqliteStorage(…), postgresStorage(…))',
+);
+const adapterSchema = z.custom<Adapter>(
+  (v) => !!v && typeof (v as Adapter).name === 'string' && typeof (v as Adapter).connect === 'function',
+  'must be made with defineAdapter()',
+);
+
+/** `new SessionManager(options)`. */
+export const managerOptionsSchema = z.strictObject({
+  storage: storageSchema.optional(),
+  adapters: z.array(adapterSchema).default([]),
+  /** Most sessions that may exist at once; creating one more raises CapacityError. */
+  maxSessions: z.number().int().positive().default(10_000),
+  health: z
+    .strictObject({
+      intervalMs: z.number().int().positive().default(30_000),
+      timeoutMs: z.number().int().positive().default(10_000),
+      unhealthyThreshold: z.number().int().positive().default(3),
+      /** Fraction of the interval by which each check is randomly spread (0 – 1). */
+      jitter: z.number().min(0).max(1).default(0.1),
+    })
+    .prefault({}),
+  restart: z
+    .strictObject({
+      retries: z.number().int().min(0).default(5),
+      minDelayMs: z.number().int().min(0).default(1_000),
+      maxDelayMs: z.number().int().min(0).default(60_000),
+      factor: z.number().min(1).default(2),
+    })
+    .prefault({}),
+  /** How long `ctx.auth.request()` and a QR scan may wait. */
+  authTimeoutMs: z.number().int().positive().default(120_000),
+  /** Stop a session after this long without activity (null: never). */
+  idleTimeoutMs: z.number().int().positive().nullable().default(null),
+  /** How long an adapter's start() may take before it counts as failed. */
+  startTimeoutMs: z.number().int().positive().default(60_000),
+  /** How long an adapter's stop() may take before it is abandoned. */
+  stopTimeoutMs: z.number().int().positive().default(10_000),
+  restore: z
+    .strictObject({
+      concurrency: z.number().int().positive().default(16),
+    })
+    .prefault({}),
+  /** Lines kept per session for `manager.logs(id)`. */
+  logBufferSize: z.number().int().min(0).default(200),
+  /** Transitions kept per session on the snapshot and in storage. */
+  historySize: z.number().int().min(1).max(1000).default(20),
+  /** Secret key (32 bytes, base64 or hex) for credentials at rest; else MULTISESSION_SECRET_KEY. */
+  secretKey: z.string().optional(),
+  logger: loggerSchema.optional(),
+  clock: clockSchema.optional(),
+});
+export type SessionManagerOptions = z.input<typeof managerOptionsSchema>;
+export type ResolvedManagerOptions = z.output<typeof managerOptionsSchema>;
