@@ -1,8 +1,20 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const src = (p: string) => fileURLToPath(new URL(`./src/${p}`, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // Tests and examples import the package by its public name; resolve it to the sources.
+    alias: [
+      { find: /^multisession$/, replacement: src('index.ts') },
+      { find: /^multisession\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^multisession\/sqlite$/, replacement: src('storage/sqlite.ts') },
+      { find: /^multisession\/postgres$/, replacement: src('storage/postgres.ts') },
+    ],
+  },
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'] },
     testTimeout: 30_000,
     hookTimeout: 60_000,
