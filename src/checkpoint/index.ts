@@ -1,0 +1,1 @@
+export type { CheckpointBackend } from './contract.js';
