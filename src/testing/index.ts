@@ -1,0 +1,14 @@
+/**
+ * `multisession/testing`: tools to test code built on multisession and to check third-party
+ * drivers and adapters against the same suites our own implementations pass.
+ *
+ * @example
+ * ```ts
+ * import { createManualClock } from 'multisession/testing';
+ * const clock = createManualClock();
+ * clock.setTimeout(() => console.log('fired at', clock.now()), 1_000);
+ * await clock.advance(1_000);
+ * ```
+ */
+export { createManualClock } from './manual-clock.js';
+export type { ManualClock, ManualClockOptions } from './manual-clock.js';
