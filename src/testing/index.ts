@@ -12,3 +12,6 @@
  */
 export { createManualClock } from './manual-clock.js';
 export type { ManualClock, ManualClockOptions } from './manual-clock.js';
+export { storageConformanceSuite, sampleSessionRecord, STORAGE_SUITE_GROUPS } from './storage-suite.js';
+export type { StorageSuiteGroup, StorageSuiteOptions } from './storage-suite.js';
+export type { TestRunner, SuiteAssertion } from './runner.js';
