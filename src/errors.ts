@@ -30,7 +30,8 @@ export type ErrorCode =
   | 'DECRYPTION'
   | 'SECRET_KEY_REQUIRED'
   | 'DUPLICATE_CREDENTIALS'
-  | 'ABORTED';
+  | 'ABORTED'
+  | 'TIMEOUT';
 
 export interface ErrorOptions {
   cause?: unknown;
@@ -201,7 +202,7 @@ export class DuplicateCredentialsError extends MultisessionError {
   constructor(sessionId: string, otherSessionId: string, options: ErrorOptions = {}) {
     super(
       'DUPLICATE_CREDENTIALS',
-      `Session "${sessionId}" uses the same credentials as session "${otherSessionId}"; use other credentials or set allowSharedCredentials: true on both.`,
+      `Session "${sessionId}" uses the same credentials as session "${otherSessionId}"; use other credentials, or set allowSharedCredentials: true on this session to share them on purpose.`,
       { ...options, context: { ...options.context, sessionId, otherSessionId } },
     );
   }
@@ -233,4 +234,11 @@ export function parseWith<T>(
   const result = schema.safeParse(input);
   if (!result.success) throw fromZodError(what, result.error);
   return result.data;
+}
+
+/** A wait (e.g. `manager.waitFor`) ran out of time. */
+export class TimeoutError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('TIMEOUT', message, options);
+  }
 }

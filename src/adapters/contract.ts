@@ -94,6 +94,11 @@ export interface AdapterContext<TConfig = unknown, TCredentials = unknown> {
   emitMessage(message: JsonValue): void;
   /** The platform says the credentials are no longer valid: the session moves to `expired`. */
   expired(reason: string): void;
+  /**
+   * The live connection failed (socket closed, fatal protocol error …): the session restarts with
+   * back-off, or ends `failed` when restarts are exhausted. During `start()`, rejecting does the same.
+   */
+  fail(error: unknown): void;
   /** Mark activity (resets the idle timer). */
   touch(): void;
 }

@@ -31,15 +31,16 @@ export const TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>
   // the adapter is connecting: it may ask for auth, come up, fail (→ backoff or failed),
   // find its credentials invalid, or be stopped.
   starting: ['authenticating', 'ready', 'backoff', 'failed', 'expired', 'stopping'],
-  // waiting for a QR scan, a code or a password.
-  authenticating: ['authenticating', 'ready', 'backoff', 'failed', 'expired', 'stopping'],
+  // waiting for a QR scan, a code or a password (a refreshed QR is an auth event, not a transition).
+  authenticating: ['ready', 'backoff', 'failed', 'expired', 'stopping'],
   // up: health may fail (degraded), the platform may say the credentials are gone (expired),
-  // the connection may drop (backoff), or a new auth step may be needed (authenticating).
+  // the connection may drop (backoff; failed when restart.retries is 0), or a new auth step may be
+  // needed (authenticating).
   ready: ['degraded', 'authenticating', 'backoff', 'expired', 'failed', 'stopping'],
   // still up but health failing: recover to ready, restart (backoff), or give up.
   degraded: ['ready', 'authenticating', 'backoff', 'expired', 'failed', 'stopping'],
   // waiting before the next start attempt.
-  backoff: ['starting', 'failed', 'stopping'],
+  backoff: ['starting', 'stopping'],
   // gave up; start() tries again.
   failed: ['starting', 'stopping'],
   // credentials no longer valid: needs re-authentication (start) or a stop.

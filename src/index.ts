@@ -1,0 +1,67 @@
+/**
+ * multisession — run many accounts' sessions at once.
+ *
+ * The core: `SessionManager`, the lifecycle, typed events and errors, zod schemas,
+ * `defineAdapter`, and the memory driver. Database drivers live in `multisession/sqlite` and
+ * `multisession/postgres`; the conformance kits and simulated adapter in `multisession/testing`.
+ */
+export { SessionManager, type AdapterInfo } from './manager/session-manager.js';
+export {
+  SESSION_STATES,
+  DESIRED_STATES,
+  HEALTH_STATUSES,
+  AUTH_KINDS,
+  TRANSITIONS,
+  canTransition,
+  type SessionState,
+  type DesiredState,
+  type HealthStatus,
+  type AuthKind,
+} from './manager/lifecycle.js';
+export {
+  sessionIdSchema,
+  sessionInputSchema,
+  sessionPatchSchema,
+  sessionFilterSchema,
+  authInputSchema,
+  logsQuerySchema,
+  controlOptionsSchema,
+  deleteOptionsSchema,
+  managerOptionsSchema,
+  type SessionInput,
+  type SessionUpdate,
+  type SessionFilter,
+  type ControlOptions,
+  type DeleteOptions,
+  type SessionManagerOptions,
+  type ResolvedManagerOptions,
+} from './manager/schemas.js';
+export type {
+  SessionSnapshot,
+  SessionStatus,
+  SessionStatistics,
+  SessionAuthInfo,
+  TransitionInfo,
+  LogEntry,
+} from './manager/snapshot.js';
+export type { SessionManagerEvents, SessionManagerEventName, SessionManagerEventPayload } from './manager/events.js';
+export {
+  defineAdapter,
+  type Adapter,
+  type AdapterDefinition,
+  type AdapterContext,
+  type PlatformConnection,
+  type HealthReport,
+  type AuthInput,
+  type SessionKv,
+  type SessionLog,
+  type SessionStats,
+  type SessionAuth,
+} from './adapters/contract.js';
+export * from './errors.js';
+export { memoryStorage } from './storage/memory.js';
+export type * from './storage/driver.js';
+export * from './checkpoint/index.js';
+export { CredentialCodec, parseSecretKey, SECRET_KEY_ENV } from './security/credentials.js';
+export { redact, REDACTED } from './security/redact.js';
+export { systemClock, silentLogger, type Clock, type Logger, type JsonValue, type JsonObject, type JsonPrimitive } from './types.js';

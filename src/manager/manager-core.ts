@@ -1,0 +1,23 @@
+import type { Logger, Clock } from '../types.js';
+import type { SessionRecord, StorageDriver } from '../storage/driver.js';
+import type { Persister } from './persister.js';
+import type { Scheduler } from './scheduler.js';
+import type { ResolvedManagerOptions } from './schemas.js';
+import type { SessionManagerEventName, SessionManagerEventPayload } from './events.js';
+
+/** What a session runtime needs from its manager (kept narrow so the runtime stays testable). */
+export interface ManagerCore {
+  readonly options: ResolvedManagerOptions;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly persister: Persister;
+  readonly storage: StorageDriver;
+  readonly logger: Logger;
+  emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void;
+  /** Decrypts and validates the session's credentials for its adapter. */
+  openCredentials(record: SessionRecord): unknown;
+  /** The string values of the session's credentials, to scrub from messages. */
+  secretStringsOf(record: SessionRecord): string[];
+  /** Idle expiry: stop the session (desired state stopped) with reason `idle`. */
+  stopForIdle(id: string): void;
+}

@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import type { SessionKv } from '../adapters/contract.js';
+import { parseWith } from '../errors.js';
+import type { KvEntry, KvOperation, StorageDriver } from '../storage/driver.js';
+import type { JsonValue } from '../types.js';
+
+const keySchema = z.string().min(1, 'must not be empty').max(512, 'must be at most 512 characters');
+const valueSchema: z.ZodType<JsonValue> = z.json();
+const opsSchema = z.array(
+  z.discriminatedUnion('op', [
+    z.strictObject({ op: z.literal('set'), key: keySchema, value: valueSchema }),
+    z.strictObject({ op: z.literal('delete'), key: keySchema }),
+  ]),
+);
+
+/**
+ * One session's key-value space over the storage driver. Keys live under a namespace prefix
+ * (`ctx:` for context data, `auth:` for auth state), so `clear()` and `logout()` can drop one
+ * namespace and keep the other; the session id scopes every call, so no session reaches another's.
+ */
+export class NamespacedKv implements SessionKv {
+  readonly #storage: StorageDriver;
+  readonly #sessionId: string;
+  readonly #prefix: string;
+
+  constructor(storage: StorageDriver, sessionId: string, prefix: string) {
+    this.#storage = storage;
+    this.#sessionId = sessionId;
+    this.#prefix = prefix;
+  }
+
+  async get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined> {
+    parseWith(keySchema, key, 'KV key');
+    return (await this.#storage.kvGet(this.#sessionId, this.#prefix + key)) as T | undefined;
+  }
+
+  async set(key: string, value: JsonValue): Promise<void> {
+    await this.batch([{ op: 'set', key, value }]);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.batch([{ op: 'delete', key }]);
+  }
+
+  async list(options: { prefix?: string } = {}): Promise<KvEntry[]> {
+    const prefix = this.#prefix + (options.prefix ?? '');
+    const entries = await this.#storage.kvList(this.#sessionId, { prefix });
+    return entries.map((e) => ({ key: e.key.slice(this.#prefix.length), value: e.value }));
+  }
+
+  clear(options: { prefix?: string } = {}): Promise<number> {
+    return this.#storage.kvClear(this.#sessionId, { prefix: this.#prefix + (options.prefix ?? '') });
+  }
+
+  async batch(ops: KvOperation[]): Promise<void> {
+    const checked = parseWith(opsSchema, ops, 'KV operations');
+    await this.#storage.kvWrite(
+      this.#sessionId,
+      checked.map((o) => (o.op === 'set' ? { op: 'set', key: this.#prefix + o.key, value: o.value } : { op: 'delete', key: this.#prefix + o.key })),
+    );
+  }
+}
+
+export const CONTEXT_PREFIX = 'ctx:';
+export const AUTH_PREFIX = 'auth:';

@@ -1,0 +1,767 @@
+import pRetry from 'p-retry';
+import type { Adapter, AdapterContext, AuthInput, HealthReport, PlatformConnection, SessionAuth, SessionLog, SessionStats } from '../adapters/contract.js';
+import {
+  AbortedError,
+  AdapterError,
+  AuthNotPendingError,
+  AuthTimeoutError,
+  InvalidTransitionError,
+  MultisessionError,
+  SessionNotReadyError,
+  ValidationError,
+} from '../errors.js';
+import { redact, scrubText, secretStrings } from '../security/redact.js';
+import type { SessionError, SessionRecord } from '../storage/driver.js';
+import type { JsonValue } from '../types.js';
+import { ACTIVE_STATES, HEALTH_STATUSES, canTransition, type AuthKind, type HealthStatus, type SessionState } from './lifecycle.js';
+import { LogRing } from './log-ring.js';
+import type { ManagerCore } from './manager-core.js';
+import type { ScheduledTask } from './scheduler.js';
+import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from './session-kv.js';
+import type { LogEntry, SessionAuthInfo, SessionSnapshot, SessionStatus, TransitionInfo } from './snapshot.js';
+
+/** Why a live attempt ended. */
+type Down =
+  | { kind: 'failed'; error: Error }
+  | { kind: 'expired'; reason: string; health: HealthStatus }
+  | { kind: 'aborted' };
+
+/** The platform said the credentials are no longer valid: not retried. */
+class ExpiredSignal extends Error {
+  constructor(readonly reason: string, readonly health: HealthStatus) {
+    super(reason);
+  }
+}
+
+/** One supervision of a running session: from start() until stop(), failed or expired. */
+interface Run {
+  readonly controller: AbortController;
+  /** Resolves when the first attempt settles (ready, authenticating, backoff, failed, expired). */
+  readonly settled: Promise<void>;
+  settle(): void;
+  done: Promise<void>;
+  attempt: Attempt | null;
+}
+
+/** One connection attempt: connect, start, live, teardown. */
+class Attempt {
+  readonly controller = new AbortController();
+  connection: PlatformConnection<JsonValue> | null = null;
+  ended = false;
+  live = false;
+  healthFailures = 0;
+  checking = false;
+  healthTask: ScheduledTask | null = null;
+  idleTask: ScheduledTask | null = null;
+  watchdog: ScheduledTask | null = null;
+  authTimer: ScheduledTask | null = null;
+  pending: { kind: Exclude<AuthKind, 'qr'>; resolve(value: string): void; reject(error: Error): void } | null = null;
+  readonly down: Promise<Down>;
+  #resolveDown!: (d: Down) => void;
+  #downed = false;
+
+  constructor() {
+    this.down = new Promise<Down>((r) => (this.#resolveDown = r));
+  }
+
+  end(d: Down): void {
+    if (this.#downed) return;
+    this.#downed = true;
+    this.#resolveDown(d);
+  }
+
+  cancelTimers(): void {
+    this.healthTask?.cancel();
+    this.idleTask?.cancel();
+    this.watchdog?.cancel();
+    this.authTimer?.cancel();
+    this.healthTask = this.idleTask = this.watchdog = this.authTimer = null;
+  }
+}
+
+const BUILTIN_COUNTERS = ['starts', 'restarts', 'failures', 'messagesIn', 'messagesOut', 'errors'] as const;
+export type BuiltinCounter = (typeof BUILTIN_COUNTERS)[number];
+export const CUSTOM_COUNTER_PREFIX = 'custom:';
+export { BUILTIN_COUNTERS };
+
+/**
+ * The runtime of one session: the single guard for its state. Control calls are serialised
+ * through `enqueue`; the supervisor (attempt loop with back-off) runs beside the queue and is
+ * stopped through its AbortController, so a stop never waits behind a start that hangs on a QR.
+ */
+export class SessionRuntime {
+  record: SessionRecord;
+  state: SessionState;
+  health: HealthStatus;
+  auth: SessionAuthInfo | null = null;
+  lastError: SessionError | null;
+  lastActivityAt: number | null;
+  readyAt: number | null = null;
+  restarts = 0;
+  deleted = false;
+  readonly transitions: TransitionInfo[] = [];
+  #logs: LogRing | null = null;
+  #queue: Promise<unknown> = Promise.resolve();
+  #run: Run | null = null;
+  readonly #core: ManagerCore;
+  readonly #adapter: Adapter;
+
+  constructor(core: ManagerCore, adapter: Adapter, record: SessionRecord, transitions: TransitionInfo[] = []) {
+    this.#core = core;
+    this.#adapter = adapter;
+    this.record = record;
+    // A fresh runtime has no connection: whatever state was stored, it is stopped now.
+    this.state = 'stopped';
+    this.health = 'unknown';
+    this.lastError = record.lastError;
+    this.lastActivityAt = record.lastActivityAt;
+    this.transitions.push(...transitions.slice(-core.options.historySize));
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get adapter(): Adapter {
+    return this.#adapter;
+  }
+
+  get running(): boolean {
+    return this.#run !== null;
+  }
+
+  /** Serialises control calls on this session. */
+  enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  // ---------------------------------------------------------------- control (call inside enqueue)
+
+  /** Begins supervision if not running; resolves when the first attempt settles. */
+  async start(reason: string): Promise<void> {
+    if (this.#run) return this.#run.settled;
+    const controller = new AbortController();
+    let settle!: () => void;
+    const settled = new Promise<void>((r) => (settle = r));
+    const run: Run = { controller, settled, settle, done: Promise.resolve(), attempt: null };
+    this.#run = run;
+    run.done = this.#supervise(run, reason).finally(() => {
+      run.settle();
+      if (this.#run === run) this.#run = null;
+    });
+    return settled;
+  }
+
+  /** Stops supervision and the connection; the session ends `stopped`. */
+  async stop(reason: string): Promise<void> {
+    const run = this.#run;
+    if (!run && this.state === 'stopped') return;
+    this.#transition('stopping', reason);
+    if (run) {
+      run.controller.abort(new AbortedError(`Session "${this.id}" was stopped (${reason}).`));
+      run.attempt?.end({ kind: 'aborted' });
+      await run.done;
+    }
+    this.#transition('stopped', reason);
+  }
+
+  // ---------------------------------------------------------------- calls from the manager
+
+  async submitAuth(input: AuthInput): Promise<void> {
+    const attempt = this.#run?.attempt;
+    if (this.state !== 'authenticating' || !attempt || attempt.ended) {
+      throw new AuthNotPendingError(this.id, `Session "${this.id}" is "${this.state}" and is not waiting for authentication.`);
+    }
+    const conn = attempt.connection;
+    const pending = attempt.pending;
+    if (pending && pending.kind !== input.kind && !conn?.submitAuth) {
+      throw new AuthNotPendingError(this.id, `Session "${this.id}" waits for a ${pending.kind}, not a ${input.kind}.`);
+    }
+    if (!pending && !conn?.submitAuth) {
+      throw new AuthNotPendingError(this.id, `Session "${this.id}" waits for a ${this.auth?.kind ?? 'scan'}; its adapter takes no typed input for that.`);
+    }
+    this.touch();
+    if (conn?.submitAuth) {
+      try {
+        await conn.submitAuth(input);
+      } catch (cause) {
+        throw this.#adapterError('submitAuth', cause);
+      }
+    }
+    if (pending && pending.kind === input.kind && attempt.pending === pending) {
+      attempt.pending = null;
+      pending.resolve(input.value);
+    }
+    if (attempt.ended || attempt.pending) return;
+    attempt.authTimer?.cancel();
+    attempt.authTimer = null;
+    if (attempt.live) {
+      // Re-authentication of a session that was already up: back to ready.
+      this.auth = null;
+      if (this.state === 'authenticating') this.#transition('ready', 'authenticated', this.#run);
+    } else {
+      this.#armWatchdog(attempt);
+    }
+  }
+
+  async send(action: JsonValue): Promise<JsonValue | undefined> {
+    const attempt = this.#run?.attempt;
+    if (!ACTIVE_STATES.has(this.state) || !attempt?.connection || !attempt.live) {
+      throw new SessionNotReadyError(this.id, this.state, 'send');
+    }
+    const parsed = this.#adapter.action.safeParse(action);
+    if (!parsed.success) {
+      throw new ValidationError(
+        'action',
+        parsed.error.issues.map((i) => ({ path: ['action', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))] as (string | number)[], message: i.message })),
+      );
+    }
+    this.touch();
+    try {
+      const result = await attempt.connection.send(parsed.data as JsonValue);
+      this.#count('messagesOut');
+      this.#core.emit('session.message', { id: this.id, direction: 'out', message: action, at: this.#core.clock.now() });
+      return result === undefined ? undefined : result;
+    } catch (cause) {
+      const error = this.#adapterError('send', cause);
+      this.#reportError(error);
+      throw error;
+    }
+  }
+
+  /** Asks a live connection to log out on the platform (best effort). */
+  async platformLogout(): Promise<void> {
+    const conn = this.#run?.attempt?.connection;
+    if (!conn?.logout) return;
+    try {
+      await conn.logout();
+    } catch (cause) {
+      this.log('warn', `platform logout failed: ${this.#scrub(cause)}`);
+    }
+  }
+
+  touch(): void {
+    this.lastActivityAt = this.#core.clock.now();
+    this.#core.persister.status({ id: this.id, lastActivityAt: this.lastActivityAt });
+  }
+
+  log(level: LogEntry['level'], msg: string, data?: Record<string, unknown>): void {
+    const safe = data ? redact(data) : undefined;
+    const entry: LogEntry = safe ? { at: this.#core.clock.now(), level, msg, data: safe } : { at: this.#core.clock.now(), level, msg };
+    if (this.#core.options.logBufferSize > 0) (this.#logs ??= new LogRing(this.#core.options.logBufferSize)).push(entry);
+    this.#core.logger[level]({ sessionId: this.id, platform: this.record.platform, ...safe }, msg);
+  }
+
+  logs(limit: number, level?: LogEntry['level']): LogEntry[] {
+    return this.#logs ? this.#logs.read(limit, level) : [];
+  }
+
+  /** Marks a session whose stored row or credentials cannot be used: `failed`, not started. */
+  markUnusable(error: SessionError): void {
+    this.lastError = error;
+    if (this.state === 'stopped') {
+      this.#transition('starting', 'restore');
+      this.#transition('failed', error.message);
+    }
+  }
+
+  // ---------------------------------------------------------------- views
+
+  snapshot(): SessionSnapshot {
+    const r = this.record;
+    return {
+      id: r.id,
+      platform: r.platform,
+      config: structuredClone(r.config),
+      hasCredentials: r.credentials !== null,
+      state: this.state,
+      desiredState: r.desiredState,
+      auth: this.auth ? { ...this.auth } : null,
+      health: this.health,
+      labels: { ...r.labels },
+      metadata: structuredClone(r.metadata),
+      priority: r.priority,
+      capacity: r.capacity,
+      autoStart: r.autoStart,
+      idleTimeoutMs: r.idleTimeoutMs,
+      allowSharedCredentials: r.allowSharedCredentials,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+      lastActivityAt: this.lastActivityAt,
+      lastError: this.lastError ? { ...this.lastError } : null,
+      transitions: this.transitions.map((t) => ({ ...t })),
+      version: r.version,
+    };
+  }
+
+  status(): SessionStatus {
+    return {
+      id: this.id,
+      platform: this.record.platform,
+      state: this.state,
+      desiredState: this.record.desiredState,
+      health: this.health,
+      auth: this.auth ? { ...this.auth } : null,
+      lastError: this.lastError ? { ...this.lastError } : null,
+      lastActivityAt: this.lastActivityAt,
+      uptimeMs: this.readyAt !== null && ACTIVE_STATES.has(this.state) ? this.#core.clock.now() - this.readyAt : null,
+      restarts: this.restarts,
+    };
+  }
+
+  // ---------------------------------------------------------------- supervision
+
+  async #supervise(run: Run, reason: string): Promise<void> {
+    const { retries, minDelayMs, maxDelayMs, factor } = this.#core.options.restart;
+    const delay = (n: number) => Math.min(maxDelayMs, minDelayMs * factor ** n);
+    let startReason = reason;
+    try {
+      for (;;) {
+        // A fresh p-retry loop per outage: attempts are counted from the last time it was up.
+        const lostWith = await pRetry((n) => this.#attempt(run, n === 1 ? startReason : 'retry'), {
+          retries,
+          minTimeout: 0,
+          maxTimeout: 0,
+          factor: 1,
+          signal: run.controller.signal,
+          shouldRetry: async ({ error, retriesConsumed }) => {
+            if (error instanceof ExpiredSignal || error instanceof AuthTimeoutError || run.controller.signal.aborted) return false;
+            this.#transition('backoff', `start failed: ${error.message}`, run);
+            run.settle();
+            this.restarts++;
+            this.#count('restarts');
+            await this.#core.scheduler.sleep(delay(retriesConsumed), run.controller.signal);
+            return true;
+          },
+        });
+        // The attempt was up and went down: restart after the first back-off step, unless
+        // restarts are switched off.
+        if (retries === 0) throw lostWith;
+        this.#transition('backoff', `restarting: ${lostWith.message}`, run);
+        this.restarts++;
+        this.#count('restarts');
+        await this.#core.scheduler.sleep(delay(0), run.controller.signal);
+        startReason = 'restart';
+      }
+    } catch (error) {
+      if (run.controller.signal.aborted) return;
+      if (error instanceof ExpiredSignal) {
+        this.health = error.health;
+        this.lastError = { code: 'EXPIRED', message: error.reason, at: this.#core.clock.now() };
+        this.#transition('expired', error.reason, run);
+      } else {
+        const err = error instanceof Error ? error : new Error(String(error));
+        this.lastError = { code: err instanceof MultisessionError ? err.code : 'ERROR', message: err.message, at: this.#core.clock.now() };
+        this.#transition('failed', err.message, run);
+      }
+      this.#persistStatus();
+    }
+  }
+
+  /** One attempt. Resolves (with why) when it was up and then went down; throws when it never came up. */
+  async #attempt(run: Run, reason: string): Promise<Error> {
+    const attempt = new Attempt();
+    run.attempt = attempt;
+    const core = this.#core;
+    this.#transition('starting', reason, run);
+    this.#count('starts');
+    try {
+      const credentials = core.openCredentials(this.record);
+      const connection = this.#adapter.connect(new RuntimeContext(this, attempt, credentials) as AdapterContext<any, any>) as PlatformConnection<JsonValue>;
+      if (!connection || typeof connection.start !== 'function' || typeof connection.stop !== 'function' || typeof connection.health !== 'function') {
+        throw new Error('connect() must return an object with start, stop, health and send');
+      }
+      attempt.connection = connection;
+    } catch (cause) {
+      await this.#teardown(attempt);
+      throw this.#failure(cause instanceof MultisessionError ? cause : this.#adapterError('connect', cause));
+    }
+    this.#armWatchdog(attempt);
+    const started = attempt.connection.start().then(
+      () => null,
+      (cause: unknown): Down => ({ kind: 'failed', error: this.#adapterError('start', cause) }),
+    );
+    const outcome = await Promise.race([started, attempt.down]);
+    if (outcome) {
+      attempt.end(outcome);
+      await this.#teardown(attempt);
+      throw this.#downError(outcome);
+    }
+    // Up.
+    attempt.watchdog?.cancel();
+    attempt.authTimer?.cancel();
+    attempt.watchdog = attempt.authTimer = null;
+    attempt.live = true;
+    this.auth = null;
+    this.health = 'healthy';
+    this.readyAt = core.clock.now();
+    this.touch();
+    this.#transition('ready', 'connected', run);
+    this.#emit('session.ready', { id: this.id, at: core.clock.now() });
+    run.settle();
+    this.#scheduleHealth(attempt);
+    this.#scheduleIdle(attempt);
+    const down = await attempt.down;
+    await this.#teardown(attempt);
+    if (down.kind === 'failed') {
+      this.#count('failures');
+      this.lastError = this.#errorInfo(down.error);
+      this.#reportError(down.error);
+      return down.error;
+    }
+    throw this.#downError(down);
+  }
+
+  #downError(down: Down): Error {
+    if (down.kind === 'expired') return new ExpiredSignal(down.reason, down.health);
+    if (down.kind === 'aborted') return new AbortedError(`Session "${this.id}" was stopped.`);
+    return this.#failure(down.error);
+  }
+
+  /** Counts and reports a failed attempt; returns the error for p-retry. */
+  #failure(error: Error): Error {
+    this.#count('failures');
+    this.lastError = this.#errorInfo(error);
+    this.#reportError(error);
+    return error;
+  }
+
+  async #teardown(attempt: Attempt): Promise<void> {
+    if (attempt.ended) return;
+    attempt.ended = true;
+    attempt.live = false;
+    attempt.cancelTimers();
+    attempt.pending?.reject(new AbortedError(`Session "${this.id}" stopped waiting for authentication.`));
+    attempt.pending = null;
+    attempt.controller.abort(new AbortedError(`Session "${this.id}" is stopping.`));
+    this.auth = null;
+    this.readyAt = null;
+    const conn = attempt.connection;
+    if (!conn) return;
+    const core = this.#core;
+    let timer: ScheduledTask | null = null;
+    try {
+      await Promise.race([
+        Promise.resolve().then(() => conn.stop()),
+        new Promise<void>((_, reject) => {
+          timer = core.scheduler.schedule(core.options.stopTimeoutMs, () =>
+            reject(new Error(`stop() did not finish within ${core.options.stopTimeoutMs} ms`)),
+          );
+        }),
+      ]);
+    } catch (cause) {
+      this.log('warn', `adapter stop failed: ${this.#scrub(cause)}`);
+    } finally {
+      (timer as ScheduledTask | null)?.cancel();
+    }
+  }
+
+  #armWatchdog(attempt: Attempt): void {
+    attempt.watchdog?.cancel();
+    const ms = this.#core.options.startTimeoutMs;
+    attempt.watchdog = this.#core.scheduler.schedule(ms, () => {
+      if (!attempt.live && !attempt.pending && this.state !== 'authenticating') {
+        attempt.end({ kind: 'failed', error: this.#adapterError('start', new Error(`did not finish within ${ms} ms`)) });
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- health and idle
+
+  #scheduleHealth(attempt: Attempt): void {
+    const { intervalMs, jitter } = this.#core.options.health;
+    const delay = intervalMs * (1 - jitter * Math.random());
+    attempt.healthTask = this.#core.scheduler.schedule(delay, () => this.#checkHealth(attempt));
+  }
+
+  #checkHealth(attempt: Attempt): void {
+    attempt.healthTask = null;
+    if (attempt.ended || !attempt.connection) return;
+    if (attempt.checking) return this.#scheduleHealth(attempt);
+    attempt.checking = true;
+    const { timeoutMs } = this.#core.options.health;
+    let done = false;
+    const finish = (report: HealthReport) => {
+      if (done) return;
+      done = true;
+      timeout.cancel();
+      attempt.checking = false;
+      if (attempt.ended) return;
+      this.#applyHealth(attempt, report);
+      if (!attempt.ended && !attempt.healthTask) this.#scheduleHealth(attempt);
+    };
+    const timeout = this.#core.scheduler.schedule(timeoutMs, () => finish({ status: 'unhealthy', detail: `health check timed out after ${timeoutMs} ms` }));
+    let probe: Promise<HealthReport>;
+    try {
+      probe = Promise.resolve(attempt.connection.health());
+    } catch (cause) {
+      probe = Promise.reject(cause);
+    }
+    probe.then(
+      (report) =>
+        finish(
+          report && HEALTH_STATUSES.includes(report.status)
+            ? report
+            : { status: 'unhealthy', detail: `health() returned ${JSON.stringify(report)}; expected { status: ${HEALTH_STATUSES.join(' | ')} }` },
+        ),
+      (cause: unknown) => finish({ status: 'unhealthy', detail: `health check failed: ${this.#scrub(cause)}` }),
+    );
+  }
+
+  #applyHealth(attempt: Attempt, report: HealthReport): void {
+    const previous = this.health;
+    const { unhealthyThreshold } = this.#core.options.health;
+    const at = this.#core.clock.now();
+    switch (report.status) {
+      case 'healthy':
+        attempt.healthFailures = 0;
+        this.health = 'healthy';
+        if (this.state === 'degraded') this.#transition('ready', 'health recovered');
+        break;
+      case 'expired':
+      case 'unauthorized':
+        this.health = report.status;
+        attempt.end({ kind: 'expired', reason: report.detail ?? `health reported ${report.status}`, health: report.status });
+        break;
+      case 'unknown':
+        this.health = 'unknown';
+        break;
+      default: {
+        attempt.healthFailures++;
+        this.health = 'unhealthy';
+        const detail = report.detail ?? 'health check failed';
+        if (this.state === 'degraded') {
+          attempt.end({ kind: 'failed', error: this.#adapterError('health', new Error(detail)) });
+        } else if (this.state === 'ready' && attempt.healthFailures >= unhealthyThreshold) {
+          this.lastError = { code: 'UNHEALTHY', message: detail, at };
+          this.#transition('degraded', `${attempt.healthFailures} failed health checks: ${detail}`);
+        }
+      }
+    }
+    if (this.health !== previous || report.status !== 'healthy') {
+      this.#emit('session.health', {
+        id: this.id,
+        health: this.health,
+        previous,
+        ...(report.detail ? { detail: report.detail } : {}),
+        failures: attempt.healthFailures,
+        at,
+      });
+      this.#persistStatus();
+    }
+  }
+
+  #idleTimeout(): number | null {
+    return this.record.idleTimeoutMs ?? this.#core.options.idleTimeoutMs;
+  }
+
+  #scheduleIdle(attempt: Attempt): void {
+    const timeout = this.#idleTimeout();
+    if (timeout === null) return;
+    const idleFor = this.#core.clock.now() - (this.lastActivityAt ?? this.#core.clock.now());
+    attempt.idleTask = this.#core.scheduler.schedule(Math.max(0, timeout - idleFor), () => {
+      attempt.idleTask = null;
+      if (attempt.ended) return;
+      const quiet = this.#core.clock.now() - (this.lastActivityAt ?? 0);
+      if (quiet >= timeout) this.#core.stopForIdle(this.id);
+      else this.#scheduleIdle(attempt);
+    });
+  }
+
+  // ---------------------------------------------------------------- context callbacks
+
+  /** `ctx.auth.qr()` and `ctx.auth.request()` land here. */
+  enterAuth(attempt: Attempt, info: SessionAuthInfo): void {
+    if (attempt.ended || attempt !== this.#run?.attempt) return;
+    this.auth = info;
+    if (this.state !== 'authenticating') this.#transition('authenticating', `waiting for ${info.kind}`, this.#run);
+    attempt.watchdog?.cancel();
+    attempt.watchdog = null;
+    if (!attempt.authTimer) {
+      const ms = this.#core.options.authTimeoutMs;
+      attempt.authTimer = this.#core.scheduler.schedule(ms, () => {
+        attempt.authTimer = null;
+        const error = new AuthTimeoutError(this.id, info.kind, ms);
+        attempt.pending?.reject(error);
+        attempt.pending = null;
+        attempt.end({ kind: 'failed', error });
+      });
+    }
+    this.#emit('session.auth', { id: this.id, kind: info.kind, data: info.data, expiresAt: info.expiresAt, at: this.#core.clock.now() });
+    this.#run?.settle();
+  }
+
+  expire(attempt: Attempt, reason: string): void {
+    if (attempt.ended) return;
+    attempt.end({ kind: 'expired', reason: reason || 'credentials expired', health: 'expired' });
+  }
+
+  lost(attempt: Attempt, cause: unknown): void {
+    if (attempt.ended) return;
+    attempt.end({ kind: 'failed', error: this.#adapterError('connection', cause ?? new Error('connection lost')) });
+  }
+
+  inbound(attempt: Attempt, message: JsonValue): void {
+    if (attempt.ended) return;
+    this.#count('messagesIn');
+    this.touch();
+    this.#emit('session.message', { id: this.id, direction: 'in', message, at: this.#core.clock.now() });
+  }
+
+  increment(name: string, by: number): void {
+    this.#core.persister.increment(this.id, CUSTOM_COUNTER_PREFIX + name, by);
+  }
+
+  get core(): ManagerCore {
+    return this.#core;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #count(name: BuiltinCounter): void {
+    this.#core.persister.increment(this.id, name, 1);
+  }
+
+  #transition(to: SessionState, reason: string, run?: Run | null): void {
+    // A superseded supervisor (stopped, restarted) no longer owns the state.
+    if (run && (run.controller.signal.aborted || this.#run !== run)) return;
+    const from = this.state;
+    if (!canTransition(from, to)) throw new InvalidTransitionError(this.id, from, to);
+    const at = this.#core.clock.now();
+    this.state = to;
+    const t: TransitionInfo = { from, to, reason, at };
+    this.transitions.push(t);
+    if (this.transitions.length > this.#core.options.historySize) this.transitions.shift();
+    this.#core.persister.transition({ sessionId: this.id, ...t });
+    this.#persistStatus();
+    this.#emit('session.state', { id: this.id, from, to, reason, at });
+  }
+
+  #persistStatus(): void {
+    this.#core.persister.status({ id: this.id, state: this.state, health: this.health, lastError: this.lastError });
+  }
+
+  #emit<E extends Parameters<ManagerCore['emit']>[0]>(event: E, payload: Parameters<ManagerCore['emit']>[1]): void {
+    this.#core.emit(event, payload as never);
+  }
+
+  #secrets(): string[] {
+    return this.#core.secretStringsOf(this.record);
+  }
+
+  #scrub(cause: unknown): string {
+    return scrubText(cause instanceof Error ? cause.message : String(cause), this.#secrets());
+  }
+
+  #adapterError(operation: string, cause: unknown): AdapterError {
+    const error = new AdapterError(this.id, operation, cause);
+    const secrets = this.#secrets();
+    if (secrets.length) Object.defineProperty(error, 'message', { value: scrubText(error.message, secrets) });
+    return error;
+  }
+
+  #errorInfo(error: Error): SessionError {
+    return { code: error instanceof MultisessionError ? error.code : 'ERROR', message: scrubText(error.message, this.#secrets()), at: this.#core.clock.now() };
+  }
+
+  #reportError(error: Error): void {
+    this.log('error', error.message);
+    this.#count('errors');
+    this.#emit('session.error', { id: this.id, error, code: error instanceof MultisessionError ? error.code : 'ERROR', at: this.#core.clock.now() });
+  }
+}
+
+/** The `ctx` an adapter gets: bound to one attempt, so a stale connection cannot touch a newer one. */
+class RuntimeContext implements AdapterContext<unknown, unknown> {
+  readonly id: string;
+  readonly platform: string;
+  readonly config: unknown;
+  readonly credentials: unknown;
+  readonly signal: AbortSignal;
+  readonly #rt: SessionRuntime;
+  readonly #attempt: Attempt;
+  #kv: NamespacedKv | null = null;
+  #authState: NamespacedKv | null = null;
+
+  constructor(rt: SessionRuntime, attempt: Attempt, credentials: unknown) {
+    this.#rt = rt;
+    this.#attempt = attempt;
+    this.id = rt.id;
+    this.platform = rt.record.platform;
+    this.config = structuredClone(rt.record.config);
+    this.credentials = credentials;
+    this.signal = attempt.controller.signal;
+  }
+
+  get log(): SessionLog {
+    const rt = this.#rt;
+    return {
+      debug: (msg, data) => rt.log('debug', String(msg), data),
+      info: (msg, data) => rt.log('info', String(msg), data),
+      warn: (msg, data) => rt.log('warn', String(msg), data),
+      error: (msg, data) => rt.log('error', String(msg), data),
+    };
+  }
+
+  get stats(): SessionStats {
+    return {
+      increment: (name: string, by = 1) => {
+        if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+          throw new ValidationError('counter name', [{ path: ['name'], message: 'must be 1-64 of A-Z, a-z, 0-9, _ . : -' }]);
+        }
+        if (!Number.isFinite(by)) throw new ValidationError('counter increment', [{ path: ['by'], message: 'must be a finite number' }]);
+        this.#rt.increment(name, by);
+      },
+    };
+  }
+
+  get kv(): NamespacedKv {
+    return (this.#kv ??= new NamespacedKv(this.#rt.core.storage, this.id, CONTEXT_PREFIX));
+  }
+
+  get authState(): NamespacedKv {
+    return (this.#authState ??= new NamespacedKv(this.#rt.core.storage, this.id, AUTH_PREFIX));
+  }
+
+  get auth(): SessionAuth {
+    const rt = this.#rt;
+    const attempt = this.#attempt;
+    return {
+      qr: (data: string, options: { expiresAt?: number } = {}) => {
+        rt.enterAuth(attempt, { kind: 'qr', data: String(data), expiresAt: options.expiresAt ?? null });
+      },
+      request: (kind, options = {}) => {
+        if (attempt.ended) return Promise.reject(new AbortedError(`Session "${rt.id}" is no longer starting.`));
+        if (!['code', 'password', 'pairing-code'].includes(kind)) {
+          return Promise.reject(new ValidationError('auth request', [{ path: ['kind'], message: 'must be code, password or pairing-code' }]));
+        }
+        attempt.pending?.reject(new AbortedError('superseded by a newer auth request'));
+        const promise = new Promise<string>((resolve, reject) => {
+          attempt.pending = { kind, resolve, reject };
+        });
+        rt.enterAuth(attempt, { kind, data: options.data ?? null, expiresAt: options.expiresAt ?? null });
+        return promise;
+      },
+    };
+  }
+
+  emitMessage(message: JsonValue): void {
+    this.#rt.inbound(this.#attempt, message);
+  }
+
+  expired(reason: string): void {
+    this.#rt.expire(this.#attempt, String(reason ?? ''));
+  }
+
+  fail(error: unknown): void {
+    this.#rt.lost(this.#attempt, error);
+  }
+
+  touch(): void {
+    if (!this.#attempt.ended) this.#rt.touch();
+  }
+}
+
+export { secretStrings };
