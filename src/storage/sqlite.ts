@@ -39,6 +39,7 @@ import {
   sumStatDeltas,
 } from './sql/rows.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './sql/schema.js';
+import * as check from './sql/validate.js';
 import type { SessionRow, StorageDatabase } from './sql/schema.js';
 
 /**
@@ -217,8 +218,9 @@ class SqliteStorage implements StorageDriver {
 
   // ---------------------------------------------------------------- sessions
 
-  async createSession(record: NewSessionRecord): Promise<SessionRecord> {
+  async createSession(input: NewSessionRecord): Promise<SessionRecord> {
     const p = await this.#ready();
+    const record = check.checkNewRecord(input);
     const row = sessionToRow('sqlite', record);
     return this.#write('createSession', p, () => {
       if (p.exists.get(record.id)) throw new SessionExistsError(record.id);
@@ -229,6 +231,7 @@ class SqliteStorage implements StorageDriver {
 
   async getSession(id: string): Promise<SessionRecord | null> {
     const p = await this.#ready();
+    check.checkId(id);
     return this.#run('getSession', () => {
       const row = p.byId.get(id) as SessionRow | undefined;
       return row ? sessionFromRow(row) : null;
@@ -240,8 +243,11 @@ class SqliteStorage implements StorageDriver {
     return this.#wrapAsync('listSessions', reads.listSessions(p.kysely));
   }
 
-  async updateSession(id: string, patch: SessionPatch, expectedVersion: number): Promise<SessionRecord> {
+  async updateSession(id: string, input: SessionPatch, expectedVersion: number): Promise<SessionRecord> {
     const p = await this.#ready();
+    check.checkId(id);
+    const patch = check.checkPatch(input);
+    check.checkVersion(expectedVersion);
     const row = patchToRow('sqlite', patch);
     const columns = Object.keys(row).sort();
     const values: Record<string, unknown> = { where_id: id, where_version: expectedVersion };
@@ -250,11 +256,9 @@ class SqliteStorage implements StorageDriver {
       const current = p.byId.get(id) as SessionRow | undefined;
       if (!current) throw new SessionNotFoundError(id);
       if (current.version !== expectedVersion) throw conflict(id, expectedVersion, current.version);
-      if (patch.credentialsFingerprint !== undefined || patch.allowSharedCredentials !== undefined) {
-        const fingerprint = patch.credentialsFingerprint !== undefined ? patch.credentialsFingerprint : current.credentials_fingerprint;
-        const allow = patch.allowSharedCredentials ?? (current.allow_shared_credentials === 1 || current.allow_shared_credentials === true);
-        if (fingerprint && !allow) this.#checkDuplicate(p, id, fingerprint);
-      }
+      const fingerprint = patch.credentialsFingerprint !== undefined ? patch.credentialsFingerprint : current.credentials_fingerprint;
+      const allow = patch.allowSharedCredentials ?? (current.allow_shared_credentials === 1 || current.allow_shared_credentials === true);
+      if (fingerprint && !allow) this.#checkDuplicate(p, id, fingerprint);
       const updated = this.#updateStatement(p, columns).get(values) as SessionRow | undefined;
       if (!updated) throw conflict(id, expectedVersion, null);
       return sessionFromRow(updated);
@@ -262,9 +266,9 @@ class SqliteStorage implements StorageDriver {
   }
 
   async saveStatus(updates: StatusUpdate[]): Promise<void> {
-    if (updates.length === 0) return;
     const p = await this.#ready();
-    const merged = mergeStatusUpdates(updates);
+    const merged = mergeStatusUpdates(check.checkStatus(updates));
+    if (merged.length === 0) return;
     this.#write('saveStatus', p, () => {
       for (const m of merged) {
         p.status.run({
@@ -282,12 +286,14 @@ class SqliteStorage implements StorageDriver {
 
   async deleteSession(id: string): Promise<boolean> {
     const p = await this.#ready();
+    check.checkId(id);
     return this.#write('deleteSession', p, () => Number(p.delete.run(id).changes) > 0);
   }
 
-  async replaceCredentials(rows: CredentialRewrite[]): Promise<SessionRecord[]> {
-    if (rows.length === 0) return [];
+  async replaceCredentials(input: CredentialRewrite[]): Promise<SessionRecord[]> {
     const p = await this.#ready();
+    const rows = check.checkRewrites(input);
+    if (rows.length === 0) return [];
     return this.#write('replaceCredentials', p, () =>
       rows.map((r) => {
         const row = p.rewriteCredentials.get(r.credentials, r.credentialsFingerprint, r.updatedAt, r.id, r.expectedVersion) as SessionRow | undefined;
@@ -304,16 +310,22 @@ class SqliteStorage implements StorageDriver {
 
   async kvGet(sessionId: string, key: string): Promise<JsonValue | undefined> {
     const p = await this.#ready();
+    check.checkId(sessionId);
+    check.checkKey(key);
     return this.#wrapAsync('kvGet', reads.kvGet(p.kysely, sessionId, key));
   }
 
   async kvList(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]> {
     const p = await this.#ready();
-    return this.#wrapAsync('kvList', reads.kvList(p.kysely, sessionId, options?.prefix));
+    check.checkId(sessionId);
+    const prefix = check.checkPrefix(options, 'KV list options');
+    return this.#wrapAsync('kvList', reads.kvList(p.kysely, sessionId, prefix));
   }
 
   async kvWrite(sessionId: string, ops: KvOperation[]): Promise<void> {
     const p = await this.#ready();
+    check.checkId(sessionId);
+    check.assertKvOperations(ops);
     const { sets, deletes } = collapseKvOps(ops);
     this.#write('kvWrite', p, () => {
       if (!p.exists.get(sessionId)) throw new SessionNotFoundError(sessionId);
@@ -324,7 +336,8 @@ class SqliteStorage implements StorageDriver {
 
   async kvClear(sessionId: string, options?: { prefix?: string }): Promise<number> {
     const p = await this.#ready();
-    const prefix = options?.prefix;
+    check.checkId(sessionId);
+    const prefix = check.checkPrefix(options, 'KV clear options');
     return this.#write('kvClear', p, () =>
       Number(
         prefix
@@ -337,9 +350,9 @@ class SqliteStorage implements StorageDriver {
   // ---------------------------------------------------------------- counters
 
   async incrementStats(deltas: StatDelta[]): Promise<void> {
-    if (deltas.length === 0) return;
     const p = await this.#ready();
-    const sums = sumStatDeltas(deltas);
+    const sums = sumStatDeltas(check.checkDeltas(deltas));
+    if (sums.length === 0) return;
     this.#write('incrementStats', p, () => {
       for (const d of sums) p.statAdd.run(d.sessionId, d.name, d.delta, d.sessionId);
     });
@@ -347,15 +360,17 @@ class SqliteStorage implements StorageDriver {
 
   async getStats(sessionId: string): Promise<Record<string, number>> {
     const p = await this.#ready();
+    check.checkId(sessionId);
     return this.#wrapAsync('getStats', reads.getStats(p.kysely, sessionId));
   }
 
   // ---------------------------------------------------------------- history
 
   async appendTransitions(entries: TransitionRecord[], keepPerSession: number): Promise<void> {
-    if (entries.length === 0) return;
     const p = await this.#ready();
-    const keep = Math.max(0, Math.floor(keepPerSession));
+    check.checkTransitions(entries);
+    const keep = check.checkPositive(keepPerSession, 'keepPerSession');
+    if (entries.length === 0) return;
     this.#write('appendTransitions', p, () => {
       const touched = new Set<string>();
       for (const e of entries) {
@@ -367,14 +382,17 @@ class SqliteStorage implements StorageDriver {
 
   async listTransitions(sessionId: string, limit: number): Promise<TransitionRecord[]> {
     const p = await this.#ready();
+    check.checkId(sessionId);
+    check.checkPositive(limit, 'transition limit');
     return this.#wrapAsync('listTransitions', reads.listTransitions(p.kysely, sessionId, limit));
   }
 
   // ---------------------------------------------------------------- audit
 
   async appendAudit(entries: AuditInput[]): Promise<void> {
-    if (entries.length === 0) return;
     const p = await this.#ready();
+    check.checkAuditInputs(entries);
+    if (entries.length === 0) return;
     this.#write('appendAudit', p, () => {
       for (const e of entries) p.auditAdd.run(e.at, e.sessionId, e.action, e.actor, jsonText(e.details));
     });
@@ -382,7 +400,7 @@ class SqliteStorage implements StorageDriver {
 
   async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
     const p = await this.#ready();
-    return this.#wrapAsync('listAudit', reads.listAudit(p.kysely, query ?? {}));
+    return this.#wrapAsync('listAudit', reads.listAudit(p.kysely, check.checkAuditQuery(query)));
   }
 
   // ---------------------------------------------------------------- internals

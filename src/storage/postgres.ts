@@ -1,0 +1,570 @@
+import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
+import type { PostgresPool, RawBuilder, Transaction } from 'kysely';
+import { z } from 'zod';
+import {
+  ConflictError,
+  DuplicateCredentialsError,
+  MultisessionError,
+  SessionExistsError,
+  SessionNotFoundError,
+  StorageError,
+  parseWith,
+} from '../errors.js';
+import type { JsonValue } from '../types.js';
+import type {
+  AuditEntry,
+  AuditInput,
+  AuditQuery,
+  CredentialRewrite,
+  KvEntry,
+  KvOperation,
+  NewSessionRecord,
+  SessionPatch,
+  SessionRecord,
+  StatDelta,
+  StatusUpdate,
+  StorageDriver,
+  TransitionRecord,
+} from './driver.js';
+import { migrationProvider } from './sql/migrations.js';
+import * as reads from './sql/queries.js';
+import {
+  charLength,
+  collapseKvOps,
+  jsonText,
+  mergeStatusUpdates,
+  patchToRow,
+  sessionFromRow,
+  sessionToRow,
+  sumStatDeltas,
+} from './sql/rows.js';
+import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './sql/schema.js';
+import type { SessionRow, StorageDatabase } from './sql/schema.js';
+import * as check from './sql/validate.js';
+
+/**
+ * `multisession/postgres`: the storage driver for PostgreSQL, on pg 8 through Kysely.
+ *
+ * - Every table lives in one schema (default `multisession`, created if missing), so several apps
+ *   (and test runs) can share a database.
+ * - Writes that read first run in one transaction; the duplicate-credential check and the write
+ *   it guards are serialised per fingerprint with `pg_advisory_xact_lock`. Batches (status,
+ *   counters, history, audit) are single multi-row statements over `unnest` arrays.
+ * - Schema migrations run through Kysely's `Migrator` in `init()`, under an advisory lock: several
+ *   processes may call `init()` on the same schema at once.
+ *
+ * pg is an optional peer dependency, loaded only by this module (and only when a
+ * `connectionString` is given; pass your own `pool` to share one). A pool you pass is not ended
+ * by `close()`.
+ *
+ * @example
+ * ```ts
+ * import { postgresStorage } from 'multisession/postgres';
+ * const storage = postgresStorage({ connectionString: process.env.DATABASE_URL! }, { schema: 'bots' });
+ * ```
+ */
+
+/** The part of a pg `Pool` this driver uses (any compatible pool will do). */
+export interface PgPoolLike {
+  connect(): Promise<{
+    query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null; command: string }>;
+    release(err?: Error | boolean): void;
+  }>;
+  end(): Promise<void>;
+}
+
+const targetSchema = z.union([
+  z.strictObject({ connectionString: z.string().min(1, 'give a postgres:// URL') }),
+  z.strictObject({
+    pool: z.custom<PgPoolLike>(
+      (v) => !!v && typeof (v as PgPoolLike).connect === 'function' && typeof (v as PgPoolLike).end === 'function',
+      'must be a pg Pool (new pg.Pool({ connectionString }))',
+    ),
+  }),
+]);
+
+const optionsSchema = z
+  .strictObject({
+    /** Schema that holds every table; created if missing. */
+    schema: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be 1-63 of A-Z, a-z, 0-9 and _, not starting with a digit')
+      .default('multisession'),
+    /** Connections in the pool this driver creates (ignored with your own `pool`). Default 10. */
+    poolSize: z.number().int().min(1).max(1000).default(10),
+  })
+  .default({ schema: 'multisession', poolSize: 10 });
+
+export type PostgresStorageTarget = { connectionString: string } | { pool: PgPoolLike };
+export type PostgresStorageOptions = z.input<typeof optionsSchema>;
+
+/**
+ * Creates the PostgreSQL storage driver. Nothing connects until `init()` (the manager's `open()`).
+ */
+export function postgresStorage(target: PostgresStorageTarget, options?: PostgresStorageOptions): StorageDriver {
+  const t = parseWith(targetSchema, target, 'postgresStorage target');
+  const o = parseWith(optionsSchema, options, 'postgresStorage options');
+  return new PostgresStorage(t, o);
+}
+
+type Options = z.output<typeof optionsSchema>;
+type Db = Kysely<StorageDatabase>;
+
+interface Connected {
+  pool: PgPoolLike;
+  owned: boolean;
+  /** Without the schema plugin (raw statements name the schema themselves). */
+  base: Db;
+  /** Every table reference goes to the configured schema. */
+  db: Db;
+}
+
+/** Errors worth retrying while two processes create the same schema objects at once. */
+const RACE_CODES = new Set(['23505', '42P06', '42P07', '40P01', '40001']);
+const pgCode = (err: unknown): string | undefined => {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+class PostgresStorage implements StorageDriver {
+  readonly kind = 'postgres';
+  readonly persistent = true;
+  readonly #target: z.output<typeof targetSchema>;
+  readonly #options: Options;
+  #initPromise: Promise<Connected> | null = null;
+  #connected: Connected | null = null;
+  #closed = false;
+
+  constructor(target: z.output<typeof targetSchema>, options: Options) {
+    this.#target = target;
+    this.#options = Object.freeze({ ...options });
+  }
+
+  init(): Promise<void> {
+    return this.#ready().then(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const pending = this.#initPromise;
+    this.#initPromise = null;
+    this.#connected = null;
+    const c = pending ? await pending.catch(() => null) : null;
+    if (c) await c.base.destroy();
+  }
+
+  async ping(): Promise<void> {
+    const c = await this.#ready();
+    await this.#wrap('ping', sql`select 1`.execute(c.base));
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  async createSession(input: NewSessionRecord): Promise<SessionRecord> {
+    const c = await this.#ready();
+    const record = check.checkNewRecord(input);
+    const row = sessionToRow('postgres', record);
+    return this.#tx('createSession', c, async (trx) => {
+      const fingerprint = record.credentialsFingerprint;
+      if (fingerprint) {
+        await this.#lockFingerprint(trx, fingerprint);
+        if (!record.allowSharedCredentials) await this.#checkDuplicate(trx, record.id, fingerprint);
+      }
+      const inserted = await trx
+        .insertInto('sessions')
+        .values(row)
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (!inserted) throw new SessionExistsError(record.id);
+      return sessionFromRow(inserted as SessionRow);
+    });
+  }
+
+  async getSession(id: string): Promise<SessionRecord | null> {
+    const c = await this.#ready();
+    check.checkId(id);
+    return this.#wrap('getSession', reads.getSession(c.db, id));
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    const c = await this.#ready();
+    return this.#wrap('listSessions', reads.listSessions(c.db));
+  }
+
+  async updateSession(id: string, input: SessionPatch, expectedVersion: number): Promise<SessionRecord> {
+    const c = await this.#ready();
+    check.checkId(id);
+    const patch = check.checkPatch(input);
+    check.checkVersion(expectedVersion);
+    const row = patchToRow('postgres', patch);
+    return this.#tx('updateSession', c, async (trx) => {
+      const current = (await trx.selectFrom('sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()) as
+        | SessionRow
+        | undefined;
+      if (!current) throw new SessionNotFoundError(id);
+      if (current.version !== expectedVersion) throw conflict(id, expectedVersion, current.version);
+      const fingerprint = patch.credentialsFingerprint !== undefined ? patch.credentialsFingerprint : current.credentials_fingerprint;
+      const allow = patch.allowSharedCredentials ?? current.allow_shared_credentials === true;
+      if (fingerprint) {
+        await this.#lockFingerprint(trx, fingerprint);
+        if (!allow) await this.#checkDuplicate(trx, id, fingerprint);
+      }
+      const updated = await trx
+        .updateTable('sessions')
+        .set({ ...row, version: sql<number>`version + 1` })
+        .where('id', '=', id)
+        .where('version', '=', expectedVersion)
+        .returningAll()
+        .executeTakeFirst();
+      if (!updated) throw conflict(id, expectedVersion, null);
+      return sessionFromRow(updated as SessionRow);
+    });
+  }
+
+  async saveStatus(updates: StatusUpdate[]): Promise<void> {
+    const c = await this.#ready();
+    const merged = mergeStatusUpdates(check.checkStatus(updates));
+    if (merged.length === 0) return;
+    const t = this.#table('sessions');
+    await this.#wrap(
+      'saveStatus',
+      sql`
+        update ${t} as s set
+          state = coalesce(u.state, s.state),
+          health = coalesce(u.health, s.health),
+          last_error = case when u.set_error then u.last_error else s.last_error end,
+          last_activity_at = case when u.set_activity then u.last_activity_at else s.last_activity_at end
+        from unnest(
+          ${merged.map((m) => m.id)}::text[], ${merged.map((m) => m.state ?? null)}::text[],
+          ${merged.map((m) => m.health ?? null)}::text[], ${merged.map((m) => m.lastError !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastError ?? null)}::text[], ${merged.map((m) => m.lastActivityAt !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastActivityAt ?? null)}::bigint[]
+        ) as u(id, state, health, set_error, last_error, set_activity, last_activity_at)
+        where s.id = u.id`.execute(c.base),
+    );
+  }
+
+  async deleteSession(id: string): Promise<boolean> {
+    const c = await this.#ready();
+    check.checkId(id);
+    const result = await this.#wrap('deleteSession', c.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async replaceCredentials(input: CredentialRewrite[]): Promise<SessionRecord[]> {
+    const c = await this.#ready();
+    const rows = check.checkRewrites(input);
+    if (rows.length === 0) return [];
+    const t = this.#table('sessions');
+    return this.#tx('replaceCredentials', c, async (trx) => {
+      const result = await sql<SessionRow & { ord: string }>`
+        update ${t} as s set credentials = u.credentials, credentials_fingerprint = u.fingerprint,
+          updated_at = u.updated_at, version = s.version + 1
+        from unnest(
+          ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.credentials)}::text[],
+          ${rows.map((r) => r.credentialsFingerprint)}::text[], ${rows.map((r) => r.updatedAt)}::bigint[],
+          ${rows.map((r) => r.expectedVersion)}::integer[]
+        ) with ordinality as u(id, credentials, fingerprint, updated_at, expected, ord)
+        where s.id = u.id and s.version = u.expected
+        returning s.*, u.ord`.execute(trx);
+      if (result.rows.length !== rows.length) {
+        const done = new Set(result.rows.map((r) => r.id));
+        const failed = rows.find((r) => !done.has(r.id))!;
+        const current = await trx.selectFrom('sessions').select('version').where('id', '=', failed.id).executeTakeFirst();
+        throw current ? conflict(failed.id, failed.expectedVersion, current.version) : new SessionNotFoundError(failed.id);
+      }
+      return result.rows
+        .sort((a, b) => Number(a.ord) - Number(b.ord))
+        .map(({ ord: _ord, ...row }) => sessionFromRow(row));
+    });
+  }
+
+  // ---------------------------------------------------------------- per-session KV
+
+  async kvGet(sessionId: string, key: string): Promise<JsonValue | undefined> {
+    const c = await this.#ready();
+    check.checkId(sessionId);
+    check.checkKey(key);
+    return this.#wrap('kvGet', reads.kvGet(c.db, sessionId, key));
+  }
+
+  async kvList(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]> {
+    const c = await this.#ready();
+    check.checkId(sessionId);
+    const prefix = check.checkPrefix(options, 'KV list options');
+    return this.#wrap('kvList', reads.kvList(c.db, sessionId, prefix));
+  }
+
+  async kvWrite(sessionId: string, ops: KvOperation[]): Promise<void> {
+    const c = await this.#ready();
+    check.checkId(sessionId);
+    check.assertKvOperations(ops);
+    const { sets, deletes } = collapseKvOps(ops);
+    const kv = this.#table('session_kv');
+    await this.#tx('kvWrite', c, async (trx) => {
+      // KEY SHARE keeps the session from being deleted meanwhile without blocking its updates.
+      const exists = await trx.selectFrom('sessions').select('id').where('id', '=', sessionId).forKeyShare().executeTakeFirst();
+      if (!exists) throw new SessionNotFoundError(sessionId);
+      if (sets.length > 0) {
+        await sql`
+          insert into ${kv} (session_id, key, value)
+          select ${sessionId}, u.key, u.value from unnest(${sets.map((s) => s[0])}::text[], ${sets.map((s) => s[1])}::text[]) as u(key, value)
+          on conflict (session_id, key) do update set value = excluded.value`.execute(trx);
+      }
+      if (deletes.length > 0) {
+        await sql`delete from ${kv} where session_id = ${sessionId} and key = any(${deletes}::text[])`.execute(trx);
+      }
+    });
+  }
+
+  async kvClear(sessionId: string, options?: { prefix?: string }): Promise<number> {
+    const c = await this.#ready();
+    check.checkId(sessionId);
+    const prefix = check.checkPrefix(options, 'KV clear options');
+    let q = c.db.deleteFrom('session_kv').where('session_id', '=', sessionId);
+    if (prefix) q = q.where('key', '>=', prefix).where(sql<string>`substr(key, 1, ${charLength(prefix)})`, '=', prefix);
+    const result = await this.#wrap('kvClear', q.executeTakeFirst());
+    return Number(result.numDeletedRows);
+  }
+
+  // ---------------------------------------------------------------- counters
+
+  async incrementStats(deltas: StatDelta[]): Promise<void> {
+    const c = await this.#ready();
+    const sums = sumStatDeltas(check.checkDeltas(deltas));
+    if (sums.length === 0) return;
+    const stats = this.#table('session_stats');
+    const sessions = this.#table('sessions');
+    await this.#retryOnDeletedSession('incrementStats', () =>
+      sql`
+        insert into ${stats} as st (session_id, name, value)
+        select u.session_id, u.name, u.delta
+        from unnest(${sums.map((d) => d.sessionId)}::text[], ${sums.map((d) => d.name)}::text[], ${sums.map((d) => d.delta)}::float8[])
+          as u(session_id, name, delta)
+        where exists (select 1 from ${sessions} s where s.id = u.session_id)
+        on conflict (session_id, name) do update set value = st.value + excluded.value`.execute(c.base),
+    );
+  }
+
+  async getStats(sessionId: string): Promise<Record<string, number>> {
+    const c = await this.#ready();
+    check.checkId(sessionId);
+    return this.#wrap('getStats', reads.getStats(c.db, sessionId));
+  }
+
+  // ---------------------------------------------------------------- history
+
+  async appendTransitions(entries: TransitionRecord[], keepPerSession: number): Promise<void> {
+    const c = await this.#ready();
+    check.checkTransitions(entries);
+    const keep = check.checkPositive(keepPerSession, 'keepPerSession');
+    if (entries.length === 0) return;
+    const t = this.#table('session_transitions');
+    const sessions = this.#table('sessions');
+    const ids = [...new Set(entries.map((e) => e.sessionId))];
+    await this.#retryOnDeletedSession('appendTransitions', () =>
+      c.base.transaction().execute(async (trx) => {
+        await sql`
+          insert into ${t} (session_id, from_state, to_state, reason, at)
+          select u.session_id, u.from_state, u.to_state, u.reason, u.at
+          from unnest(
+            ${entries.map((e) => e.sessionId)}::text[], ${entries.map((e) => e.from)}::text[], ${entries.map((e) => e.to)}::text[],
+            ${entries.map((e) => e.reason)}::text[], ${entries.map((e) => e.at)}::bigint[]
+          ) with ordinality as u(session_id, from_state, to_state, reason, at, ord)
+          where exists (select 1 from ${sessions} s where s.id = u.session_id)
+          order by u.ord`.execute(trx);
+        await sql`
+          delete from ${t} where id in (
+            select id from (
+              select id, row_number() over (partition by session_id order by id desc) as rn
+              from ${t} where session_id = any(${ids}::text[])
+            ) ranked where rn > ${keep})`.execute(trx);
+      }),
+    );
+  }
+
+  async listTransitions(sessionId: string, limit: number): Promise<TransitionRecord[]> {
+    const c = await this.#ready();
+    check.checkId(sessionId);
+    check.checkPositive(limit, 'transition limit');
+    return this.#wrap('listTransitions', reads.listTransitions(c.db, sessionId, limit));
+  }
+
+  // ---------------------------------------------------------------- audit
+
+  async appendAudit(entries: AuditInput[]): Promise<void> {
+    const c = await this.#ready();
+    check.checkAuditInputs(entries);
+    if (entries.length === 0) return;
+    const t = this.#table('audit_log');
+    await this.#wrap(
+      'appendAudit',
+      sql`
+        insert into ${t} (at, session_id, action, actor, details)
+        select u.at, u.session_id, u.action, u.actor, u.details
+        from unnest(
+          ${entries.map((e) => e.at)}::bigint[], ${entries.map((e) => e.sessionId)}::text[], ${entries.map((e) => e.action)}::text[],
+          ${entries.map((e) => e.actor)}::text[], ${entries.map((e) => jsonText(e.details))}::text[]
+        ) with ordinality as u(at, session_id, action, actor, details, ord)
+        order by u.ord`.execute(c.base),
+    );
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    const c = await this.#ready();
+    return this.#wrap('listAudit', reads.listAudit(c.db, check.checkAuditQuery(query)));
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #table(name: keyof StorageDatabase): RawBuilder<unknown> {
+    return sql.id(this.#options.schema, name);
+  }
+
+  /** Serialises every write that involves this fingerprint (two-key advisory lock, per schema). */
+  async #lockFingerprint(trx: Transaction<StorageDatabase>, fingerprint: string): Promise<void> {
+    await sql`select pg_advisory_xact_lock(hashtext(${`multisession:${this.#options.schema}:fingerprint`}), hashtext(${fingerprint}))`.execute(trx);
+  }
+
+  async #checkDuplicate(trx: Transaction<StorageDatabase>, id: string, fingerprint: string): Promise<void> {
+    const other = await trx
+      .selectFrom('sessions')
+      .select('id')
+      .where('credentials_fingerprint', '=', fingerprint)
+      .where('id', '<>', id)
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (other) throw new DuplicateCredentialsError(id, other.id);
+  }
+
+  #ready(): Promise<Connected> {
+    if (this.#closed) return Promise.reject(new StorageError('[postgres] The storage driver is closed; create a new one.'));
+    if (this.#connected) return Promise.resolve(this.#connected);
+    if (!this.#initPromise) {
+      const attempt = this.#connect().then(
+        (connected) => {
+          if (this.#initPromise === attempt) this.#connected = connected;
+          return connected;
+        },
+        (err: unknown) => {
+          if (this.#initPromise === attempt) this.#initPromise = null;
+          throw err;
+        },
+      );
+      this.#initPromise = attempt;
+    }
+    return this.#initPromise;
+  }
+
+  async #connect(): Promise<Connected> {
+    let pool: PgPoolLike;
+    const owned = 'connectionString' in this.#target;
+    if ('connectionString' in this.#target) {
+      let Pool: new (config: object) => PgPoolLike & { on(event: 'error', fn: (err: Error) => void): unknown };
+      try {
+        const pg = (await import('pg')) as unknown as { default?: { Pool: typeof Pool }; Pool?: typeof Pool };
+        Pool = (pg.default?.Pool ?? pg.Pool)!;
+      } catch (cause) {
+        throw new StorageError('[postgres] pg is not installed; run `npm install pg` to use multisession/postgres.', { cause });
+      }
+      const created = new Pool({ connectionString: this.#target.connectionString, max: this.#options.poolSize, allowExitOnIdle: true });
+      // An idle client losing its connection must not crash the process; the next query reconnects.
+      created.on('error', () => {});
+      pool = created;
+    } else {
+      pool = this.#target.pool;
+    }
+    // Kysely ends the pool it was given on destroy(): hand it one that ends ours only if we made it.
+    const kyselyPool: PostgresPool = {
+      connect: () => pool.connect() as ReturnType<PostgresPool['connect']>,
+      end: () => (owned ? pool.end() : Promise.resolve()),
+    };
+    const base = new Kysely<StorageDatabase>({ dialect: new PostgresDialect({ pool: kyselyPool }) });
+    try {
+      await this.#migrate(base);
+    } catch (err) {
+      await base.destroy().catch(() => {});
+      throw wrapError('init', err, this.#target);
+    }
+    return { pool, owned, base, db: base.withSchema(this.#options.schema) };
+  }
+
+  async #migrate(base: Db): Promise<void> {
+    const schema = this.#options.schema;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sql`create schema if not exists ${sql.id(schema)}`.execute(base);
+        const migrator = new Migrator({
+          db: base,
+          provider: migrationProvider('postgres', schema),
+          migrationTableSchema: schema,
+          migrationTableName: MIGRATION_TABLE,
+          migrationLockTableName: MIGRATION_LOCK_TABLE,
+        });
+        const { error } = await migrator.migrateToLatest();
+        if (error) throw error;
+        return;
+      } catch (err) {
+        // Two processes creating the same schema or bookkeeping tables at once: the loser retries.
+        const code = pgCode(err);
+        if (!code || !RACE_CODES.has(code) || attempt >= 10) throw err;
+        await sleep(20 * attempt);
+      }
+    }
+  }
+
+  async #tx<T>(operation: string, c: Connected, fn: (trx: Transaction<StorageDatabase>) => Promise<T>): Promise<T> {
+    return this.#wrap(operation, c.db.transaction().execute(fn));
+  }
+
+  /** A session deleted between the existence check and the insert: retry once, it is skipped then. */
+  async #retryOnDeletedSession<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (pgCode(err) === '23503' && attempt < 3) continue;
+        throw wrapError(operation, err, this.#target);
+      }
+    }
+  }
+
+  async #wrap<T>(operation: string, promise: Promise<T>): Promise<T> {
+    try {
+      return await promise;
+    } catch (err) {
+      throw wrapError(operation, err, this.#target);
+    }
+  }
+}
+
+function conflict(id: string, expected: number, actual: number | null): ConflictError {
+  return new ConflictError(
+    `Session "${id}" was changed by someone else (expected version ${expected}${actual === null ? '' : `, stored version ${actual}`}); read it again and retry.`,
+    { context: { sessionId: id, expectedVersion: expected, actualVersion: actual } },
+  );
+}
+
+function wrapError(operation: string, err: unknown, target: z.output<typeof targetSchema>): Error {
+  if (err instanceof MultisessionError) return err;
+  let message = err instanceof Error ? err.message : String(err);
+  // Never echo a password from the connection string.
+  if ('connectionString' in target) {
+    try {
+      const password = new URL(target.connectionString).password;
+      if (password) message = message.split(password).join('***');
+    } catch {
+      // not a URL: nothing to hide
+    }
+  }
+  const code = pgCode(err);
+  return new StorageError(`[postgres] ${operation} failed: ${message}${code ? ` (SQLSTATE ${code})` : ''}.`, {
+    cause: err,
+    context: code ? { sqlState: code } : {},
+  });
+}
