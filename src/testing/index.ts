@@ -15,3 +15,17 @@ export type { ManualClock, ManualClockOptions } from './manual-clock.js';
 export { storageConformanceSuite, sampleSessionRecord, STORAGE_SUITE_GROUPS } from './storage-suite.js';
 export type { StorageSuiteGroup, StorageSuiteOptions } from './storage-suite.js';
 export type { TestRunner, SuiteAssertion } from './runner.js';
+export {
+  simulatedAdapter,
+  parseSimulatedQr,
+  simulatedConfigSchema,
+  simulatedCredentialsSchema,
+  SIMULATED_AUTH_KEY,
+} from './simulated-adapter.js';
+export type {
+  SimulatedAdapter,
+  SimulatedAdapterOptions,
+  SimulatedHealthStep,
+  SimulatedConfig,
+  SimulatedCredentials,
+} from './simulated-adapter.js';

@@ -1,0 +1,342 @@
+import { randomInt } from 'node:crypto';
+import { z } from 'zod';
+import { defineAdapter, type Adapter, type AdapterContext, type AuthInput, type HealthReport, type PlatformConnection } from '../adapters/contract.js';
+import { AbortedError, AuthNotPendingError, ValidationError, parseWith } from '../errors.js';
+import { HEALTH_STATUSES, type HealthStatus } from '../manager/lifecycle.js';
+import type { JsonValue } from '../types.js';
+
+/** A health step of the script: a bare status or a full report. */
+export type SimulatedHealthStep = HealthStatus | HealthReport;
+
+/** Options of {@link simulatedAdapter}. */
+export interface SimulatedAdapterOptions {
+  /** Platform name sessions refer to. Default `simulated`. */
+  name?: string;
+  description?: string;
+  /**
+   * How a session logs in. `none` (default): at once. `qr`: shows a QR code whose data is
+   * `multisession-demo:<session id>:<6-digit code>` and waits until the code is submitted
+   * (`manager.submitAuth(id, { kind: 'code', value: code })`, which is what "scanning" it means).
+   * `code` / `password`: asks with `ctx.auth.request(kind)` and checks the answer against
+   * `expectedCode` / `expectedPassword`.
+   */
+  auth?: 'none' | 'qr' | 'code' | 'password';
+  /** The code a `code` login expects. Default `'12345'`. */
+  expectedCode?: string;
+  /** The password a `password` login expects. Default `'secret'`. */
+  expectedPassword?: string;
+  /** QR login: accept any submitted value instead of only the QR's code. */
+  acceptAnyCode?: boolean;
+  /** QR login: how long a QR code is valid (its `expiresAt`). Default 60,000. */
+  qrTtlMs?: number;
+  /** QR login: show a fresh QR code (new code) each time one expires, as WhatsApp does. */
+  rotateQr?: boolean;
+  /** Wrong answers to a code/password request before start() rejects. Default 3. */
+  authAttempts?: number;
+  /** Remember a completed login in `ctx.authState`, so the next start skips the QR/code step. */
+  remember?: boolean;
+  /** Delay before start() proceeds, in ms (real, unref'd timer; aborted by ctx.signal). */
+  startDelayMs?: number;
+  /** Delay of stop(), in ms. */
+  stopDelayMs?: number;
+  /**
+   * What health() reports, check after check (counted per session id across restarts):
+   * an array of steps, or a function of the check number (from 0). Default: always healthy.
+   */
+  health?: readonly SimulatedHealthStep[] | ((n: number, info: { sessionId: string; start: number }) => SimulatedHealthStep);
+  /** With an array script: `hold` the last step (default) or `cycle` through the script again. */
+  healthMode?: 'hold' | 'cycle';
+  /** The first N start attempts of each session reject (counted per session id). */
+  failStarts?: number;
+  /** start() never resolves (until ctx.signal aborts it). */
+  hangOnStart?: boolean;
+  /** health() never resolves (until ctx.signal aborts it). */
+  hangOnHealth?: boolean;
+  /** send() rejects (with this message when a string). */
+  throwOnSend?: boolean | string;
+  /** Every sent action comes back as an inbound message through `ctx.emitMessage`. */
+  echo?: boolean;
+  /** When false, sessions may omit credentials. Default true. */
+  requireCredentials?: boolean;
+}
+
+const healthStepSchema = z.union([
+  z.enum(HEALTH_STATUSES),
+  z.strictObject({ status: z.enum(HEALTH_STATUSES), detail: z.string().optional() }),
+]);
+
+const optionsSchema = z.strictObject({
+  name: z.string().optional(),
+  description: z.string().optional(),
+  auth: z.enum(['none', 'qr', 'code', 'password']).default('none'),
+  expectedCode: z.string().min(1).default('12345'),
+  expectedPassword: z.string().min(1).default('secret'),
+  acceptAnyCode: z.boolean().default(false),
+  qrTtlMs: z.number().int().positive().default(60_000),
+  rotateQr: z.boolean().default(false),
+  authAttempts: z.number().int().positive().default(3),
+  remember: z.boolean().default(false),
+  startDelayMs: z.number().int().min(0).default(0),
+  stopDelayMs: z.number().int().min(0).default(0),
+  health: z
+    .union([
+      z.array(healthStepSchema).min(1, 'give at least one step'),
+      z.custom<(n: number, info: { sessionId: string; start: number }) => SimulatedHealthStep>((v) => typeof v === 'function', 'must be an array or a function'),
+    ])
+    .optional(),
+  healthMode: z.enum(['hold', 'cycle']).default('hold'),
+  failStarts: z.number().int().min(0).default(0),
+  hangOnStart: z.boolean().default(false),
+  hangOnHealth: z.boolean().default(false),
+  throwOnSend: z.union([z.boolean(), z.string()]).default(false),
+  echo: z.boolean().default(false),
+  requireCredentials: z.boolean().default(true),
+});
+
+/** The simulated adapter's per-session config. */
+export const simulatedConfigSchema = z.object({
+  greeting: z.string().default('hello'),
+  bidLimit: z.number().int().positive().default(10),
+});
+/** The simulated adapter's credentials. */
+export const simulatedCredentialsSchema = z.object({ token: z.string().min(1) });
+
+export type SimulatedConfig = z.output<typeof simulatedConfigSchema>;
+export type SimulatedCredentials = z.output<typeof simulatedCredentialsSchema>;
+
+/** The adapter {@link simulatedAdapter} makes. */
+export type SimulatedAdapter = Adapter<
+  typeof simulatedCredentialsSchema | z.ZodOptional<typeof simulatedCredentialsSchema>,
+  typeof simulatedConfigSchema
+>;
+
+const QR_PREFIX = 'multisession-demo';
+/** Key in `ctx.authState` under which a remembered login is kept. */
+export const SIMULATED_AUTH_KEY = 'simulated-login';
+
+/**
+ * Reads a simulated QR payload (`multisession-demo:<session id>:<code>`): what a phone would do
+ * when it scans the code. Returns null for anything else.
+ *
+ * @example
+ * ```ts
+ * const snap = await manager.start('wa-1');                   // state 'authenticating', auth.kind 'qr'
+ * const scan = parseSimulatedQr(String(snap.auth?.data));
+ * await manager.submitAuth('wa-1', { kind: 'code', value: scan!.code });
+ * ```
+ */
+export function parseSimulatedQr(data: string): { sessionId: string; code: string } | null {
+  const match = /^multisession-demo:([A-Za-z0-9_-]{1,64}):(\d{6})$/.exec(String(data));
+  return match ? { sessionId: match[1]!, code: match[2]! } : null;
+}
+
+/** Resolves after `ms` on an unref'd timer; rejects when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(abortReason(signal));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(signal!));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    timer.unref();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A promise that settles only when `signal` aborts (rejecting). */
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    if (signal.aborted) return reject(abortReason(signal));
+    signal.addEventListener('abort', () => reject(abortReason(signal)), { once: true });
+  });
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new AbortedError();
+}
+
+const sixDigits = (): string => String(randomInt(0, 1_000_000)).padStart(6, '0');
+
+function toReport(step: SimulatedHealthStep): HealthReport {
+  return typeof step === 'string' ? { status: step } : { ...step };
+}
+
+/**
+ * A platform adapter that simulates a real one, for tests, demos and benchmarks: its login flow
+ * (none, QR, code, password), delays, health script, failures and echo are options. It keeps
+ * nothing shared between sessions except per-session-id counters (start attempts, health
+ * checks) inside this adapter instance, so scripts run across restarts of one session.
+ *
+ * Actions: any JSON value. `{ bid: number }` counts a custom `bids` stat and rejects a bid over
+ * the session's `config.bidLimit`; any other action is answered with
+ * `{ ok: true, greeting, echo: action }`.
+ *
+ * @example
+ * ```ts
+ * import { SessionManager } from 'multisession';
+ * import { simulatedAdapter, parseSimulatedQr } from 'multisession/testing';
+ *
+ * const manager = new SessionManager({ adapters: [simulatedAdapter({ auth: 'qr', remember: true })] });
+ * await manager.open();
+ * await manager.create({ id: 'wa-1', platform: 'simulated', credentials: { token: 't' } });
+ * const snap = await manager.start('wa-1');                    // authenticating, auth.kind 'qr'
+ * await manager.submitAuth('wa-1', { kind: 'code', value: parseSimulatedQr(String(snap.auth!.data))!.code });
+ * await manager.waitFor('wa-1', 'ready');
+ * ```
+ */
+export function simulatedAdapter(options: SimulatedAdapterOptions = {}): SimulatedAdapter {
+  const o = parseWith(optionsSchema, options, 'simulatedAdapter options');
+  const script = o.health;
+  /** Per session id: start attempts and health checks so far (survive restarts). */
+  const counters = new Map<string, { starts: number; checks: number }>();
+  const countersOf = (id: string): { starts: number; checks: number } => {
+    let c = counters.get(id);
+    if (!c) counters.set(id, (c = { starts: 0, checks: 0 }));
+    return c;
+  };
+  const healthAt = (n: number, sessionId: string, start: number): HealthReport => {
+    if (script === undefined) return { status: 'healthy' };
+    if (typeof script === 'function') return parseWith(healthStepSchema.transform(toReport), script(n, { sessionId, start }), 'health script step');
+    const i = o.healthMode === 'cycle' ? n % script.length : Math.min(n, script.length - 1);
+    return toReport(script[i]!);
+  };
+
+  const credentials = o.requireCredentials ? simulatedCredentialsSchema : simulatedCredentialsSchema.optional();
+
+  return defineAdapter({
+    name: o.name ?? 'simulated',
+    description:
+      o.description ??
+      `Simulated platform for tests and demos (login: ${o.auth}${o.remember ? ', remembered' : ''}); config: greeting, bidLimit.`,
+    credentials,
+    config: simulatedConfigSchema,
+    connect(ctx: AdapterContext<SimulatedConfig, SimulatedCredentials | undefined>): PlatformConnection<JsonValue> {
+      let phase: 'idle' | 'starting' | 'ready' | 'stopped' = 'idle';
+      let sends = 0;
+      /** The pending QR scan, while one is shown. */
+      let qr: { code: string; resolve(): void; timer: NodeJS.Timeout | null } | null = null;
+      const counter = countersOf(ctx.id);
+      const startNo = ++counter.starts;
+      /** One shared "never" for hung calls, so repeated hung health checks add no listeners. */
+      let hung: Promise<never> | null = null;
+      const hang = (): Promise<never> => {
+        if (!hung) {
+          hung = untilAborted(ctx.signal);
+          hung.catch(() => {});
+        }
+        return hung;
+      };
+
+      const showQr = (): void => {
+        if (!qr) return;
+        qr.code = sixDigits();
+        ctx.auth.qr(`${QR_PREFIX}:${ctx.id}:${qr.code}`, { expiresAt: Date.now() + o.qrTtlMs });
+        if (o.rotateQr) {
+          qr.timer = setTimeout(showQr, o.qrTtlMs);
+          qr.timer.unref();
+        }
+      };
+
+      const loginWithQr = async (): Promise<void> => {
+        const scanned = new Promise<void>((resolve) => {
+          qr = { code: '', resolve, timer: null };
+        });
+        showQr();
+        try {
+          await Promise.race([scanned, untilAborted(ctx.signal)]);
+        } finally {
+          if (qr?.timer) clearTimeout(qr.timer);
+          qr = null;
+        }
+      };
+
+      const loginWithAnswer = async (kind: 'code' | 'password'): Promise<void> => {
+        const expected = kind === 'code' ? o.expectedCode : o.expectedPassword;
+        for (let attempt = 1; ; attempt++) {
+          const value = await Promise.race([
+            ctx.auth.request(kind, { data: kind === 'code' ? { hint: `code sent to the account of ${ctx.id}` } : { hint: 'two-step password' } }),
+            untilAborted(ctx.signal),
+          ]);
+          if (value === expected) return;
+          ctx.log.warn(`wrong ${kind} (attempt ${attempt} of ${o.authAttempts})`);
+          if (attempt >= o.authAttempts) throw new Error(`wrong ${kind} ${o.authAttempts} times; start again to retry`);
+        }
+      };
+
+      return {
+        async start() {
+          phase = 'starting';
+          if (o.startDelayMs > 0) await sleep(o.startDelayMs, ctx.signal);
+          if (o.hangOnStart) await hang();
+          if (ctx.signal.aborted) throw abortReason(ctx.signal);
+          if (startNo <= o.failStarts) {
+            throw new Error(`simulated start failure (attempt ${startNo} of ${o.failStarts} set to fail)`);
+          }
+          const remembered = o.remember && (await ctx.authState.get(SIMULATED_AUTH_KEY)) !== undefined;
+          if (o.auth !== 'none' && !remembered) {
+            if (o.auth === 'qr') await loginWithQr();
+            else await loginWithAnswer(o.auth);
+            if (o.remember) await ctx.authState.set(SIMULATED_AUTH_KEY, { method: o.auth });
+            ctx.log.info(`logged in with ${o.auth}`);
+          } else if (remembered) {
+            ctx.log.info('logged in with the remembered auth state');
+          }
+          if (ctx.signal.aborted) throw abortReason(ctx.signal);
+          phase = 'ready';
+          ctx.log.info(`connected; ${ctx.config.greeting}`);
+        },
+
+        async stop() {
+          phase = 'stopped';
+          if (qr?.timer) clearTimeout(qr.timer);
+          if (o.stopDelayMs > 0) await sleep(o.stopDelayMs);
+        },
+
+        async health() {
+          if (o.hangOnHealth) return hang();
+          if (phase !== 'ready') return { status: 'unknown', detail: `not connected (${phase})` };
+          const n = counter.checks++;
+          return healthAt(n, ctx.id, startNo);
+        },
+
+        async send(action: JsonValue) {
+          if (phase !== 'ready') throw new Error(`not connected (${phase}); start the session first`);
+          if (o.throwOnSend !== false) throw new Error(typeof o.throwOnSend === 'string' ? o.throwOnSend : 'simulated send failure');
+          sends++;
+          if (action && typeof action === 'object' && !Array.isArray(action) && typeof action.bid === 'number') {
+            if (action.bid > ctx.config.bidLimit) {
+              throw new ValidationError('bid', [{ path: ['bid'], message: `must be at most the session's bidLimit ${ctx.config.bidLimit}` }]);
+            }
+            ctx.stats.increment('bids');
+          }
+          // Echo after the send has returned, as a platform would deliver a reply.
+          if (o.echo) setImmediate(() => phase === 'ready' && ctx.emitMessage(action));
+          return { ok: true, n: sends, greeting: ctx.config.greeting, echo: action };
+        },
+
+        async submitAuth(input: AuthInput) {
+          const pending = qr;
+          // No QR shown: a code/password request may be pending; the manager answers it.
+          if (!pending) return;
+          if (input.kind === 'password') {
+            throw new AuthNotPendingError(ctx.id, `Session "${ctx.id}" shows a QR code; submit its code with kind "code".`);
+          }
+          if (!o.acceptAnyCode && input.value !== pending.code) {
+            throw new ValidationError('QR scan', [
+              { path: ['value'], message: `does not match the code in the QR payload (${QR_PREFIX}:<session id>:<code>)` },
+            ]);
+          }
+          pending.resolve();
+        },
+
+        async logout() {
+          ctx.log.info('logged out of the simulated platform');
+        },
+      };
+    },
+  }) as SimulatedAdapter;
+}
