@@ -85,15 +85,21 @@ export interface SqliteClient {
   close(): unknown;
 }
 
-const targetSchema = z.union([
-  z.strictObject({ filename: z.string().min(1, 'give a file path, or ":memory:" for a throw-away database') }),
-  z.strictObject({
-    database: z.custom<SqliteClient>(
-      (v) => !!v && typeof (v as SqliteClient).prepare === 'function' && typeof (v as SqliteClient).transaction === 'function',
-      'must be a better-sqlite3 Database (new Database(filename))',
-    ),
-  }),
-]);
+const filenameTarget = z.strictObject({
+  filename: z.string().min(1, 'give a file path, or ":memory:" for a throw-away database'),
+});
+const databaseTarget = z.strictObject({
+  database: z.custom<SqliteClient>(
+    (v) => !!v && typeof (v as SqliteClient).prepare === 'function' && typeof (v as SqliteClient).transaction === 'function',
+    'must be a better-sqlite3 Database (new Database(filename))',
+  ),
+});
+type Target = z.output<typeof filenameTarget> | z.output<typeof databaseTarget>;
+
+function parseTarget(target: unknown): Target {
+  if (target && typeof target === 'object' && 'database' in target) return parseWith(databaseTarget, target, 'sqliteStorage target');
+  return parseWith(filenameTarget, target, 'sqliteStorage target (pass { filename } or { database })');
+}
 
 const optionsSchema = z
   .strictObject({
@@ -114,7 +120,7 @@ export type SqliteStorageOptions = z.input<typeof optionsSchema>;
  *   better-sqlite3 `Database` you opened; a database you pass is not closed by `close()`.
  */
 export function sqliteStorage(target: SqliteStorageTarget, options?: SqliteStorageOptions): StorageDriver {
-  const t = parseWith(targetSchema, target, 'sqliteStorage target');
+  const t = parseTarget(target);
   const o = parseWith(optionsSchema, options, 'sqliteStorage options');
   return new SqliteStorage(t, o);
 }
@@ -177,18 +183,30 @@ interface Prepared {
 const isBusy = (err: unknown): boolean =>
   typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('SQLITE_BUSY');
 
+/**
+ * Migrations of every SQLite driver in this process run one at a time: two drivers on one file in
+ * one thread would otherwise wait on each other's `BEGIN IMMEDIATE` (better-sqlite3 blocks the
+ * thread while it waits). Other processes are handled by the busy timeout and a retry.
+ */
+let migrationQueue: Promise<unknown> = Promise.resolve();
+function serialised<T>(fn: () => Promise<T>): Promise<T> {
+  const run = migrationQueue.then(fn, fn);
+  migrationQueue = run.catch(() => undefined);
+  return run;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 class SqliteStorage implements StorageDriver {
   readonly kind = 'sqlite';
   readonly persistent: boolean;
-  readonly #target: z.output<typeof targetSchema>;
+  readonly #target: Target;
   readonly #options: Options;
   #initPromise: Promise<Prepared> | null = null;
   #prepared: Prepared | null = null;
   #closed = false;
 
-  constructor(target: z.output<typeof targetSchema>, options: Options) {
+  constructor(target: Target, options: Options) {
     this.#target = target;
     this.#options = Object.freeze({ ...options });
     this.persistent = 'filename' in target ? target.filename !== ':memory:' : !target.database.memory;
@@ -466,7 +484,7 @@ class SqliteStorage implements StorageDriver {
           migrationTableName: MIGRATION_TABLE,
           migrationLockTableName: MIGRATION_LOCK_TABLE,
         });
-        const { error } = await migrator.migrateToLatest();
+        const { error } = await serialised(() => migrator.migrateToLatest());
         if (error) throw error;
         break;
       } catch (err) {

@@ -1,0 +1,218 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sqliteStorage } from 'multisession/sqlite';
+import { sampleSessionRecord, storageConformanceSuite } from 'multisession/testing';
+import type { StorageDriver } from '../src/storage/driver.js';
+import { fixture, runTs } from './fixtures/storage/helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ms-sqlite-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const freshFile = () => join(dir, `store-${process.pid}-${++n}.db`);
+
+/** Writes to the file behind the driver's back, as a crash or a manual edit could. */
+function withRawDb<T>(filename: string, fn: (db: Database.Database) => T): T {
+  const db = new Database(filename);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+const files = new WeakMap<StorageDriver, string>();
+
+storageConformanceSuite(
+  { describe, it, expect, beforeEach, afterEach },
+  async () => {
+    const filename = freshFile();
+    const store = sqliteStorage({ filename });
+    await store.init();
+    files.set(store, filename);
+    return store;
+  },
+  {
+    name: 'sqlite',
+    corruptRow: async (store, id) => {
+      withRawDb(files.get(store)!, (db) => db.prepare(`UPDATE sessions SET config = '{"broken', labels = '[1' WHERE id = ?`).run(id));
+    },
+  },
+);
+
+describe('sqliteStorage', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+
+  it('is a persistent sqlite driver (a :memory: database is not persistent)', async () => {
+    const store = sqliteStorage({ filename: freshFile() });
+    expect(store.kind).toBe('sqlite');
+    expect(store.persistent).toBe(true);
+    expect(sqliteStorage({ filename: ':memory:' }).persistent).toBe(false);
+  });
+
+  it('refuses bad targets and options with a ValidationError that names the field', () => {
+    expect(() => sqliteStorage({ filename: '' })).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+    expect(() => sqliteStorage({ database: {} as never })).toThrow(/better-sqlite3 Database/);
+    expect(() => sqliteStorage({ filename: 'x.db' }, { synchronous: 'OFF' as never })).toThrow(/synchronous/);
+    expect(() => sqliteStorage({ filename: 'x.db' }, { busyTimeoutMs: -1 })).toThrow(/busyTimeoutMs/);
+    expect(() => sqliteStorage({ filename: 'x.db' }, { nope: 1 } as never)).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+  });
+
+  it('reports a folder that does not exist as a StorageError on init, and can init again after', async () => {
+    const store = sqliteStorage({ filename: join(dir, 'missing-folder', 'x.db') });
+    await expect(store.init()).rejects.toMatchObject({ code: 'STORAGE', message: expect.stringMatching(/folder exists/) });
+    await expect(store.getSession('a')).rejects.toMatchObject({ code: 'STORAGE' });
+  });
+
+  it('keeps every record across close and a new driver on the same file', async () => {
+    const filename = freshFile();
+    const a = sqliteStorage({ filename });
+    await a.init();
+    await a.createSession(sampleSessionRecord('s1', { desiredState: 'running' }));
+    await a.kvWrite('s1', [{ op: 'set', key: 'auth/keys', value: { k: [1, 2] } }]);
+    await a.incrementStats([{ sessionId: 's1', name: 'messagesIn', delta: 3 }]);
+    await a.appendTransitions([{ sessionId: 's1', from: 'stopped', to: 'starting', reason: 'start', at: T0 }], 10);
+    await a.appendAudit([{ at: T0, sessionId: 's1', action: 'create', actor: 'ops', details: { fields: ['config'] } }]);
+    await a.saveStatus([{ id: 's1', state: 'ready', health: 'healthy', lastActivityAt: T0 + 5 }]);
+    await a.close();
+    await expect(a.getSession('s1')).rejects.toMatchObject({ code: 'STORAGE' });
+
+    const b = sqliteStorage({ filename });
+    await b.init();
+    expect(await b.getSession('s1')).toEqual({
+      ...sampleSessionRecord('s1', { desiredState: 'running' }),
+      state: 'ready',
+      health: 'healthy',
+      lastActivityAt: T0 + 5,
+      version: 1,
+    });
+    expect(await b.kvGet('s1', 'auth/keys')).toEqual({ k: [1, 2] });
+    expect(await b.getStats('s1')).toEqual({ messagesIn: 3 });
+    expect(await b.listTransitions('s1', 10)).toHaveLength(1);
+    expect(await b.listAudit({ sessionId: 's1' })).toMatchObject([{ action: 'create', actor: 'ops', details: { fields: ['config'] } }]);
+    await b.close();
+  });
+
+  it('uses WAL, foreign keys and the synchronous level asked for', async () => {
+    const filename = freshFile();
+    const store = sqliteStorage({ filename }, { synchronous: 'FULL', busyTimeoutMs: 1234 });
+    await store.init();
+    withRawDb(filename, (db) => expect(db.pragma('journal_mode', { simple: true })).toBe('wal'));
+    await store.close();
+
+    const db = new Database(':memory:');
+    const injected = sqliteStorage({ database: db }, { synchronous: 'FULL', busyTimeoutMs: 1234 });
+    await injected.init();
+    expect(db.pragma('synchronous', { simple: true })).toBe(2);
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(1234);
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    await injected.close();
+    expect(db.open).toBe(true); // a database passed in is the caller's to close
+    db.close();
+  });
+
+  it('works on a better-sqlite3 database passed in', async () => {
+    const filename = freshFile();
+    const db = new Database(filename);
+    const store = sqliteStorage({ database: db });
+    expect(store.persistent).toBe(true);
+    await store.init();
+    await store.createSession(sampleSessionRecord('mine'));
+    expect(db.prepare('SELECT id FROM sessions').all()).toEqual([{ id: 'mine' }]);
+    await store.close();
+    db.close();
+  });
+
+  it('two drivers on one file: a lost update raises ConflictError and changes nothing', async () => {
+    const filename = freshFile();
+    const a = sqliteStorage({ filename });
+    const b = sqliteStorage({ filename });
+    await Promise.all([a.init(), b.init()]);
+    await a.createSession(sampleSessionRecord('s1'));
+    const seenByA = (await a.getSession('s1'))!;
+    const seenByB = (await b.getSession('s1'))!;
+    await b.updateSession('s1', { labels: { by: 'b' }, updatedAt: T0 + 1 }, seenByB.version);
+    await expect(a.updateSession('s1', { labels: { by: 'a' }, updatedAt: T0 + 2 }, seenByA.version)).rejects.toMatchObject({
+      code: 'CONFLICT',
+      context: { sessionId: 's1', expectedVersion: 1, actualVersion: 2 },
+    });
+    expect((await a.getSession('s1'))!.labels).toEqual({ by: 'b' });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('two drivers on one file: the duplicate-credential guard holds across connections', async () => {
+    const filename = freshFile();
+    const a = sqliteStorage({ filename });
+    const b = sqliteStorage({ filename });
+    await Promise.all([a.init(), b.init()]);
+    const same = { credentialsFingerprint: 'fp-shared' };
+    const results = await Promise.allSettled([
+      a.createSession(sampleSessionRecord('x1', same)),
+      b.createSession(sampleSessionRecord('x2', same)),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'DUPLICATE_CREDENTIALS' } });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('reads every kind of broken row as readError, with safe defaults', async () => {
+    const filename = freshFile();
+    const store = sqliteStorage({ filename });
+    await store.init();
+    await store.createSession(sampleSessionRecord('ok'));
+    await store.createSession(sampleSessionRecord('bad'));
+    withRawDb(filename, (db) =>
+      db
+        .prepare(`UPDATE sessions SET metadata = 'nope', state = 'exploded', last_error = '{"code":1}', labels = '{"a":1}' WHERE id = 'bad'`)
+        .run(),
+    );
+    const [bad, ok] = await store.listSessions();
+    expect(ok!.readError).toBeUndefined();
+    expect(bad).toMatchObject({ id: 'bad', state: 'stopped', metadata: null, labels: {}, lastError: null, config: sampleSessionRecord('bad').config });
+    expect(bad!.readError).toMatch(/"metadata" holds invalid JSON/);
+    expect(bad!.readError).toMatch(/"state" holds unknown value "exploded"/);
+    expect(bad!.readError).toMatch(/"last_error"/);
+    expect(bad!.readError).toMatch(/"labels"/);
+    expect((await store.getSession('bad'))!.readError).toBe(bad!.readError);
+    await store.close();
+  });
+
+  it('bounds history per session across large batches of many sessions', async () => {
+    const store = sqliteStorage({ filename: freshFile() });
+    await store.init();
+    const ids = Array.from({ length: 50 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+    for (const id of ids) await store.createSession(sampleSessionRecord(id, { credentialsFingerprint: null }));
+    const batch = ids.flatMap((sessionId) =>
+      Array.from({ length: 30 }, (_, i) => ({ sessionId, from: 'stopped' as const, to: 'starting' as const, reason: `r${i}`, at: T0 + i })),
+    );
+    await store.appendTransitions(batch, 7);
+    await store.saveStatus(ids.map((id) => ({ id, state: 'ready' as const, health: 'healthy' as const })));
+    for (const id of ids) {
+      const list = await store.listTransitions(id, 100);
+      expect(list.map((t) => t.reason)).toEqual(['r23', 'r24', 'r25', 'r26', 'r27', 'r28', 'r29']);
+    }
+    expect((await store.listSessions()).every((s) => s.state === 'ready' && s.health === 'healthy')).toBe(true);
+    await store.close();
+  });
+
+  it('two real processes initialising the same new file at once both succeed', async () => {
+    for (let round = 0; round < 3; round++) {
+      const filename = freshFile();
+      const startAt = String(Date.now() + 1500);
+      const [one, two] = await Promise.all([
+        runTs(fixture('init-child.ts'), ['sqlite', filename, 'p1', startAt]),
+        runTs(fixture('init-child.ts'), ['sqlite', filename, 'p2', startAt]),
+      ]);
+      expect({ code: one.code, out: one.stdout, err: one.stderr }).toMatchObject({ code: 0, out: 'ok p1\n' });
+      expect({ code: two.code, out: two.stdout, err: two.stderr }).toMatchObject({ code: 0, out: 'ok p2\n' });
+      const store = sqliteStorage({ filename });
+      await store.init();
+      expect((await store.listSessions()).map((s) => s.id)).toEqual(['p1', 'p2']);
+      expect(await store.getStats('p2')).toEqual({ opened: 1 });
+      withRawDb(filename, (db) => expect(db.prepare('SELECT name FROM multisession_migration').all()).toEqual([{ name: '0001_initial' }]));
+      await store.close();
+    }
+  }, 60_000);
+});
