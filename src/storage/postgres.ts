@@ -73,15 +73,19 @@ export interface PgPoolLike {
   end(): Promise<void>;
 }
 
-const targetSchema = z.union([
-  z.strictObject({ connectionString: z.string().min(1, 'give a postgres:// URL') }),
-  z.strictObject({
-    pool: z.custom<PgPoolLike>(
-      (v) => !!v && typeof (v as PgPoolLike).connect === 'function' && typeof (v as PgPoolLike).end === 'function',
-      'must be a pg Pool (new pg.Pool({ connectionString }))',
-    ),
-  }),
-]);
+const urlTarget = z.strictObject({ connectionString: z.string().min(1, 'give a postgres:// URL') });
+const poolTarget = z.strictObject({
+  pool: z.custom<PgPoolLike>(
+    (v) => !!v && typeof (v as PgPoolLike).connect === 'function' && typeof (v as PgPoolLike).end === 'function',
+    'must be a pg Pool (new pg.Pool({ connectionString }))',
+  ),
+});
+type Target = z.output<typeof urlTarget> | z.output<typeof poolTarget>;
+
+function parseTarget(target: unknown): Target {
+  if (target && typeof target === 'object' && 'pool' in target) return parseWith(poolTarget, target, 'postgresStorage target');
+  return parseWith(urlTarget, target, 'postgresStorage target (pass { connectionString } or { pool })');
+}
 
 const optionsSchema = z
   .strictObject({
@@ -102,7 +106,7 @@ export type PostgresStorageOptions = z.input<typeof optionsSchema>;
  * Creates the PostgreSQL storage driver. Nothing connects until `init()` (the manager's `open()`).
  */
 export function postgresStorage(target: PostgresStorageTarget, options?: PostgresStorageOptions): StorageDriver {
-  const t = parseWith(targetSchema, target, 'postgresStorage target');
+  const t = parseTarget(target);
   const o = parseWith(optionsSchema, options, 'postgresStorage options');
   return new PostgresStorage(t, o);
 }
@@ -131,13 +135,13 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 class PostgresStorage implements StorageDriver {
   readonly kind = 'postgres';
   readonly persistent = true;
-  readonly #target: z.output<typeof targetSchema>;
+  readonly #target: Target;
   readonly #options: Options;
   #initPromise: Promise<Connected> | null = null;
   #connected: Connected | null = null;
   #closed = false;
 
-  constructor(target: z.output<typeof targetSchema>, options: Options) {
+  constructor(target: Target, options: Options) {
     this.#target = target;
     this.#options = Object.freeze({ ...options });
   }
@@ -550,7 +554,7 @@ function conflict(id: string, expected: number, actual: number | null): Conflict
   );
 }
 
-function wrapError(operation: string, err: unknown, target: z.output<typeof targetSchema>): Error {
+function wrapError(operation: string, err: unknown, target: Target): Error {
   if (err instanceof MultisessionError) return err;
   let message = err instanceof Error ? err.message : String(err);
   // Never echo a password from the connection string.

@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { postgresStorage } from 'multisession/postgres';
+import { sampleSessionRecord, storageConformanceSuite } from 'multisession/testing';
+import { PG_URL, fixture, runTs } from './fixtures/storage/helpers.js';
+
+/**
+ * Runs against the real server at MULTISESSION_PG_URL, in a fresh schema dropped afterwards.
+ * Without a reachable server the file is skipped, except under CI where it must run.
+ */
+const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
+const reachable = await admin.query('select 1').then(
+  () => true,
+  (err: Error) => {
+    if (process.env.CI) throw new Error(`PostgreSQL at ${PG_URL} must be reachable under CI: ${err.message}`);
+    return false;
+  },
+);
+const schema = `ms_test_${randomBytes(5).toString('hex')}`;
+const q = (name: string) => `"${schema}"."${name}"`;
+
+afterAll(async () => {
+  if (reachable) await admin.query(`drop schema if exists "${schema}" cascade`);
+  await admin.end();
+});
+
+const suite = reachable ? describe : describe.skip;
+const T0 = Date.UTC(2026, 0, 1);
+
+suite('postgres', () => {
+  storageConformanceSuite(
+    { describe, it, expect, beforeEach, afterEach },
+    async () => {
+      const store = postgresStorage({ connectionString: PG_URL }, { schema, poolSize: 4 });
+      await store.init();
+      await admin.query(
+        `truncate ${['sessions', 'session_kv', 'session_stats', 'session_transitions', 'audit_log'].map(q).join(', ')} restart identity cascade`,
+      );
+      return store;
+    },
+    {
+      name: 'postgres',
+      corruptRow: async (_store, id) => {
+        await admin.query(`update ${q('sessions')} set config = '{"broken', labels = '[1' where id = $1`, [id]);
+      },
+    },
+  );
+
+  describe('postgresStorage', () => {
+    const fresh = () => postgresStorage({ connectionString: PG_URL }, { schema });
+
+    it('is a persistent postgres driver', () => {
+      const store = fresh();
+      expect(store.kind).toBe('postgres');
+      expect(store.persistent).toBe(true);
+    });
+
+    it('refuses bad targets and options with a ValidationError that names the field', () => {
+      expect(() => postgresStorage({ connectionString: '' })).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+      expect(() => postgresStorage({ pool: {} as never })).toThrow(/pg Pool/);
+      expect(() => postgresStorage({ connectionString: PG_URL }, { schema: 'bad-name; drop' })).toThrow(/schema/);
+      expect(() => postgresStorage({ connectionString: PG_URL }, { poolSize: 0 })).toThrow(/poolSize/);
+    });
+
+    it('puts every table in its schema, and uses a pool passed in without ending it', async () => {
+      const pool = new pg.Pool({ connectionString: PG_URL, max: 2 });
+      const own = `${schema}_own`;
+      const store = postgresStorage({ pool }, { schema: own });
+      await store.init();
+      await store.createSession(sampleSessionRecord('mine'));
+      const { rows } = await pool.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [own]);
+      expect(rows.map((r: { table_name: string }) => r.table_name)).toEqual([
+        'audit_log',
+        'multisession_migration',
+        'multisession_migration_lock',
+        'session_kv',
+        'session_stats',
+        'session_transitions',
+        'sessions',
+      ]);
+      await store.close();
+      expect((await pool.query(`select count(*)::int as n from "${own}".sessions`)).rows[0]).toEqual({ n: 1 });
+      await pool.query(`drop schema "${own}" cascade`);
+      await pool.end();
+    });
+
+    it('reports an unreachable server as a StorageError without the password', async () => {
+      const store = postgresStorage({ connectionString: 'postgres://someone:s3cretpw@127.0.0.1:1/none' }, { schema });
+      const err = await store.init().then(
+        () => null,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(err).toMatchObject({ code: 'STORAGE' });
+      expect(err!.message).not.toContain('s3cretpw');
+      await store.close();
+    });
+
+    it('two drivers: a lost update raises ConflictError and changes nothing', async () => {
+      const a = fresh();
+      const b = fresh();
+      await Promise.all([a.init(), b.init()]);
+      await a.createSession(sampleSessionRecord('lost-1'));
+      await b.updateSession('lost-1', { labels: { by: 'b' }, updatedAt: T0 + 1 }, 1);
+      await expect(a.updateSession('lost-1', { labels: { by: 'a' }, updatedAt: T0 + 2 }, 1)).rejects.toMatchObject({
+        code: 'CONFLICT',
+        context: { sessionId: 'lost-1', expectedVersion: 1, actualVersion: 2 },
+      });
+      expect((await a.getSession('lost-1'))!.labels).toEqual({ by: 'b' });
+      await a.deleteSession('lost-1');
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('concurrent creates with one fingerprint on two pools: exactly one wins', async () => {
+      const a = fresh();
+      const b = fresh();
+      await Promise.all([a.init(), b.init()]);
+      for (let round = 0; round < 5; round++) {
+        const fp = { credentialsFingerprint: `fp-race-${round}` };
+        const results = await Promise.allSettled([
+          a.createSession(sampleSessionRecord(`ra${round}`, fp)),
+          b.createSession(sampleSessionRecord(`rb${round}`, fp)),
+          a.createSession(sampleSessionRecord(`rc${round}`, fp)),
+        ]);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'DUPLICATE_CREDENTIALS' });
+      }
+      for (const s of await a.listSessions()) if (s.id.startsWith('r')) await a.deleteSession(s.id);
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('stores times as bigint and returns them as numbers', async () => {
+      const store = fresh();
+      await store.init();
+      const far = 8_000_000_000_000; // beyond 32 bits
+      await store.createSession(sampleSessionRecord('times', { createdAt: far, updatedAt: far, lastActivityAt: far, credentialsFingerprint: null }));
+      await store.appendTransitions([{ sessionId: 'times', from: 'stopped', to: 'starting', reason: 'r', at: far }], 5);
+      await store.appendAudit([{ at: far, sessionId: 'times', action: 'create', actor: null, details: {} }]);
+      const s = (await store.getSession('times'))!;
+      expect([s.createdAt, s.updatedAt, s.lastActivityAt]).toEqual([far, far, far]);
+      expect((await store.listTransitions('times', 1))[0]!.at).toBe(far);
+      const [entry] = await store.listAudit({ sessionId: 'times' });
+      expect(entry).toMatchObject({ at: far });
+      expect(typeof entry!.id).toBe('number');
+      await store.deleteSession('times');
+      await store.close();
+    });
+
+    it('bounds history per session across large batches of many sessions', async () => {
+      const store = fresh();
+      await store.init();
+      const ids = Array.from({ length: 40 }, (_, i) => `h${String(i).padStart(2, '0')}`);
+      for (const id of ids) await store.createSession(sampleSessionRecord(id, { credentialsFingerprint: null }));
+      const batch = ids.flatMap((sessionId) =>
+        Array.from({ length: 25 }, (_, i) => ({ sessionId, from: 'stopped' as const, to: 'starting' as const, reason: `r${i}`, at: T0 + i })),
+      );
+      await store.appendTransitions(batch, 5);
+      await store.saveStatus(ids.map((id) => ({ id, state: 'ready' as const, lastError: { code: 'X', message: 'm', at: T0 } })));
+      for (const id of ids) {
+        expect((await store.listTransitions(id, 100)).map((t) => t.reason)).toEqual(['r20', 'r21', 'r22', 'r23', 'r24']);
+      }
+      const list = (await store.listSessions()).filter((s) => s.id.startsWith('h'));
+      expect(list.every((s) => s.state === 'ready' && s.lastError?.code === 'X')).toBe(true);
+      for (const id of ids) await store.deleteSession(id);
+      await store.close();
+    });
+
+    it('two real processes initialising the same new schema at once both succeed', async () => {
+      for (let round = 0; round < 3; round++) {
+        const fresh2 = `${schema}_p${round}`;
+        const startAt = String(Date.now() + 1500);
+        const [one, two] = await Promise.all([
+          runTs(fixture('init-child.ts'), ['postgres', fresh2, 'p1', startAt], { MULTISESSION_PG_URL: PG_URL }),
+          runTs(fixture('init-child.ts'), ['postgres', fresh2, 'p2', startAt], { MULTISESSION_PG_URL: PG_URL }),
+        ]);
+        expect({ code: one.code, out: one.stdout, err: one.stderr }).toMatchObject({ code: 0, out: 'ok p1\n' });
+        expect({ code: two.code, out: two.stdout, err: two.stderr }).toMatchObject({ code: 0, out: 'ok p2\n' });
+        const { rows } = await admin.query(`select id from "${fresh2}".sessions order by id`);
+        expect(rows).toEqual([{ id: 'p1' }, { id: 'p2' }]);
+        await admin.query(`drop schema "${fresh2}" cascade`);
+      }
+    }, 60_000);
+  });
+});
