@@ -1,0 +1,517 @@
+/* global localStorage, FormData */
+// The example server's web page: vanilla JS, no build step, no external network.
+// It talks to the REST API with the key kept in localStorage, and follows live state over SSE.
+
+const API = '/api/v1';
+const KEY_STORAGE = 'multisession.apiKey';
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  key: localStorage.getItem(KEY_STORAGE) || '',
+  sessions: new Map(),
+  adapters: [],
+  selected: null,
+  events: null,
+  qrFor: null,
+  refreshTimers: new Map(),
+};
+
+// ---------- HTTP ----------
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function api(method, path, body) {
+  const res = await fetch(API + path, {
+    method,
+    headers: {
+      Authorization: `Bearer ${state.key}`,
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    if (res.status === 401) askForKey('That key was refused; paste a valid one.');
+    throw new ApiError(res.status, data);
+  }
+  return data;
+}
+
+function problemText(err) {
+  if (!(err instanceof ApiError)) return String(err?.message ?? err);
+  const p = err.problem || {};
+  const lines = [p.detail || err.message];
+  if (Array.isArray(p.errors) && p.errors.length) {
+    lines.length = 0;
+    lines.push(`${p.title || 'Invalid input'}:`);
+    for (const e of p.errors) lines.push(`• ${e.path.replace(/^body\./, '')}: ${e.message}`);
+  }
+  return lines.join('\n');
+}
+
+// ---------- small DOM helpers ----------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function show(node, visible) {
+  node.classList.toggle('hidden', !visible);
+}
+
+function toast(text) {
+  const t = $('toast');
+  t.textContent = text;
+  show(t, true);
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => show(t, false), 3000);
+}
+
+function timeOf(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+// ---------- API key ----------
+
+function askForKey(message) {
+  $('key-error').textContent = message || '';
+  show($('key-error'), Boolean(message));
+  show($('key-dialog'), true);
+  $('key-input').value = '';
+  $('key-input').focus();
+}
+
+$('key-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const key = $('key-input').value.trim();
+  const res = await fetch(`${API}/adapters`, { headers: { Authorization: `Bearer ${key}` } });
+  if (!res.ok) {
+    const p = await res.json().catch(() => ({}));
+    $('key-error').textContent = p.detail || `The server answered ${res.status}.`;
+    show($('key-error'), true);
+    return;
+  }
+  state.key = key;
+  localStorage.setItem(KEY_STORAGE, key);
+  show($('key-dialog'), false);
+  await boot();
+});
+
+$('change-key').addEventListener('click', () => askForKey());
+
+// ---------- create form, driven by the adapters' JSON Schemas ----------
+
+function schemaFields(container, schema, prefix) {
+  for (const old of container.querySelectorAll('.field')) old.remove();
+  const props = schema?.properties || {};
+  const required = new Set(schema?.required || []);
+  const names = Object.keys(props);
+  show(container, names.length > 0);
+  for (const name of names) {
+    const p = props[name] || {};
+    const type = Array.isArray(p.type) ? p.type.find((t) => t !== 'null') : p.type;
+    const secret = prefix === 'credentials' || /pass|secret|token|key/i.test(name);
+    const title = p.title || name;
+    const desc = p.description ? el('span', { class: 'field-desc', text: ` ${p.description}` }) : null;
+    let input;
+    if (Array.isArray(p.enum)) {
+      input = el('select', { name: `${prefix}.${name}`, 'data-type': 'enum' },
+        (required.has(name) ? [] : [el('option', { value: '', text: '(default)' })]),
+        p.enum.map((v) => el('option', { value: JSON.stringify(v), text: String(v), selected: p.default === v })));
+    } else if (type === 'boolean') {
+      input = el('input', { type: 'checkbox', name: `${prefix}.${name}`, 'data-type': 'boolean', checked: p.default === true });
+      container.append(el('label', { class: 'check field' }, input, ` ${title}`, desc));
+      continue;
+    } else {
+      const numeric = type === 'integer' || type === 'number';
+      input = el('input', {
+        name: `${prefix}.${name}`,
+        'data-type': numeric ? type : 'string',
+        type: numeric ? 'number' : secret ? 'password' : 'text',
+        step: type === 'integer' ? '1' : numeric ? 'any' : undefined,
+        min: p.minimum ?? p.exclusiveMinimum,
+        max: p.maximum,
+        required: required.has(name) && p.default === undefined,
+        placeholder: p.default !== undefined ? `default: ${p.default}` : required.has(name) ? 'required' : 'optional',
+      });
+    }
+    container.append(el('label', { class: 'field' }, title, desc, input));
+  }
+}
+
+function renderAdapterForm() {
+  const name = $('platform-select').value;
+  const adapter = state.adapters.find((a) => a.name === name);
+  $('adapter-description').textContent = adapter?.description || '';
+  schemaFields($('credentials-fields'), adapter?.credentialsSchema, 'credentials');
+  schemaFields($('config-fields'), adapter?.configSchema, 'config');
+}
+
+function readFields(form, prefix) {
+  const out = {};
+  for (const input of form.querySelectorAll(`[name^="${prefix}."]`)) {
+    const key = input.name.slice(prefix.length + 1);
+    const kind = input.dataset.type;
+    if (kind === 'boolean') out[key] = input.checked;
+    else if (input.value === '') continue;
+    else if (kind === 'integer' || kind === 'number') out[key] = Number(input.value);
+    else if (kind === 'enum') out[key] = JSON.parse(input.value);
+    else out[key] = input.value;
+  }
+  return out;
+}
+
+$('platform-select').addEventListener('change', renderAdapterForm);
+$('toggle-create').addEventListener('click', () => {
+  const form = $('create-form');
+  show(form, form.classList.contains('hidden'));
+  if (!form.classList.contains('hidden')) form.elements.id.focus();
+});
+$('cancel-create').addEventListener('click', () => show($('create-form'), false));
+
+$('create-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.currentTarget;
+  const data = new FormData(form);
+  const labels = {};
+  for (const part of String(data.get('labels') || '').split(',')) {
+    const [k, ...rest] = part.split('=');
+    if (k && k.trim()) labels[k.trim()] = rest.join('=').trim();
+  }
+  const adapter = state.adapters.find((a) => a.name === data.get('platform'));
+  const body = {
+    id: String(data.get('id')).trim(),
+    platform: String(data.get('platform')),
+    labels,
+  };
+  if (adapter?.credentialsSchema?.properties && Object.keys(adapter.credentialsSchema.properties).length) {
+    body.credentials = readFields(form, 'credentials');
+  }
+  body.config = readFields(form, 'config');
+  show($('create-error'), false);
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  try {
+    const snap = await api('POST', '/sessions', body);
+    upsert(snap);
+    select(snap.id);
+    form.reset();
+    renderAdapterForm();
+    show(form, false);
+    toast(`Session ${snap.id} created`);
+    if (data.get('start')) await control(snap.id, 'start');
+  } catch (err) {
+    $('create-error').textContent = problemText(err);
+    show($('create-error'), true);
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+// ---------- session list ----------
+
+function upsert(snap) {
+  state.sessions.set(snap.id, snap);
+  renderList();
+  if (state.selected === snap.id) renderDetail();
+}
+
+function matchesFilter(s, q) {
+  if (!q) return true;
+  const hay = [s.id, s.platform, s.state, s.health, ...Object.entries(s.labels || {}).map(([k, v]) => `${k}=${v}`)].join(' ').toLowerCase();
+  return q.toLowerCase().split(/\s+/).every((w) => hay.includes(w));
+}
+
+function renderList() {
+  const list = $('sessions');
+  const q = $('filter').value.trim();
+  const all = [...state.sessions.values()].sort((a, b) => a.id.localeCompare(b.id));
+  const shown = all.filter((s) => matchesFilter(s, q));
+  $('count').textContent = all.length ? `(${all.length})` : '';
+  show($('empty'), all.length === 0);
+  list.replaceChildren(
+    ...shown.map((s) =>
+      el('li', {
+        class: `session${s.id === state.selected ? ' selected' : ''}`,
+        'data-id': s.id,
+        'data-testid': `session-${s.id}`,
+        onclick: () => select(s.id),
+      },
+      el('span', { class: 'sid', text: s.id }),
+      el('span', { class: `pill s-${s.state}`, 'data-testid': 'row-state', text: s.state }),
+      el('span', { class: 'sub-line' },
+        el('span', { text: s.platform }),
+        el('span', { text: `health: ${s.health}` }),
+        el('span', { text: `wants ${s.desiredState}` }),
+        ...Object.entries(s.labels || {}).map(([k, v]) => el('span', { text: `${k}=${v}` })))),
+    ),
+  );
+}
+
+$('filter').addEventListener('input', renderList);
+
+// ---------- detail panel ----------
+
+function select(id) {
+  state.selected = id;
+  renderList();
+  renderDetail();
+  refreshExtras(id);
+}
+
+function renderDetail() {
+  const s = state.sessions.get(state.selected);
+  show($('detail-empty'), !s);
+  show($('detail'), Boolean(s));
+  if (!s) return;
+  $('d-id').textContent = s.id;
+  $('d-platform').textContent = s.platform;
+  $('d-labels').replaceChildren(...Object.entries(s.labels || {}).map(([k, v]) => el('span', { class: 'label-tag', text: `${k}=${v}` })));
+  $('d-state').textContent = s.state;
+  $('d-state').className = `pill s-${s.state}`;
+  $('d-health').textContent = s.health;
+  $('d-health').className = `pill health h-${s.health}`;
+
+  const running = ['starting', 'authenticating', 'ready', 'degraded', 'backoff'].includes(s.state);
+  const act = (name) => document.querySelector(`[data-action="${name}"]`);
+  act('start').disabled = running || s.state === 'stopping';
+  act('stop').disabled = !running && !['failed', 'expired'].includes(s.state);
+  act('restart').disabled = s.state === 'stopping';
+
+  if (s.lastError) {
+    $('d-error').textContent = `Last error (${timeOf(s.lastError.at)}): ${s.lastError.code}: ${s.lastError.message}`;
+    show($('d-error'), true);
+  } else show($('d-error'), false);
+
+  $('transitions').replaceChildren(
+    ...[...(s.transitions || [])].reverse().slice(0, 12).map((t) =>
+      el('li', {}, el('time', { text: timeOf(t.at) }), el('span', { text: `${t.from} → ${t.to}` }), el('span', { class: 'muted', text: t.reason || '' }))),
+  );
+  renderAuth(s);
+}
+
+function renderAuth(s) {
+  const authing = s.state === 'authenticating' && s.auth;
+  show($('auth'), Boolean(authing));
+  if (!authing) {
+    state.qrFor = null;
+    return;
+  }
+  const isQr = s.auth.kind === 'qr';
+  show($('qr-box'), isQr);
+  show($('code-form'), !isQr);
+  if (isQr) {
+    const payload = typeof s.auth.data === 'string' ? s.auth.data : '';
+    show($('demo-scan'), s.platform === 'demo' && /^multisession-demo:/.test(payload));
+    $('qr-expiry').textContent = s.auth.expiresAt ? ` (this one expires at ${timeOf(s.auth.expiresAt)})` : '';
+    const stamp = `${s.id}|${payload}`;
+    if (state.qrFor !== stamp) {
+      state.qrFor = stamp;
+      api('GET', `/sessions/${encodeURIComponent(s.id)}/qr`)
+        .then((qr) => {
+          if (state.qrFor === stamp) $('qr-img').src = qr.dataUrl;
+        })
+        .catch(() => {});
+    }
+  } else {
+    const labels = { code: 'Code', password: 'Password', 'pairing-code': 'Pairing code' };
+    $('code-label').textContent = labels[s.auth.kind] || 'Code';
+    $('code-input').type = s.auth.kind === 'password' ? 'password' : 'text';
+    const hint = s.auth.data && typeof s.auth.data === 'object' ? Object.values(s.auth.data).join(' · ') : s.auth.data;
+    $('code-hint').textContent = hint ? String(hint) : '';
+  }
+}
+
+async function refreshExtras(id) {
+  if (state.selected !== id) return;
+  const level = $('log-level').value;
+  try {
+    const [stats, logs] = await Promise.all([
+      api('GET', `/sessions/${encodeURIComponent(id)}/statistics`),
+      api('GET', `/sessions/${encodeURIComponent(id)}/logs?limit=200${level ? `&level=${level}` : ''}`),
+    ]);
+    if (state.selected !== id) return;
+    const counters = [
+      ['starts', stats.starts], ['restarts', stats.restarts], ['failures', stats.failures],
+      ['msgs in', stats.messagesIn], ['msgs out', stats.messagesOut], ['errors', stats.errors],
+      ...Object.entries(stats.custom || {}),
+    ];
+    $('stats').replaceChildren(...counters.map(([k, v]) => el('div', {}, el('dt', { text: k }), el('dd', { text: String(v) }))));
+    const pre = $('logs');
+    const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 30;
+    pre.replaceChildren(
+      ...(logs.length ? logs : [{ at: Date.now(), level: 'debug', msg: '(no log lines yet)' }]).map((l) =>
+        el('div', { class: `l-${l.level}` },
+          el('span', { class: 'at', text: `${timeOf(l.at)} ` }),
+          `${l.level.padEnd(5)} ${l.msg}${l.data && Object.keys(l.data).length ? ` ${JSON.stringify(l.data)}` : ''}`)),
+    );
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  } catch {
+    // The session may just have been deleted; the next event refreshes the view.
+  }
+}
+
+$('log-level').addEventListener('change', () => state.selected && refreshExtras(state.selected));
+
+async function control(id, action) {
+  show($('action-error'), false);
+  try {
+    const snap = await api('POST', `/sessions/${encodeURIComponent(id)}/${action}`, {});
+    upsert(snap);
+  } catch (err) {
+    $('action-error').textContent = problemText(err);
+    show($('action-error'), true);
+  }
+  refreshExtras(id);
+}
+
+for (const btn of document.querySelectorAll('[data-action]')) {
+  btn.addEventListener('click', async () => {
+    const id = state.selected;
+    if (!id) return;
+    const action = btn.dataset.action;
+    if (action === 'delete') {
+      const s = state.sessions.get(id);
+      const running = s && !['stopped', 'failed', 'expired'].includes(s.state);
+      show($('action-error'), false);
+      try {
+        await api('DELETE', `/sessions/${encodeURIComponent(id)}${running ? '?force=true' : ''}`);
+        removeSession(id);
+        toast(`Session ${id} deleted`);
+      } catch (err) {
+        $('action-error').textContent = problemText(err);
+        show($('action-error'), true);
+      }
+      return;
+    }
+    btn.disabled = true;
+    await control(id, action);
+    renderDetail();
+  });
+}
+
+function removeSession(id) {
+  state.sessions.delete(id);
+  if (state.selected === id) state.selected = null;
+  renderList();
+  renderDetail();
+}
+
+async function submitAuth(id, kind, value) {
+  show($('action-error'), false);
+  try {
+    upsert(await api('POST', `/sessions/${encodeURIComponent(id)}/auth`, { kind, value }));
+  } catch (err) {
+    $('action-error').textContent = problemText(err);
+    show($('action-error'), true);
+  }
+}
+
+$('simulate-scan').addEventListener('click', () => {
+  const s = state.sessions.get(state.selected);
+  const payload = typeof s?.auth?.data === 'string' ? s.auth.data : '';
+  // Demo QR payload: multisession-demo:<session id>:<6-digit code>. A phone would read this code.
+  const code = payload.split(':').pop();
+  if (s && code) submitAuth(s.id, 'code', code);
+});
+
+$('code-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const s = state.sessions.get(state.selected);
+  if (!s?.auth) return;
+  submitAuth(s.id, s.auth.kind, $('code-input').value);
+  $('code-input').value = '';
+});
+
+// ---------- live events ----------
+
+function refreshSoon(id) {
+  clearTimeout(state.refreshTimers.get(id));
+  state.refreshTimers.set(id, setTimeout(async () => {
+    state.refreshTimers.delete(id);
+    try {
+      upsert(await api('GET', `/sessions/${encodeURIComponent(id)}`));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) removeSession(id);
+    }
+    if (state.selected === id) refreshExtras(id);
+  }, 120));
+}
+
+function connectEvents() {
+  state.events?.close();
+  const es = new EventSource(`${API}/events?key=${encodeURIComponent(state.key)}`);
+  state.events = es;
+  const live = $('live');
+  es.addEventListener('open', () => {
+    live.textContent = 'live';
+    live.classList.replace('off', 'on');
+  });
+  es.addEventListener('error', () => {
+    live.textContent = 'reconnecting';
+    live.classList.replace('on', 'off');
+  });
+  es.addEventListener('hello', () => loadSessions());
+  es.addEventListener('session.state', (ev) => {
+    const e = JSON.parse(ev.data);
+    const s = state.sessions.get(e.id);
+    if (s) {
+      // Show the new state at once; the full snapshot follows.
+      upsert({ ...s, state: e.to, auth: e.to === 'authenticating' ? s.auth : null });
+    }
+    refreshSoon(e.id);
+  });
+  for (const name of ['session.created', 'session.updated']) {
+    es.addEventListener(name, (ev) => upsert(JSON.parse(ev.data).session));
+  }
+  es.addEventListener('session.deleted', (ev) => removeSession(JSON.parse(ev.data).id));
+  for (const name of ['session.auth', 'session.ready', 'session.health', 'session.message', 'session.error']) {
+    es.addEventListener(name, (ev) => refreshSoon(JSON.parse(ev.data).id));
+  }
+}
+
+// ---------- start ----------
+
+async function loadSessions() {
+  const list = await api('GET', '/sessions');
+  state.sessions = new Map(list.map((s) => [s.id, s]));
+  if (state.selected && !state.sessions.has(state.selected)) state.selected = null;
+  renderList();
+  renderDetail();
+}
+
+async function boot() {
+  try {
+    state.adapters = await api('GET', '/adapters');
+  } catch {
+    return;
+  }
+  $('platform-select').replaceChildren(...state.adapters.map((a) => el('option', { value: a.name, text: a.name })));
+  renderAdapterForm();
+  await loadSessions();
+  connectEvents();
+}
+
+setInterval(() => {
+  if (state.selected && document.visibilityState === 'visible') refreshExtras(state.selected);
+}, 5000);
+
+if (state.key) boot();
+else askForKey();
+

@@ -1,0 +1,539 @@
+import { fileURLToPath } from 'node:url';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import QRCode from 'qrcode';
+import { z } from 'zod';
+import { AuthNotPendingError, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
+import { ApiKeyStore, canAccess, type Principal } from './api-keys.js';
+import { HttpCounters, renderMetrics } from './metrics.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { HttpProblem, fieldsOf, toProblem } from './problem.js';
+import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import * as s from './http-schemas.js';
+
+export interface AppOptions {
+  /** Where API keys are checked. */
+  keys: ApiKeyStore;
+  /** Per-key rate limit. Default: 600 requests a minute. */
+  rateLimit?: RateLimitOptions;
+  /** Largest accepted JSON body (express/bytes syntax). Default `64kb`. */
+  bodyLimit?: string;
+  /** Origins allowed by CORS (`*` for any). Default: none (CORS off). */
+  corsOrigins?: readonly string[];
+  /** Storage reachability for /health (e.g. `() => storage.ping()`) and its kind. */
+  ping?: () => Promise<void>;
+  storageKind?: string;
+  /** Item counts of a checkpoint stream (e.g. `(s) => createCheckpoint({ stream: s, storage }).stats()`). */
+  checkpointStats?: (stream: string) => Promise<CheckpointStats>;
+  /** Checkpoint streams always shown in /metrics (others appear once their stats were asked for). */
+  checkpointStreams?: readonly string[];
+  /** Serve the web page (default true). */
+  webPage?: boolean;
+  /** Heartbeat interval of the event stream. Default 15 s. */
+  sseHeartbeatMs?: number;
+  version?: string;
+}
+
+/** The app, plus what the embedding server needs to shut it down. */
+export interface AppHandle {
+  app: express.Express;
+  /** Ends every open event stream (call before closing the HTTP server). */
+  closeStreams(): void;
+}
+
+const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
+
+const EVENT_NAMES = [
+  'session.created',
+  'session.updated',
+  'session.deleted',
+  'session.state',
+  'session.auth',
+  'session.ready',
+  'session.health',
+  'session.message',
+  'session.error',
+  'manager.error',
+] as const;
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    principal?: Principal;
+  }
+}
+
+function principalOf(req: Request): Principal {
+  if (!req.principal) throw new HttpProblem(401, 'UNAUTHORIZED', 'Send an API key.');
+  return req.principal;
+}
+
+function actorOf(req: Request): string {
+  const p = principalOf(req);
+  return `key:${p.name}`;
+}
+
+function requireAdmin(req: Request): void {
+  if (principalOf(req).role !== 'admin') {
+    throw new HttpProblem(403, 'FORBIDDEN', 'This endpoint needs an admin key; a session-scoped key cannot use it.');
+  }
+}
+
+function parsePart<T>(schema: z.ZodType<T>, input: unknown, where: 'query' | 'body' | 'path'): T {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const fields = fieldsOf(r.error.issues.map((i) => ({ path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), message: i.message })), where);
+  throw new HttpProblem(400, 'VALIDATION', `Invalid ${where}: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
+}
+
+/** The session id from the path; 403 when the key may not act on it. */
+function sessionParam(req: Request): string {
+  const id = String(req.params.id ?? '');
+  const principal = principalOf(req);
+  if (!canAccess(principal, id)) {
+    throw new HttpProblem(403, 'FORBIDDEN', `This key may not act on session "${id}"; use a key that lists it, or an admin key.`);
+  }
+  return id;
+}
+
+function presentedKey(req: Request, allowQuery: boolean): string | undefined {
+  const auth = req.get('authorization');
+  if (auth) {
+    const m = /^Bearer\s+(.+)$/i.exec(auth);
+    return m ? m[1]!.trim() : undefined;
+  }
+  const header = req.get('x-api-key');
+  if (header) return header.trim();
+  if (allowQuery && typeof req.query.key === 'string') return req.query.key;
+  return undefined;
+}
+
+function sseData(name: (typeof EVENT_NAMES)[number], payload: Record<string, unknown>): Record<string, unknown> {
+  if (name === 'session.error' || name === 'manager.error') {
+    const { error, ...rest } = payload as { error?: Error };
+    const code = (error as { code?: unknown } | undefined)?.code;
+    return { ...rest, error: { name: error?.name ?? 'Error', message: error?.message ?? '', ...(typeof code === 'string' ? { code } : {}) } };
+  }
+  return payload;
+}
+
+/**
+ * Builds the Express app over a running manager: REST API, event stream, metrics, OpenAPI and
+ * the web page. It never opens or closes the manager.
+ */
+export function createApp(manager: SessionManager, options: AppOptions): AppHandle {
+  const app = express();
+  const keys = options.keys;
+  const limiter = new RateLimiter(options.rateLimit ?? { max: 600, windowMs: 60_000 });
+  const http = new HttpCounters();
+  const startedAt = Date.now();
+  const streams = new Set<Response>();
+  const checkpointStreams = new Set(options.checkpointStreams ?? []);
+  const corsOrigins = new Set(options.corsOrigins ?? []);
+  let openapi: Record<string, unknown> | null = null;
+
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'extended');
+
+  // Security headers and request counting.
+  app.use((req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.on('finish', () => http.count(req.method, res.statusCode));
+    next();
+  });
+
+  // CORS: off unless origins are configured.
+  if (corsOrigins.size > 0) {
+    app.use((req, res, next) => {
+      const origin = req.get('origin');
+      if (origin && (corsOrigins.has('*') || corsOrigins.has(origin))) {
+        res.setHeader('Access-Control-Allow-Origin', corsOrigins.has('*') ? '*' : origin);
+        res.setHeader('Vary', 'Origin');
+        if (req.method === 'OPTIONS') {
+          res.setHeader('Access-Control-Allow-Methods', 'GET,POST,PATCH,DELETE,OPTIONS');
+          res.setHeader('Access-Control-Allow-Headers', 'Authorization,Content-Type,X-API-Key');
+          res.setHeader('Access-Control-Max-Age', '600');
+          res.status(204).end();
+          return;
+        }
+      }
+      next();
+    });
+  }
+
+  // ----- public: page, health, OpenAPI -----
+  if (options.webPage !== false) {
+    app.use(
+      express.static(PUBLIC_DIR, {
+        index: 'index.html',
+        setHeaders(res) {
+          res.setHeader(
+            'Content-Security-Policy',
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+          );
+        },
+      }),
+    );
+  }
+
+  app.get('/api/v1/health', async (_req, res) => {
+    const t0 = performance.now();
+    let ok = true;
+    let error: string | undefined;
+    try {
+      if (options.ping) {
+        await Promise.race([
+          options.ping(),
+          new Promise((_, reject) => setTimeout(() => reject(new Error('storage ping timed out after 5 s')), 5_000).unref()),
+        ]);
+      }
+    } catch (err) {
+      ok = false;
+      error = err instanceof Error ? err.message : String(err);
+    }
+    const latencyMs = ok ? Math.round((performance.now() - t0) * 100) / 100 : null;
+    let sessions = 0;
+    try {
+      sessions = (await manager.statuses()).length;
+    } catch {
+      ok = false;
+    }
+    res.status(ok ? 200 : 503).json({
+      status: ok ? 'ok' : 'degraded',
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      storage: { kind: options.storageKind ?? 'unknown', ok, latencyMs, ...(error ? { error } : {}) },
+      sessions,
+    });
+  });
+
+  app.get('/api-docs', (req, res) => {
+    openapi ??= buildOpenApiDocument({ version: options.version ?? '0.0.0' });
+    res.json({ ...openapi, servers: [{ url: `${req.protocol}://${req.get('host') ?? 'localhost'}` }] });
+  });
+
+  // ----- authentication and rate limit for everything else -----
+  const authenticate = (req: Request, res: Response, next: NextFunction) => {
+    const allowQuery = req.baseUrl + req.path === '/api/v1/events';
+    const key = presentedKey(req, allowQuery);
+    const principal = keys.verify(key);
+    const caller = principal ? `key:${principal.keyId}` : `ip:${req.socket.remoteAddress ?? 'unknown'}`;
+    const waitMs = limiter.take(caller);
+    if (waitMs > 0) {
+      http.rateLimited += 1;
+      const seconds = Math.ceil(waitMs / 1000);
+      throw new HttpProblem(429, 'RATE_LIMITED', `Too many requests for this key; retry in ${seconds} s.`, {
+        headers: { 'Retry-After': String(seconds) },
+      });
+    }
+    if (!principal) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="multisession"');
+      throw new HttpProblem(
+        401,
+        'UNAUTHORIZED',
+        key === undefined
+          ? 'Send an API key as "Authorization: Bearer <key>" or "X-API-Key: <key>".'
+          : 'The API key is not valid; check it or ask an admin for a new one.',
+      );
+    }
+    req.principal = principal;
+    next();
+  };
+  app.use('/api/v1', authenticate);
+  app.use('/metrics', authenticate);
+
+  // Body: JSON only, limited in size.
+  app.use('/api/v1', (req, _res, next) => {
+    const hasBody = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
+    if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+      throw new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with "Content-Type: application/json".');
+    }
+    next();
+  });
+  app.use('/api/v1', express.json({ limit: options.bodyLimit ?? '64kb', strict: false, type: ['application/json', 'application/*+json'] }));
+
+  const api = express.Router();
+
+  const visible = (req: Request, id: string) => canAccess(principalOf(req), id);
+
+  // ----- adapters -----
+  api.get('/adapters', (_req, res) => {
+    res.json(manager.adapterInfo());
+  });
+
+  // ----- sessions -----
+  api.post('/sessions', async (req, res) => {
+    const principal = principalOf(req);
+    const body: unknown = req.body;
+    if (principal.role !== 'admin') {
+      const id = (body as { id?: unknown } | undefined)?.id;
+      if (typeof id !== 'string' || !canAccess(principal, id)) {
+        throw new HttpProblem(403, 'FORBIDDEN', 'A session-scoped key may only create sessions whose id it lists.');
+      }
+    }
+    const snapshot = await manager.create(body as Parameters<SessionManager['create']>[0], { actor: actorOf(req) });
+    res.status(201).location(`/api/v1/sessions/${encodeURIComponent(snapshot.id)}`).json(snapshot);
+  });
+
+  api.get('/sessions', async (req, res) => {
+    const q = parsePart(s.listQuerySchema, req.query, 'query');
+    const labels: Record<string, string> = {};
+    for (const pair of q.label ?? []) {
+      const at = pair.search(/[=:]/);
+      labels[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    const list = await manager.list({
+      ...(q.state ? { state: q.state } : {}),
+      ...(q.health ? { health: q.health } : {}),
+      ...(q.desiredState ? { desiredState: q.desiredState } : {}),
+      ...(q.platform ? { platform: q.platform } : {}),
+      ...(q.label ? { labels } : {}),
+    });
+    res.json(list.filter((x) => visible(req, x.id)));
+  });
+
+  api.get('/sessions/status', async (req, res) => {
+    res.json((await manager.statuses()).filter((x) => visible(req, x.id)));
+  });
+
+  api.get('/sessions/:id', async (req, res) => {
+    res.json(await manager.get(sessionParam(req)));
+  });
+
+  api.patch('/sessions/:id', async (req, res) => {
+    const id = sessionParam(req);
+    res.json(await manager.update(id, req.body, { actor: actorOf(req) }));
+  });
+
+  api.delete('/sessions/:id', async (req, res) => {
+    const id = sessionParam(req);
+    const q = parsePart(s.deleteQuerySchema, req.query, 'query');
+    await manager.delete(id, { force: q.force ?? false, actor: actorOf(req) });
+    res.status(204).end();
+  });
+
+  const controls = ['start', 'stop', 'restart', 'logout', 'clear'] as const;
+  for (const action of controls) {
+    api.post(`/sessions/:id/${action}`, async (req, res) => {
+      const id = sessionParam(req);
+      const body = parsePart(s.controlBodySchema, req.body ?? {}, 'body');
+      const opts = { actor: actorOf(req), ...(body.reason ? { reason: body.reason } : {}) };
+      let snapshot: SessionSnapshot;
+      switch (action) {
+        case 'start': snapshot = await manager.start(id, opts); break;
+        case 'stop': snapshot = await manager.stop(id, opts); break;
+        case 'restart': snapshot = await manager.restart(id, opts); break;
+        case 'logout': snapshot = await manager.logout(id, opts); break;
+        case 'clear': {
+          // clear() answers how many context entries it dropped; the session itself is unchanged.
+          const cleared = await manager.clear(id, opts);
+          res.setHeader('X-Cleared-Entries', String(cleared));
+          snapshot = await manager.get(id);
+          break;
+        }
+      }
+      res.json(snapshot);
+    });
+  }
+
+  api.post('/sessions/:id/auth', async (req, res) => {
+    const id = sessionParam(req);
+    await manager.submitAuth(id, req.body);
+    res.json(await manager.get(id));
+  });
+
+  api.post('/sessions/:id/touch', async (req, res) => {
+    const id = sessionParam(req);
+    await manager.touch(id);
+    res.status(204).end();
+  });
+
+  api.get('/sessions/:id/status', async (req, res) => {
+    res.json(await manager.status(sessionParam(req)));
+  });
+
+  api.get('/sessions/:id/statistics', async (req, res) => {
+    res.json(await manager.stats(sessionParam(req)));
+  });
+
+  api.get('/sessions/:id/logs', async (req, res) => {
+    const id = sessionParam(req);
+    const q = parsePart(s.logsQuerySchema, req.query, 'query');
+    res.json(await manager.logs(id, { ...(q.limit ? { limit: q.limit } : {}), ...(q.level ? { level: q.level } : {}) }));
+  });
+
+  async function pendingQr(id: string): Promise<{ data: string; expiresAt: number | null }> {
+    const snap = await manager.get(id);
+    if (snap.state !== 'authenticating' || snap.auth?.kind !== 'qr' || typeof snap.auth.data !== 'string') {
+      throw new AuthNotPendingError(id, `Session "${id}" shows no QR code (it is "${snap.state}"${snap.auth ? `, waiting for ${snap.auth.kind}` : ''}); start it and wait for the session.auth event.`);
+    }
+    return { data: snap.auth.data, expiresAt: snap.auth.expiresAt };
+  }
+
+  api.get('/sessions/:id/qr', async (req, res) => {
+    const id = sessionParam(req);
+    const qr = await pendingQr(id);
+    const dataUrl = await QRCode.toDataURL(qr.data, { errorCorrectionLevel: 'M', margin: 2, width: 280 });
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ id, data: qr.data, expiresAt: qr.expiresAt, dataUrl });
+  });
+
+  api.get('/sessions/:id/qr.png', async (req, res) => {
+    const id = sessionParam(req);
+    const qr = await pendingQr(id);
+    const png = await QRCode.toBuffer(qr.data, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 280 });
+    res.setHeader('Cache-Control', 'no-store');
+    res.type('image/png').send(png);
+  });
+
+  api.post('/sessions/:id/messages', async (req, res) => {
+    const id = sessionParam(req);
+    if (req.body === undefined) {
+      throw new HttpProblem(400, 'VALIDATION', 'Send the action as a JSON body.', {
+        fields: [{ path: 'body', pointer: '#', message: 'is required' }],
+      });
+    }
+    const result = await manager.send(id, req.body);
+    res.json({ result: result ?? null });
+  });
+
+  // ----- events (SSE) -----
+  api.get('/events', (req, res) => {
+    const q = parsePart(s.eventsQuerySchema, req.query, 'query');
+    const principal = principalOf(req);
+    const only = q.session ? new Set(q.session) : null;
+    if (only && principal.role !== 'admin') {
+      for (const id of only) {
+        if (!canAccess(principal, id)) throw new HttpProblem(403, 'FORBIDDEN', `This key may not watch session "${id}".`);
+      }
+    }
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write('retry: 2000\n\n');
+    let seq = 0;
+    const listeners: Array<[string, (payload: Record<string, unknown>) => void]> = [];
+    for (const name of EVENT_NAMES) {
+      const fn = (payload: Record<string, unknown>) => {
+        const id = typeof payload.id === 'string' ? payload.id : null;
+        if (id === null) {
+          if (principal.role !== 'admin' || only) return;
+        } else if ((only && !only.has(id)) || !canAccess(principal, id)) return;
+        seq += 1;
+        res.write(`id: ${seq}\nevent: ${name}\ndata: ${JSON.stringify(sseData(name, payload))}\n\n`);
+      };
+      manager.on(name, fn as never);
+      listeners.push([name, fn]);
+    }
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), options.sseHeartbeatMs ?? 15_000);
+    heartbeat.unref();
+    streams.add(res);
+    http.sseClients += 1;
+    const done = () => {
+      if (!streams.delete(res)) return;
+      clearInterval(heartbeat);
+      for (const [name, fn] of listeners) manager.off(name as (typeof EVENT_NAMES)[number], fn as never);
+      http.sseClients -= 1;
+    };
+    res.on('close', done);
+    res.write(`event: hello\ndata: ${JSON.stringify({ at: Date.now(), sessions: only ? [...only] : null })}\n\n`);
+  });
+
+  // ----- checkpoints, audit, keys (admin) -----
+  async function checkpointStats(stream: string): Promise<CheckpointStats> {
+    if (!options.checkpointStats) throw new HttpProblem(404, 'NOT_FOUND', 'This server has no checkpoint store.');
+    return options.checkpointStats(stream);
+  }
+
+  api.get('/checkpoints/:stream/stats', async (req, res) => {
+    requireAdmin(req);
+    const stream = parsePart(s.streamNameSchema, req.params.stream, 'path');
+    const stats = await checkpointStats(stream);
+    checkpointStreams.add(stream);
+    res.json({ stream, ...stats });
+  });
+
+  api.get('/audit', async (req, res) => {
+    const q = parsePart(s.auditQuerySchema, req.query, 'query');
+    const principal = principalOf(req);
+    if (principal.role !== 'admin' && (!q.sessionId || !canAccess(principal, q.sessionId))) {
+      throw new HttpProblem(403, 'FORBIDDEN', 'A session-scoped key may read the audit log only with ?sessionId= of a session it lists.');
+    }
+    res.json(await manager.audit(q));
+  });
+
+  api.get('/keys', (req, res) => {
+    requireAdmin(req);
+    res.json(keys.list());
+  });
+
+  api.post('/keys', (req, res) => {
+    requireAdmin(req);
+    const body = parsePart(s.createKeySchema, req.body, 'body');
+    const { key, info } = keys.create(body);
+    res.status(201).json({ ...info, key });
+  });
+
+  api.delete('/keys/:keyId', (req, res) => {
+    requireAdmin(req);
+    if (!keys.revoke(String(req.params.keyId))) throw new HttpProblem(404, 'KEY_NOT_FOUND', `No API key has id "${String(req.params.keyId)}".`);
+    res.status(204).end();
+  });
+
+  api.use((req) => {
+    throw new HttpProblem(404, 'NOT_FOUND', `No endpoint ${req.method} /api/v1${req.path}; see /api-docs.`);
+  });
+
+  app.use('/api/v1', api);
+
+  // ----- metrics -----
+  app.get('/metrics', async (req, res) => {
+    requireAdmin(req);
+    const statuses = await manager.statuses();
+    const checkpoints = new Map<string, CheckpointStats>();
+    for (const stream of checkpointStreams) {
+      try {
+        checkpoints.set(stream, await checkpointStats(stream));
+      } catch {
+        // A stream whose store cannot be read is left out rather than failing the scrape.
+      }
+    }
+    let storageUp = true;
+    try {
+      await options.ping?.();
+    } catch {
+      storageUp = false;
+    }
+    res.type('text/plain; version=0.0.4; charset=utf-8').send(
+      renderMetrics({ statuses, checkpoints, http, uptimeSeconds: (Date.now() - startedAt) / 1000, storageUp }),
+    );
+  });
+
+  app.use((req) => {
+    throw new HttpProblem(404, 'NOT_FOUND', `Nothing at ${req.method} ${req.path}.`);
+  });
+
+  // Errors → RFC 9457 problem documents.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const where = req.method === 'GET' || req.method === 'DELETE' ? 'query' : 'body';
+    const { problem, headers } = toProblem(err, req.originalUrl.split('?')[0] ?? req.path, where);
+    if (problem.status >= 500) console.error(`[multisession-server] ${req.method} ${req.path}:`, err);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+  });
+
+  return {
+    app,
+    closeStreams() {
+      for (const res of [...streams]) res.end();
+    },
+  };
+}
+

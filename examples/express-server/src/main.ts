@@ -1,0 +1,138 @@
+/**
+ * The example server's command line: `npm start` runs this file.
+ *
+ *   node --import tsx examples/express-server/src/main.ts [--port 8080] [--host 127.0.0.1]
+ *     [--data-dir ./.data] [--db <sqlite file | postgres://…>] [--max-sessions N] [--api-key KEY]
+ *     [--cors-origin URL]… [--rate-limit N] [--log-level info]
+ *
+ * Each flag has an environment equivalent (PORT, HOST, MULTISESSION_DATA_DIR, MULTISESSION_DB,
+ * MULTISESSION_MAX_SESSIONS, MULTISESSION_API_KEY, MULTISESSION_CORS_ORIGINS,
+ * MULTISESSION_RATE_LIMIT, MULTISESSION_LOG_LEVEL); flags win.
+ * It prints `listening on http://host:port` once it serves (tests read the port from that line).
+ */
+import { parseArgs } from 'node:util';
+import type { Logger } from 'multisession';
+import { createServer } from './server.js';
+
+const USAGE = `Usage: npm start -- [options]
+
+  --port <n>            TCP port (0: any free port)         PORT               default 8080
+  --host <addr>         interface to bind                   HOST               default 127.0.0.1
+  --data-dir <dir>      secret key, API key hashes, SQLite  MULTISESSION_DATA_DIR  default ./.data
+  --db <path|url>       SQLite file or postgres:// URL      MULTISESSION_DB    default <data-dir>/multisession.db
+  --max-sessions <n>    most sessions that may exist        MULTISESSION_MAX_SESSIONS
+  --api-key <key>       an admin API key                    MULTISESSION_API_KEY
+  --cors-origin <url>   allow a browser origin (repeat)     MULTISESSION_CORS_ORIGINS (comma-separated)
+  --rate-limit <n>      requests per minute per key         MULTISESSION_RATE_LIMIT  default 600
+  --log-level <level>   debug | info | warn | error         MULTISESSION_LOG_LEVEL   default info
+  --help`;
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function intOption(name: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) fail(`--${name} must be an integer of at least ${min}; got "${text}".`);
+  return n;
+}
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+type Level = (typeof LEVELS)[number];
+
+function consoleLogger(min: Level): Logger {
+  const rank = (l: Level) => LEVELS.indexOf(l);
+  const write = (level: Level) => (obj: object, msg?: string) => {
+    if (rank(level) < rank(min)) return;
+    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${msg ?? ''} ${JSON.stringify(obj)}\n`);
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'data-dir': { type: 'string' },
+        db: { type: 'string' },
+        'max-sessions': { type: 'string' },
+        'api-key': { type: 'string' },
+        'cors-origin': { type: 'string', multiple: true },
+        'rate-limit': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const env = process.env;
+  const level = (values['log-level'] ?? env.MULTISESSION_LOG_LEVEL ?? 'info') as Level;
+  if (!LEVELS.includes(level)) fail(`--log-level must be one of ${LEVELS.join(', ')}; got "${level}".`);
+  const apiKey = values['api-key'] ?? env.MULTISESSION_API_KEY;
+  if (apiKey !== undefined && apiKey.length < 16) fail('--api-key must be at least 16 characters long.');
+  const cors = values['cors-origin'] ?? env.MULTISESSION_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean);
+  const rate = intOption('rate-limit', values['rate-limit'] ?? env.MULTISESSION_RATE_LIMIT, 1);
+  const maxSessions = intOption('max-sessions', values['max-sessions'] ?? env.MULTISESSION_MAX_SESSIONS, 1);
+
+  const server = await createServer({
+    port: intOption('port', values.port ?? env.PORT, 0) ?? 8080,
+    host: values.host ?? env.HOST ?? '127.0.0.1',
+    dataDir: values['data-dir'] ?? env.MULTISESSION_DATA_DIR ?? '.data',
+    ...((values.db ?? env.MULTISESSION_DB) ? { db: values.db ?? env.MULTISESSION_DB } : {}),
+    ...(maxSessions ? { maxSessions } : {}),
+    ...(apiKey ? { apiKey } : {}),
+    ...(cors && cors.length ? { corsOrigins: cors } : {}),
+    ...(rate ? { rateLimit: { max: rate, windowMs: 60_000 } } : {}),
+    logger: consoleLogger(level),
+  });
+
+  const sessions = await server.manager.statuses();
+  process.stdout.write(
+    `multisession example server: ${sessions.length} session(s), storage ${server.storage.kind}\n` +
+      `listening on ${server.url}\n` +
+      `  web page  ${server.url}/\n  API docs  ${server.url}/api-docs\n`,
+  );
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: exiting now.\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    process.stdout.write(`${signal}: stopping sessions and closing storage…\n`);
+    const force = setTimeout(() => {
+      process.stderr.write('Shutdown took longer than 30 s; exiting.\n');
+      process.exit(1);
+    }, 30_000);
+    force.unref();
+    server.close().then(
+      () => {
+        process.stdout.write('Stopped. The next start restores the running sessions.\n');
+        process.exitCode = 0;
+      },
+      (err: unknown) => {
+        process.stderr.write(`Shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`multisession example server failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

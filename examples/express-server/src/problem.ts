@@ -1,0 +1,149 @@
+import { MultisessionError, ValidationError, type ErrorCode } from 'multisession';
+
+/**
+ * RFC 9457 problem details. Every error response of the server is one of these, served as
+ * `application/problem+json`, carrying the library's stable `code` and, for validation errors,
+ * each field path (`errors[].path` as a dotted string and `errors[].pointer` as a JSON pointer).
+ */
+export interface ProblemField {
+  /** Where the problem is: `body.credentials.token`, `query.state`, … */
+  path: string;
+  /** The same place as a JSON pointer into the request part (`#/credentials/token`). */
+  pointer: string;
+  message: string;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  code: string;
+  errors?: ProblemField[];
+  [extra: string]: unknown;
+}
+
+/** HTTP status for each library error code (see docs/server-api.md, "Errors"). */
+export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  VALIDATION: 400,
+  ADAPTER_NOT_FOUND: 400,
+  SESSION_NOT_FOUND: 404,
+  SESSION_EXISTS: 409,
+  CONFLICT: 409,
+  INVALID_TRANSITION: 409,
+  SESSION_NOT_READY: 409,
+  DUPLICATE_CREDENTIALS: 409,
+  AUTH_NOT_PENDING: 409,
+  AUTH_TIMEOUT: 409,
+  LEASE_LOST: 409,
+  // The session count is a limit the client can act on (delete sessions), not a server fault.
+  CAPACITY: 409,
+  ADAPTER: 502,
+  TIMEOUT: 504,
+  ABORTED: 503,
+  MANAGER_CLOSED: 503,
+  MANAGER_NOT_OPEN: 503,
+  STORAGE: 503,
+  DECRYPTION: 500,
+  SECRET_KEY_REQUIRED: 500,
+});
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+export function problemType(code: string): string {
+  return `urn:multisession:problem:${code.toLowerCase().replace(/_/g, '-')}`;
+}
+
+/** An error the HTTP layer raises itself (401, 403, 413, 429 …). */
+export class HttpProblem extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly fields: ProblemField[] | undefined;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: string, detail: string, extra: { fields?: ProblemField[]; headers?: Record<string, string> } = {}) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+    this.fields = extra.fields;
+    this.headers = extra.headers ?? {};
+  }
+}
+
+export function fieldsOf(issues: ReadonlyArray<{ path: ReadonlyArray<string | number>; message: string }>, where: string): ProblemField[] {
+  return issues.map((i) => ({
+    path: [where, ...i.path].join('.'),
+    pointer: i.path.length ? `#/${i.path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}` : '#',
+    message: i.message,
+  }));
+}
+
+/** Turns any thrown value into a problem document. Unknown errors become a bare 500. */
+export function toProblem(err: unknown, instance: string, where = 'body'): { problem: Problem; headers: Record<string, string> } {
+  if (err instanceof HttpProblem) {
+    const problem: Problem = {
+      type: problemType(err.code),
+      title: TITLES[err.status] ?? 'Error',
+      status: err.status,
+      detail: err.message,
+      instance,
+      code: err.code,
+    };
+    if (err.fields) problem.errors = err.fields;
+    return { problem, headers: err.headers };
+  }
+  if (err instanceof MultisessionError) {
+    const status = STATUS_BY_CODE[err.code] ?? 500;
+    const problem: Problem = {
+      type: problemType(err.code),
+      title: TITLES[status] ?? 'Error',
+      status,
+      detail: err.message,
+      instance,
+      code: err.code,
+    };
+    if (err instanceof ValidationError) problem.errors = fieldsOf(err.issues, where);
+    else if (err.code === 'ADAPTER_NOT_FOUND') {
+      problem.errors = [{ path: `${where}.platform`, pointer: '#/platform', message: err.message }];
+    }
+    // The library's context never carries credentials; the issues are already in `errors`.
+    const { issues: _issues, ...context } = err.context;
+    if (Object.keys(context).length > 0) problem.context = context;
+    return { problem, headers: {} };
+  }
+  const status = typeof (err as { status?: unknown })?.status === 'number' ? (err as { status: number }).status : 500;
+  if (status === 413) {
+    return { problem: bare(413, 'BODY_TOO_LARGE', 'The request body is larger than the server accepts; send less.', instance), headers: {} };
+  }
+  if (status === 400 && (err as { type?: string }).type === 'entity.parse.failed') {
+    return {
+      problem: {
+        ...bare(400, 'VALIDATION', 'The request body is not valid JSON; send a JSON document.', instance),
+        errors: [{ path: where, pointer: '#', message: 'is not valid JSON' }],
+      },
+      headers: {},
+    };
+  }
+  if (status >= 400 && status < 500) {
+    return { problem: bare(status, 'BAD_REQUEST', (err as Error).message ?? 'Bad request.', instance), headers: {} };
+  }
+  return { problem: bare(500, 'INTERNAL', 'The server failed to handle the request; see its log.', instance), headers: {} };
+}
+
+function bare(status: number, code: string, detail: string, instance: string): Problem {
+  return { type: problemType(code), title: TITLES[status] ?? 'Error', status, detail, instance, code };
+}
