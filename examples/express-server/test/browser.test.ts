@@ -1,0 +1,102 @@
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startTestServer, type TestServer } from './helpers.js';
+
+const ARTIFACTS = fileURLToPath(new URL('../.artifacts/', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let t: TestServer;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+const external: string[] = [];
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  t = await startTestServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') pageErrors.push(msg.text());
+  });
+  page.on('request', (req) => {
+    const url = req.url();
+    if (!url.startsWith(t.url) && !url.startsWith('data:')) external.push(url);
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await t?.close();
+});
+
+it('runs the whole demo lifecycle in a real browser, live over SSE', async () => {
+  await page.goto(`${t.url}/`);
+
+  // The page asks for the key once and keeps it.
+  await page.getByTestId('key-input').fill('not-a-key');
+  await page.getByTestId('key-submit').click();
+  await expect.poll(() => page.locator('#key-error').textContent()).toMatch(/not valid/);
+  await page.getByTestId('key-input').fill(t.adminKey);
+  await page.getByTestId('key-submit').click();
+  await page.locator('#key-dialog.hidden').waitFor({ state: 'attached' });
+  await page.locator('#live.on').waitFor();
+
+  // A session made by someone else (through the API) shows up live.
+  await t.call('POST', '/api/v1/sessions', { body: { id: 'api-made', platform: 'demo', credentials: { token: 'api-token-1' }, labels: { team: 'ops' } } });
+  await page.getByTestId('session-api-made').waitFor();
+
+  // Create a demo session from the form, whose fields come from the adapter's schemas.
+  await page.getByTestId('new-session').click();
+  await page.getByTestId('create-id').fill('support-bot');
+  await expect.poll(() => page.getByTestId('create-platform').inputValue()).toBe('demo');
+  await page.locator('input[name="credentials.token"]').fill('demo-token-123');
+  await page.locator('input[name="config.greeting"]').fill('hi there');
+  await page.locator('input[name="labels"]').fill('team=support, env=demo');
+  await page.getByTestId('create-submit').click();
+
+  // Start right away: the QR code appears without reloading.
+  await page.getByTestId('qr').waitFor({ state: 'visible' });
+  await expect.poll(() => page.getByTestId('detail-state').textContent()).toBe('authenticating');
+  await expect.poll(() => page.getByTestId('qr').getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+  const snap = (await t.call('GET', '/api/v1/sessions/support-bot')).json;
+  expect(snap.config.greeting).toBe('hi there');
+  expect(snap.labels).toEqual({ team: 'support', env: 'demo' });
+  await page.screenshot({ path: `${ARTIFACTS}qr.png` });
+
+  // Complete the login (the demo's stand-in for scanning) and watch it turn ready live.
+  await page.getByTestId('simulate-scan').click();
+  await expect.poll(() => page.getByTestId('detail-state').textContent()).toBe('ready');
+  await expect.poll(() => page.getByTestId('session-support-bot').getByTestId('row-state').textContent()).toBe('ready');
+  await page.getByTestId('auth').waitFor({ state: 'hidden' });
+
+  // Send a message through the API: the statistics and logs on the page follow.
+  await t.call('POST', '/api/v1/sessions/support-bot/messages', { body: { text: 'hello' } });
+  await expect.poll(() => page.getByTestId('stats').textContent()).toMatch(/msgs out1/);
+  await expect.poll(() => page.getByTestId('logs').textContent()).toMatch(/logged in with qr/);
+  await page.screenshot({ path: `${ARTIFACTS}ready.png` });
+
+  // Stop it, then delete it.
+  await page.getByTestId('action-stop').click();
+  await expect.poll(() => page.getByTestId('detail-state').textContent()).toBe('stopped');
+  await page.getByTestId('action-delete').click();
+  await page.getByTestId('session-support-bot').waitFor({ state: 'detached' });
+  expect((await t.call('GET', '/api/v1/sessions/support-bot')).status).toBe(404);
+
+  // The key survives a reload (localStorage): no prompt, the list comes back.
+  await page.reload();
+  await page.getByTestId('session-api-made').waitFor();
+  expect(await page.locator('#key-dialog').isHidden()).toBe(true);
+  await page.getByTestId('session-api-made').click();
+  await page.screenshot({ path: `${ARTIFACTS}overview.png` });
+
+  expect(external).toEqual([]);
+  expect(pageErrors.filter((e) => !/401|Failed to load resource/.test(e))).toEqual([]);
+});
