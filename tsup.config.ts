@@ -5,12 +5,17 @@ import { defineConfig } from 'tsup';
 const entry = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
+  'sqlite/index': 'src/storage/sqlite.ts',
+  'postgres/index': 'src/storage/postgres.ts',
 };
+// Database clients are the app's (optional peers), loaded only by their driver subpath.
+const external = ['better-sqlite3', 'pg', 'kysely'];
 
 export default defineConfig([
   {
     entry,
     format: ['esm'],
+    external,
     dts: true,
     sourcemap: true,
     clean: true,
@@ -21,6 +26,7 @@ export default defineConfig([
   {
     entry,
     format: ['cjs'],
+    external,
     dts: true,
     sourcemap: true,
     target: 'node20',
