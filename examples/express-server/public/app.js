@@ -269,6 +269,7 @@ $('filter').addEventListener('input', renderList);
 // ---------- detail panel ----------
 
 function select(id) {
+  if (state.selected !== id) show($('send-result'), false);
   state.selected = id;
   renderList();
   renderDetail();
@@ -283,6 +284,11 @@ function renderDetail() {
   $('d-id').textContent = s.id;
   $('d-platform').textContent = s.platform;
   $('d-labels').replaceChildren(...Object.entries(s.labels || {}).map(([k, v]) => el('span', { class: 'label-tag', text: `${k}=${v}` })));
+  const info = [`wants ${s.desiredState}`, `created ${new Date(s.createdAt).toLocaleString()}`];
+  if (s.lastActivityAt) info.push(`last activity ${timeOf(s.lastActivityAt)}`);
+  info.push(s.hasCredentials ? 'credentials encrypted at rest' : 'no credentials');
+  $('d-info').textContent = info.join(' · ');
+  show($('send-form'), ['ready', 'degraded'].includes(s.state));
   $('d-state').textContent = s.state;
   $('d-state').className = `pill s-${s.state}`;
   $('d-health').textContent = s.health;
@@ -437,6 +443,31 @@ $('code-form').addEventListener('submit', (ev) => {
   if (!s?.auth) return;
   submitAuth(s.id, s.auth.kind, $('code-input').value);
   $('code-input').value = '';
+});
+
+$('send-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const id = state.selected;
+  const text = $('send-input').value.trim();
+  if (!id || !text) return;
+  let action;
+  try {
+    action = JSON.parse(text);
+  } catch {
+    action = { text };
+  }
+  const out = $('send-result');
+  try {
+    const res = await api('POST', `/sessions/${encodeURIComponent(id)}/messages`, action);
+    out.textContent = `→ ${JSON.stringify(res.result)}`;
+    out.classList.remove('failed');
+    $('send-input').value = '';
+  } catch (err) {
+    out.textContent = problemText(err);
+    out.classList.add('failed');
+  }
+  show(out, true);
+  refreshExtras(id);
 });
 
 // ---------- live events ----------

@@ -60,6 +60,7 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
   await page.locator('input[name="credentials.token"]').fill('demo-token-123');
   await page.locator('input[name="config.greeting"]').fill('hi there');
   await page.locator('input[name="labels"]').fill('team=support, env=demo');
+  await page.screenshot({ path: `${ARTIFACTS}create-form.png` });
   await page.getByTestId('create-submit').click();
 
   // Start right away: the QR code appears without reloading.
@@ -77,8 +78,10 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
   await expect.poll(() => page.getByTestId('session-support-bot').getByTestId('row-state').textContent()).toBe('ready');
   await page.getByTestId('auth').waitFor({ state: 'hidden' });
 
-  // Send a message through the API: the statistics and logs on the page follow.
-  await t.call('POST', '/api/v1/sessions/support-bot/messages', { body: { text: 'hello' } });
+  // Send a message from the page: the answer, statistics and logs follow.
+  await page.getByTestId('send-input').fill('hello');
+  await page.getByTestId('send-submit').click();
+  await expect.poll(() => page.getByTestId('send-result').textContent()).toMatch(/"ok":true/);
   await expect.poll(() => page.getByTestId('stats').textContent()).toMatch(/msgs out1/);
   await expect.poll(() => page.getByTestId('logs').textContent()).toMatch(/logged in with qr/);
   await page.screenshot({ path: `${ARTIFACTS}ready.png` });
