@@ -76,7 +76,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const env = process.env;
+  // Empty environment variables count as unset.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== ''));
   const level = (values['log-level'] ?? env.MULTISESSION_LOG_LEVEL ?? 'info') as Level;
   if (!LEVELS.includes(level)) fail(`--log-level must be one of ${LEVELS.join(', ')}; got "${level}".`);
   const apiKey = values['api-key'] ?? env.MULTISESSION_API_KEY;

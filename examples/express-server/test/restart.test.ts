@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'ms-restart-'));
+const children = new Set<ChildProcess>();
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  lines: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts main.ts as a real process; resolves when it prints the URL it listens on. */
+function startServer(): Promise<Started> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn'], {
+    cwd: ROOT,
+    env: { ...process.env, MULTISESSION_SECRET_KEY: '', MULTISESSION_API_KEY: '', PORT: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const lines: string[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      lines.push(line);
+      const m = /^listening on (http:\/\/\S+)$/.exec(line);
+      if (m) resolve({ child, url: m[1]!, lines, exited });
+    });
+    void exited.then(({ code, signal }) => reject(new Error(`server exited (${code ?? signal}) before listening:\n${lines.join('\n')}\n${stderr}`)));
+  });
+}
+
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function api(url: string, key: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+async function waitState(url: string, key: string, id: string, states: string[]) {
+  for (let i = 0; i < 400; i++) {
+    const r = await api(url, key, 'GET', `/api/v1/sessions/${id}/status`);
+    if (r.status === 200 && states.includes(r.json.state)) return r.json;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${id} never reached ${states.join('|')}`);
+}
+
+it('sessions come back running after SIGKILL, and after a graceful SIGTERM', async () => {
+  // First start: creates the secret key and an admin key, printed once.
+  const a = await startServer();
+  const key = a.lines.map((l) => l.trim()).find((l) => /^msk_[a-f0-9]{16}_/.test(l));
+  expect(key).toBeDefined();
+  expect(a.lines.join('\n')).toMatch(/Created a secret key/);
+
+  for (const id of ['keep-ready', 'keep-qr', 'stay-stopped']) {
+    expect((await api(a.url, key!, 'POST', '/api/v1/sessions', { id, platform: 'demo', credentials: { token: `t-${id}` } })).status).toBe(201);
+  }
+  await api(a.url, key!, 'POST', '/api/v1/sessions/keep-ready/start');
+  const qr = await waitState(a.url, key!, 'keep-ready', ['authenticating']);
+  const code = String(qr.auth.data).split(':').pop();
+  expect((await api(a.url, key!, 'POST', '/api/v1/sessions/keep-ready/auth', { kind: 'code', value: code })).status).toBe(200);
+  await waitState(a.url, key!, 'keep-ready', ['ready']);
+  await api(a.url, key!, 'POST', '/api/v1/sessions/keep-qr/start');
+  await waitState(a.url, key!, 'keep-qr', ['authenticating']);
+
+  // Kill it hard: no shutdown code runs.
+  a.child.kill('SIGKILL');
+  expect((await a.exited).signal).toBe('SIGKILL');
+
+  // Second start on the same data folder: no new keys; the sessions are back.
+  const b = await startServer();
+  expect(b.lines.join('\n')).not.toMatch(/msk_|Created a secret key/);
+  await waitState(b.url, key!, 'keep-ready', ['ready']); // remembered login: straight to ready
+  const again = await waitState(b.url, key!, 'keep-qr', ['authenticating']); // running again, new QR
+  expect(again.desiredState).toBe('running');
+  const stopped = await api(b.url, key!, 'GET', '/api/v1/sessions/stay-stopped/status');
+  expect(stopped.json).toMatchObject({ state: 'stopped', desiredState: 'stopped' });
+  const list = await api(b.url, key!, 'GET', '/api/v1/sessions?state=ready');
+  expect(list.json.map((s: any) => s.id)).toEqual(['keep-ready']);
+  // The credentials were sealed with the key from the data folder and still open.
+  expect((await api(b.url, key!, 'POST', '/api/v1/sessions/keep-ready/messages', { text: 'after restart' })).status).toBe(200);
+
+  // Graceful stop: exits 0 and keeps the desired states for the next start.
+  b.child.kill('SIGTERM');
+  expect((await b.exited).code).toBe(0);
+  expect(b.lines.join('\n')).toMatch(/Stopped\./);
+
+  const c = await startServer();
+  await waitState(c.url, key!, 'keep-ready', ['ready']);
+  await waitState(c.url, key!, 'keep-qr', ['authenticating']);
+  c.child.kill('SIGINT');
+  expect((await c.exited).code).toBe(0);
+});
