@@ -1,1 +1,24 @@
-export type { CheckpointBackend } from './contract.js';
+export {
+  CHECKPOINT_STATUSES,
+  type CasResult,
+  type CheckpointBackend,
+  type CheckpointItem,
+  type CheckpointStats,
+  type CheckpointStatus,
+  type FailChange,
+  type Lease,
+  type LeaseRef,
+  type ListPage,
+  type ListQuery,
+  type NewCheckpointItem,
+} from './contract.js';
+export {
+  Checkpoint,
+  createCheckpoint,
+  type CheckpointEvents,
+  type CheckpointOptions,
+  type CompleteOutcome,
+  type WorkItem,
+} from './checkpoint.js';
+export type { ProcessOptions, ProcessSummary, WorkContext, WorkHandler } from './process.js';
+export { createMemoryCheckpointBackend } from './memory-backend.js';

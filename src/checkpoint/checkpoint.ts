@@ -1,0 +1,357 @@
+import { EventEmitter } from 'eventemitter3';
+import { z } from 'zod';
+import { LeaseLostError, ValidationError, parseWith } from '../errors.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { JsonValue } from '../types.js';
+import {
+  CHECKPOINT_STATUSES,
+  type CheckpointBackend,
+  type CheckpointItem,
+  type CheckpointStats,
+  type CheckpointStatus,
+  type Lease,
+  type LeaseRef,
+  type ListPage,
+  type NewCheckpointItem,
+} from './contract.js';
+import { runProcess, type ProcessOptions, type ProcessSummary, type WorkHandler } from './process.js';
+
+const MAX_LEASE_MS = 24 * 60 * 60 * 1000;
+const streamSchema = z.string().min(1, 'give the stream a non-empty name').max(200);
+const keySchema = z.string().min(1, 'keys must be non-empty strings').max(1000);
+const ownerSchema = z.string().min(1, 'name the owner (e.g. worker id)').max(200);
+const leaseMsSchema = z.number().int().min(1).max(MAX_LEASE_MS, 'leases last at most 24 h; renew instead');
+const jsonSchema = z.json();
+
+export const checkpointOptionsSchema = z.object({
+  stream: streamSchema,
+  /** Failed attempts before an item goes `dead` (expired leases count). Default 5. */
+  maxAttempts: z.number().int().min(1).max(1000).default(5),
+  /** Retry delay after the n-th failure: min(maxMs, minMs · factor^(n-1)). */
+  backoff: z
+    .object({
+      minMs: z.number().int().min(0).default(1000),
+      maxMs: z.number().int().min(0).default(5 * 60_000),
+      factor: z.number().min(1).max(100).default(2),
+    })
+    .refine((b) => b.maxMs >= b.minMs, { message: 'backoff.maxMs must be at least backoff.minMs' })
+    .default({ minMs: 1000, maxMs: 5 * 60_000, factor: 2 }),
+});
+
+const newItemSchema = z.object({
+  key: keySchema,
+  payload: jsonSchema.optional(),
+  priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+  runAt: z.union([z.number().finite().min(0), z.date()]).optional(),
+});
+const itemsSchema = z.array(newItemSchema).max(100_000, 'add at most 100,000 items per call');
+const claimSchema = z.object({
+  owner: ownerSchema,
+  limit: z.number().int().min(1).max(10_000).default(1),
+  leaseMs: leaseMsSchema.default(30_000),
+});
+const claimKeySchema = z.object({
+  owner: ownerSchema,
+  leaseMs: leaseMsSchema.default(30_000),
+  payload: jsonSchema.optional(),
+});
+const leaseSchema = z.looseObject({
+  stream: streamSchema,
+  key: keySchema,
+  owner: ownerSchema,
+  token: z.number().int().min(0),
+});
+const failOptionsSchema = z.object({ retryInMs: z.number().int().min(0).max(365 * MAX_LEASE_MS).optional() }).default({});
+const listSchema = z.object({
+  status: z.enum(CHECKPOINT_STATUSES).optional(),
+  limit: z.number().int().min(1).max(10_000).default(100),
+  cursor: z.string().nullable().optional(),
+});
+const purgeSchema = z.object({
+  status: z
+    .union([z.enum(CHECKPOINT_STATUSES), z.array(z.enum(CHECKPOINT_STATUSES)).min(1)])
+    .default(['done'])
+    .refine((s) => !(Array.isArray(s) ? s : [s]).includes('processing'), {
+      message: 'processing items are leased; release or complete them instead of purging',
+    }),
+  olderThanMs: z.number().int().min(0).default(0),
+});
+
+export type CheckpointOptions = z.input<typeof checkpointOptionsSchema> & {
+  /** A storage driver with the `checkpoint()` capability, or a checkpoint backend itself. */
+  storage: StorageDriver | CheckpointBackend;
+};
+
+/** A leased item as the `process()` handler sees it. */
+export interface WorkItem {
+  key: string;
+  payload: JsonValue | null;
+  priority: number;
+  /** Failed attempts before this one. */
+  attempts: number;
+}
+
+/** Outcome of one entry of {@link Checkpoint.completeMany}. */
+export type CompleteOutcome = { lease: Lease; ok: true } | { lease: Lease; ok: false; error: LeaseLostError };
+
+/** Typed events of a checkpoint (emitted by `process()`). */
+export interface CheckpointEvents {
+  'batch.claimed': (event: { stream: string; owner: string; leases: Lease[] }) => void;
+  'item.completed': (event: { stream: string; owner: string; key: string; token: number }) => void;
+  'item.failed': (event: { stream: string; owner: string; key: string; token: number; error: string; status: 'failed' | 'dead' }) => void;
+  'lease.lost': (event: {
+    stream: string;
+    owner: string;
+    key: string;
+    token: number;
+    phase: 'renew' | 'deadline' | 'complete' | 'fail' | 'release';
+    error: LeaseLostError;
+  }) => void;
+  'process.progress': (event: ProcessSummary & { stream: string; owner: string; inFlight: number }) => void;
+  'process.error': (event: { stream: string; owner: string; error: Error; operation: string }) => void;
+}
+
+function backendOf(storage: unknown): CheckpointBackend {
+  const s = storage as Partial<StorageDriver & CheckpointBackend> | null | undefined;
+  if (s && typeof s.claim === 'function' && typeof s.complete === 'function') return s as CheckpointBackend;
+  if (s && typeof s.checkpoint === 'function') return s.checkpoint();
+  throw new ValidationError('checkpoint options', [
+    {
+      path: ['storage'],
+      message: 'pass a storage driver that has the checkpoint() capability (memory, sqlite, postgres) or a checkpoint backend',
+    },
+  ]);
+}
+
+export function errorMessage(error: unknown): string {
+  const text =
+    error instanceof Error ? error.message || error.name : typeof error === 'string' ? error : (() => {
+      try {
+        return JSON.stringify(error) ?? String(error);
+      } catch {
+        return String(error);
+      }
+    })();
+  return text.length > 2000 ? `${text.slice(0, 1997)}...` : text;
+}
+
+/**
+ * A stream of work items split between workers under fenced leases. Make one with
+ * {@link createCheckpoint} (or `manager.checkpoint(stream)`).
+ *
+ * @example
+ * ```ts
+ * const cp = createCheckpoint({ storage: memoryStorage(), stream: 'messages' });
+ * await cp.add([{ key: 'msg-100', payload: { text: 'hi' } }]);
+ * const lease = await cp.claimKey('msg-100', { owner: 'session-1', leaseMs: 30_000 });
+ * if (lease) { await forward(lease.payload, lease.token); await cp.complete(lease); }
+ * ```
+ */
+export class Checkpoint extends EventEmitter<CheckpointEvents> {
+  readonly stream: string;
+  readonly maxAttempts: number;
+  readonly backoff: Readonly<{ minMs: number; maxMs: number; factor: number }>;
+  readonly #backend: CheckpointBackend;
+  #ready: Promise<void> | null = null;
+
+  constructor(options: CheckpointOptions) {
+    super();
+    const parsed = parseWith(checkpointOptionsSchema, { ...options, storage: undefined }, 'checkpoint options');
+    this.#backend = backendOf(options.storage);
+    this.stream = parsed.stream;
+    this.maxAttempts = parsed.maxAttempts;
+    this.backoff = Object.freeze({ ...parsed.backoff });
+  }
+
+  /** The backend kind: `memory`, `sqlite` or `postgres`. */
+  get kind(): string {
+    return this.#backend.kind;
+  }
+
+  /** @internal the backend, once its tables exist. */
+  async backend(): Promise<CheckpointBackend> {
+    if (!this.#ready) {
+      this.#ready = this.#backend.init().catch((err: unknown) => {
+        this.#ready = null;
+        throw err;
+      });
+    }
+    await this.#ready;
+    return this.#backend;
+  }
+
+  /** Adds items whose key is new (idempotent by key); returns how many were new. */
+  async add(items: NewCheckpointItem[]): Promise<number> {
+    const parsed = parseWith(itemsSchema, items, 'checkpoint items');
+    const seen = new Set<string>();
+    const unique: NewCheckpointItem[] = [];
+    for (const item of parsed) {
+      if (seen.has(item.key)) continue;
+      seen.add(item.key);
+      unique.push({
+        key: item.key,
+        payload: item.payload as JsonValue | undefined,
+        priority: item.priority,
+        runAt: item.runAt === undefined ? undefined : Number(item.runAt),
+      });
+    }
+    if (!unique.length) return 0;
+    return (await this.backend()).add(this.stream, unique);
+  }
+
+  /**
+   * Leases up to `limit` claimable items (pending and due, failed and due, or processing with an
+   * expired lease) by priority then age, in one atomic step. Each lease carries a new fencing token.
+   */
+  async claim(options: { owner: string; limit?: number; leaseMs?: number }): Promise<Lease[]> {
+    const o = parseWith(claimSchema, options, 'claim options');
+    return (await this.backend()).claim(this.stream, { ...o, maxAttempts: this.maxAttempts });
+  }
+
+  /**
+   * Locks one known item (a message id), creating it when absent. `null` when it is done or dead,
+   * another worker holds a live lease on it, or it waits for its retry time.
+   */
+  async claimKey(key: string, options: { owner: string; leaseMs?: number; payload?: JsonValue }): Promise<Lease | null> {
+    const k = parseWith(keySchema, key, 'item key');
+    const o = parseWith(claimKeySchema, options, 'claimKey options');
+    return (await this.backend()).claimKey(this.stream, k, {
+      owner: o.owner,
+      leaseMs: o.leaseMs,
+      payload: (o.payload as JsonValue | undefined) ?? null,
+      maxAttempts: this.maxAttempts,
+    });
+  }
+
+  #ref(lease: Lease, what = 'lease'): LeaseRef {
+    const l = parseWith(leaseSchema, lease, what);
+    if (l.stream !== this.stream) {
+      throw new ValidationError(what, [
+        { path: ['stream'], message: `this lease belongs to stream "${l.stream}", not "${this.stream}"; use that stream's checkpoint` },
+      ]);
+    }
+    return { key: l.key, token: l.token, owner: l.owner };
+  }
+
+  /** @internal */
+  lost(ref: LeaseRef, operation: string): LeaseLostError {
+    return new LeaseLostError(
+      `Cannot ${operation} "${ref.key}" in stream "${this.stream}": the lease (token ${ref.token}, owner "${ref.owner}") is no longer held — it expired, was taken over, or was already completed, failed or released. Nothing was changed; claim the item again if it still needs work.`,
+      { context: { stream: this.stream, key: ref.key, token: ref.token, owner: ref.owner, operation } },
+    );
+  }
+
+  /** Extends a live lease by `leaseMs` from now; returns the lease with its new expiry. */
+  async renew(lease: Lease, leaseMs = 30_000): Promise<Lease> {
+    const ref = this.#ref(lease);
+    const ms = parseWith(leaseMsSchema, leaseMs, 'leaseMs');
+    const [expiresAt] = await (await this.backend()).renew(this.stream, [ref], ms);
+    if (expiresAt === null || expiresAt === undefined) throw this.lost(ref, 'renew');
+    return { ...lease, expiresAt };
+  }
+
+  /** Marks the item done. Throws `LeaseLostError` (and changes nothing) when the lease is stale. */
+  async complete(lease: Lease, result?: JsonValue): Promise<void> {
+    const [outcome] = await this.completeMany([{ lease, result }]);
+    if (outcome && !outcome.ok) throw outcome.error;
+  }
+
+  /**
+   * Completes many leases in one compare-and-swap statement. Each lost lease gets its own
+   * `LeaseLostError` in the outcome; the others are done.
+   */
+  async completeMany(entries: { lease: Lease; result?: JsonValue }[]): Promise<CompleteOutcome[]> {
+    if (!Array.isArray(entries)) throw new ValidationError('completeMany entries', [{ path: [], message: 'pass an array of { lease, result? }' }]);
+    const refs = entries.map((e, i) => this.#ref(e?.lease, `completeMany entries[${i}].lease`));
+    const results = entries.map((e, i) =>
+      e.result === undefined ? null : (parseWith(jsonSchema, e.result, `completeMany entries[${i}].result`) as JsonValue),
+    );
+    if (!entries.length) return [];
+    const out = await (await this.backend()).complete(
+      this.stream,
+      refs.map((lease, i) => ({ lease, result: results[i] ?? null })),
+    );
+    return entries.map((e, i): CompleteOutcome =>
+      out[i]?.ok ? { lease: e.lease, ok: true } : { lease: e.lease, ok: false, error: this.lost(refs[i]!, 'complete') },
+    );
+  }
+
+  /** Retry delay after a lease that had `attempts` earlier failures fails again. */
+  retryDelay(attempts: number): number {
+    const { minMs, maxMs, factor } = this.backoff;
+    return Math.round(Math.min(maxMs, minMs * factor ** Math.max(0, attempts)));
+  }
+
+  /**
+   * Records a failure: attempts + 1; the item is retried after the back-off (or `retryInMs`), or
+   * goes `dead` once it has failed `maxAttempts` times.
+   */
+  async fail(lease: Lease, error: unknown, options: { retryInMs?: number } = {}): Promise<{ status: 'failed' | 'dead'; attempts: number; retryInMs: number }> {
+    const ref = this.#ref(lease);
+    const o = parseWith(failOptionsSchema, options, 'fail options');
+    const attempts = Number.isInteger(lease.attempts) && lease.attempts >= 0 ? lease.attempts : 0;
+    const dead = attempts + 1 >= this.maxAttempts;
+    const retryInMs = dead ? 0 : (o.retryInMs ?? this.retryDelay(attempts));
+    const status = dead ? 'dead' : 'failed';
+    const res = await (await this.backend()).fail(this.stream, ref, { error: errorMessage(error), status, retryInMs });
+    if (!res.ok) throw this.lost(ref, 'fail');
+    return { status, attempts: attempts + 1, retryInMs };
+  }
+
+  /** Gives the item back (pending, no attempt counted). */
+  async release(lease: Lease): Promise<void> {
+    const ref = this.#ref(lease);
+    const [res] = await (await this.backend()).release(this.stream, [ref]);
+    if (!res?.ok) throw this.lost(ref, 'release');
+  }
+
+  async get(key: string): Promise<CheckpointItem | null> {
+    return (await this.backend()).get(this.stream, parseWith(keySchema, key, 'item key'));
+  }
+
+  /** Items ordered by key, a page at a time. */
+  async list(query: { status?: CheckpointStatus; limit?: number; cursor?: string | null } = {}): Promise<ListPage> {
+    const q = parseWith(listSchema, query, 'list query');
+    return (await this.backend()).list(this.stream, { status: q.status, limit: q.limit, cursor: q.cursor ?? null });
+  }
+
+  async stats(): Promise<CheckpointStats> {
+    return (await this.backend()).stats(this.stream);
+  }
+
+  /** Dead items back to pending with their attempts reset; returns how many. */
+  async retryDead(): Promise<number> {
+    return (await this.backend()).retryDead(this.stream);
+  }
+
+  /** Deletes finished items (default status `done`) last changed at least `olderThanMs` ago. */
+  async purge(options: { status?: Exclude<CheckpointStatus, 'processing'> | Exclude<CheckpointStatus, 'processing'>[]; olderThanMs?: number } = {}): Promise<number> {
+    const o = parseWith(purgeSchema, options, 'purge options');
+    const statuses = Array.isArray(o.status) ? o.status : [o.status];
+    return (await this.backend()).purge(this.stream, { statuses: [...new Set(statuses)], olderThanMs: o.olderThanMs });
+  }
+
+  /**
+   * Runs `handler` over the stream: claims ahead in batches, renews every held lease at a third
+   * of the lease, aborts a handler's signal when its lease is lost or its deadline passes (and
+   * then does not complete it), completes in batches within a short flush window, fails items
+   * whose handler throws. Resolves with a summary when drained (`until: 'drained'`, the default)
+   * or when `signal` aborts.
+   */
+  process(handler: WorkHandler, options: ProcessOptions): Promise<ProcessSummary> {
+    return runProcess(this, handler, options);
+  }
+}
+
+/**
+ * Makes a checkpoint over a storage driver (or a backend) for one stream.
+ *
+ * @example
+ * ```ts
+ * import { createCheckpoint, memoryStorage } from 'multisession';
+ * const cp = createCheckpoint({ storage: memoryStorage(), stream: 'jobs', maxAttempts: 3 });
+ * ```
+ */
+export function createCheckpoint(options: CheckpointOptions): Checkpoint {
+  return new Checkpoint(options);
+}
