@@ -2,10 +2,10 @@
  * The example server's command line: `npm start` runs this file.
  *
  *   node --import tsx examples/express-server/src/main.ts [--port 8080] [--host 127.0.0.1]
- *     [--data-dir ./.data] [--db <sqlite file | postgres://…>] [--max-sessions N] [--api-key KEY]
+ *     [--data-dir ./.data] [--db <sqlite file | postgres://…>] [--pg-schema name] [--max-sessions N] [--api-key KEY]
  *     [--cors-origin URL]… [--rate-limit N] [--log-level info]
  *
- * Each flag has an environment equivalent (PORT, HOST, MULTISESSION_DATA_DIR, MULTISESSION_DB,
+ * Each flag has an environment equivalent (PORT, HOST, MULTISESSION_DATA_DIR, MULTISESSION_DB, MULTISESSION_PG_SCHEMA,
  * MULTISESSION_MAX_SESSIONS, MULTISESSION_API_KEY, MULTISESSION_CORS_ORIGINS,
  * MULTISESSION_RATE_LIMIT, MULTISESSION_LOG_LEVEL); flags win.
  * It prints `listening on http://host:port` once it serves (tests read the port from that line).
@@ -20,6 +20,7 @@ const USAGE = `Usage: npm start -- [options]
   --host <addr>         interface to bind                   HOST               default 127.0.0.1
   --data-dir <dir>      secret key, API key hashes, SQLite  MULTISESSION_DATA_DIR  default ./.data
   --db <path|url>       SQLite file or postgres:// URL      MULTISESSION_DB    default <data-dir>/multisession.db
+  --pg-schema <name>    PostgreSQL schema for --db postgres  MULTISESSION_PG_SCHEMA   default multisession
   --max-sessions <n>    most sessions that may exist        MULTISESSION_MAX_SESSIONS
   --api-key <key>       an admin API key                    MULTISESSION_API_KEY
   --cors-origin <url>   allow a browser origin (repeat)     MULTISESSION_CORS_ORIGINS (comma-separated)
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
         host: { type: 'string' },
         'data-dir': { type: 'string' },
         db: { type: 'string' },
+        'pg-schema': { type: 'string' },
         'max-sessions': { type: 'string' },
         'api-key': { type: 'string' },
         'cors-origin': { type: 'string', multiple: true },
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
     host: values.host ?? env.HOST ?? '127.0.0.1',
     dataDir: values['data-dir'] ?? env.MULTISESSION_DATA_DIR ?? '.data',
     ...((values.db ?? env.MULTISESSION_DB) ? { db: values.db ?? env.MULTISESSION_DB } : {}),
+    ...((values['pg-schema'] ?? env.MULTISESSION_PG_SCHEMA) ? { pgSchema: values['pg-schema'] ?? env.MULTISESSION_PG_SCHEMA } : {}),
     ...(maxSessions ? { maxSessions } : {}),
     ...(apiKey ? { apiKey } : {}),
     ...(cors && cors.length ? { corsOrigins: cors } : {}),
