@@ -58,6 +58,11 @@ export interface SimulatedAdapterOptions {
   echo?: boolean;
   /** When false, sessions may omit credentials. Default true. */
   requireCredentials?: boolean;
+  /**
+   * Tokens the platform refuses, like a revoked bot token: start() calls
+   * `ctx.expired('token rejected')` and rejects.
+   */
+  rejectTokens?: readonly string[];
 }
 
 const healthStepSchema = z.union([
@@ -91,6 +96,7 @@ const optionsSchema = z.strictObject({
   throwOnSend: z.union([z.boolean(), z.string()]).default(false),
   echo: z.boolean().default(false),
   requireCredentials: z.boolean().default(true),
+  rejectTokens: z.array(z.string()).default([]),
 });
 
 /** The simulated adapter's per-session config. */
@@ -155,8 +161,10 @@ function untilAborted(signal: AbortSignal): Promise<never> {
   });
 }
 
+/** The manager aborts with a reason of its own; a bare `abort()` becomes an AbortedError. */
 function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new AbortedError();
+  const reason: unknown = signal.reason;
+  return reason instanceof Error && reason.name !== 'AbortError' ? reason : new AbortedError('The session was stopped.');
 }
 
 const sixDigits = (): string => String(randomInt(0, 1_000_000)).padStart(6, '0');
@@ -275,6 +283,10 @@ export function simulatedAdapter(options: SimulatedAdapterOptions = {}): Simulat
           if (ctx.signal.aborted) throw abortReason(ctx.signal);
           if (startNo <= o.failStarts) {
             throw new Error(`simulated start failure (attempt ${startNo} of ${o.failStarts} set to fail)`);
+          }
+          if (ctx.credentials && o.rejectTokens.includes(ctx.credentials.token)) {
+            ctx.expired('token rejected by the simulated platform');
+            throw new Error('the simulated platform rejected the token (unauthorized)');
           }
           const remembered = o.remember && (await ctx.authState.get(SIMULATED_AUTH_KEY)) !== undefined;
           if (o.auth !== 'none' && !remembered) {
