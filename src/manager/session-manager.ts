@@ -193,7 +193,12 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const worker = async () => {
       while (next < runtimes.length && this.#phase === 'open') {
         const rt = runtimes[next++]!;
-        await rt.enqueue(() => rt.start('restore')).catch((error) => this.#managerError(error));
+        try {
+          const { settled } = await rt.enqueue(async () => rt.start('restore'));
+          await settled;
+        } catch (error) {
+          this.#managerError(error);
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.restore.concurrency, runtimes.length) }, worker));
@@ -316,7 +321,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const rt = this.#runtime(id);
     const data = parseWith(sessionPatchSchema, patch, 'session update');
     const ctl = parseWith(controlOptionsSchema, options, 'options');
-    return rt.enqueue(async () => {
+    const { settled } = await rt.enqueue(async () => {
       this.#assertLive(rt);
       const adapter = rt.adapter;
       const current = rt.record;
@@ -345,7 +350,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
         (changes as Record<string, unknown>)[key] = data[key];
         changed.push(key);
       }
-      if (changed.length === 0) return rt.snapshot();
+      if (changed.length === 0) return { settled: Promise.resolve() };
       const now = this.#clock.now();
       rt.record = await this.#write(rt, { ...changes, updatedAt: now });
       this.#audit('update', id, ctl.actor, { fields: changed });
@@ -354,10 +359,12 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       if (needsRestart && rt.record.desiredState === 'running' && rt.state !== 'stopped') {
         const reason = changed.includes('credentials') ? 'credentials changed' : 'config changed';
         await rt.stop(reason);
-        await rt.start(reason);
+        return rt.start(reason);
       }
-      return rt.snapshot();
+      return { settled: Promise.resolve() };
     });
+    await settled;
+    return rt.snapshot();
   }
 
   /** Deletes a session with its KV, counters and history. A running one needs `force: true`. */
@@ -392,7 +399,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   async start(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
     const rt = this.#runtime(id);
     const ctl = parseWith(controlOptionsSchema, options, 'options');
-    const settled = await rt.enqueue(async () => {
+    const { settled } = await rt.enqueue(async () => {
       this.#assertLive(rt);
       if (rt.running) return rt.start(ctl.reason ?? 'start');
       await this.#setDesired(rt, 'running');
@@ -421,7 +428,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   async restart(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
     const rt = this.#runtime(id);
     const ctl = parseWith(controlOptionsSchema, options, 'options');
-    const settled = await rt.enqueue(async () => {
+    const { settled } = await rt.enqueue(async () => {
       this.#assertLive(rt);
       const reason = ctl.reason ?? 'restart';
       await rt.stop(reason);
@@ -449,7 +456,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   async logout(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
     const rt = this.#runtime(id);
     const ctl = parseWith(controlOptionsSchema, options, 'options');
-    const settled = await rt.enqueue(async () => {
+    const { settled } = await rt.enqueue(async () => {
       this.#assertLive(rt);
       const wasRunning = rt.running;
       if (wasRunning) {
@@ -458,7 +465,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       }
       await this.storage.kvClear(id, { prefix: AUTH_PREFIX });
       this.#audit('logout', id, ctl.actor, {});
-      return wasRunning ? rt.start('logout') : undefined;
+      return wasRunning ? rt.start('logout') : { settled: Promise.resolve() };
     });
     await settled;
     return rt.snapshot();

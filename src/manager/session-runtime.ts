@@ -139,9 +139,12 @@ export class SessionRuntime {
 
   // ---------------------------------------------------------------- control (call inside enqueue)
 
-  /** Begins supervision if not running; resolves when the first attempt settles. */
-  async start(reason: string): Promise<void> {
-    if (this.#run) return this.#run.settled;
+  /**
+   * Begins supervision if not running. Returns (wrapped, so the control queue never waits on it)
+   * a promise that resolves when the first attempt settles.
+   */
+  start(reason: string): { settled: Promise<void> } {
+    if (this.#run) return { settled: this.#run.settled };
     const controller = new AbortController();
     let settle!: () => void;
     const settled = new Promise<void>((r) => (settle = r));
@@ -151,7 +154,7 @@ export class SessionRuntime {
       run.settle();
       if (this.#run === run) this.#run = null;
     });
-    return settled;
+    return { settled };
   }
 
   /** Stops supervision and the connection; the session ends `stopped`. */

@@ -1,0 +1,26 @@
+import { SessionManager, type SessionManagerOptions } from 'multisession';
+import { createManualClock } from 'multisession/testing';
+import { scriptedAdapter } from './scripted-adapter.js';
+
+/** A manager on a manual clock with the scripted adapter; tight timings for tests. */
+export async function setup(overrides: Partial<SessionManagerOptions> = {}) {
+  const clock = createManualClock();
+  const scripted = scriptedAdapter();
+  const manager = new SessionManager({
+    adapters: [scripted.adapter],
+    clock,
+    health: { intervalMs: 1_000, timeoutMs: 500, unhealthyThreshold: 2, jitter: 0 },
+    restart: { retries: 2, minDelayMs: 100, maxDelayMs: 1_000, factor: 2 },
+    authTimeoutMs: 5_000,
+    startTimeoutMs: 3_000,
+    ...overrides,
+  });
+  await manager.open();
+  const edges = new Set<string>();
+  const reasons: { id: string; from: string; to: string; reason: string }[] = [];
+  manager.on('session.state', (e) => {
+    edges.add(`${e.from}->${e.to}`);
+    reasons.push({ id: e.id, from: e.from, to: e.to, reason: e.reason });
+  });
+  return { manager, clock, scripted, edges, reasons };
+}
