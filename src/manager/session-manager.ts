@@ -19,6 +19,7 @@ import { CredentialCodec, SECRET_KEY_ENV, parseSecretKey } from '../security/cre
 import { secretStrings } from '../security/redact.js';
 import type { AuditEntry, SessionPatch, SessionRecord, StorageDriver } from '../storage/driver.js';
 import { memoryStorage } from '../storage/memory.js';
+import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger, systemClock } from '../types.js';
 import type { SessionManagerEventName, SessionManagerEventPayload, SessionManagerEvents } from './events.js';
 import { SESSION_STATES, type SessionState } from './lifecycle.js';
@@ -576,6 +577,22 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const q = parseWith(auditQuerySchema, query, 'audit query');
     await this.#persister.flush();
     return this.storage.listAudit(q);
+  }
+
+  /**
+   * The shared checkpoint for `stream` on this manager's storage: several sessions, processes or
+   * machines split one stream of work under fenced leases (see docs/checkpoint.md).
+   *
+   * @example
+   * ```ts
+   * const cp = manager.checkpoint('messages');
+   * const lease = await cp.claimKey(`msg:${msg.id}`, { owner: sessionId, leaseMs: 30_000 });
+   * if (lease) { await forward(msg); await cp.complete(lease); }
+   * ```
+   */
+  checkpoint(stream: string, options: Omit<CheckpointOptions, 'storage' | 'stream'> = {}): Checkpoint {
+    this.#assertOpen();
+    return createCheckpoint({ ...options, storage: this.storage, stream } as CheckpointOptions);
   }
 
   // ------------------------------------------------------------------ secrets
