@@ -1,0 +1,464 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SessionManager, defineAdapter, memoryStorage, type StorageDriver } from 'multisession';
+import {
+  adapterConformanceSuite,
+  createManualClock,
+  simulatedAdapter,
+  storageConformanceSuite,
+  type TestRunner,
+} from 'multisession/testing';
+import { z } from 'zod';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+describe('createManualClock', () => {
+  it('starts at 2026-01-01 or the given time, and only moves when told', async () => {
+    expect(createManualClock().now()).toBe(T0);
+    const clock = createManualClock(1_000);
+    expect(clock.now()).toBe(1_000);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(clock.now()).toBe(1_000);
+    await clock.advance(250);
+    expect(clock.now()).toBe(1_250);
+    clock.set(10);
+    expect(clock.now()).toBe(10);
+  });
+
+  it('fires due timers in due-time order, each at its own time, ties in creation order', async () => {
+    const clock = createManualClock(0);
+    const fired: string[] = [];
+    const at = (name: string) => () => fired.push(`${name}@${clock.now()}`);
+    clock.setTimeout(at('c'), 30);
+    clock.setTimeout(at('a'), 10);
+    clock.setTimeout(at('b1'), 20);
+    clock.setTimeout(at('b2'), 20);
+    clock.setTimeout(at('late'), 100);
+    expect(clock.pendingTimers()).toBe(5);
+    await clock.advance(30);
+    expect(fired).toEqual(['a@10', 'b1@20', 'b2@20', 'c@30']);
+    expect(clock.now()).toBe(30);
+    expect(clock.pendingTimers()).toBe(1);
+    await clock.advance(69);
+    expect(fired).toHaveLength(4);
+    await clock.advance(1);
+    expect(fired.at(-1)).toBe('late@100');
+    expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('treats negative, zero and non-numeric delays as due now', async () => {
+    const clock = createManualClock(0);
+    const fired: number[] = [];
+    clock.setTimeout(() => fired.push(1), -5);
+    clock.setTimeout(() => fired.push(2), Number.NaN);
+    clock.setTimeout(() => fired.push(3), 0);
+    await clock.advance(0);
+    expect(fired).toEqual([1, 2, 3]);
+  });
+
+  it('clears timers; clearing twice, after firing or a foreign handle is harmless', async () => {
+    const clock = createManualClock(0);
+    const fired: string[] = [];
+    const a = clock.setTimeout(() => fired.push('a'), 10);
+    const b = clock.setTimeout(() => fired.push('b'), 10);
+    clock.clearTimeout(a);
+    clock.clearTimeout(a);
+    clock.clearTimeout({});
+    clock.clearTimeout(undefined);
+    clock.clearTimeout(setTimeout(() => {}, 0));
+    expect(clock.pendingTimers()).toBe(1);
+    await clock.advance(10);
+    clock.clearTimeout(b);
+    expect(fired).toEqual(['b']);
+    expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('hands out opaque handles', () => {
+    const clock = createManualClock(0);
+    const handle = clock.setTimeout(() => {}, 1) as object;
+    expect(Object.keys(handle)).toEqual([]);
+    expect(typeof handle).toBe('object');
+  });
+
+  it('fires timers created while advancing, within the same advance when due', async () => {
+    const clock = createManualClock(0);
+    const fired: string[] = [];
+    clock.setTimeout(() => {
+      fired.push(`first@${clock.now()}`);
+      clock.setTimeout(() => fired.push(`nested@${clock.now()}`), 5);
+      clock.setTimeout(() => fired.push(`now@${clock.now()}`), 0);
+      clock.setTimeout(() => fired.push(`beyond@${clock.now()}`), 50);
+    }, 10);
+    await clock.advance(20);
+    expect(fired).toEqual(['first@10', 'now@10', 'nested@15']);
+    expect(clock.pendingTimers()).toBe(1);
+    await clock.advance(40);
+    expect(fired.at(-1)).toBe('beyond@60');
+  });
+
+  it('lets promise chains started by a timer settle before the next timer fires', async () => {
+    const clock = createManualClock(0);
+    const order: string[] = [];
+    clock.setTimeout(async () => {
+      await Promise.resolve();
+      await new Promise((r) => setImmediate(r));
+      await Promise.resolve();
+      order.push('chain of the first timer done');
+      // work continuing from a timer may arm the next timer: it still fires in this advance
+      clock.setTimeout(() => order.push(`re-armed@${clock.now()}`), 0);
+    }, 10);
+    clock.setTimeout(() => order.push('second timer'), 11);
+    await clock.advance(11);
+    expect(order).toEqual(['chain of the first timer done', 're-armed@10', 'second timer']);
+  });
+
+  it('runs every pending timer with runAll and reports how many fired', async () => {
+    const clock = createManualClock(0);
+    let count = 0;
+    const tick = (): void => {
+      count++;
+      if (count < 5) clock.setTimeout(tick, 1_000);
+    };
+    clock.setTimeout(tick, 1_000);
+    clock.setTimeout(() => count++, 2_500);
+    // ticks at 1, 2, 3 and 4 s (the fifth tick does not re-arm) and the timer at 2.5 s
+    expect(await clock.runAll()).toBe(5);
+    expect(count).toBe(5);
+    expect(clock.now()).toBe(4_000);
+    expect(clock.pendingTimers()).toBe(0);
+    expect(await clock.runAll()).toBe(0);
+  });
+
+  it('stops runAll at maxTimers when a timer re-arms itself forever', async () => {
+    const clock = createManualClock(0);
+    const forever = (): void => void clock.setTimeout(forever, 10);
+    clock.setTimeout(forever, 10);
+    await expect(clock.runAll(50)).rejects.toThrow(/50 timers/);
+    expect(clock.now()).toBe(500);
+  });
+
+  it('moves time with set() without firing, and fires overdue timers on the next advance', async () => {
+    const clock = createManualClock(0);
+    const fired: number[] = [];
+    clock.setTimeout(() => fired.push(clock.now()), 100);
+    clock.set(500);
+    expect(fired).toEqual([]);
+    await clock.advance(0);
+    expect(fired).toEqual([500]);
+  });
+
+  it('refuses bad arguments', async () => {
+    const clock = createManualClock(0);
+    await expect(clock.advance(-1)).rejects.toThrow(RangeError);
+    await expect(clock.advance(Number.NaN)).rejects.toThrow(TypeError);
+    expect(() => clock.set(Number.POSITIVE_INFINITY)).toThrow(TypeError);
+    expect(() => createManualClock(Number.NaN)).toThrow(TypeError);
+    expect(() => clock.setTimeout('code' as never, 1)).toThrow(TypeError);
+    expect(() => createManualClock(0, { yieldRounds: -1 })).toThrow(TypeError);
+  });
+
+  it('rejects advance with the error a timer throws and keeps later timers pending', async () => {
+    const clock = createManualClock(0);
+    const fired: string[] = [];
+    clock.setTimeout(() => {
+      throw new Error('timer broke');
+    }, 10);
+    clock.setTimeout(() => fired.push('later'), 20);
+    await expect(clock.advance(30)).rejects.toThrow('timer broke');
+    expect(clock.now()).toBe(10);
+    expect(clock.pendingTimers()).toBe(1);
+    await clock.advance(20);
+    expect(fired).toEqual(['later']);
+  });
+
+  describe('driving a SessionManager', () => {
+    let manager: SessionManager | undefined;
+    afterEach(async () => {
+      await manager?.close();
+      manager = undefined;
+    });
+
+    it('expires an idle session when the clock passes its idle timeout', async () => {
+      const clock = createManualClock();
+      manager = new SessionManager({ adapters: [simulatedAdapter()], clock, idleTimeoutMs: 60_000 });
+      await manager.open();
+      await manager.create({ id: 'a', platform: 'simulated', credentials: { token: 'tok-1' } });
+      expect((await manager.start('a')).state).toBe('ready');
+      await clock.advance(59_000);
+      expect((await manager.get('a')).state).toBe('ready');
+      await clock.advance(1_000);
+      const stopped = await manager.waitFor('a', 'stopped', { timeoutMs: 5_000 });
+      expect(stopped.transitions.at(-1)?.reason).toMatch(/idle/);
+    });
+  });
+});
+
+// ------------------------------------------------------------------------------------------
+// The suites must be able to fail: run them with a tiny in-process runner on implementations
+// that each break one invariant, and check that the matching tests fail and the rest pass.
+// ------------------------------------------------------------------------------------------
+
+type Fn = () => Promise<void>;
+interface Collected {
+  name: string;
+  fn: Fn;
+  before: Fn[][];
+  after: Fn[][];
+}
+
+function collect(register: (runner: TestRunner) => void): Collected[] {
+  const tests: Collected[] = [];
+  const names: string[] = [];
+  const befores: Fn[][] = [];
+  const afters: Fn[][] = [];
+  const runner: TestRunner = {
+    describe(name, body) {
+      names.push(name);
+      befores.push([]);
+      afters.push([]);
+      body();
+      names.pop();
+      befores.pop();
+      afters.pop();
+    },
+    it(name, fn) {
+      tests.push({ name: [...names.slice(1), name].join(' > '), fn, before: befores.slice(), after: afters.slice() });
+    },
+    expect,
+    beforeEach(fn) {
+      befores.at(-1)!.push(fn);
+    },
+    afterEach(fn) {
+      afters.at(-1)!.push(fn);
+    },
+  };
+  register(runner);
+  return tests;
+}
+
+async function run(tests: Collected[]): Promise<{ passed: string[]; failed: string[] }> {
+  const passed: string[] = [];
+  const failed: string[] = [];
+  for (const t of tests) {
+    let ok = true;
+    try {
+      for (const fn of t.before.flat()) await fn();
+      await t.fn();
+    } catch {
+      ok = false;
+    } finally {
+      for (const fn of t.after.flat().reverse()) await fn().catch(() => (ok = false));
+    }
+    (ok ? passed : failed).push(t.name);
+  }
+  return { passed, failed };
+}
+
+async function storageRun(make: () => StorageDriver): Promise<{ passed: string[]; failed: string[] }> {
+  return run(
+    collect((runner) =>
+      storageConformanceSuite(runner, async () => {
+        const store = make();
+        await store.init();
+        return store;
+      }),
+    ),
+  );
+}
+
+/** The memory driver with one method replaced. */
+function brokenMemory(patch: (inner: StorageDriver) => Partial<StorageDriver>): () => StorageDriver {
+  return () => {
+    const inner = memoryStorage();
+    const overrides = patch(inner);
+    return new Proxy(inner, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && key in overrides) return overrides[key as keyof StorageDriver];
+        const value = Reflect.get(target, key, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  };
+}
+
+describe('storageConformanceSuite can fail', () => {
+  it('passes the memory driver completely', async () => {
+    const { passed, failed } = await storageRun(() => memoryStorage());
+    expect(failed).toEqual([]);
+    expect(passed.length).toBeGreaterThan(50);
+  });
+
+  it('catches a driver without compare-and-swap', async () => {
+    const { failed } = await storageRun(
+      brokenMemory((inner) => ({
+        async updateSession(id, patch) {
+          const current = await inner.getSession(id);
+          return inner.updateSession(id, patch, current?.version ?? 1);
+        },
+      })),
+    );
+    expect(failed).toContain('versioning > throws ConflictError for a stale version and changes nothing');
+    expect(failed.every((n) => n.startsWith('versioning') || n.startsWith('sessions'))).toBe(true);
+  });
+
+  it('catches a kvWrite that applies operations one by one', async () => {
+    const { failed } = await storageRun(
+      brokenMemory((inner) => ({
+        async kvWrite(id, ops) {
+          for (const op of ops) await inner.kvWrite(id, [op]);
+        },
+      })),
+    );
+    expect(failed.filter((n) => n.startsWith('kv-atomicity'))).toHaveLength(5);
+  });
+
+  it('catches a SQL-LIKE style prefix match', async () => {
+    const like = (prefix: string) => new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/_/g, '.').replace(/%/g, '.*')}`);
+    const { failed } = await storageRun(
+      brokenMemory((inner) => ({
+        async kvList(id, options) {
+          const all = await inner.kvList(id);
+          return options?.prefix ? all.filter((e) => like(options.prefix!).test(e.key)) : all;
+        },
+      })),
+    );
+    expect(failed).toEqual(['kv-list > treats _ % and \\ in a prefix literally']);
+  });
+
+  it('catches an audit log listed oldest first and a history that is not trimmed', async () => {
+    const { failed } = await storageRun(
+      brokenMemory((inner) => ({
+        async listAudit(query) {
+          return (await inner.listAudit({ ...query, limit: 100_000 })).reverse().slice(0, query.limit ?? 100);
+        },
+        appendTransitions(entries) {
+          return inner.appendTransitions(entries, 1_000);
+        },
+      })),
+    );
+    expect(failed.some((n) => n.startsWith('audit'))).toBe(true);
+    expect(failed).toContain('transitions > keeps at most keepPerSession entries per session');
+  });
+
+  it('catches a driver whose records share state with the caller', async () => {
+    const { failed } = await storageRun(
+      brokenMemory((inner) => {
+        const handedOut = new Map<string, Awaited<ReturnType<StorageDriver['getSession']>>>();
+        return {
+          async getSession(id) {
+            if (!handedOut.has(id)) handedOut.set(id, await inner.getSession(id));
+            return handedOut.get(id) ?? null;
+          },
+        };
+      }),
+    );
+    expect(failed).toContain('sessions > returns copies: mutating a returned record changes nothing stored');
+  });
+
+  it('switches groups off with skip', async () => {
+    const tests = collect((runner) =>
+      storageConformanceSuite(runner, async () => memoryStorage(), { skip: ['audit', 'kv-list'], name: 'x' }),
+    );
+    expect(tests.some((t) => t.name.startsWith('audit'))).toBe(false);
+    expect(tests.some((t) => t.name.startsWith('kv-list'))).toBe(false);
+    expect(tests.some((t) => t.name.startsWith('unreadable-rows'))).toBe(false);
+    const withCorrupt = collect((runner) =>
+      storageConformanceSuite(runner, async () => memoryStorage(), { corruptRow: async () => {} }),
+    );
+    expect(withCorrupt.filter((t) => t.name.startsWith('unreadable-rows'))).toHaveLength(2);
+  });
+});
+
+describe('adapterConformanceSuite can fail', () => {
+  const adapterRun = (options: Parameters<typeof adapterConformanceSuite>[1]) =>
+    run(collect((runner) => adapterConformanceSuite(runner, { settleTimeoutMs: 300, ...options })));
+  const base = {
+    credentials: z.object({ apiKey: z.string().min(1) }),
+    config: z.object({ region: z.string().default('eu') }),
+  };
+  const credentials = { apiKey: 'sk-live-123456' };
+
+  it('passes a well-behaved adapter', async () => {
+    const good = defineAdapter({
+      name: 'good',
+      ...base,
+      connect: () => ({ start: async () => {}, stop: async () => {}, health: async () => ({ status: 'healthy' as const }), send: async () => ({ ok: true }) }),
+    });
+    const { failed } = await adapterRun({ adapter: good, credentials });
+    expect(failed).toEqual([]);
+  });
+
+  it('catches leaked credentials, invalid health and a ref\'d timer left after stop', async () => {
+    const bad = defineAdapter({
+      name: 'leaky',
+      ...base,
+      connect(ctx) {
+        return {
+          async start() {
+            ctx.log.info(`logging in with ${ctx.credentials.apiKey}`);
+          },
+          async stop() {
+            setTimeout(() => {}, 50); // a reconnect timer nobody cancels
+          },
+          health: async () => ({ status: 'fine' as never }),
+          send: async () => undefined,
+        };
+      },
+    });
+    const { failed } = await adapterRun({ adapter: bad, credentials });
+    expect(failed).toContain('secrets > never writes the credentials into logs, messages, health or results');
+    expect(failed).toContain("lifecycle > starts, reports health, sends and stops, leaving no ref'd timer");
+    expect(failed).toContain('lifecycle > reports valid health on repeated checks');
+  });
+
+  it('catches login state shared between sessions, a second stop that throws, and a start deaf to the signal', async () => {
+    let loggedIn = false; // module-level state: shared by every session
+    const bad = defineAdapter({
+      name: 'shared',
+      ...base,
+      connect(ctx) {
+        let stops = 0;
+        return {
+          async start() {
+            if (!loggedIn) {
+              await ctx.auth.request('code');
+              loggedIn = true;
+            }
+          },
+          async stop() {
+            if (++stops > 1) throw new Error('already stopped');
+          },
+          health: async () => ({ status: 'healthy' as const }),
+          send: async () => null,
+        };
+      },
+    });
+    const { failed } = await adapterRun({ adapter: bad, credentials, auth: { code: '1' } });
+    expect(failed).toContain("isolation > never reads or writes another session's KV, nor shares its login");
+    expect(failed).toContain('stop > stops twice without error');
+
+    const deaf = defineAdapter({
+      name: 'deaf',
+      ...base,
+      connect: () => ({
+        start: () => new Promise<void>(() => {}),
+        stop: async () => {},
+        health: async () => ({ status: 'healthy' as const }),
+        send: async () => null,
+      }),
+    });
+    const deafRun = await adapterRun({ adapter: deaf, credentials, skip: ['lifecycle', 'stop', 'unhandled', 'isolation', 'secrets'] });
+    expect(deafRun.failed).toContain('abort > ends a start that waits (for login or anything) when ctx.signal aborts');
+  });
+
+  it('catches schemas that accept anything', async () => {
+    const lax = defineAdapter({
+      name: 'lax',
+      credentials: z.any(),
+      config: z.any(),
+      connect: () => ({ start: async () => {}, stop: async () => {}, health: async () => ({ status: 'healthy' as const }), send: async () => null }),
+    });
+    const { failed } = await adapterRun({ adapter: lax, credentials, skip: ['lifecycle', 'stop', 'abort', 'unhandled', 'isolation', 'secrets', 'failed-start'] });
+    expect(failed).toContain('schemas > refuses bad credentials');
+    expect(failed).toContain('schemas > refuses bad config');
+  });
+});
