@@ -31,7 +31,7 @@ export interface ConnectionHandle {
  */
 export function scriptedAdapter(name = 'scripted') {
   const connections = new Map<string, ConnectionHandle[]>();
-  const behaviour = new Map<string, { failStarts?: number; health?: HealthReport | 'hang' | 'throw'; startThrowsSync?: boolean; sendThrows?: boolean }>();
+  const behaviour = new Map<string, { failStarts?: number; health?: HealthReport | 'hang' | 'throw' | 'throwSync' | 'invalid'; startThrowsSync?: boolean; sendThrows?: boolean }>();
   const startCount = new Map<string, number>();
   const adapter = defineAdapter({
     name,
@@ -70,6 +70,8 @@ export function scriptedAdapter(name = 'scripted') {
           const h = behaviour.get(ctx.id)?.health ?? { status: 'healthy' };
           if (h === 'hang') return new Promise<HealthReport>(() => {});
           if (h === 'throw') return Promise.reject(new Error('probe exploded'));
+          if (h === 'throwSync') throw new Error('probe exploded synchronously');
+          if (h === 'invalid') return Promise.resolve({ status: 'fine-ish', extra: 1 } as unknown as HealthReport);
           return Promise.resolve(h);
         },
         async send(action) {
@@ -82,7 +84,7 @@ export function scriptedAdapter(name = 'scripted') {
   });
   return {
     adapter,
-    behave(id: string, b: { failStarts?: number; health?: HealthReport | 'hang' | 'throw'; startThrowsSync?: boolean; sendThrows?: boolean }) {
+    behave(id: string, b: { failStarts?: number; health?: HealthReport | 'hang' | 'throw' | 'throwSync' | 'invalid'; startThrowsSync?: boolean; sendThrows?: boolean }) {
       behaviour.set(id, { ...behaviour.get(id), ...b });
     },
     last(id: string): ConnectionHandle {

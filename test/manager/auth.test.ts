@@ -1,0 +1,186 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuthNotPendingError, ValidationError, type SessionManager, type SessionManagerEventPayload } from 'multisession';
+import { setup } from '../helpers/setup.js';
+import { settle } from '../helpers/scripted-adapter.js';
+
+let open: SessionManager[] = [];
+async function make(overrides = {}) {
+  const env = await setup(overrides);
+  open.push(env.manager);
+  const auths: SessionManagerEventPayload<'session.auth'>[] = [];
+  env.manager.on('session.auth', (e) => auths.push(e));
+  return { ...env, auths };
+}
+afterEach(async () => {
+  await Promise.all(open.map((m) => m.close()));
+  open = [];
+});
+
+describe('QR login', () => {
+  it('shows the QR on the snapshot and in a session.auth event; a refresh is another event, not a transition', async () => {
+    const { manager: m, scripted: s, auths, reasons, clock } = await make();
+    await m.create({ id: 'wa', platform: 'scripted', config: { mode: 'qr' } });
+    const started = await m.start('wa');
+    expect(started.state).toBe('authenticating');
+    expect(started.auth).toEqual({ kind: 'qr', data: 'qr:wa', expiresAt: 123 });
+    expect((await m.status('wa')).auth).toEqual({ kind: 'qr', data: 'qr:wa', expiresAt: 123 });
+    expect(auths).toEqual([{ id: 'wa', kind: 'qr', data: 'qr:wa', expiresAt: 123, at: clock.now() }]);
+    expect(reasons.filter((r) => r.id === 'wa').map((r) => `${r.from}->${r.to}`)).toEqual(['stopped->starting', 'starting->authenticating']);
+    expect(reasons.at(-1)!.reason).toBe('waiting for qr');
+
+    // The platform rotates the code: a new auth event with the new data, same state.
+    const stateEventsBefore = reasons.length;
+    await clock.advance(1_000);
+    s.last('wa').ctx.auth.qr('qr:wa:2', { expiresAt: 456 });
+    await settle();
+    expect(auths).toHaveLength(2);
+    expect(auths[1]).toMatchObject({ id: 'wa', kind: 'qr', data: 'qr:wa:2', expiresAt: 456 });
+    expect(auths[1]!.at).toBeGreaterThan(auths[0]!.at);
+    expect(reasons).toHaveLength(stateEventsBefore);
+    const refreshed = await m.get('wa');
+    expect(refreshed.state).toBe('authenticating');
+    expect(refreshed.auth).toEqual({ kind: 'qr', data: 'qr:wa:2', expiresAt: 456 });
+
+    // A QR without expiry: expiresAt is null.
+    s.last('wa').ctx.auth.qr('qr:wa:3');
+    await settle();
+    expect(auths[2]).toMatchObject({ data: 'qr:wa:3', expiresAt: null });
+
+    // Scanned: ready, the auth info is gone.
+    s.last('wa').gate.resolve();
+    const ready = await m.waitFor('wa', 'ready');
+    expect(ready.auth).toBeNull();
+    expect((await m.status('wa')).auth).toBeNull();
+    expect(s.connections('wa')).toHaveLength(1);
+  });
+
+  it('a QR that nobody scans times out: failed with AUTH_TIMEOUT, no retry loop', async () => {
+    const { manager: m, scripted: s, clock } = await make();
+    await m.create({ id: 'wa', platform: 'scripted', config: { mode: 'qr' } });
+    await m.start('wa');
+    await clock.advance(4_999);
+    expect((await m.get('wa')).state).toBe('authenticating');
+    await clock.advance(1);
+    const failed = await m.waitFor('wa', 'failed');
+    expect(failed.lastError?.code).toBe('AUTH_TIMEOUT');
+    expect(failed.auth).toBeNull();
+    expect(s.last('wa').stopped).toBe(true);
+    await clock.advance(60_000);
+    expect(s.connections('wa')).toHaveLength(1);
+  });
+
+  it('refuses typed input while a QR is pending (the adapter takes none)', async () => {
+    const { manager: m } = await make();
+    await m.create({ id: 'wa', platform: 'scripted', config: { mode: 'qr' } });
+    await m.start('wa');
+    const err = await m.submitAuth('wa', { kind: 'code', value: '12345' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuthNotPendingError);
+    expect((err as AuthNotPendingError).code).toBe('AUTH_NOT_PENDING');
+    expect((err as AuthNotPendingError).context.sessionId).toBe('wa');
+    // "qr" is never a submittable kind: that is an input error.
+    await expect(m.submitAuth('wa', { kind: 'qr' as never, value: 'x' })).rejects.toBeInstanceOf(ValidationError);
+    expect((await m.get('wa')).state).toBe('authenticating');
+  });
+});
+
+describe('code and password login', () => {
+  it('code: authenticating with the phone hint, submitAuth makes it ready', async () => {
+    const { manager: m, auths, clock } = await make();
+    await m.create({ id: 'tg', platform: 'scripted', config: { mode: 'code' } });
+    const snap = await m.start('tg');
+    expect(snap.state).toBe('authenticating');
+    expect(snap.auth).toEqual({ kind: 'code', data: { phone: '+1 *** 89' }, expiresAt: null });
+    expect(auths).toEqual([{ id: 'tg', kind: 'code', data: { phone: '+1 *** 89' }, expiresAt: null, at: clock.now() }]);
+    await m.submitAuth('tg', { kind: 'code', value: '12345' });
+    const ready = await m.waitFor('tg', 'ready');
+    expect(ready.auth).toBeNull();
+    expect(ready.lastError).toBeNull();
+    expect(ready.transitions.map((t) => t.to)).toEqual(['starting', 'authenticating', 'ready']);
+  });
+
+  it('wrong code: backoff, retry asks again, the right code makes it ready', async () => {
+    const { manager: m, scripted: s, clock, auths } = await make();
+    await m.create({ id: 'tg', platform: 'scripted', config: { mode: 'code' } });
+    await m.start('tg');
+    await m.submitAuth('tg', { kind: 'code', value: '99999' });
+    const backoff = await m.waitFor('tg', 'backoff');
+    expect(backoff.lastError).toMatchObject({ code: 'ADAPTER' });
+    expect(backoff.lastError!.message).toMatch(/wrong code/);
+    expect(backoff.auth).toBeNull();
+    expect(s.last('tg').stopped).toBe(true);
+    // The back-off (minDelayMs 100) passes: a new connection asks for the code again.
+    await clock.advance(100);
+    const again = await m.waitFor('tg', 'authenticating');
+    expect(again.auth?.kind).toBe('code');
+    expect(s.connections('tg')).toHaveLength(2);
+    expect(auths).toHaveLength(2);
+    await m.submitAuth('tg', { kind: 'code', value: '12345' });
+    const ready = await m.waitFor('tg', 'ready');
+    expect(ready.transitions.map((t) => t.to)).toEqual(['starting', 'authenticating', 'backoff', 'starting', 'authenticating', 'ready']);
+    const stats = await m.stats('tg');
+    expect(stats).toMatchObject({ starts: 2, failures: 1, restarts: 1 });
+    expect((await m.status('tg')).restarts).toBe(1);
+  });
+
+  it('password: authenticating with kind password; a wrong kind is refused and changes nothing', async () => {
+    const { manager: m } = await make();
+    await m.create({ id: 'pw', platform: 'scripted', config: { mode: 'password' } });
+    const snap = await m.start('pw');
+    expect(snap.auth).toEqual({ kind: 'password', data: null, expiresAt: null });
+    const wrongKind = await m.submitAuth('pw', { kind: 'code', value: 'secret' }).catch((e: unknown) => e);
+    expect(wrongKind).toBeInstanceOf(AuthNotPendingError);
+    expect((wrongKind as Error).message).toMatch(/password/);
+    expect((await m.get('pw')).state).toBe('authenticating');
+    await m.submitAuth('pw', { kind: 'pairing-code', value: 'secret' }).catch(() => undefined);
+    expect((await m.get('pw')).state).toBe('authenticating');
+    await m.submitAuth('pw', { kind: 'password', value: 'secret' });
+    expect((await m.waitFor('pw', 'ready')).state).toBe('ready');
+  });
+
+  it('submitAuth when nothing is pending: AuthNotPendingError naming the state', async () => {
+    const { manager: m } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    const stopped = await m.submitAuth('a', { kind: 'code', value: '1' }).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(AuthNotPendingError);
+    expect((stopped as Error).message).toMatch(/"stopped"/);
+    await m.start('a');
+    const ready = await m.submitAuth('a', { kind: 'code', value: '1' }).catch((e: unknown) => e);
+    expect(ready).toBeInstanceOf(AuthNotPendingError);
+    expect((ready as Error).message).toMatch(/"ready"/);
+    expect((await m.get('a')).state).toBe('ready');
+  });
+
+  it('a code that never comes: failed with AUTH_TIMEOUT after authTimeoutMs, no restart', async () => {
+    const { manager: m, scripted: s, clock, reasons } = await make();
+    await m.create({ id: 'tg', platform: 'scripted', config: { mode: 'code' } });
+    await m.start('tg');
+    await clock.advance(4_000);
+    expect((await m.get('tg')).state).toBe('authenticating');
+    await clock.advance(1_000);
+    const failed = await m.waitFor('tg', 'failed');
+    expect(failed.lastError).toMatchObject({ code: 'AUTH_TIMEOUT' });
+    expect(failed.lastError!.message).toMatch(/5000 ms/);
+    expect(failed.auth).toBeNull();
+    expect(reasons.at(-1)).toMatchObject({ from: 'authenticating', to: 'failed' });
+    await clock.advance(60_000);
+    expect(s.connections('tg')).toHaveLength(1);
+    expect((await m.get('tg')).state).toBe('failed');
+    // A late answer is refused.
+    await expect(m.submitAuth('tg', { kind: 'code', value: '12345' })).rejects.toBeInstanceOf(AuthNotPendingError);
+    // start() tries again from failed.
+    expect((await m.start('tg')).state).toBe('authenticating');
+  });
+
+  it('a submitted code resets nothing else: the auth timer no longer fires once ready', async () => {
+    const { manager: m, clock } = await make();
+    await m.create({ id: 'tg', platform: 'scripted', config: { mode: 'code' } });
+    await m.start('tg');
+    await clock.advance(4_000);
+    await m.submitAuth('tg', { kind: 'code', value: '12345' });
+    await m.waitFor('tg', 'ready');
+    await clock.advance(10_000);
+    const snap = await m.get('tg');
+    expect(snap.state).toBe('ready');
+    expect(snap.lastError).toBeNull();
+  });
+});
