@@ -167,6 +167,154 @@ function abortReason(signal: AbortSignal): Error {
   return reason instanceof Error && reason.name !== 'AbortError' ? reason : new AbortedError('The session was stopped.');
 }
 
+type ResolvedOptions = z.output<typeof optionsSchema>;
+type SimulatedContext = AdapterContext<SimulatedConfig, SimulatedCredentials | undefined>;
+
+/**
+ * One simulated connection. A class (methods on the prototype) rather than closures, so ten
+ * thousand live connections cost a few hundred bytes each.
+ */
+class SimulatedConnection implements PlatformConnection<JsonValue> {
+  #phase: 'idle' | 'starting' | 'ready' | 'stopped' = 'idle';
+  #sends = 0;
+  /** The pending QR scan, while one is shown. */
+  #qr: { code: string; resolve(): void; timer: NodeJS.Timeout | null } | null = null;
+  /** One shared "never" for hung calls, so repeated hung health checks add no listeners. */
+  #hung: Promise<never> | null = null;
+
+  constructor(
+    private readonly o: ResolvedOptions,
+    private readonly ctx: SimulatedContext,
+    private readonly counter: { starts: number; checks: number },
+    private readonly startNo: number,
+    private readonly healthAt: (n: number, sessionId: string, start: number) => HealthReport,
+  ) {}
+
+  #hang(): Promise<never> {
+    if (!this.#hung) {
+      this.#hung = untilAborted(this.ctx.signal);
+      this.#hung.catch(() => {});
+    }
+    return this.#hung;
+  }
+
+  #showQr(): void {
+    const qr = this.#qr;
+    if (!qr) return;
+    qr.code = sixDigits();
+    this.ctx.auth.qr(`${QR_PREFIX}:${this.ctx.id}:${qr.code}`, { expiresAt: Date.now() + this.o.qrTtlMs });
+    if (this.o.rotateQr) {
+      qr.timer = setTimeout(() => this.#showQr(), this.o.qrTtlMs);
+      qr.timer.unref();
+    }
+  }
+
+  async #loginWithQr(): Promise<void> {
+    const scanned = new Promise<void>((resolve) => {
+      this.#qr = { code: '', resolve, timer: null };
+    });
+    this.#showQr();
+    try {
+      await Promise.race([scanned, untilAborted(this.ctx.signal)]);
+    } finally {
+      if (this.#qr?.timer) clearTimeout(this.#qr.timer);
+      this.#qr = null;
+    }
+  }
+
+  async #loginWithAnswer(kind: 'code' | 'password'): Promise<void> {
+    const { o, ctx } = this;
+    const expected = kind === 'code' ? o.expectedCode : o.expectedPassword;
+    for (let attempt = 1; ; attempt++) {
+      const value = await Promise.race([
+        ctx.auth.request(kind, { data: kind === 'code' ? { hint: `code sent to the account of ${ctx.id}` } : { hint: 'two-step password' } }),
+        untilAborted(ctx.signal),
+      ]);
+      if (value === expected) return;
+      ctx.log.warn(`wrong ${kind} (attempt ${attempt} of ${o.authAttempts})`);
+      if (attempt >= o.authAttempts) throw new Error(`wrong ${kind} ${o.authAttempts} times; start again to retry`);
+    }
+  }
+
+  async start(): Promise<void> {
+    const { o, ctx } = this;
+    this.#phase = 'starting';
+    if (o.startDelayMs > 0) await sleep(o.startDelayMs, ctx.signal);
+    if (o.hangOnStart) await this.#hang();
+    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (this.startNo <= o.failStarts) {
+      throw new Error(`simulated start failure (attempt ${this.startNo} of ${o.failStarts} set to fail)`);
+    }
+    if (ctx.credentials && o.rejectTokens.includes(ctx.credentials.token)) {
+      ctx.expired('token rejected by the simulated platform');
+      throw new Error('the simulated platform rejected the token (unauthorized)');
+    }
+    const remembered = o.remember && (await ctx.authState.get(SIMULATED_AUTH_KEY)) !== undefined;
+    if (o.auth !== 'none' && !remembered) {
+      if (o.auth === 'qr') await this.#loginWithQr();
+      else await this.#loginWithAnswer(o.auth);
+      if (o.remember) await ctx.authState.set(SIMULATED_AUTH_KEY, { method: o.auth });
+      ctx.log.info(`logged in with ${o.auth}`);
+    } else if (remembered) {
+      ctx.log.info('logged in with the remembered auth state');
+    }
+    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    this.#phase = 'ready';
+    ctx.log.info(`connected; ${ctx.config.greeting}`);
+  }
+
+  async stop(): Promise<void> {
+    this.#phase = 'stopped';
+    if (this.#qr?.timer) clearTimeout(this.#qr.timer);
+    if (this.o.stopDelayMs > 0) await sleep(this.o.stopDelayMs);
+  }
+
+  async health(): Promise<HealthReport> {
+    if (this.o.hangOnHealth) return this.#hang();
+    if (this.#phase !== 'ready') return { status: 'unknown', detail: `not connected (${this.#phase})` };
+    return this.healthAt(this.counter.checks++, this.ctx.id, this.startNo);
+  }
+
+  async send(action: JsonValue): Promise<JsonValue> {
+    const { o, ctx } = this;
+    if (this.#phase !== 'ready') throw new Error(`not connected (${this.#phase}); start the session first`);
+    if (o.throwOnSend !== false) throw new Error(typeof o.throwOnSend === 'string' ? o.throwOnSend : 'simulated send failure');
+    this.#sends++;
+    if (action && typeof action === 'object' && !Array.isArray(action) && typeof action.bid === 'number') {
+      if (action.bid > ctx.config.bidLimit) {
+        throw new ValidationError('bid', [{ path: ['bid'], message: `must be at most the session's bidLimit ${ctx.config.bidLimit}` }]);
+      }
+      ctx.stats.increment('bids');
+    }
+    // Echo after the send has returned, as a platform would deliver a reply.
+    if (o.echo) {
+      setImmediate(() => {
+        if (this.#phase === 'ready') ctx.emitMessage(action);
+      });
+    }
+    return { ok: true, n: this.#sends, greeting: ctx.config.greeting, echo: action };
+  }
+
+  async submitAuth(input: AuthInput): Promise<void> {
+    const pending = this.#qr;
+    // No QR shown: a code/password request may be pending; the manager answers it.
+    if (!pending) return;
+    if (input.kind === 'password') {
+      throw new AuthNotPendingError(this.ctx.id, `Session "${this.ctx.id}" shows a QR code; submit its code with kind "code".`);
+    }
+    if (!this.o.acceptAnyCode && input.value !== pending.code) {
+      throw new ValidationError('QR scan', [
+        { path: ['value'], message: `does not match the code in the QR payload (${QR_PREFIX}:<session id>:<code>)` },
+      ]);
+    }
+    pending.resolve();
+  }
+
+  async logout(): Promise<void> {
+    this.ctx.log.info('logged out of the simulated platform');
+  }
+}
+
 const sixDigits = (): string => String(randomInt(0, 1_000_000)).padStart(6, '0');
 
 function toReport(step: SimulatedHealthStep): HealthReport {
@@ -208,7 +356,7 @@ export function simulatedAdapter(options: SimulatedAdapterOptions = {}): Simulat
   };
   const healthAt = (n: number, sessionId: string, start: number): HealthReport => {
     if (script === undefined) return { status: 'healthy' };
-    if (typeof script === 'function') return parseWith(healthStepSchema.transform(toReport), script(n, { sessionId, start }), 'health script step');
+    if (typeof script === 'function') return toReport(parseWith(healthStepSchema, script(n, { sessionId, start }), 'health script step'));
     const i = o.healthMode === 'cycle' ? n % script.length : Math.min(n, script.length - 1);
     return toReport(script[i]!);
   };
@@ -223,132 +371,8 @@ export function simulatedAdapter(options: SimulatedAdapterOptions = {}): Simulat
     credentials,
     config: simulatedConfigSchema,
     connect(ctx: AdapterContext<SimulatedConfig, SimulatedCredentials | undefined>): PlatformConnection<JsonValue> {
-      let phase: 'idle' | 'starting' | 'ready' | 'stopped' = 'idle';
-      let sends = 0;
-      /** The pending QR scan, while one is shown. */
-      let qr: { code: string; resolve(): void; timer: NodeJS.Timeout | null } | null = null;
       const counter = countersOf(ctx.id);
-      const startNo = ++counter.starts;
-      /** One shared "never" for hung calls, so repeated hung health checks add no listeners. */
-      let hung: Promise<never> | null = null;
-      const hang = (): Promise<never> => {
-        if (!hung) {
-          hung = untilAborted(ctx.signal);
-          hung.catch(() => {});
-        }
-        return hung;
-      };
-
-      const showQr = (): void => {
-        if (!qr) return;
-        qr.code = sixDigits();
-        ctx.auth.qr(`${QR_PREFIX}:${ctx.id}:${qr.code}`, { expiresAt: Date.now() + o.qrTtlMs });
-        if (o.rotateQr) {
-          qr.timer = setTimeout(showQr, o.qrTtlMs);
-          qr.timer.unref();
-        }
-      };
-
-      const loginWithQr = async (): Promise<void> => {
-        const scanned = new Promise<void>((resolve) => {
-          qr = { code: '', resolve, timer: null };
-        });
-        showQr();
-        try {
-          await Promise.race([scanned, untilAborted(ctx.signal)]);
-        } finally {
-          if (qr?.timer) clearTimeout(qr.timer);
-          qr = null;
-        }
-      };
-
-      const loginWithAnswer = async (kind: 'code' | 'password'): Promise<void> => {
-        const expected = kind === 'code' ? o.expectedCode : o.expectedPassword;
-        for (let attempt = 1; ; attempt++) {
-          const value = await Promise.race([
-            ctx.auth.request(kind, { data: kind === 'code' ? { hint: `code sent to the account of ${ctx.id}` } : { hint: 'two-step password' } }),
-            untilAborted(ctx.signal),
-          ]);
-          if (value === expected) return;
-          ctx.log.warn(`wrong ${kind} (attempt ${attempt} of ${o.authAttempts})`);
-          if (attempt >= o.authAttempts) throw new Error(`wrong ${kind} ${o.authAttempts} times; start again to retry`);
-        }
-      };
-
-      return {
-        async start() {
-          phase = 'starting';
-          if (o.startDelayMs > 0) await sleep(o.startDelayMs, ctx.signal);
-          if (o.hangOnStart) await hang();
-          if (ctx.signal.aborted) throw abortReason(ctx.signal);
-          if (startNo <= o.failStarts) {
-            throw new Error(`simulated start failure (attempt ${startNo} of ${o.failStarts} set to fail)`);
-          }
-          if (ctx.credentials && o.rejectTokens.includes(ctx.credentials.token)) {
-            ctx.expired('token rejected by the simulated platform');
-            throw new Error('the simulated platform rejected the token (unauthorized)');
-          }
-          const remembered = o.remember && (await ctx.authState.get(SIMULATED_AUTH_KEY)) !== undefined;
-          if (o.auth !== 'none' && !remembered) {
-            if (o.auth === 'qr') await loginWithQr();
-            else await loginWithAnswer(o.auth);
-            if (o.remember) await ctx.authState.set(SIMULATED_AUTH_KEY, { method: o.auth });
-            ctx.log.info(`logged in with ${o.auth}`);
-          } else if (remembered) {
-            ctx.log.info('logged in with the remembered auth state');
-          }
-          if (ctx.signal.aborted) throw abortReason(ctx.signal);
-          phase = 'ready';
-          ctx.log.info(`connected; ${ctx.config.greeting}`);
-        },
-
-        async stop() {
-          phase = 'stopped';
-          if (qr?.timer) clearTimeout(qr.timer);
-          if (o.stopDelayMs > 0) await sleep(o.stopDelayMs);
-        },
-
-        async health() {
-          if (o.hangOnHealth) return hang();
-          if (phase !== 'ready') return { status: 'unknown', detail: `not connected (${phase})` };
-          const n = counter.checks++;
-          return healthAt(n, ctx.id, startNo);
-        },
-
-        async send(action: JsonValue) {
-          if (phase !== 'ready') throw new Error(`not connected (${phase}); start the session first`);
-          if (o.throwOnSend !== false) throw new Error(typeof o.throwOnSend === 'string' ? o.throwOnSend : 'simulated send failure');
-          sends++;
-          if (action && typeof action === 'object' && !Array.isArray(action) && typeof action.bid === 'number') {
-            if (action.bid > ctx.config.bidLimit) {
-              throw new ValidationError('bid', [{ path: ['bid'], message: `must be at most the session's bidLimit ${ctx.config.bidLimit}` }]);
-            }
-            ctx.stats.increment('bids');
-          }
-          // Echo after the send has returned, as a platform would deliver a reply.
-          if (o.echo) setImmediate(() => phase === 'ready' && ctx.emitMessage(action));
-          return { ok: true, n: sends, greeting: ctx.config.greeting, echo: action };
-        },
-
-        async submitAuth(input: AuthInput) {
-          const pending = qr;
-          // No QR shown: a code/password request may be pending; the manager answers it.
-          if (!pending) return;
-          if (input.kind === 'password') {
-            throw new AuthNotPendingError(ctx.id, `Session "${ctx.id}" shows a QR code; submit its code with kind "code".`);
-          }
-          if (!o.acceptAnyCode && input.value !== pending.code) {
-            throw new ValidationError('QR scan', [
-              { path: ['value'], message: `does not match the code in the QR payload (${QR_PREFIX}:<session id>:<code>)` },
-            ]);
-          }
-          pending.resolve();
-        },
-
-        async logout() {
-          ctx.log.info('logged out of the simulated platform');
-        },
-      };
+      return new SimulatedConnection(o, ctx, counter, ++counter.starts, healthAt);
     },
   }) as SimulatedAdapter;
 }
