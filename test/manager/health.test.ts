@@ -1,0 +1,191 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { type SessionManager, type SessionManagerEventPayload } from 'multisession';
+import { setup } from '../helpers/setup.js';
+
+// setup(): health every 1,000 ms (no jitter), timeout 500 ms, 2 failures in a row → degraded;
+// restart retries 2, back-off 100 ms × 2ⁿ up to 1,000 ms.
+
+let open: SessionManager[] = [];
+async function make(overrides = {}) {
+  const env = await setup(overrides);
+  open.push(env.manager);
+  const health: SessionManagerEventPayload<'session.health'>[] = [];
+  env.manager.on('session.health', (e) => health.push(e));
+  return { ...env, health };
+}
+afterEach(async () => {
+  await Promise.all(open.map((m) => m.close()));
+  open = [];
+});
+
+async function readySession(env: Awaited<ReturnType<typeof make>>, id = 'h') {
+  await env.manager.create({ id, platform: 'scripted' });
+  expect((await env.manager.start(id)).state).toBe('ready');
+}
+
+describe('health', () => {
+  it('healthy checks emit nothing; failures up to the threshold degrade; healthy again returns to ready', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, health, reasons } = env;
+    await readySession(env);
+    expect((await m.get('h')).health).toBe('healthy');
+    await clock.advance(3_000);
+    expect(health).toEqual([]);
+
+    s.behave('h', { health: { status: 'unhealthy', detail: 'ping failed' } });
+    await clock.advance(1_000);
+    let snap = await m.get('h');
+    expect(snap.state).toBe('ready'); // one failure is below the threshold of 2
+    expect(snap.health).toBe('unhealthy');
+    expect(health).toEqual([{ id: 'h', health: 'unhealthy', previous: 'healthy', detail: 'ping failed', failures: 1, at: clock.now() }]);
+
+    await clock.advance(1_000);
+    snap = await m.get('h');
+    expect(snap.state).toBe('degraded');
+    expect(snap.lastError).toMatchObject({ code: 'UNHEALTHY', message: 'ping failed' });
+    expect(reasons.at(-1)).toEqual({ id: 'h', from: 'ready', to: 'degraded', reason: '2 failed health checks: ping failed' });
+    expect(health[1]).toMatchObject({ health: 'unhealthy', previous: 'unhealthy', failures: 2 });
+    // degraded still sends
+    await expect(m.send('h', { text: 'still up' })).resolves.toEqual({ delivered: 'still up' });
+
+    s.behave('h', { health: { status: 'healthy' } });
+    await clock.advance(1_000);
+    snap = await m.get('h');
+    expect(snap.state).toBe('ready');
+    expect(snap.health).toBe('healthy');
+    expect(reasons.at(-1)).toMatchObject({ from: 'degraded', to: 'ready', reason: 'health recovered' });
+    expect(health[2]).toMatchObject({ health: 'healthy', previous: 'unhealthy', failures: 0 });
+    expect(s.connections('h')).toHaveLength(1); // recovered in place, no restart
+
+    // The failure count starts again from zero after a healthy check.
+    s.behave('h', { health: { status: 'unhealthy' } });
+    await clock.advance(1_000);
+    expect((await m.get('h')).state).toBe('ready');
+  });
+
+  it('a failure while degraded restarts with back-off and recovers on a new connection', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, reasons } = env;
+    await readySession(env);
+    s.behave('h', { health: { status: 'unhealthy', detail: 'ping failed' } });
+    await clock.advance(2_000);
+    expect((await m.get('h')).state).toBe('degraded');
+    await clock.advance(1_000);
+    const backoff = await m.get('h');
+    expect(backoff.state).toBe('backoff');
+    expect(backoff.lastError).toMatchObject({ code: 'ADAPTER' });
+    expect(backoff.lastError!.message).toMatch(/health.*ping failed/);
+    expect(reasons.at(-1)).toMatchObject({ from: 'degraded', to: 'backoff' });
+    expect(reasons.at(-1)!.reason).toMatch(/^restarting: /);
+    expect(s.connections('h')[0]!.stopped).toBe(true);
+    await expect(m.send('h', { text: 'x' })).rejects.toMatchObject({ code: 'SESSION_NOT_READY' });
+
+    s.behave('h', { health: { status: 'healthy' } });
+    await clock.advance(100);
+    const ready = await m.waitFor('h', 'ready');
+    expect(ready.health).toBe('healthy');
+    expect(s.connections('h')).toHaveLength(2);
+    expect(s.last('h').stopped).toBe(false);
+    expect(reasons.filter((r) => r.id === 'h').map((r) => r.to).slice(-3)).toEqual(['backoff', 'starting', 'ready']);
+    expect(reasons.at(-2)!.reason).toBe('restart');
+    expect(await m.stats('h')).toMatchObject({ starts: 2, restarts: 1, failures: 1, errors: 1 });
+    expect((await m.status('h')).restarts).toBe(1);
+    // The new connection works.
+    await expect(m.send('h', { text: 'back' })).resolves.toEqual({ delivered: 'back' });
+    expect(s.last('h').sent).toEqual([{ text: 'back' }]);
+  });
+
+  it('restarts that keep failing end failed with the last error after restart.retries, then stay down', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock } = env;
+    await readySession(env);
+    s.behave('h', { health: { status: 'unhealthy' }, failStarts: 1_000 });
+    await clock.advance(3_000); // degraded, then the restart begins
+    await clock.advance(5_000); // three start attempts (1 + retries 2) fail
+    const failed = await m.waitFor('h', 'failed', { timeoutMs: 1 });
+    expect(failed.lastError).toMatchObject({ code: 'ADAPTER' });
+    expect(failed.lastError!.message).toMatch(/start 4 failed/);
+    expect(failed.transitions.map((t) => t.to).slice(-8)).toEqual([
+      'degraded', 'backoff', 'starting', 'backoff', 'starting', 'backoff', 'starting', 'failed',
+    ]);
+    expect(s.connections('h')).toHaveLength(4);
+    expect(await m.stats('h')).toMatchObject({ starts: 4, failures: 4, restarts: 3 });
+    expect((await m.status('h')).restarts).toBe(3);
+    expect(failed.desiredState).toBe('running');
+    await clock.advance(600_000);
+    expect(s.connections('h')).toHaveLength(4);
+    expect((await m.get('h')).state).toBe('failed');
+  });
+
+  it('a hung health() counts as unhealthy once timeoutMs passes', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, health } = env;
+    await readySession(env);
+    s.behave('h', { health: 'hang' });
+    await clock.advance(1_499);
+    expect((await m.get('h')).health).toBe('healthy');
+    expect(health).toEqual([]);
+    await clock.advance(1);
+    expect((await m.get('h')).health).toBe('unhealthy');
+    expect(health).toHaveLength(1);
+    expect(health[0]).toMatchObject({ health: 'unhealthy', failures: 1, detail: 'health check timed out after 500 ms' });
+    await clock.advance(1_500); // next check at 2,500, times out at 3,000
+    expect((await m.get('h')).state).toBe('degraded');
+  });
+
+  it.each([
+    ['rejects', 'throw', /health check failed: probe exploded/],
+    ['throws synchronously', 'throwSync', /health check failed: probe exploded synchronously/],
+    ['returns an invalid report', 'invalid', /health\(\) returned .*fine-ish/],
+  ] as const)('a health() that %s counts as unhealthy', async (_label, behaviour, detail) => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, health } = env;
+    await readySession(env);
+    s.behave('h', { health: behaviour });
+    await clock.advance(1_000);
+    expect((await m.get('h')).health).toBe('unhealthy');
+    expect(health[0]!.detail).toMatch(detail);
+    await clock.advance(1_000);
+    const snap = await m.get('h');
+    expect(snap.state).toBe('degraded');
+    expect(snap.lastError!.message).toMatch(detail);
+  });
+
+  it.each(['expired', 'unauthorized'] as const)('health %s moves the session to expired with no restart loop', async (status) => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, health, reasons } = env;
+    await readySession(env);
+    s.behave('h', { health: { status, detail: 'session revoked' } });
+    await clock.advance(1_000);
+    const snap = await m.get('h');
+    expect(snap.state).toBe('expired');
+    expect(snap.health).toBe(status);
+    expect(snap.lastError).toMatchObject({ code: 'EXPIRED', message: 'session revoked' });
+    expect(snap.desiredState).toBe('running');
+    expect(reasons.at(-1)).toMatchObject({ from: 'ready', to: 'expired', reason: 'session revoked' });
+    expect(health).toEqual([{ id: 'h', health: status, previous: 'healthy', detail: 'session revoked', failures: 0, at: clock.now() }]);
+    expect(s.last('h').stopped).toBe(true);
+    for (let i = 0; i < 10; i++) await clock.advance(60_000);
+    expect(s.connections('h')).toHaveLength(1);
+    expect((await m.get('h')).state).toBe('expired');
+    expect((await m.stats('h')).restarts).toBe(0);
+    // New credentials (or a re-login) and start() bring it back.
+    s.behave('h', { health: { status: 'healthy' } });
+    await m.update('h', { credentials: { token: 'fresh-token' } });
+    expect((await m.start('h')).state).toBe('ready');
+    expect(s.connections('h')).toHaveLength(2);
+  });
+
+  it('health checks of one session do not touch another', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, health } = env;
+    await readySession(env, 'sick');
+    await readySession(env, 'fine');
+    s.behave('sick', { health: 'hang' });
+    await clock.advance(6_000);
+    expect((await m.get('fine')).state).toBe('ready');
+    expect((await m.get('fine')).health).toBe('healthy');
+    expect(health.every((e) => e.id === 'sick')).toBe(true);
+    expect(s.connections('fine')).toHaveLength(1);
+  });
+});
