@@ -280,10 +280,10 @@ class MemoryStorage implements StorageDriver {
   readonly #maxAudit: number;
   #open = false;
   readonly #sessions = new Map<string, SessionRecord>();
-  /** credentialsFingerprint → ids of the sessions that hold it. */
-  readonly #fingerprints = new Map<string, Set<string>>();
+  /** credentialsFingerprint → the id holding it, or a Set when shared (allowSharedCredentials). */
+  readonly #fingerprints = new Map<string, string | Set<string>>();
   readonly #kv = new Map<string, Map<string, JsonValue>>();
-  readonly #stats = new Map<string, Map<string, number>>();
+  readonly #stats = new Map<string, Record<string, number>>();
   readonly #transitions = new Map<string, TransitionRecord[]>();
   /** Oldest first; entries before #auditStart are dropped (compacted now and then). */
   #audit: AuditEntry[] = [];
@@ -315,24 +315,32 @@ class MemoryStorage implements StorageDriver {
   #holderOf(fingerprint: string | null, allowShared: boolean, self: string): string | undefined {
     if (fingerprint === null || allowShared) return undefined;
     const holders = this.#fingerprints.get(fingerprint);
-    if (!holders) return undefined;
+    if (holders === undefined) return undefined;
+    if (typeof holders === 'string') return holders === self ? undefined : holders;
     for (const other of holders) if (other !== self) return other;
     return undefined;
   }
 
   #index(fingerprint: string | null, sessionId: string): void {
     if (fingerprint === null) return;
-    let holders = this.#fingerprints.get(fingerprint);
-    if (!holders) this.#fingerprints.set(fingerprint, (holders = new Set()));
-    holders.add(sessionId);
+    const holders = this.#fingerprints.get(fingerprint);
+    if (holders === undefined) this.#fingerprints.set(fingerprint, sessionId);
+    else if (typeof holders === 'string') {
+      if (holders !== sessionId) this.#fingerprints.set(fingerprint, new Set([holders, sessionId]));
+    } else holders.add(sessionId);
   }
 
   #unindex(fingerprint: string | null, sessionId: string): void {
     if (fingerprint === null) return;
     const holders = this.#fingerprints.get(fingerprint);
-    if (!holders) return;
+    if (holders === undefined) return;
+    if (typeof holders === 'string') {
+      if (holders === sessionId) this.#fingerprints.delete(fingerprint);
+      return;
+    }
     holders.delete(sessionId);
-    if (holders.size === 0) this.#fingerprints.delete(fingerprint);
+    if (holders.size === 1) this.#fingerprints.set(fingerprint, holders.values().next().value!);
+    else if (holders.size === 0) this.#fingerprints.delete(fingerprint);
   }
 
   async createSession(record: NewSessionRecord): Promise<SessionRecord> {
@@ -511,18 +519,15 @@ class MemoryStorage implements StorageDriver {
     for (const { sessionId, name, delta } of input) {
       if (!this.#sessions.has(sessionId)) continue;
       let counters = this.#stats.get(sessionId);
-      if (!counters) this.#stats.set(sessionId, (counters = new Map()));
-      counters.set(name, (counters.get(name) ?? 0) + delta);
+      if (!counters) this.#stats.set(sessionId, (counters = Object.create(null) as Record<string, number>));
+      counters[name] = (counters[name] ?? 0) + delta;
     }
   }
 
   async getStats(sessionId: string): Promise<Record<string, number>> {
     this.#check();
     parseWith(id, sessionId, 'session id');
-    const out: Record<string, number> = {};
-    const counters = this.#stats.get(sessionId);
-    if (counters) for (const [name, value] of counters) out[name] = value;
-    return out;
+    return { ...this.#stats.get(sessionId) };
   }
 
   // --- history ------------------------------------------------------------------------------
