@@ -1,0 +1,259 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  AdapterError,
+  CapacityError,
+  SessionNotFoundError,
+  ValidationError,
+  defineAdapter,
+  type PlatformConnection,
+  type SessionManager,
+  type SessionManagerEventPayload,
+} from 'multisession';
+import { setup } from '../helpers/setup.js';
+
+/** An adapter whose connections misbehave in ways an async-looking contract does not stop. */
+function brittleAdapter() {
+  const stops: string[] = [];
+  const adapter = defineAdapter({
+    name: 'brittle',
+    credentials: z.unknown(),
+    config: z.object({ mode: z.enum(['sync-throw', 'null-connection', 'hang']) }),
+    connect(ctx) {
+      if (ctx.config.mode === 'null-connection') return null as unknown as PlatformConnection;
+      return {
+        start(): Promise<void> {
+          if (ctx.config.mode === 'sync-throw') throw new Error('start blew up before returning a promise');
+          return new Promise<void>(() => {}); // hang
+        },
+        async stop() {
+          stops.push(ctx.id);
+        },
+        async health() {
+          return { status: 'healthy' as const };
+        },
+        async send() {
+          return null;
+        },
+      };
+    },
+  });
+  return { adapter, stops };
+}
+
+let open: SessionManager[] = [];
+async function make(overrides = {}) {
+  const env = await setup(overrides);
+  open.push(env.manager);
+  const errors: SessionManagerEventPayload<'session.error'>[] = [];
+  const managerErrors: SessionManagerEventPayload<'manager.error'>[] = [];
+  env.manager.on('session.error', (e) => errors.push(e));
+  env.manager.on('manager.error', (e) => managerErrors.push(e));
+  return { ...env, errors, managerErrors };
+}
+afterEach(async () => {
+  await Promise.all(open.map((m) => m.close()));
+  open = [];
+});
+
+describe('maxSessions', () => {
+  it('creating past the limit raises CapacityError and stores nothing', async () => {
+    const { manager: m } = await make({ maxSessions: 2 });
+    const created: string[] = [];
+    m.on('session.created', (e) => created.push(e.id));
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.create({ id: 'b', platform: 'scripted' });
+    const err = await m.create({ id: 'c', platform: 'scripted', labels: { team: 'x' } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CapacityError);
+    expect((err as CapacityError).code).toBe('CAPACITY');
+    expect((err as CapacityError).context).toMatchObject({ maxSessions: 2 });
+    expect((err as Error).message).toMatch(/maxSessions/);
+    expect((await m.list()).map((s) => s.id)).toEqual(['a', 'b']);
+    expect(await m.storage.getSession('c')).toBeNull();
+    await expect(m.get('c')).rejects.toBeInstanceOf(SessionNotFoundError);
+    expect(created).toEqual(['a', 'b']);
+    expect(await m.audit({ sessionId: 'c' })).toEqual([]);
+    // Room again after a delete.
+    await m.delete('a');
+    expect((await m.create({ id: 'c', platform: 'scripted' })).id).toBe('c');
+  });
+
+  it('creates racing each other cannot pass the limit together', async () => {
+    const { manager: m } = await make({ maxSessions: 1 });
+    const results = await Promise.allSettled([
+      m.create({ id: 'x', platform: 'scripted' }),
+      m.create({ id: 'y', platform: 'scripted' }),
+      m.create({ id: 'z', platform: 'scripted' }),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(rejected).toHaveLength(2);
+    for (const r of rejected) expect(r.reason).toBeInstanceOf(CapacityError);
+    expect(await m.list()).toHaveLength(1);
+    expect(await m.storage.listSessions()).toHaveLength(1);
+  });
+});
+
+describe('isolation: per-session KV', () => {
+  it("one session's ctx.kv and ctx.authState are invisible to another; manager.kv(id) is ctx.kv", async () => {
+    const { manager: m, scripted: s } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.create({ id: 'b', platform: 'scripted' });
+    await m.start('a');
+    await m.start('b');
+    const a = s.last('a').ctx;
+    const b = s.last('b').ctx;
+    await a.kv.set('history', [{ role: 'user', text: 'hi' }]);
+    await a.kv.set('topic:1', 'alpha');
+    await a.authState.set('keys', { priv: 'k-a' });
+    await b.kv.set('topic:1', 'beta');
+
+    expect(await b.kv.get('history')).toBeUndefined();
+    expect(await b.kv.get('topic:1')).toBe('beta');
+    expect(await a.kv.get('topic:1')).toBe('alpha');
+    expect(await b.authState.get('keys')).toBeUndefined();
+    expect(await b.kv.list()).toEqual([{ key: 'topic:1', value: 'beta' }]);
+    expect(await b.authState.list()).toEqual([]);
+    // authState and kv are separate spaces of the same session.
+    expect(await a.kv.get('keys')).toBeUndefined();
+    expect(await a.authState.get('history')).toBeUndefined();
+    expect(await a.kv.list()).toEqual([
+      { key: 'history', value: [{ role: 'user', text: 'hi' }] },
+      { key: 'topic:1', value: 'alpha' },
+    ]);
+
+    // manager.kv(id) is the same space the adapter sees as ctx.kv.
+    expect(await m.kv('a').get('history')).toEqual([{ role: 'user', text: 'hi' }]);
+    expect(await m.kv('a').get('keys')).toBeUndefined();
+    expect(await m.kv('b').list()).toEqual([{ key: 'topic:1', value: 'beta' }]);
+    await m.kv('b').set('note', 'from the app');
+    expect(await b.kv.get('note')).toBe('from the app');
+    expect(await a.kv.get('note')).toBeUndefined();
+
+    // Clearing one session's space leaves the other's.
+    expect(await b.kv.clear()).toBe(2);
+    expect(await a.kv.get('topic:1')).toBe('alpha');
+    // batch is atomic: a bad op writes nothing.
+    await expect(a.kv.batch([{ op: 'set', key: 'ok', value: 1 }, { op: 'set', key: '', value: 2 }])).rejects.toBeInstanceOf(ValidationError);
+    expect(await a.kv.get('ok')).toBeUndefined();
+  });
+
+  it('manager.kv works on a stopped session and refuses an unknown or deleted one', async () => {
+    const { manager: m } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    const kv = m.kv('a');
+    await kv.set('x', 1);
+    expect(await kv.get('x')).toBe(1);
+    expect(() => m.kv('nope')).toThrow(SessionNotFoundError);
+    expect(() => m.kv('bad id!')).toThrow(ValidationError);
+    await m.delete('a');
+    expect(() => m.kv('a')).toThrow(SessionNotFoundError);
+    await expect(kv.set('x', 2)).rejects.toBeInstanceOf(SessionNotFoundError);
+    await m.create({ id: 'a', platform: 'scripted' });
+    expect(await m.kv('a').get('x')).toBeUndefined();
+  });
+});
+
+describe('isolation: a misbehaving adapter touches no other session', () => {
+  it('connect() throwing, start() rejecting and health() hanging leave the others ready and sending', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, managerErrors } = env;
+    for (const id of ['good1', 'good2', 'connect-throws', 'start-rejects', 'health-hangs']) await m.create({ id, platform: 'scripted' });
+    s.behave('connect-throws', { startThrowsSync: true });
+    s.behave('start-rejects', { failStarts: 1_000 });
+    s.behave('health-hangs', { health: 'hang' });
+    await m.start('good1');
+    expect((await m.start('connect-throws')).state).toBe('backoff');
+    expect((await m.start('start-rejects')).state).toBe('backoff');
+    expect((await m.start('health-hangs')).state).toBe('ready');
+    await m.start('good2');
+    for (let i = 0; i < 20; i++) await clock.advance(1_000);
+
+    expect((await m.get('connect-throws')).state).toBe('failed');
+    expect((await m.get('start-rejects')).state).toBe('failed');
+    expect(s.connections('health-hangs').length).toBeGreaterThan(1); // restarted by its health
+    for (const id of ['good1', 'good2']) {
+      const snap = await m.get(id);
+      expect(snap.state).toBe('ready');
+      expect(snap.health).toBe('healthy');
+      expect(snap.transitions.map((t) => t.to)).toEqual(['starting', 'ready']);
+      expect(s.connections(id)).toHaveLength(1);
+      await expect(m.send(id, { text: `to ${id}` })).resolves.toEqual({ delivered: `to ${id}` });
+      expect(await m.stats(id)).toMatchObject({ starts: 1, failures: 0, errors: 0, restarts: 0, messagesOut: 1 });
+    }
+    expect(managerErrors).toEqual([]);
+  });
+
+  it('adapter errors are AdapterError with the session id, the operation and the cause', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, errors } = env;
+    s.behave('c', { startThrowsSync: true });
+    s.behave('r', { failStarts: 1 });
+    s.behave('x', { sendThrows: true });
+    for (const id of ['c', 'r', 'x']) await m.create({ id, platform: 'scripted' });
+    await m.start('c');
+    await m.start('r');
+    await m.start('x');
+
+    const connectError = errors.find((e) => e.id === 'c')!;
+    expect(connectError.error).toBeInstanceOf(AdapterError);
+    expect(connectError.code).toBe('ADAPTER');
+    expect((connectError.error as AdapterError).context).toMatchObject({ sessionId: 'c', operation: 'connect' });
+    expect((connectError.error.cause as Error).message).toBe('connect exploded');
+    expect(connectError.error.message).toContain('"c"');
+    expect((await m.get('c')).lastError).toMatchObject({ code: 'ADAPTER' });
+
+    const startError = errors.find((e) => e.id === 'r')!;
+    expect(startError.error).toBeInstanceOf(AdapterError);
+    expect((startError.error as AdapterError).context).toMatchObject({ sessionId: 'r', operation: 'start' });
+    expect((startError.error.cause as Error).message).toBe('start 1 failed');
+
+    const sendError = await m.send('x', { text: 'hi' }).catch((e: unknown) => e);
+    expect(sendError).toBeInstanceOf(AdapterError);
+    expect((sendError as AdapterError).context).toMatchObject({ sessionId: 'x', operation: 'send' });
+    expect((sendError as Error).cause).toBeInstanceOf(Error);
+    expect(errors.find((e) => e.id === 'x')!.error).toBe(sendError);
+    expect((await m.get('x')).state).toBe('ready'); // a failed send does not take the session down
+    expect(await m.stats('x')).toMatchObject({ errors: 1, messagesOut: 0 });
+  });
+
+  it('connect() returning no connection is an AdapterError and is retried', async () => {
+    const brittle = brittleAdapter();
+    const env = await make({ adapters: [brittle.adapter] });
+    const { manager: m } = env;
+    await m.create({ id: 'n', platform: 'brittle', config: { mode: 'null-connection' } });
+    const snap = await m.start('n');
+    expect(snap.state).toBe('backoff');
+    expect(snap.lastError).toMatchObject({ code: 'ADAPTER' });
+    expect(snap.lastError!.message).toMatch(/connect\(\) must return/);
+  });
+
+  it('start() that never settles fails at startTimeoutMs and is retried', async () => {
+    const brittle = brittleAdapter();
+    const env = await make({ adapters: [brittle.adapter] });
+    const { manager: m, clock } = env;
+    await m.create({ id: 'h', platform: 'brittle', config: { mode: 'hang' } });
+    const pending = m.start('h');
+    await clock.advance(3_000);
+    const snap = await pending;
+    expect(snap.state).toBe('backoff');
+    expect(snap.lastError).toMatchObject({ code: 'ADAPTER' });
+    expect(snap.lastError!.message).toMatch(/did not finish within 3000 ms/);
+    expect(brittle.stops).toEqual(['h']);
+  });
+
+  it('start() that throws synchronously is an AdapterError like a rejection: torn down and retried', async () => {
+    const brittle = brittleAdapter();
+    const env = await make({ adapters: [brittle.adapter] });
+    const { manager: m, clock, errors } = env;
+    await m.create({ id: 's', platform: 'brittle', config: { mode: 'sync-throw' } });
+    const snap = await m.start('s');
+    expect(snap.state).toBe('backoff');
+    expect(snap.lastError).toMatchObject({ code: 'ADAPTER' });
+    expect(errors[0]?.error).toBeInstanceOf(AdapterError);
+    expect(brittle.stops).toEqual(['s']); // the connection it made is stopped
+    await clock.advance(100);
+    expect(brittle.stops).toEqual(['s', 's']);
+    expect((await m.stats('s')).failures).toBe(2);
+  });
+});
