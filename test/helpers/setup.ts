@@ -1,13 +1,16 @@
-import { SessionManager, type SessionManagerOptions } from 'multisession';
+import { SessionManager, type Adapter, type SessionManagerOptions } from 'multisession';
 import { createManualClock } from 'multisession/testing';
 import { scriptedAdapter } from './scripted-adapter.js';
 
-/** A manager on a manual clock with the scripted adapter; tight timings for tests. */
-export async function setup(overrides: Partial<SessionManagerOptions> = {}) {
+/**
+ * A manager on a manual clock with the scripted adapter; tight timings for tests.
+ * `extraAdapters` are registered beside the scripted one.
+ */
+export async function setup(overrides: Partial<SessionManagerOptions> = {}, extraAdapters: Adapter[] = []) {
   const clock = createManualClock();
   const scripted = scriptedAdapter();
   const manager = new SessionManager({
-    adapters: [scripted.adapter],
+    adapters: [scripted.adapter, ...extraAdapters],
     clock,
     health: { intervalMs: 1_000, timeoutMs: 500, unhealthyThreshold: 2, jitter: 0 },
     restart: { retries: 2, minDelayMs: 100, maxDelayMs: 1_000, factor: 2 },

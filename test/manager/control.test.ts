@@ -1,0 +1,477 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ConflictError,
+  InvalidTransitionError,
+  SessionManager,
+  SessionNotFoundError,
+  ValidationError,
+  canTransition,
+  memoryStorage,
+  type Logger,
+  type SessionManagerEventPayload,
+  type SessionState,
+} from 'multisession';
+import { createManualClock } from 'multisession/testing';
+import { setup } from '../helpers/setup.js';
+import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
+
+let open: SessionManager[] = [];
+async function make(overrides = {}, extra: Parameters<typeof setup>[1] = []) {
+  const env = await setup(overrides, extra);
+  open.push(env.manager);
+  const states: SessionManagerEventPayload<'session.state'>[] = [];
+  env.manager.on('session.state', (e) => states.push(e));
+  return { ...env, states };
+}
+afterEach(async () => {
+  await Promise.all(open.map((m) => m.close()));
+  open = [];
+});
+
+/** Every state event of `id` continues from the previous one and is allowed by the table. */
+function expectValidChain(states: SessionManagerEventPayload<'session.state'>[], id: string, from: SessionState = 'stopped') {
+  let at: SessionState = from;
+  for (const e of states.filter((s) => s.id === id)) {
+    expect(e.from, `${e.from}->${e.to} after ${at}`).toBe(at);
+    expect(canTransition(e.from, e.to), `${e.from}->${e.to} is in TRANSITIONS`).toBe(true);
+    at = e.to;
+  }
+  return at;
+}
+
+/** A small deterministic PRNG, so a failing sequence can be replayed. */
+function prng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe('concurrent control calls are serialised', () => {
+  it('start + stop + restart fired together end in the state of the last call, through valid transitions', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    const results = await Promise.all([m.start('a'), m.stop('a'), m.restart('a')]);
+    expect(results.map((r) => r.id)).toEqual(['a', 'a', 'a']);
+    expect(results[1]!.state).toBe('stopped');
+    expect(results[2]!.state).toBe('ready');
+    const snap = await m.get('a');
+    expect(snap.state).toBe('ready');
+    expect(snap.desiredState).toBe('running');
+    expect(expectValidChain(states, 'a')).toBe('ready');
+    const conns = s.connections('a');
+    expect(conns.filter((c) => !c.stopped)).toHaveLength(1);
+    expect(conns.at(-1)!.stopped).toBe(false);
+  });
+
+  it('random bursts of start/stop/restart always end consistent', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    const rand = prng(42);
+    for (let round = 0; round < 30; round++) {
+      const id = `r${round}`;
+      await m.create({ id, platform: 'scripted' });
+      const ops = Array.from({ length: 2 + Math.floor(rand() * 5) }, () => (['start', 'stop', 'restart'] as const)[Math.floor(rand() * 3)]!);
+      const settledAll = await Promise.allSettled(ops.map((op) => m[op](id)));
+      expect(settledAll.every((r) => r.status === 'fulfilled'), `${ops.join(',')}`).toBe(true);
+      const want = ops.at(-1) === 'stop' ? 'stopped' : 'ready';
+      const snap = await m.get(id);
+      expect(snap.state, `${ops.join(',')}`).toBe(want);
+      expect(snap.desiredState).toBe(want === 'ready' ? 'running' : 'stopped');
+      expect(expectValidChain(states, id), `${ops.join(',')}`).toBe(want);
+      const live = s.connections(id).filter((c) => !c.stopped);
+      expect(live).toHaveLength(want === 'ready' ? 1 : 0);
+    }
+  });
+
+  it('two restarts at once: both resolve, one live connection, two restarts counted', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    const [r1, r2] = await Promise.all([m.restart('a', { reason: 'first' }), m.restart('a', { reason: 'second' })]);
+    expect(r2.state).toBe('ready');
+    expect(['ready', 'stopping', 'stopped', 'starting']).toContain(r1.state);
+    expect((await m.get('a')).state).toBe('ready');
+    expectValidChain(states, 'a');
+    expect(states.filter((e) => e.to === 'stopping').map((e) => e.reason)).toEqual(['first', 'second']);
+    expect(s.connections('a').filter((c) => !c.stopped)).toHaveLength(1);
+    expect((await m.stats('a')).restarts).toBe(2);
+    expect((await m.status('a')).restarts).toBe(2);
+    expect(await m.audit({ sessionId: 'a', action: 'restart' })).toHaveLength(2);
+  });
+
+  it('stop during a start held at the gate returns without the gate opening', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'g', platform: 'scripted', config: { mode: 'gate' } });
+    const starting = m.start('g');
+    await settle();
+    expect((await m.get('g')).state).toBe('starting');
+    const stopped = await m.stop('g');
+    expect(stopped.state).toBe('stopped');
+    expect(stopped.desiredState).toBe('stopped');
+    const conn = s.last('g');
+    expect(conn.stopped).toBe(true);
+    expect(conn.ctx.signal.aborted).toBe(true);
+    // The aborted start resolves too (its snapshot is taken as the stop tears it down).
+    expect(['stopping', 'stopped']).toContain((await starting).state);
+    expect(expectValidChain(states, 'g')).toBe('stopped');
+    // A late gate opening changes nothing.
+    conn.gate.resolve();
+    await settle();
+    expect((await m.get('g')).state).toBe('stopped');
+  });
+
+  it('start on a running session changes nothing', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    const before = states.length;
+    expect((await m.start('a')).state).toBe('ready');
+    expect(states).toHaveLength(before);
+    expect(s.connections('a')).toHaveLength(1);
+  });
+});
+
+describe('update', () => {
+  it('a config change on a running session restarts it with reason "config changed"', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    const updates: SessionManagerEventPayload<'session.updated'>[] = [];
+    m.on('session.updated', (e) => updates.push(e));
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    const v = (await m.get('a')).version;
+    const before = states.length;
+    const snap = await m.update('a', { config: { mode: 'qr' } });
+    expect(snap.config).toEqual({ mode: 'qr' });
+    expect(snap.state).toBe('authenticating');
+    expect(snap.version).toBe(v + 1);
+    expect(states.slice(before).map((e) => [e.from, e.to, e.reason])).toEqual([
+      ['ready', 'stopping', 'config changed'],
+      ['stopping', 'stopped', 'config changed'],
+      ['stopped', 'starting', 'config changed'],
+      ['starting', 'authenticating', 'waiting for qr'],
+    ]);
+    expect(updates).toHaveLength(1);
+    expect(updates[0]).toMatchObject({ id: 'a', changed: ['config'] });
+    expect(updates[0]!.session.config).toEqual({ mode: 'qr' });
+    expect(s.connections('a')).toHaveLength(2);
+    expect(s.connections('a')[0]!.stopped).toBe(true);
+    expect(s.last('a').ctx.config).toEqual({ mode: 'qr' });
+    expect((await m.storage.getSession('a'))!.config).toEqual({ mode: 'qr' });
+  });
+
+  it('a credentials change on a running session restarts it with reason "credentials changed"', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'a', platform: 'scripted', credentials: { token: 'old-token-1' } });
+    await m.start('a');
+    const before = states.length;
+    const snap = await m.update('a', { credentials: { token: 'new-token-2' } });
+    expect(snap.state).toBe('ready');
+    expect(states.slice(before).map((e) => e.reason)).toEqual(['credentials changed', 'credentials changed', 'credentials changed', 'connected']);
+    expect(s.last('a').ctx.credentials).toEqual({ token: 'new-token-2' });
+  });
+
+  it('labels, metadata and priority change without a restart; an unchanged patch writes nothing', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    const updates: SessionManagerEventPayload<'session.updated'>[] = [];
+    m.on('session.updated', (e) => updates.push(e));
+    await m.create({ id: 'a', platform: 'scripted', labels: { team: 'x' } });
+    await m.start('a');
+    const before = states.length;
+    const v = (await m.get('a')).version;
+    const snap = await m.update('a', { labels: { team: 'y', tier: 'gold' }, metadata: { note: 1 }, priority: 9 });
+    expect(snap).toMatchObject({ state: 'ready', labels: { team: 'y', tier: 'gold' }, metadata: { note: 1 }, priority: 9, version: v + 1 });
+    expect(states).toHaveLength(before);
+    expect(s.connections('a')).toHaveLength(1);
+    expect(updates[0]!.changed.sort()).toEqual(['labels', 'metadata', 'priority']);
+    // The same values again: no event, no new version.
+    const same = await m.update('a', { labels: { team: 'y', tier: 'gold' }, config: { mode: 'auto' } });
+    expect(same.version).toBe(v + 1);
+    expect(updates).toHaveLength(1);
+  });
+
+  it('a config change on a stopped session does not start it', async () => {
+    const { manager: m, scripted: s } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    const snap = await m.update('a', { config: { mode: 'code' } });
+    expect(snap.state).toBe('stopped');
+    expect(s.connections('a')).toHaveLength(0);
+  });
+
+  it('another manager on the same store changed it first: ConflictError, nothing written; a retry succeeds', async () => {
+    const storage = memoryStorage();
+    const clock = createManualClock();
+    const a = new SessionManager({ storage, adapters: [scriptedAdapter().adapter], clock });
+    await a.open();
+    await a.create({ id: 's', platform: 'scripted', labels: { owner: 'none' } });
+    const b = new SessionManager({ storage, adapters: [scriptedAdapter().adapter], clock });
+    await b.open();
+    try {
+      expect((await b.get('s')).labels).toEqual({ owner: 'none' });
+      await a.update('s', { labels: { owner: 'a' } });
+      const err = await b.update('s', { labels: { owner: 'b' } }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConflictError);
+      expect((err as ConflictError).code).toBe('CONFLICT');
+      const stored = await storage.getSession('s');
+      expect(stored!.labels).toEqual({ owner: 'a' });
+      expect(stored!.version).toBe(2);
+      // The manager re-read the record: the retry goes through.
+      const retried = await b.update('s', { labels: { owner: 'b' } });
+      expect(retried.labels).toEqual({ owner: 'b' });
+      expect(retried.version).toBe(3);
+      expect((await storage.getSession('s'))!.labels).toEqual({ owner: 'b' });
+    } finally {
+      await b.close(); // closes the shared driver: a's close then has nothing left to write
+      await a.close();
+    }
+  });
+});
+
+describe('delete', () => {
+  it('a running session needs force; delete removes it with its KV, counters and history', async () => {
+    const { manager: m, scripted: s } = await make();
+    const deleted: SessionManagerEventPayload<'session.deleted'>[] = [];
+    m.on('session.deleted', (e) => deleted.push(e));
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    await s.last('a').ctx.kv.set('k', 1);
+    await s.last('a').ctx.authState.set('creds', 'x');
+    s.last('a').ctx.stats.increment('bids');
+    await m.send('a', { text: 'hi' });
+
+    const refused = await m.delete('a').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(InvalidTransitionError);
+    expect((refused as Error).message).toMatch(/"ready"/);
+    expect((await m.get('a')).state).toBe('ready');
+    expect(deleted).toEqual([]);
+    expect(await m.kv('a').get('k')).toBe(1);
+
+    await m.delete('a', { force: true, actor: 'admin' });
+    expect(deleted).toEqual([{ id: 'a', at: expect.any(Number) }]);
+    expect(s.last('a').stopped).toBe(true);
+    await expect(m.get('a')).rejects.toBeInstanceOf(SessionNotFoundError);
+    await expect(m.stats('a')).rejects.toBeInstanceOf(SessionNotFoundError);
+    await expect(m.delete('a', { force: true })).rejects.toBeInstanceOf(SessionNotFoundError);
+    expect(await m.list()).toEqual([]);
+    expect(await m.storage.getSession('a')).toBeNull();
+    expect(await m.storage.kvList('a')).toEqual([]);
+    expect(await m.storage.getStats('a')).toEqual({});
+    expect(await m.storage.listTransitions('a', 100)).toEqual([]);
+    expect((await m.audit({ sessionId: 'a', action: 'delete' }))[0]).toMatchObject({ actor: 'admin', details: { force: true } });
+
+    // The id is free again, with nothing left over.
+    const again = await m.create({ id: 'a', platform: 'scripted' });
+    expect(again.transitions).toEqual([]);
+    expect(await m.stats('a')).toEqual({ id: 'a', starts: 0, restarts: 0, failures: 0, messagesIn: 0, messagesOut: 0, errors: 0, custom: {} });
+    expect(await m.kv('a').list()).toEqual([]);
+    expect(await m.storage.listTransitions('a', 100)).toEqual([]);
+  });
+
+  it('a stopped, failed or expired session deletes without force', async () => {
+    const { manager: m, scripted: s } = await make({ restart: { retries: 0, minDelayMs: 1, maxDelayMs: 1, factor: 1 } });
+    await m.create({ id: 'stopped', platform: 'scripted' });
+    s.behave('failed', { failStarts: 1 });
+    await m.create({ id: 'failed', platform: 'scripted' });
+    expect((await m.start('failed')).state).toBe('failed');
+    await m.create({ id: 'expired', platform: 'scripted' });
+    await m.start('expired');
+    s.last('expired').ctx.expired('revoked');
+    await m.waitFor('expired', 'expired');
+    for (const id of ['stopped', 'failed', 'expired']) await m.delete(id);
+    expect(await m.list()).toEqual([]);
+  });
+});
+
+describe('logout and clear', () => {
+  it('logout drops the auth state, keeps context data, and restarts a running session', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'a', platform: 'scripted', credentials: { token: 'tok-123' }, config: { mode: 'auto' } });
+    await m.start('a');
+    const ctx = s.last('a').ctx;
+    await ctx.authState.set('session-file', 'AAA');
+    await ctx.authState.set('keys', { k: 1 });
+    await ctx.kv.set('history', ['hi']);
+    const before = states.length;
+    const snap = await m.logout('a');
+    expect(snap.state).toBe('ready');
+    expect(states.slice(before).map((e) => `${e.to}:${e.reason}`)).toEqual(['stopping:logout', 'stopped:logout', 'starting:logout', 'ready:connected']);
+    expect(s.connections('a')).toHaveLength(2);
+    expect(await s.last('a').ctx.authState.list()).toEqual([]);
+    expect(await s.last('a').ctx.kv.get('history')).toEqual(['hi']);
+    expect(snap.hasCredentials).toBe(true);
+    expect(snap.config).toEqual({ mode: 'auto' });
+  });
+
+  it('logout of a stopped session drops the auth state and leaves it stopped', async () => {
+    const { manager: m, scripted: s } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    await s.last('a').ctx.authState.set('session-file', 'AAA');
+    await m.stop('a');
+    const snap = await m.logout('a');
+    expect(snap.state).toBe('stopped');
+    expect(s.connections('a')).toHaveLength(1);
+    expect((await m.storage.kvList('a')).map((e) => e.key)).toEqual([]);
+  });
+
+  it('clear drops ctx.kv only: auth state, config and credentials stay, the session keeps running', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'a', platform: 'scripted', credentials: { token: 'tok-123' } });
+    await m.create({ id: 'b', platform: 'scripted' });
+    await m.start('a');
+    await m.start('b');
+    const ctx = s.last('a').ctx;
+    await ctx.kv.set('history', ['hi', 'there']);
+    await ctx.kv.set('topics', { t: 1 });
+    await ctx.authState.set('session-file', 'AAA');
+    await s.last('b').ctx.kv.set('history', ['b']);
+    const before = states.length;
+    expect(await m.clear('a')).toBe(2);
+    expect(await ctx.kv.list()).toEqual([]);
+    expect(await ctx.authState.get('session-file')).toBe('AAA');
+    expect(await s.last('b').ctx.kv.get('history')).toEqual(['b']);
+    expect(states).toHaveLength(before);
+    const snap = await m.get('a');
+    expect(snap).toMatchObject({ state: 'ready', hasCredentials: true, config: { mode: 'auto' } });
+    expect(s.connections('a')).toHaveLength(1);
+    // The credentials are still usable: a restart gets them.
+    await m.restart('a');
+    expect(s.last('a').ctx.credentials).toEqual({ token: 'tok-123' });
+  });
+});
+
+describe('send, messages and counters', () => {
+  it("send returns the adapter's result, counts messagesOut and emits session.message out", async () => {
+    const { manager: m, scripted: s, clock } = await make();
+    const messages: SessionManagerEventPayload<'session.message'>[] = [];
+    m.on('session.message', (e) => messages.push(e));
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    await expect(m.send('a', { text: 'one' })).resolves.toEqual({ delivered: 'one' });
+    await expect(m.send('a', { text: 'two' })).resolves.toEqual({ delivered: 'two' });
+    expect(s.last('a').sent).toEqual([{ text: 'one' }, { text: 'two' }]);
+    expect(messages).toEqual([
+      { id: 'a', direction: 'out', message: { text: 'one' }, at: clock.now() },
+      { id: 'a', direction: 'out', message: { text: 'two' }, at: clock.now() },
+    ]);
+    s.last('a').ctx.emitMessage({ from: 'peer', text: 'hello' });
+    expect(messages[2]).toEqual({ id: 'a', direction: 'in', message: { from: 'peer', text: 'hello' }, at: clock.now() });
+    const stats = await m.stats('a');
+    expect(stats).toMatchObject({ messagesOut: 2, messagesIn: 1, starts: 1, errors: 0 });
+    // An action the adapter's schema refuses: ValidationError, nothing sent or counted.
+    await expect(m.send('a', { txt: 'typo' } as never)).rejects.toBeInstanceOf(ValidationError);
+    expect(s.last('a').sent).toHaveLength(2);
+    expect((await m.stats('a')).messagesOut).toBe(2);
+  });
+
+  it('custom counters raised with ctx.stats.increment show in stats(id).custom', async () => {
+    const { manager: m, scripted: s } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.create({ id: 'b', platform: 'scripted' });
+    await m.start('a');
+    await m.start('b');
+    const stats = s.last('a').ctx.stats;
+    stats.increment('bids');
+    stats.increment('bids', 2);
+    stats.increment('won.total');
+    s.last('b').ctx.stats.increment('bids', 10);
+    expect(() => stats.increment('bad name!')).toThrow(ValidationError);
+    expect(() => stats.increment('bids', Number.NaN)).toThrow(ValidationError);
+    expect((await m.stats('a')).custom).toEqual({ bids: 3, 'won.total': 1 });
+    expect((await m.stats('b')).custom).toEqual({ bids: 10 });
+    // Custom counters never collide with the built-in ones.
+    s.last('a').ctx.stats.increment('starts', 100);
+    const a = await m.stats('a');
+    expect(a.starts).toBe(1);
+    expect(a.custom.starts).toBe(100);
+  });
+});
+
+describe('logs', () => {
+  it('keeps the newest logBufferSize lines per session, filters by level and limit, and sends each to the logger with the session id', async () => {
+    const lines: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
+    const logger: Logger = {
+      debug: (obj, msg) => lines.push({ level: 'debug', obj: obj as Record<string, unknown>, msg }),
+      info: (obj, msg) => lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }),
+      warn: (obj, msg) => lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
+      error: (obj, msg) => lines.push({ level: 'error', obj: obj as Record<string, unknown>, msg }),
+    };
+    const { manager: m, scripted: s, clock } = await make({ logBufferSize: 5, logger });
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.create({ id: 'b', platform: 'scripted' });
+    await m.start('a');
+    await m.start('b');
+    const log = s.last('a').ctx.log;
+    for (let i = 1; i <= 8; i++) log[(['debug', 'info', 'warn', 'error'] as const)[i % 4]!](`line ${i}`, { n: i });
+    s.last('b').ctx.log.info('from b');
+
+    const all = await m.logs('a');
+    expect(all.map((l) => l.msg)).toEqual(['line 4', 'line 5', 'line 6', 'line 7', 'line 8']);
+    expect(all[0]).toEqual({ at: clock.now(), level: 'debug', msg: 'line 4', data: { n: 4 } });
+    expect((await m.logs('a', { limit: 2 })).map((l) => l.msg)).toEqual(['line 7', 'line 8']);
+    expect((await m.logs('a', { level: 'warn' })).map((l) => `${l.level}:${l.msg}`)).toEqual(['warn:line 6', 'error:line 7']);
+    expect((await m.logs('a', { level: 'error', limit: 1 })).map((l) => l.msg)).toEqual(['line 7']);
+    expect((await m.logs('b')).map((l) => l.msg)).toEqual(['from b']);
+
+    const fromA = lines.filter((l) => l.obj.sessionId === 'a' && /^line /.test(l.msg ?? ''));
+    expect(fromA).toHaveLength(8);
+    expect(fromA[0]).toEqual({ level: 'info', obj: { sessionId: 'a', platform: 'scripted', n: 1 }, msg: 'line 1' });
+    expect(lines.find((l) => l.msg === 'from b')!.obj).toMatchObject({ sessionId: 'b' });
+  });
+
+  it('logBufferSize 0 keeps nothing but still logs', async () => {
+    const seen: string[] = [];
+    const logger: Logger = { debug() {}, info: (_o, msg) => seen.push(String(msg)), warn() {}, error() {} };
+    const { manager: m, scripted: s } = await make({ logBufferSize: 0, logger });
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    s.last('a').ctx.log.info('kept nowhere');
+    expect(await m.logs('a')).toEqual([]);
+    expect(seen).toContain('kept nowhere');
+  });
+});
+
+describe('list and statuses', () => {
+  it('filters by state, platform, labels, health and desired state', async () => {
+    const other = scriptedAdapter('other');
+    const { manager: m, scripted: s, clock } = await make({}, [other.adapter]);
+    await m.create({ id: 'a', platform: 'scripted', labels: { team: 'red', tier: 'gold' } });
+    await m.create({ id: 'b', platform: 'scripted', labels: { team: 'red' } });
+    await m.create({ id: 'c', platform: 'other', labels: { team: 'blue' } });
+    await m.create({ id: 'd', platform: 'scripted' });
+    await m.start('a');
+    await m.start('c');
+    await m.start('d');
+    s.behave('d', { health: { status: 'unhealthy' } });
+    await clock.advance(1_000);
+    const ids = async (f: Parameters<SessionManager['list']>[0]) => (await m.list(f)).map((x) => x.id);
+    expect(await ids({})).toEqual(['a', 'b', 'c', 'd']);
+    expect(await ids(undefined)).toEqual(['a', 'b', 'c', 'd']);
+    expect(await ids({ state: 'ready' })).toEqual(['a', 'c', 'd']);
+    expect(await ids({ state: ['stopped', 'failed'] })).toEqual(['b']);
+    expect(await ids({ platform: 'other' })).toEqual(['c']);
+    expect(await ids({ platform: 'nope' })).toEqual([]);
+    expect(await ids({ labels: { team: 'red' } })).toEqual(['a', 'b']);
+    expect(await ids({ labels: { team: 'red', tier: 'gold' } })).toEqual(['a']);
+    expect(await ids({ health: 'unhealthy' })).toEqual(['d']);
+    expect(await ids({ health: ['healthy', 'unknown'] })).toEqual(['a', 'b', 'c']);
+    expect(await ids({ desiredState: 'stopped' })).toEqual(['b']);
+    expect(await ids({ desiredState: 'running', platform: 'scripted', labels: { team: 'red' } })).toEqual(['a']);
+  });
+
+  it('statuses() reports every session, ordered by id', async () => {
+    const { manager: m, clock } = await make();
+    await m.create({ id: 'z', platform: 'scripted' });
+    await m.create({ id: 'm', platform: 'scripted', config: { mode: 'code' } });
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    await m.start('m');
+    await clock.advance(250);
+    const all = await m.statuses();
+    expect(all.map((x) => x.id)).toEqual(['a', 'm', 'z']);
+    expect(all[0]).toMatchObject({ id: 'a', platform: 'scripted', state: 'ready', desiredState: 'running', health: 'healthy', auth: null, lastError: null, uptimeMs: 250, restarts: 0 });
+    expect(all[1]).toMatchObject({ state: 'authenticating', auth: { kind: 'code' }, uptimeMs: null });
+    expect(all[2]).toMatchObject({ state: 'stopped', desiredState: 'stopped', health: 'unknown', uptimeMs: null, lastActivityAt: null });
+    expect(await m.status('a')).toEqual(all[0]);
+  });
+});
