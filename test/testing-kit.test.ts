@@ -1,12 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SessionManager, defineAdapter, memoryStorage, type StorageDriver } from 'multisession';
 import {
   adapterConformanceSuite,
   createManualClock,
   simulatedAdapter,
   storageConformanceSuite,
+  STORAGE_SUITE_GROUPS,
   type TestRunner,
 } from 'multisession/testing';
+import { sqliteStorage } from 'multisession/sqlite';
 import { z } from 'zod';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -461,4 +466,28 @@ describe('adapterConformanceSuite can fail', () => {
     expect(failed).toContain('schemas > refuses bad credentials');
     expect(failed).toContain('schemas > refuses bad config');
   });
+});
+
+// The opt-in `shared-store` group needs a store that two handles can open: run it on SQLite
+// files (two drivers on one file, as two processes would), so the group itself is exercised.
+describe('storageConformanceSuite shared-store group', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ms-kit-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const fileOf = new WeakMap<StorageDriver, string>();
+  let n = 0;
+  storageConformanceSuite(
+    { describe, it, expect, beforeEach, afterEach },
+    async () => {
+      const filename = join(dir, `s-${++n}.db`);
+      const store = sqliteStorage({ filename });
+      await store.init();
+      fileOf.set(store, filename);
+      return store;
+    },
+    {
+      name: 'sqlite, two handles',
+      skip: STORAGE_SUITE_GROUPS.filter((g) => g !== 'shared-store' && g !== 'duplicate-credentials' && g !== 'session-exists'),
+      reopen: async (store) => sqliteStorage({ filename: fileOf.get(store)! }),
+    },
+  );
 });

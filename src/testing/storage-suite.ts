@@ -20,6 +20,7 @@ export const STORAGE_SUITE_GROUPS = [
   'audit',
   'replace-credentials',
   'unreadable-rows',
+  'shared-store',
   'lifecycle',
 ] as const;
 export type StorageSuiteGroup = (typeof STORAGE_SUITE_GROUPS)[number];
@@ -36,6 +37,13 @@ export interface StorageSuiteOptions {
    * record with `readError` set and every other record intact.
    */
   corruptRow?: (store: StorageDriver, id: string) => Promise<void>;
+  /**
+   * Opt in to the `shared-store` group (drivers whose data outlives one handle: SQLite, PostgreSQL):
+   * return a second, not yet initialised driver on the same store as `store`, as another process
+   * would open it. The suite initialises and closes it. Checks that both handles see one store and
+   * that the compare-and-swap and duplicate-credential guards hold between them.
+   */
+  reopen?: (store: StorageDriver) => Promise<StorageDriver>;
 }
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -311,6 +319,17 @@ export function storageConformanceSuite(
         expect(await store.listSessions()).toHaveLength(1);
       });
 
+      it('lets exactly one of two concurrent creates of one id win', async () => {
+        const results = await Promise.allSettled([
+          create('s1', { credentialsFingerprint: 'fp-x', priority: 1 }),
+          create('s1', { credentialsFingerprint: 'fp-y', priority: 2 }),
+        ]);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        const lost = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect((lost?.reason as { code?: string } | undefined)?.code).toBe('SESSION_EXISTS');
+        expect(await store.listSessions()).toHaveLength(1);
+      });
+
       it('frees the id when the session is deleted', async () => {
         await create('s1');
         await store.deleteSession('s1');
@@ -326,6 +345,17 @@ export function storageConformanceSuite(
         const error = await rejectsWithCode(expect, create('b2', { credentialsFingerprint: 'same' }), 'DUPLICATE_CREDENTIALS');
         expect(error.message).toContain('a1');
         expect(await store.getSession('b2')).toBeNull();
+        expect(await store.listSessions()).toHaveLength(1);
+      });
+
+      it('lets exactly one of two concurrent creates with the same credentials win', async () => {
+        const results = await Promise.allSettled([
+          create('a1', { credentialsFingerprint: 'same' }),
+          create('b2', { credentialsFingerprint: 'same' }),
+        ]);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        const lost = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect((lost?.reason as { code?: string } | undefined)?.code).toBe('DUPLICATE_CREDENTIALS');
         expect(await store.listSessions()).toHaveLength(1);
       });
 
@@ -896,6 +926,76 @@ export function storageConformanceSuite(
           await store.kvWrite('b2', [{ op: 'set', key: 'k', value: 1 }]);
           expect(await store.kvGet('b2', 'k')).toBe(1);
           expect((await store.listSessions()).filter((r) => r.readError === undefined).map((r) => r.id)).toEqual(['b2']);
+        });
+      });
+    }
+
+    if (options.reopen) {
+      const reopen = options.reopen;
+      group('shared-store', () => {
+        let other: StorageDriver;
+        beforeEach(async () => {
+          other = await reopen(store);
+          await other.init();
+        });
+        afterEach(async () => {
+          await other.close();
+        });
+
+        it('shows what one handle writes to the other', async () => {
+          await create('a1');
+          await store.kvWrite('a1', [{ op: 'set', key: 'k', value: { v: 1 } }]);
+          await store.incrementStats([{ sessionId: 'a1', name: 'n', delta: 2 }]);
+          expect(await other.getSession('a1')).toEqual({ ...sampleSessionRecord('a1'), version: 1 });
+          expect(await other.kvGet('a1', 'k')).toEqual({ v: 1 });
+          expect(await other.getStats('a1')).toEqual({ n: 2 });
+          await other.updateSession('a1', { priority: 1, updatedAt: T0 + 1 }, 1);
+          expect((await must('a1')).version).toBe(2);
+        });
+
+        it('keeps the compare-and-swap between handles', async () => {
+          await create('a1');
+          const results = await Promise.allSettled([
+            store.updateSession('a1', { metadata: 'one', updatedAt: T0 + 1 }, 1),
+            other.updateSession('a1', { metadata: 'two', updatedAt: T0 + 2 }, 1),
+          ]);
+          expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+          await rejectsWithCode(expect, other.updateSession('a1', { priority: 1, updatedAt: T0 + 3 }, 1), 'CONFLICT');
+          expect((await must('a1')).version).toBe(2);
+        });
+
+        it('keeps the duplicate-credential guard between handles', async () => {
+          const results = await Promise.allSettled([
+            create('a1', { credentialsFingerprint: 'same' }),
+            other.createSession(sampleSessionRecord('b2', { credentialsFingerprint: 'same' })),
+          ]);
+          expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+          expect(await store.listSessions()).toHaveLength(1);
+          await rejectsWithCode(expect, other.createSession(sampleSessionRecord('c3', { credentialsFingerprint: 'same' })), 'DUPLICATE_CREDENTIALS');
+        });
+
+        it('grows audit ids across handles', async () => {
+          await store.appendAudit([{ at: T0, sessionId: null, action: 'one', actor: null, details: {} }]);
+          await other.appendAudit([{ at: T0, sessionId: null, action: 'two', actor: null, details: {} }]);
+          await store.appendAudit([{ at: T0, sessionId: null, action: 'three', actor: null, details: {} }]);
+          const list = await other.listAudit({});
+          expect(list.map((e) => e.action)).toEqual(['three', 'two', 'one']);
+          expect(list[0]!.id).toBeGreaterThan(list[1]!.id);
+          expect(list[1]!.id).toBeGreaterThan(list[2]!.id);
+        });
+
+        it('initialises from two handles at once', async () => {
+          const third = await reopen(store);
+          const fourth = await reopen(store);
+          try {
+            await Promise.all([third.init(), fourth.init(), other.init()]);
+            await create('a1');
+            expect((await third.getSession('a1'))?.id).toBe('a1');
+            expect((await fourth.listSessions()).map((r) => r.id)).toEqual(['a1']);
+          } finally {
+            await third.close();
+            await fourth.close();
+          }
         });
       });
     }
