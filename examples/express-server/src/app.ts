@@ -338,7 +338,29 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
 
   api.post('/sessions/:id/auth', async (req, res) => {
     const id = sessionParam(req);
-    await manager.submitAuth(id, req.body);
+    // Answer with the state the submission leads to (ready, or the next auth step) when it comes
+    // quickly; the event stream tells the rest.
+    let settle: () => void = () => {};
+    const moved = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2_000);
+      timer.unref();
+      const onState = (e: { id: string }) => {
+        if (e.id === id) resolve();
+      };
+      manager.on('session.state', onState);
+      manager.on('session.auth', onState);
+      settle = () => {
+        clearTimeout(timer);
+        manager.off('session.state', onState);
+        manager.off('session.auth', onState);
+      };
+    });
+    try {
+      await manager.submitAuth(id, req.body);
+      await moved;
+    } finally {
+      settle();
+    }
     res.json(await manager.get(id));
   });
 
