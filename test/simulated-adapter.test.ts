@@ -36,6 +36,12 @@ adapterConformanceSuite(runner, {
   name: 'simulated (delays, echo, revoked token)',
 });
 
+adapterConformanceSuite(runner, {
+  adapter: simulatedAdapter({ inboundEveryMs: 5, disconnectAfterMs: 60_000 }),
+  credentials,
+  name: 'simulated (inbound traffic, scheduled disconnect)',
+});
+
 /** Waits (on real time, bounded) until `check` holds; fails with `what` otherwise. */
 async function until(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
@@ -273,6 +279,28 @@ describe('simulatedAdapter options', () => {
     await t.stop();
   });
 
+  it('drops a live connection after disconnectAfterMs through ctx.fail', async () => {
+    const t = connectForTest(simulatedAdapter({ disconnectAfterMs: 10 }), { credentials });
+    await t.connection.start();
+    await until(() => t.failures.length === 1, 'the disconnect');
+    expect(String(t.failures[0])).toMatch(/connection lost/);
+    expect((await t.connection.health()).status).toBe('unknown');
+    await expect(t.connection.send('x')).rejects.toThrow(/not connected/);
+    await t.stop();
+  });
+
+  it('delivers inbound traffic while ready, and none after stop', async () => {
+    const t = connectForTest(simulatedAdapter({ inboundEveryMs: 2 }), { credentials });
+    await t.connection.start();
+    await until(() => t.messages.length >= 3, 'three inbound messages');
+    expect(t.messages.slice(0, 3)).toEqual([1, 2, 3].map((n) => ({ from: 'peer', text: `simulated inbound #${n}`, n })));
+    await t.stop();
+    const seen = t.messages.length;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(t.messages).toHaveLength(seen);
+    expect(t.failures).toEqual([]);
+  });
+
   it('reports a rejected token as expired and fails the start', async () => {
     const t = connectForTest(simulatedAdapter({ rejectTokens: ['old'] }), { credentials: { token: 'old' } });
     await expect(t.connection.start()).rejects.toThrow(/rejected the token/);
@@ -331,6 +359,23 @@ describe('simulatedAdapter under a SessionManager', () => {
     await manager.send('fl-1', { bid: 4 });
     await expect(manager.send('fl-1', { bid: 5 })).rejects.toThrow(/bidLimit 4/);
     expect((await manager.stats('fl-1')).custom).toEqual({ bids: 1 });
+  });
+
+  it('recovers from a simulated disconnect with a restart', async () => {
+    manager = new SessionManager({
+      adapters: [simulatedAdapter({ disconnectAfterMs: 20 })],
+      restart: { retries: 3, minDelayMs: 1, maxDelayMs: 5, factor: 1 },
+    });
+    await manager.open();
+    const seen: string[] = [];
+    manager.on('session.state', (e) => {
+      if (e.id === 'd-1') seen.push(e.to);
+    });
+    await manager.create({ id: 'd-1', platform: 'simulated', credentials });
+    await manager.start('d-1');
+    await until(() => seen.filter((s) => s === 'ready').length >= 2, 'a second ready after the drop');
+    expect(seen.slice(0, 4)).toEqual(['starting', 'ready', 'backoff', 'starting']);
+    expect((await manager.stats('d-1')).failures).toBeGreaterThan(0);
   });
 
   it('refuses sessions without credentials unless requireCredentials is false', async () => {

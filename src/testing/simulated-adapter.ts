@@ -59,6 +59,13 @@ export interface SimulatedAdapterOptions {
   /** When false, sessions may omit credentials. Default true. */
   requireCredentials?: boolean;
   /**
+   * Once ready, the connection drops after this many ms (real, unref'd timer): the adapter calls
+   * `ctx.fail(…)`, as a socket closing would, and the manager restarts it with back-off.
+   */
+  disconnectAfterMs?: number;
+  /** While ready, an inbound message `{ from: 'peer', text, n }` arrives every this many ms. */
+  inboundEveryMs?: number;
+  /**
    * Tokens the platform refuses, like a revoked bot token: start() calls
    * `ctx.expired('token rejected')` and rejects.
    */
@@ -97,6 +104,8 @@ const optionsSchema = z.strictObject({
   echo: z.boolean().default(false),
   requireCredentials: z.boolean().default(true),
   rejectTokens: z.array(z.string()).default([]),
+  disconnectAfterMs: z.number().int().positive().optional(),
+  inboundEveryMs: z.number().int().positive().optional(),
 });
 
 /** The simulated adapter's per-session config. */
@@ -181,6 +190,8 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
   #qr: { code: string; resolve(): void; timer: NodeJS.Timeout | null } | null = null;
   /** One shared "never" for hung calls, so repeated hung health checks add no listeners. */
   #hung: Promise<never> | null = null;
+  /** Timers of a live connection (disconnect, inbound), cleared on stop. */
+  #timers: NodeJS.Timeout[] | null = null;
 
   constructor(
     private readonly o: ResolvedOptions,
@@ -261,10 +272,42 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
     if (ctx.signal.aborted) throw abortReason(ctx.signal);
     this.#phase = 'ready';
     ctx.log.info(`connected; ${ctx.config.greeting}`);
+    this.#armLiveTimers();
+  }
+
+  #armLiveTimers(): void {
+    const { o, ctx } = this;
+    if (o.disconnectAfterMs === undefined && o.inboundEveryMs === undefined) return;
+    const timers: NodeJS.Timeout[] = (this.#timers = []);
+    if (o.disconnectAfterMs !== undefined) {
+      timers.push(
+        setTimeout(() => {
+          if (this.#phase !== 'ready') return;
+          this.#phase = 'stopped';
+          this.#clearTimers();
+          ctx.fail(new Error('connection lost (simulated disconnect)'));
+        }, o.disconnectAfterMs),
+      );
+    }
+    if (o.inboundEveryMs !== undefined) {
+      let n = 0;
+      timers.push(
+        setInterval(() => {
+          if (this.#phase === 'ready') ctx.emitMessage({ from: 'peer', text: `simulated inbound #${++n}`, n });
+        }, o.inboundEveryMs),
+      );
+    }
+    for (const t of timers) t.unref();
+  }
+
+  #clearTimers(): void {
+    for (const t of this.#timers ?? []) clearTimeout(t);
+    this.#timers = null;
   }
 
   async stop(): Promise<void> {
     this.#phase = 'stopped';
+    this.#clearTimers();
     if (this.#qr?.timer) clearTimeout(this.#qr.timer);
     if (this.o.stopDelayMs > 0) await sleep(this.o.stopDelayMs);
   }
