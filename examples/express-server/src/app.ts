@@ -132,7 +132,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
 
   app.disable('x-powered-by');
   app.set('trust proxy', false);
-  app.set('query parser', 'extended');
+  app.set('query parser', 'simple');
 
   // Security headers and request counting.
   app.use((req, res, next) => {

@@ -24,6 +24,8 @@ const USAGE = `Usage: npm start -- [options]
   --max-sessions <n>    most sessions that may exist        MULTISESSION_MAX_SESSIONS
   --api-key <key>       an admin API key                    MULTISESSION_API_KEY
   --cors-origin <url>   allow a browser origin (repeat)     MULTISESSION_CORS_ORIGINS (comma-separated)
+  --checkpoint-stream <name>  always report this checkpoint stream in /metrics (repeat)
+                                                            MULTISESSION_CHECKPOINT_STREAMS (comma-separated)
   --rate-limit <n>      requests per minute per key         MULTISESSION_RATE_LIMIT  default 600
   --log-level <level>   debug | info | warn | error         MULTISESSION_LOG_LEVEL   default info
   --help`;
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
         'max-sessions': { type: 'string' },
         'api-key': { type: 'string' },
         'cors-origin': { type: 'string', multiple: true },
+        'checkpoint-stream': { type: 'string', multiple: true },
         'rate-limit': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -85,6 +88,7 @@ async function main(): Promise<void> {
   const apiKey = values['api-key'] ?? env.MULTISESSION_API_KEY;
   if (apiKey !== undefined && apiKey.length < 16) fail('--api-key must be at least 16 characters long.');
   const cors = values['cors-origin'] ?? env.MULTISESSION_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean);
+  const streams = values['checkpoint-stream'] ?? env.MULTISESSION_CHECKPOINT_STREAMS?.split(',').map((s) => s.trim()).filter(Boolean);
   const rate = intOption('rate-limit', values['rate-limit'] ?? env.MULTISESSION_RATE_LIMIT, 1);
   const maxSessions = intOption('max-sessions', values['max-sessions'] ?? env.MULTISESSION_MAX_SESSIONS, 1);
 
@@ -97,6 +101,7 @@ async function main(): Promise<void> {
     ...(maxSessions ? { maxSessions } : {}),
     ...(apiKey ? { apiKey } : {}),
     ...(cors && cors.length ? { corsOrigins: cors } : {}),
+    ...(streams && streams.length ? { checkpointStreams: streams } : {}),
     ...(rate ? { rateLimit: { max: rate, windowMs: 60_000 } } : {}),
     logger: consoleLogger(level),
   });
