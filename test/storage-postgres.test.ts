@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { postgresStorage } from 'multisession/postgres';
-import { sampleSessionRecord, storageConformanceSuite } from 'multisession/testing';
+import { checkpointConformanceSuite, sampleSessionRecord, storageConformanceSuite } from 'multisession/testing';
 import { PG_URL, fixture, runTs } from './fixtures/storage/helpers.js';
 
 /**
@@ -46,6 +46,15 @@ suite('postgres', () => {
       },
     },
   );
+
+  describe('checkpoint() on the postgres driver', () => {
+    const store = postgresStorage({ connectionString: PG_URL }, { schema: `${schema}_cp`, poolSize: 4 });
+    afterAll(async () => {
+      await store.close();
+      await admin.query(`drop schema if exists "${schema}_cp" cascade`);
+    });
+    checkpointConformanceSuite({ describe, it, expect, beforeEach, afterEach }, async () => ({ storage: store }), { name: 'postgres driver' });
+  });
 
   describe('postgresStorage', () => {
     const fresh = () => postgresStorage({ connectionString: PG_URL }, { schema });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sqliteStorage } from 'multisession/sqlite';
-import { sampleSessionRecord, storageConformanceSuite } from 'multisession/testing';
+import { checkpointConformanceSuite, sampleSessionRecord, storageConformanceSuite } from 'multisession/testing';
 import type { StorageDriver } from '../src/storage/driver.js';
 import { fixture, runTs } from './fixtures/storage/helpers.js';
 
@@ -215,4 +215,25 @@ describe('sqliteStorage', () => {
       await store.close();
     }
   }, 60_000);
+});
+
+describe('checkpoint() on the sqlite driver', () => {
+  // One driver for the whole group: every checkpoint test works in a stream of its own.
+  const store = sqliteStorage({ filename: freshFile() });
+  afterAll(() => store.close());
+  checkpointConformanceSuite({ describe, it, expect, beforeEach, afterEach }, async () => ({ storage: store }), { name: 'sqlite driver' });
+
+  it('shares the file with the sessions and works before init() was awaited', async () => {
+    const filename = freshFile();
+    const fresh = sqliteStorage({ filename });
+    const backend = fresh.checkpoint!();
+    expect(backend.kind).toBe('sqlite');
+    expect(await backend.add('jobs', [{ key: 'a', payload: null, priority: 0, runAt: Date.now() }])).toBe(1);
+    await fresh.createSession(sampleSessionRecord('s1'));
+    withRawDb(filename, (db) => {
+      expect(db.prepare('SELECT count(*) AS n FROM checkpoint_items').get()).toEqual({ n: 1 });
+      expect(db.prepare('SELECT count(*) AS n FROM sessions').get()).toEqual({ n: 1 });
+    });
+    await fresh.close();
+  });
 });

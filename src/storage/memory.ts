@@ -10,7 +10,7 @@ import {
   type ValidationIssue,
 } from '../errors.js';
 import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../manager/lifecycle.js';
-import type { JsonValue } from '../types.js';
+import { cloneJson, type JsonValue } from '../types.js';
 import type {
   AuditEntry,
   AuditInput,
@@ -37,7 +37,7 @@ export interface MemoryStorageOptions {
 }
 
 const optionsSchema = z.strictObject({
-  maxAuditEntries: z.number().int().positive().default(100_000),
+  maxAuditEntries: z.number().int().positive().default(10_000),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -349,21 +349,21 @@ class MemoryStorage implements StorageDriver {
     if (this.#sessions.has(input.id)) throw new SessionExistsError(input.id);
     const holder = this.#holderOf(input.credentialsFingerprint, input.allowSharedCredentials, input.id);
     if (holder !== undefined) throw new DuplicateCredentialsError(input.id, holder);
-    const stored: SessionRecord = structuredClone({ ...input, version: 1 });
+    const stored: SessionRecord = cloneJson({ ...input, version: 1 });
     this.#sessions.set(stored.id, stored);
     this.#index(stored.credentialsFingerprint, stored.id);
-    return structuredClone(stored);
+    return cloneJson(stored);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | null> {
     this.#check();
     const stored = this.#sessions.get(parseWith(id, sessionId, 'session id'));
-    return stored ? structuredClone(stored) : null;
+    return stored ? cloneJson(stored) : null;
   }
 
   async listSessions(): Promise<SessionRecord[]> {
     this.#check();
-    return [...this.#sessions.keys()].sort(byKey).map((k) => structuredClone(this.#sessions.get(k)!));
+    return [...this.#sessions.keys()].sort(byKey).map((k) => cloneJson(this.#sessions.get(k)!));
   }
 
   async updateSession(sessionId: string, patch: SessionPatch, expectedVersion: number): Promise<SessionRecord> {
@@ -382,7 +382,7 @@ class MemoryStorage implements StorageDriver {
     const next: SessionRecord = { ...stored };
     const writable = next as unknown as Record<string, unknown>;
     for (const field of PATCH_FIELDS) {
-      if (input[field] !== undefined) writable[field] = structuredClone(input[field]);
+      if (input[field] !== undefined) writable[field] = cloneJson(input[field]);
     }
     next.updatedAt = input.updatedAt;
     next.version = stored.version + 1;
@@ -391,7 +391,7 @@ class MemoryStorage implements StorageDriver {
     this.#unindex(stored.credentialsFingerprint, sessionId);
     this.#index(next.credentialsFingerprint, sessionId);
     this.#sessions.set(sessionId, next);
-    return structuredClone(next);
+    return cloneJson(next);
   }
 
   async saveStatus(updates: StatusUpdate[]): Promise<void> {
@@ -450,7 +450,7 @@ class MemoryStorage implements StorageDriver {
       this.#unindex(stored.credentialsFingerprint, row.id);
       this.#index(next.credentialsFingerprint, row.id);
       this.#sessions.set(row.id, next);
-      return structuredClone(next);
+      return cloneJson(next);
     });
   }
 
@@ -461,7 +461,7 @@ class MemoryStorage implements StorageDriver {
     parseWith(id, sessionId, 'session id');
     parseWith(z.string(), key, 'KV key');
     const value = this.#kv.get(sessionId)?.get(key);
-    return value === undefined ? undefined : structuredClone(value);
+    return value === undefined ? undefined : cloneJson(value);
   }
 
   async kvList(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]> {
@@ -472,7 +472,7 @@ class MemoryStorage implements StorageDriver {
     if (!entries) return [];
     const keys: string[] = [];
     for (const key of entries.keys()) if (key.startsWith(prefix)) keys.push(key);
-    return keys.sort(byKey).map((key) => ({ key, value: structuredClone(entries.get(key)!) }));
+    return keys.sort(byKey).map((key) => ({ key, value: cloneJson(entries.get(key)!) }));
   }
 
   async kvWrite(sessionId: string, ops: KvOperation[]): Promise<void> {
@@ -480,7 +480,7 @@ class MemoryStorage implements StorageDriver {
     parseWith(id, sessionId, 'session id');
     assertKvOperations(ops);
     if (!this.#sessions.has(sessionId)) throw new SessionNotFoundError(sessionId);
-    const copies = ops.map((op) => (op.op === 'set' ? { ...op, value: structuredClone(op.value) } : op));
+    const copies = ops.map((op) => (op.op === 'set' ? { ...op, value: cloneJson(op.value) } : op));
     let entries = this.#kv.get(sessionId);
     if (!entries) this.#kv.set(sessionId, (entries = new Map()));
     for (const op of copies) {
@@ -562,7 +562,7 @@ class MemoryStorage implements StorageDriver {
     this.#check();
     const input = parseWith(auditInputsSchema, entries, 'audit entries');
     for (const entry of input) {
-      this.#audit.push({ ...structuredClone(entry), id: ++this.#auditSeq });
+      this.#audit.push({ ...cloneJson(entry), id: ++this.#auditSeq });
     }
     const excess = this.#audit.length - this.#auditStart - this.#maxAudit;
     if (excess > 0) this.#auditStart += excess;
@@ -581,7 +581,7 @@ class MemoryStorage implements StorageDriver {
       if (q.since !== undefined && entry.at < q.since) continue;
       if (q.sessionId !== undefined && entry.sessionId !== q.sessionId) continue;
       if (q.action !== undefined && entry.action !== q.action) continue;
-      out.push(structuredClone(entry));
+      out.push(cloneJson(entry));
     }
     return out;
   }

@@ -26,6 +26,9 @@ import type {
   StorageDriver,
   TransitionRecord,
 } from './driver.js';
+import type { CheckpointBackend } from '../checkpoint/contract.js';
+import { createPostgresCheckpointBackend } from '../checkpoint/postgres-backend.js';
+import { lazyCheckpointBackend } from './sql/checkpoint.js';
 import { migrationProvider } from './sql/migrations.js';
 import * as reads from './sql/queries.js';
 import {
@@ -130,7 +133,9 @@ const pgCode = (err: unknown): string | undefined => {
   return typeof code === 'string' ? code : undefined;
 };
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+// Ref'd on purpose: a short wait inside an operation the caller awaits (init retry) must keep
+// the process alive, or a script awaiting init() would exit mid-way.
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 class PostgresStorage implements StorageDriver {
   readonly kind = 'postgres';
@@ -140,6 +145,7 @@ class PostgresStorage implements StorageDriver {
   #initPromise: Promise<Connected> | null = null;
   #connected: Connected | null = null;
   #closed = false;
+  #checkpoint: CheckpointBackend | null = null;
 
   constructor(target: Target, options: Options) {
     this.#target = target;
@@ -421,6 +427,32 @@ class PostgresStorage implements StorageDriver {
   async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
     const c = await this.#ready();
     return this.#wrap('listAudit', reads.listAudit(c.db, check.checkAuditQuery(query)));
+  }
+
+  // ---------------------------------------------------------------- checkpoint
+
+  /** The distributed-lock checkpoint in this same schema, on this driver's pool (see docs/checkpoint.md). */
+  checkpoint(): CheckpointBackend {
+    this.#checkpoint ??= lazyCheckpointBackend('postgres', async () => {
+      const { pool } = await this.#ready();
+      const backend = createPostgresCheckpointBackend(
+        {
+          connect: () => pool.connect(),
+          query: async (text, values) => {
+            const client = await pool.connect();
+            try {
+              return await client.query(text, values);
+            } finally {
+              client.release();
+            }
+          },
+        },
+        { schema: this.#options.schema },
+      );
+      await backend.init();
+      return backend;
+    });
+    return this.#checkpoint;
   }
 
   // ---------------------------------------------------------------- internals

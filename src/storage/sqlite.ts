@@ -26,6 +26,9 @@ import type {
   StorageDriver,
   TransitionRecord,
 } from './driver.js';
+import type { CheckpointBackend } from '../checkpoint/contract.js';
+import { createSqliteCheckpointBackend, type SqliteCheckpointDatabase } from '../checkpoint/sqlite-backend.js';
+import { lazyCheckpointBackend } from './sql/checkpoint.js';
 import { migrationProvider } from './sql/migrations.js';
 import * as reads from './sql/queries.js';
 import {
@@ -195,7 +198,9 @@ function serialised<T>(fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+// Ref'd on purpose: a short wait inside an operation the caller awaits (init retry) must keep
+// the process alive, or a script awaiting init() would exit mid-way.
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 class SqliteStorage implements StorageDriver {
   readonly kind = 'sqlite';
@@ -205,6 +210,7 @@ class SqliteStorage implements StorageDriver {
   #initPromise: Promise<Prepared> | null = null;
   #prepared: Prepared | null = null;
   #closed = false;
+  #checkpoint: CheckpointBackend | null = null;
 
   constructor(target: Target, options: Options) {
     this.#target = target;
@@ -419,6 +425,19 @@ class SqliteStorage implements StorageDriver {
   async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
     const p = await this.#ready();
     return this.#wrapAsync('listAudit', reads.listAudit(p.kysely, check.checkAuditQuery(query)));
+  }
+
+  // ---------------------------------------------------------------- checkpoint
+
+  /** The distributed-lock checkpoint on this same database file (see docs/checkpoint.md). */
+  checkpoint(): CheckpointBackend {
+    this.#checkpoint ??= lazyCheckpointBackend('sqlite', async () => {
+      const p = await this.#ready();
+      const backend = createSqliteCheckpointBackend(p.db as unknown as SqliteCheckpointDatabase);
+      await backend.init();
+      return backend;
+    });
+    return this.#checkpoint;
   }
 
   // ---------------------------------------------------------------- internals
