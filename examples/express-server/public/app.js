@@ -307,7 +307,7 @@ function renderDetail() {
 
   $('transitions').replaceChildren(
     ...[...(s.transitions || [])].reverse().slice(0, 12).map((t) =>
-      el('li', {}, el('time', { text: timeOf(t.at) }), el('span', { text: `${t.from} → ${t.to}` }), el('span', { class: 'muted', text: t.reason || '' }))),
+      el('li', {}, el('time', { text: timeOf(t.at) }), el('span', { class: 'move', text: `${t.from} → ${t.to}` }), el('span', { class: 'muted why', title: t.reason || '', text: t.reason || '' }))),
   );
   renderAuth(s);
 }
@@ -395,6 +395,10 @@ for (const btn of document.querySelectorAll('[data-action]')) {
     if (action === 'delete') {
       const s = state.sessions.get(id);
       const running = s && !['stopped', 'failed', 'expired'].includes(s.state);
+      const question = running
+        ? `Session ${id} is ${s.state}. Stop and delete it, with its stored login and data?`
+        : `Delete session ${id}, with its stored login and data?`;
+      if (!window.confirm(question)) return;
       show($('action-error'), false);
       try {
         await api('DELETE', `/sessions/${encodeURIComponent(id)}${running ? '?force=true' : ''}`);

@@ -125,7 +125,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   const limiter = new RateLimiter(options.rateLimit ?? { max: 600, windowMs: 60_000 });
   const http = new HttpCounters();
   const startedAt = Date.now();
-  const streams = new Set<Response>();
+  /** Open event streams → their clean-up (unsubscribe, stop the heartbeat). */
+  const streams = new Map<Response, () => void>();
   const checkpointStreams = new Set(options.checkpointStreams ?? []);
   const corsOrigins = new Set(options.corsOrigins ?? []);
   let openapi: Record<string, unknown> | null = null;
@@ -444,15 +445,17 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
         if (id === null) {
           if (principal.role !== 'admin' || only) return;
         } else if ((only && !only.has(id)) || !canAccess(principal, id)) return;
+        if (res.writableEnded) return;
         seq += 1;
         res.write(`id: ${seq}\nevent: ${name}\ndata: ${JSON.stringify(sseData(name, payload))}\n\n`);
       };
       manager.on(name, fn as never);
       listeners.push([name, fn]);
     }
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), options.sseHeartbeatMs ?? 15_000);
+    const heartbeat = setInterval(() => {
+      if (!res.writableEnded) res.write(': keep-alive\n\n');
+    }, options.sseHeartbeatMs ?? 15_000);
     heartbeat.unref();
-    streams.add(res);
     http.sseClients += 1;
     const done = () => {
       if (!streams.delete(res)) return;
@@ -460,6 +463,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       for (const [name, fn] of listeners) manager.off(name as (typeof EVENT_NAMES)[number], fn as never);
       http.sseClients -= 1;
     };
+    streams.set(res, done);
     res.on('close', done);
     res.write(`event: hello\ndata: ${JSON.stringify({ at: Date.now(), sessions: only ? [...only] : null })}\n\n`);
   });
@@ -554,7 +558,10 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   return {
     app,
     closeStreams() {
-      for (const res of [...streams]) res.end();
+      for (const [res, done] of [...streams]) {
+        done();
+        res.end();
+      }
     },
   };
 }

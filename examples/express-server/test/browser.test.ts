@@ -89,6 +89,7 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
   // Stop it, then delete it.
   await page.getByTestId('action-stop').click();
   await expect.poll(() => page.getByTestId('detail-state').textContent()).toBe('stopped');
+  page.once('dialog', (d) => void d.accept());
   await page.getByTestId('action-delete').click();
   await page.getByTestId('session-support-bot').waitFor({ state: 'detached' });
   expect((await t.call('GET', '/api/v1/sessions/support-bot')).status).toBe(404);
@@ -101,5 +102,36 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
   await page.screenshot({ path: `${ARTIFACTS}overview.png` });
 
   expect(external).toEqual([]);
+  expect(pageErrors.filter((e) => !/401|Failed to load resource/.test(e))).toEqual([]);
+});
+
+it('takes a login code typed on the page (adapter asking for a code)', async () => {
+  const codeServer = await startTestServer({ demo: { auth: 'code', expectedCode: '24680', remember: false } });
+  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    p.on('pageerror', (err) => pageErrors.push(err.message));
+    await p.goto(`${codeServer.url}/`);
+    await p.getByTestId('key-input').fill(codeServer.adminKey);
+    await p.getByTestId('key-submit').click();
+    await p.locator('#live.on').waitFor();
+    await p.getByTestId('new-session').click();
+    await p.getByTestId('create-id').fill('code-bot');
+    await p.locator('input[name="credentials.token"]').fill('code-token');
+    await p.getByTestId('create-submit').click();
+    await p.getByTestId('code-input').waitFor({ state: 'visible' });
+    expect(await p.getByTestId('qr').isVisible()).toBe(false);
+    // A wrong code keeps it waiting (the adapter asks again); the right one logs in.
+    await p.getByTestId('code-input').fill('11111');
+    await p.getByTestId('code-submit').click();
+    await expect.poll(() => p.getByTestId('logs').textContent()).toMatch(/wrong code/);
+    await p.getByTestId('code-input').fill('24680');
+    await p.getByTestId('code-submit').click();
+    await expect.poll(() => p.getByTestId('detail-state').textContent()).toBe('ready');
+    await expect.poll(() => p.getByTestId('logs').textContent()).toMatch(/connected/);
+    await p.screenshot({ path: `${ARTIFACTS}code-login.png` });
+  } finally {
+    await p.close();
+    await codeServer.close();
+  }
   expect(pageErrors.filter((e) => !/401|Failed to load resource/.test(e))).toEqual([]);
 });
