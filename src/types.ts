@@ -43,3 +43,19 @@ export const silentLogger: Logger = Object.freeze({
   warn() {},
   error() {},
 });
+
+/**
+ * A deep copy of plain JSON-like data (objects, arrays, primitives). Unlike `structuredClone`
+ * it shares strings (immutable anyway) and keeps each object's shape, so copies of stored records
+ * cost a fraction of the memory and time. Not for class instances, Maps, Dates or cycles.
+ */
+export function cloneJson<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(cloneJson) as T;
+  const out = { ...value } as Record<string, unknown>;
+  for (const key in out) {
+    const v = out[key];
+    if (v !== null && typeof v === 'object') out[key] = cloneJson(v);
+  }
+  return out as T;
+}

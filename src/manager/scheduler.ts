@@ -1,15 +1,26 @@
 import type { Clock } from '../types.js';
 import { AbortedError } from '../errors.js';
+import type { Cancellation } from './cancellation.js';
 
 /** A scheduled task; `cancel()` is idempotent. */
 export interface ScheduledTask {
   cancel(): void;
 }
 
-interface Entry extends ScheduledTask {
-  at: number;
-  seq: number;
-  fn: (() => void) | null;
+/** A heap entry; a class (not a closure) so ten thousand pending tasks stay small. */
+class Entry implements ScheduledTask {
+  constructor(
+    readonly at: number,
+    readonly seq: number,
+    public fn: (() => void) | null,
+    readonly owner: Scheduler,
+  ) {}
+
+  cancel(): void {
+    if (this.fn === null) return;
+    this.fn = null;
+    this.owner.noteCancelled();
+  }
 }
 
 /**
@@ -27,9 +38,12 @@ export class Scheduler {
   #timerAt = Infinity;
   #closed = false;
 
-  constructor(clock: Clock, onError: (error: unknown) => void) {
+  readonly #resolution: number;
+
+  constructor(clock: Clock, onError: (error: unknown) => void, resolutionMs = 10) {
     this.#clock = clock;
     this.#onError = onError;
+    this.#resolution = resolutionMs;
   }
 
   get size(): number {
@@ -38,39 +52,44 @@ export class Scheduler {
 
   /** Runs `fn` after `delayMs` (on the injected clock). */
   schedule(delayMs: number, fn: () => void): ScheduledTask {
-    const entry: Entry = {
-      at: this.#clock.now() + Math.max(0, delayMs),
-      seq: this.#seq++,
-      fn,
-      cancel: () => {
-        if (entry.fn === null) return;
-        entry.fn = null;
-        this.#cancelled++;
-        if (this.#cancelled > 64 && this.#cancelled > this.#heap.length / 2) this.#compact();
-      },
-    };
-    if (this.#closed) {
-      entry.fn = null;
-      return entry;
-    }
+    const entry = new Entry(this.#clock.now() + Math.max(0, delayMs), this.#seq++, this.#closed ? null : fn, this);
+    if (this.#closed) return entry;
     this.#push(entry);
-    if (entry.at < this.#timerAt) this.#arm();
+    if (this.#gridded(entry.at) < this.#timerAt) this.#arm();
     return entry;
   }
 
-  /** Resolves after `ms`; rejects with the signal's reason (or AbortedError) when aborted. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  /** @internal An entry was cancelled: compact the heap when cancelled entries dominate it. */
+  noteCancelled(): void {
+    this.#cancelled++;
+    if (this.#cancelled > 64 && this.#cancelled > this.#heap.length / 2) this.#compact();
+  }
+
+  /**
+   * Timers fire on a grid of `resolutionMs`: tasks due within one grid step share one wake-up,
+   * so ten thousand jittered health checks a second cost at most 1000 / resolutionMs timer
+   * callbacks, not ten thousand. A task never fires early, and at most one step late.
+   */
+  #gridded(at: number): number {
+    const r = this.#resolution;
+    return r > 1 ? Math.ceil(at / r) * r : at;
+  }
+
+  /** Resolves after `ms`; rejects with the cancellation's reason (or AbortedError) when cancelled. */
+  sleep(ms: number, cancel?: Cancellation): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason ?? new AbortedError());
-      const onAbort = () => {
-        task.cancel();
-        reject(signal?.reason ?? new AbortedError());
-      };
+      if (cancel?.aborted) return reject(cancel.reason ?? new AbortedError());
+      let off = () => {};
       const task = this.schedule(ms, () => {
-        signal?.removeEventListener('abort', onAbort);
+        off();
         resolve();
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (cancel) {
+        off = cancel.onAbort(() => {
+          task.cancel();
+          reject(cancel.reason ?? new AbortedError());
+        });
+      }
     });
   }
 
@@ -91,9 +110,11 @@ export class Scheduler {
     this.#timerAt = Infinity;
     const next = this.#peekLive();
     if (!next) return;
-    this.#timerAt = next.at;
-    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.max(0, next.at - this.#clock.now()));
+    this.#timerAt = this.#gridded(next.at);
+    this.#timer = this.#clock.setTimeout(this.#onTimer, Math.max(0, this.#timerAt - this.#clock.now()));
   }
+
+  readonly #onTimer = () => this.#fire();
 
   #fire(): void {
     this.#timer = null;
@@ -146,7 +167,9 @@ export class Scheduler {
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (!this.#less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      const t = h[i]!;
+      h[i] = h[p]!;
+      h[p] = t;
       i = p;
     }
   }
@@ -171,7 +194,9 @@ export class Scheduler {
       if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
       if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
       if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
+      const t = h[i]!;
+      h[i] = h[m]!;
+      h[m] = t;
       i = m;
     }
   }

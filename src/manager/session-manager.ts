@@ -112,6 +112,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   #codec: CredentialCodec;
   #secretCache = new Map<string, { version: number; strings: string[] }>();
   #phase: Phase = 'new';
+  #creating = 0;
   #opening: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
 
@@ -251,13 +252,15 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const adapter = this.#adapter(data.platform);
     const config = parseAdapterInput(adapter.config, data.config ?? {}, 'session input', 'config') as JsonObject;
     const credentials = parseAdapterInput(adapter.credentials, data.credentials, 'session input', 'credentials');
-    if (this.#runtimes.size >= this.options.maxSessions) {
+    // Count creates in flight too, so concurrent creates cannot pass the limit together.
+    if (this.#runtimes.size + this.#creating >= this.options.maxSessions) {
       throw new CapacityError(`The manager holds ${this.#runtimes.size} sessions, its maxSessions; delete one or raise maxSessions.`, {
         context: { maxSessions: this.options.maxSessions },
       });
     }
     const sealed = this.#seal(credentials);
     const now = this.#clock.now();
+    this.#creating++;
     const record = await this.storage.createSession({
       id: data.id,
       platform: adapter.name,
@@ -278,8 +281,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       lastActivityAt: null,
       createdAt: now,
       updatedAt: now,
-    });
-    // Re-check after the write: another create may have raced us past the limit.
+    }).finally(() => this.#creating--);
     const runtime = new SessionRuntime(this.#core, adapter, record);
     this.#runtimes.set(record.id, runtime);
     this.#audit('create', record.id, ctl.actor, { fields: Object.keys(input ?? {}).filter((k) => k !== 'id') });

@@ -10,10 +10,11 @@ import {
   SessionNotReadyError,
   ValidationError,
 } from '../errors.js';
-import { redact, scrubText, secretStrings } from '../security/redact.js';
+import { redact, scrubDeep, scrubError, scrubText, secretStrings } from '../security/redact.js';
 import type { SessionError, SessionRecord } from '../storage/driver.js';
-import type { JsonValue } from '../types.js';
+import { cloneJson, type JsonValue } from '../types.js';
 import { ACTIVE_STATES, HEALTH_STATUSES, canTransition, type AuthKind, type HealthStatus, type SessionState } from './lifecycle.js';
+import { Cancellation } from './cancellation.js';
 import { LogRing } from './log-ring.js';
 import type { ManagerCore } from './manager-core.js';
 import type { ScheduledTask } from './scheduler.js';
@@ -35,7 +36,7 @@ class ExpiredSignal extends Error {
 
 /** One supervision of a running session: from start() until stop(), failed or expired. */
 interface Run {
-  readonly controller: AbortController;
+  readonly cancel: Cancellation;
   /** Resolves when the first attempt settles (ready, authenticating, backoff, failed, expired). */
   readonly settled: Promise<void>;
   settle(): void;
@@ -55,7 +56,13 @@ class Attempt {
   idleTask: ScheduledTask | null = null;
   watchdog: ScheduledTask | null = null;
   authTimer: ScheduledTask | null = null;
+  healthTimeout: ScheduledTask | null = null;
   pending: { kind: Exclude<AuthKind, 'qr'>; resolve(value: string): void; reject(error: Error): void } | null = null;
+  /** Health callbacks, made once per attempt and reused by every check. */
+  onHealthTick: (() => void) | null = null;
+  onHealthReport: ((report: HealthReport) => void) | null = null;
+  onHealthError: ((cause: unknown) => void) | null = null;
+  onHealthTimeout: (() => void) | null = null;
   readonly down: Promise<Down>;
   #resolveDown!: (d: Down) => void;
   #downed = false;
@@ -75,7 +82,8 @@ class Attempt {
     this.idleTask?.cancel();
     this.watchdog?.cancel();
     this.authTimer?.cancel();
-    this.healthTask = this.idleTask = this.watchdog = this.authTimer = null;
+    this.healthTimeout?.cancel();
+    this.healthTask = this.idleTask = this.watchdog = this.authTimer = this.healthTimeout = null;
   }
 }
 
@@ -145,10 +153,9 @@ export class SessionRuntime {
    */
   start(reason: string): { settled: Promise<void> } {
     if (this.#run) return { settled: this.#run.settled };
-    const controller = new AbortController();
     let settle!: () => void;
     const settled = new Promise<void>((r) => (settle = r));
-    const run: Run = { controller, settled, settle, done: Promise.resolve(), attempt: null };
+    const run: Run = { cancel: new Cancellation(), settled, settle, done: Promise.resolve(), attempt: null };
     this.#run = run;
     run.done = this.#supervise(run, reason).finally(() => {
       run.settle();
@@ -163,7 +170,7 @@ export class SessionRuntime {
     if (!run && this.state === 'stopped') return;
     this.#transition('stopping', reason);
     if (run) {
-      run.controller.abort(new AbortedError(`Session "${this.id}" was stopped (${reason}).`));
+      run.cancel.abort(new AbortedError(`Session "${this.id}" was stopped (${reason}).`));
       run.attempt?.end({ kind: 'aborted' });
       await run.done;
     }
@@ -251,7 +258,9 @@ export class SessionRuntime {
   }
 
   log(level: LogEntry['level'], msg: string, data?: Record<string, unknown>): void {
-    const safe = data ? redact(data) : undefined;
+    const secrets = this.#secrets();
+    const safe = data ? scrubDeep(redact(data), secrets) : undefined;
+    if (secrets.length) msg = scrubText(msg, secrets);
     const entry: LogEntry = safe ? { at: this.#core.clock.now(), level, msg, data: safe } : { at: this.#core.clock.now(), level, msg };
     if (this.#core.options.logBufferSize > 0) (this.#logs ??= new LogRing(this.#core.options.logBufferSize)).push(entry);
     this.#core.logger[level]({ sessionId: this.id, platform: this.record.platform, ...safe }, msg);
@@ -277,14 +286,14 @@ export class SessionRuntime {
     return {
       id: r.id,
       platform: r.platform,
-      config: structuredClone(r.config),
+      config: cloneJson(r.config),
       hasCredentials: r.credentials !== null,
       state: this.state,
       desiredState: r.desiredState,
       auth: this.auth ? { ...this.auth } : null,
       health: this.health,
       labels: { ...r.labels },
-      metadata: structuredClone(r.metadata),
+      metadata: cloneJson(r.metadata),
       priority: r.priority,
       capacity: r.capacity,
       autoStart: r.autoStart,
@@ -323,53 +332,58 @@ export class SessionRuntime {
     try {
       for (;;) {
         // A fresh p-retry loop per outage: attempts are counted from the last time it was up.
-        const lostWith = await pRetry((n) => this.#attempt(run, n === 1 ? startReason : 'retry'), {
+        // It resolves with the live attempt, so a ready session holds one suspended frame (here).
+        const attempt = await pRetry((n) => this.#startAttempt(run, n === 1 ? startReason : 'retry'), {
           retries,
           minTimeout: 0,
           maxTimeout: 0,
           factor: 1,
-          signal: run.controller.signal,
           shouldRetry: async ({ error, retriesConsumed }) => {
-            if (error instanceof ExpiredSignal || error instanceof AuthTimeoutError || run.controller.signal.aborted) return false;
+            if (error instanceof ExpiredSignal || error instanceof AuthTimeoutError || run.cancel.aborted) return false;
             this.#transition('backoff', `start failed: ${error.message}`, run);
             run.settle();
             this.restarts++;
             this.#count('restarts');
-            await this.#core.scheduler.sleep(delay(retriesConsumed), run.controller.signal);
+            await this.#core.scheduler.sleep(delay(retriesConsumed), run.cancel);
             return true;
           },
         });
-        // The attempt was up and went down: restart after the first back-off step, unless
-        // restarts are switched off.
-        if (retries === 0) throw lostWith;
-        this.#transition('backoff', `restarting: ${lostWith.message}`, run);
+        const down = await attempt.down;
+        await this.#teardown(attempt);
+        if (down.kind !== 'failed') throw this.#downError(down);
+        // It was up and went down: restart after the first back-off step, unless restarts are off.
+        this.#failure(down.error);
+        if (retries === 0) throw down.error;
+        this.#transition('backoff', `restarting: ${down.error.message}`, run);
         this.restarts++;
         this.#count('restarts');
-        await this.#core.scheduler.sleep(delay(0), run.controller.signal);
+        await this.#core.scheduler.sleep(delay(0), run.cancel);
         startReason = 'restart';
       }
     } catch (error) {
-      if (run.controller.signal.aborted) return;
+      if (run.cancel.aborted) return;
       if (error instanceof ExpiredSignal) {
         this.health = error.health;
         this.lastError = { code: 'EXPIRED', message: error.reason, at: this.#core.clock.now() };
         this.#transition('expired', error.reason, run);
       } else {
         const err = error instanceof Error ? error : new Error(String(error));
-        this.lastError = { code: err instanceof MultisessionError ? err.code : 'ERROR', message: err.message, at: this.#core.clock.now() };
-        this.#transition('failed', err.message, run);
+        this.lastError = this.#errorInfo(err);
+        this.#transition('failed', this.lastError.message, run);
       }
       this.#persistStatus();
     }
   }
 
-  /** One attempt. Resolves (with why) when it was up and then went down; throws when it never came up. */
-  async #attempt(run: Run, reason: string): Promise<Error> {
+  /** Connects and starts one attempt. Resolves with it once it is up; throws when it never came up. */
+  async #startAttempt(run: Run, reason: string): Promise<Attempt> {
+    if (run.cancel.aborted) throw run.cancel.reason;
     const attempt = new Attempt();
     run.attempt = attempt;
     const core = this.#core;
     this.#transition('starting', reason, run);
     this.#count('starts');
+    let started: Promise<Down | null>;
     try {
       const credentials = core.openCredentials(this.record);
       const connection = this.#adapter.connect(new RuntimeContext(this, attempt, credentials) as AdapterContext<any, any>) as PlatformConnection<JsonValue>;
@@ -377,15 +391,16 @@ export class SessionRuntime {
         throw new Error('connect() must return an object with start, stop, health and send');
       }
       attempt.connection = connection;
+      this.#armWatchdog(attempt);
+      // A start() that throws synchronously is a failed start like any other.
+      started = new Promise<void>((resolve) => resolve(connection.start())).then(
+        () => null,
+        (cause: unknown): Down => ({ kind: 'failed', error: this.#adapterError('start', cause) }),
+      );
     } catch (cause) {
       await this.#teardown(attempt);
       throw this.#failure(cause instanceof MultisessionError ? cause : this.#adapterError('connect', cause));
     }
-    this.#armWatchdog(attempt);
-    const started = attempt.connection.start().then(
-      () => null,
-      (cause: unknown): Down => ({ kind: 'failed', error: this.#adapterError('start', cause) }),
-    );
     const outcome = await Promise.race([started, attempt.down]);
     if (outcome) {
       attempt.end(outcome);
@@ -406,15 +421,7 @@ export class SessionRuntime {
     run.settle();
     this.#scheduleHealth(attempt);
     this.#scheduleIdle(attempt);
-    const down = await attempt.down;
-    await this.#teardown(attempt);
-    if (down.kind === 'failed') {
-      this.#count('failures');
-      this.lastError = this.#errorInfo(down.error);
-      this.#reportError(down.error);
-      return down.error;
-    }
-    throw this.#downError(down);
+    return attempt;
   }
 
   #downError(down: Down): Error {
@@ -476,7 +483,7 @@ export class SessionRuntime {
   #scheduleHealth(attempt: Attempt): void {
     const { intervalMs, jitter } = this.#core.options.health;
     const delay = intervalMs * (1 - jitter * Math.random());
-    attempt.healthTask = this.#core.scheduler.schedule(delay, () => this.#checkHealth(attempt));
+    attempt.healthTask = this.#core.scheduler.schedule(delay, (attempt.onHealthTick ??= () => this.#checkHealth(attempt)));
   }
 
   #checkHealth(attempt: Attempt): void {
@@ -485,32 +492,40 @@ export class SessionRuntime {
     if (attempt.checking) return this.#scheduleHealth(attempt);
     attempt.checking = true;
     const { timeoutMs } = this.#core.options.health;
-    let done = false;
-    const finish = (report: HealthReport) => {
-      if (done) return;
-      done = true;
-      timeout.cancel();
-      attempt.checking = false;
-      if (attempt.ended) return;
-      this.#applyHealth(attempt, report);
-      if (!attempt.ended && !attempt.healthTask) this.#scheduleHealth(attempt);
-    };
-    const timeout = this.#core.scheduler.schedule(timeoutMs, () => finish({ status: 'unhealthy', detail: `health check timed out after ${timeoutMs} ms` }));
+    attempt.healthTimeout = this.#core.scheduler.schedule(
+      timeoutMs,
+      (attempt.onHealthTimeout ??= () => this.#finishHealth(attempt, { status: 'unhealthy', detail: `health check timed out after ${timeoutMs} ms` })),
+    );
+    const onReport = (attempt.onHealthReport ??= (report: HealthReport) =>
+      this.#finishHealth(
+        attempt,
+        report && HEALTH_STATUSES.includes(report.status)
+          ? report
+          : { status: 'unhealthy', detail: `health() returned ${JSON.stringify(report)}; expected { status: ${HEALTH_STATUSES.join(' | ')} }` },
+      ));
+    const onError = (attempt.onHealthError ??= (cause: unknown) => this.#finishHealth(attempt, { status: 'unhealthy', detail: `health check failed: ${this.#scrub(cause)}` }));
     let probe: Promise<HealthReport>;
     try {
       probe = Promise.resolve(attempt.connection.health());
     } catch (cause) {
       probe = Promise.reject(cause);
     }
-    probe.then(
-      (report) =>
-        finish(
-          report && HEALTH_STATUSES.includes(report.status)
-            ? report
-            : { status: 'unhealthy', detail: `health() returned ${JSON.stringify(report)}; expected { status: ${HEALTH_STATUSES.join(' | ')} }` },
-        ),
-      (cause: unknown) => finish({ status: 'unhealthy', detail: `health check failed: ${this.#scrub(cause)}` }),
-    );
+    probe.then(onReport, onError);
+  }
+
+  /** The in-flight check's result (or its timeout); a late result of a timed-out probe is ignored. */
+  #finishHealth(attempt: Attempt, report: HealthReport): void {
+    if (!attempt.checking) return;
+    attempt.checking = false;
+    attempt.healthTimeout?.cancel();
+    attempt.healthTimeout = null;
+    if (attempt.ended) return;
+    if (report.detail) {
+      const secrets = this.#secrets();
+      if (secrets.length) report = { ...report, detail: scrubText(report.detail, secrets) };
+    }
+    this.#applyHealth(attempt, report);
+    if (!attempt.ended && !attempt.healthTask) this.#scheduleHealth(attempt);
   }
 
   #applyHealth(attempt: Attempt, report: HealthReport): void {
@@ -598,7 +613,7 @@ export class SessionRuntime {
 
   expire(attempt: Attempt, reason: string): void {
     if (attempt.ended) return;
-    attempt.end({ kind: 'expired', reason: reason || 'credentials expired', health: 'expired' });
+    attempt.end({ kind: 'expired', reason: scrubText(reason || 'credentials expired', this.#secrets()), health: 'expired' });
   }
 
   lost(attempt: Attempt, cause: unknown): void {
@@ -629,7 +644,7 @@ export class SessionRuntime {
 
   #transition(to: SessionState, reason: string, run?: Run | null): void {
     // A superseded supervisor (stopped, restarted) no longer owns the state.
-    if (run && (run.controller.signal.aborted || this.#run !== run)) return;
+    if (run && (run.cancel.aborted || this.#run !== run)) return;
     const from = this.state;
     if (!canTransition(from, to)) throw new InvalidTransitionError(this.id, from, to);
     const at = this.#core.clock.now();
@@ -659,9 +674,13 @@ export class SessionRuntime {
   }
 
   #adapterError(operation: string, cause: unknown): AdapterError {
-    const error = new AdapterError(this.id, operation, cause);
+    // The cause is kept for debugging, but never with a credential inside (loggers print causes).
     const secrets = this.#secrets();
-    if (secrets.length) Object.defineProperty(error, 'message', { value: scrubText(error.message, secrets) });
+    const error = new AdapterError(this.id, operation, scrubError(cause, secrets));
+    if (secrets.length) {
+      Object.defineProperty(error, 'message', { value: scrubText(error.message, secrets) });
+      if (error.stack) Object.defineProperty(error, 'stack', { value: scrubText(error.stack, secrets) });
+    }
     return error;
   }
 
@@ -693,7 +712,7 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
     this.#attempt = attempt;
     this.id = rt.id;
     this.platform = rt.record.platform;
-    this.config = structuredClone(rt.record.config);
+    this.config = cloneJson(rt.record.config);
     this.credentials = credentials;
     this.signal = attempt.controller.signal;
   }

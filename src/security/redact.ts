@@ -29,3 +29,41 @@ export function secretStrings(value: unknown, out: string[] = []): string[] {
   else if (value && typeof value === 'object') for (const v of Object.values(value)) secretStrings(v, out);
   return out;
 }
+
+/** A copy of `data` with every secret string replaced inside every string leaf. */
+export function scrubDeep<T>(data: T, secrets: readonly string[], depth = 6): T {
+  if (!secrets.length) return data;
+  if (typeof data === 'string') return scrubText(data, secrets) as T;
+  if (depth < 0 || data === null || typeof data !== 'object') return data;
+  if (data instanceof Error) return scrubError(data, secrets) as T;
+  if (Array.isArray(data)) return data.map((v) => scrubDeep(v, secrets, depth - 1)) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(data as Record<string, unknown>)) out[k] = scrubDeep(v, secrets, depth - 1);
+  return out as T;
+}
+
+/**
+ * An error safe to keep and print: when its message, stack or any cause in its chain contains a
+ * secret, a copy (same name, code and shape) with the secrets replaced; otherwise the error itself.
+ */
+export function scrubError(error: unknown, secrets: readonly string[], depth = 5): unknown {
+  if (!secrets.length || depth < 0) return error;
+  if (!(error instanceof Error)) return typeof error === 'string' ? scrubText(error, secrets) : error;
+  const cause = (error as { cause?: unknown }).cause;
+  const safeCause = cause === undefined ? undefined : scrubError(cause, secrets, depth - 1);
+  const leaks = (t: string | undefined) => !!t && secrets.some((s) => s.length >= 4 && t.includes(s));
+  if (!leaks(error.message) && !leaks(error.stack) && safeCause === cause) return error;
+  const copy = Object.create(Object.getPrototypeOf(error)) as Error & Record<string, unknown>;
+  for (const key of Object.getOwnPropertyNames(error)) {
+    if (key === 'cause') continue;
+    const value = (error as unknown as Record<string, unknown>)[key];
+    Object.defineProperty(copy, key, {
+      value: typeof value === 'string' ? scrubText(value, secrets) : value,
+      writable: true,
+      configurable: true,
+      enumerable: Object.prototype.propertyIsEnumerable.call(error, key),
+    });
+  }
+  if (cause !== undefined) Object.defineProperty(copy, 'cause', { value: safeCause, writable: true, configurable: true, enumerable: false });
+  return copy;
+}

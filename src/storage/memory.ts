@@ -53,6 +53,12 @@ function isPlainObject(value: object): boolean {
 }
 
 /**
+ * @example
+ * ```ts
+ * findJsonProblem({ a: [1, () => 2] }); // { path: ['a', 1], message: 'must be JSON … got function' }
+ * findJsonProblem({ a: [1, 2] });       // null
+ * ```
+ *
  * Finds the first part of `value` that JSON cannot represent faithfully: `undefined`, functions,
  * symbols, bigints, non-finite numbers, class instances (Date, Map …), sparse arrays and cycles.
  * Returns null when `value` is a {@link JsonValue}.
