@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { AuthNotPendingError, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
+import { AuthNotPendingError, type Checkpoint, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
 import { ApiKeyStore, canAccess, type Principal } from './api-keys.js';
 import { HttpCounters, renderMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -22,7 +22,7 @@ export interface AppOptions {
   /** Storage reachability for /health (e.g. `() => storage.ping()`) and its kind. */
   ping?: () => Promise<void>;
   storageKind?: string;
-  /** Item counts of a checkpoint stream (e.g. `(s) => createCheckpoint({ stream: s, storage }).stats()`). */
+  /** Item counts of a checkpoint stream. Default: `manager.checkpoint(stream).stats()`. */
   checkpointStats?: (stream: string) => Promise<CheckpointStats>;
   /** Checkpoint streams always shown in /metrics (others appear once their stats were asked for). */
   checkpointStreams?: readonly string[];
@@ -469,9 +469,15 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   });
 
   // ----- checkpoints, audit, keys (admin) -----
+  const checkpoints = new Map<string, Checkpoint>();
   async function checkpointStats(stream: string): Promise<CheckpointStats> {
-    if (!options.checkpointStats) throw new HttpProblem(404, 'NOT_FOUND', 'This server has no checkpoint store.');
-    return options.checkpointStats(stream);
+    if (options.checkpointStats) return options.checkpointStats(stream);
+    let cp = checkpoints.get(stream);
+    if (!cp) {
+      cp = manager.checkpoint(stream);
+      checkpoints.set(stream, cp);
+    }
+    return cp.stats();
   }
 
   api.get('/checkpoints/:stream/stats', async (req, res) => {
@@ -519,10 +525,10 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   app.get('/metrics', async (req, res) => {
     requireAdmin(req);
     const statuses = await manager.statuses();
-    const checkpoints = new Map<string, CheckpointStats>();
+    const counts = new Map<string, CheckpointStats>();
     for (const stream of checkpointStreams) {
       try {
-        checkpoints.set(stream, await checkpointStats(stream));
+        counts.set(stream, await checkpointStats(stream));
       } catch {
         // A stream whose store cannot be read is left out rather than failing the scrape.
       }
@@ -534,7 +540,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       storageUp = false;
     }
     res.type('text/plain; version=0.0.4; charset=utf-8').send(
-      renderMetrics({ statuses, checkpoints, http, uptimeSeconds: (Date.now() - startedAt) / 1000, storageUp }),
+      renderMetrics({ statuses, checkpoints: counts, http, uptimeSeconds: (Date.now() - startedAt) / 1000, storageUp }),
     );
   });
 

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
-import { SessionManager, createCheckpoint, type Checkpoint, type Logger, type SessionManagerOptions, type StorageDriver } from 'multisession';
+import { SessionManager, type Logger, type SessionManagerOptions, type StorageDriver } from 'multisession';
 import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import { simulatedAdapter, type SimulatedAdapterOptions } from 'multisession/testing';
@@ -126,7 +126,6 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
   });
   await manager.open();
 
-  const checkpoints = new Map<string, Checkpoint>();
   let handle: AppHandle;
   try {
     handle = createApp(manager, {
@@ -136,14 +135,6 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
       ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
       ...(options.checkpointStreams ? { checkpointStreams: options.checkpointStreams } : {}),
       ...(options.sseHeartbeatMs ? { sseHeartbeatMs: options.sseHeartbeatMs } : {}),
-      checkpointStats: (stream) => {
-        let cp = checkpoints.get(stream);
-        if (!cp) {
-          cp = createCheckpoint({ stream, storage });
-          checkpoints.set(stream, cp);
-        }
-        return cp.stats();
-      },
       ping: () => storage.ping(),
       storageKind: storage.kind,
       version: VERSION,

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCheckpoint } from 'multisession';
 import { codeFromQr, readEvents, startTestServer, waitForState, type TestServer } from './helpers.js';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -340,7 +339,7 @@ describe('audit, metrics, checkpoints', () => {
   });
 
   it('GET /checkpoints/:stream/stats counts items and feeds /metrics', async () => {
-    const cp = createCheckpoint({ stream: 'jobs', storage: t.server.storage });
+    const cp = t.server.manager.checkpoint('jobs');
     await cp.add([{ key: 'a' }, { key: 'b' }, { key: 'c' }]);
     const r = await call('GET', '/api/v1/checkpoints/jobs/stats');
     expect(r.status).toBe(200);
