@@ -6,6 +6,10 @@ import type { JsonValue } from '../types.js';
 
 const keySchema = z.string().min(1, 'must not be empty').max(512, 'must be at most 512 characters');
 const valueSchema: z.ZodType<JsonValue> = z.json();
+const prefixOptionsSchema = z
+  .strictObject({ prefix: z.string().max(512, 'must be at most 512 characters').optional() })
+  .optional()
+  .transform((o) => o ?? {});
 const opsSchema = z.array(
   z.discriminatedUnion('op', [
     z.strictObject({ op: z.literal('set'), key: keySchema, value: valueSchema }),
@@ -42,14 +46,15 @@ export class NamespacedKv implements SessionKv {
     await this.batch([{ op: 'delete', key }]);
   }
 
-  async list(options: { prefix?: string } = {}): Promise<KvEntry[]> {
-    const prefix = this.#prefix + (options.prefix ?? '');
+  async list(options?: { prefix?: string }): Promise<KvEntry[]> {
+    const prefix = this.#prefix + (parseWith(prefixOptionsSchema, options, 'KV list options').prefix ?? '');
     const entries = await this.#storage.kvList(this.#sessionId, { prefix });
     return entries.map((e) => ({ key: e.key.slice(this.#prefix.length), value: e.value }));
   }
 
-  clear(options: { prefix?: string } = {}): Promise<number> {
-    return this.#storage.kvClear(this.#sessionId, { prefix: this.#prefix + (options.prefix ?? '') });
+  async clear(options?: { prefix?: string }): Promise<number> {
+    const prefix = parseWith(prefixOptionsSchema, options, 'KV clear options').prefix ?? '';
+    return this.#storage.kvClear(this.#sessionId, { prefix: this.#prefix + prefix });
   }
 
   async batch(ops: KvOperation[]): Promise<void> {
