@@ -53,15 +53,15 @@ function isPlainObject(value: object): boolean {
 }
 
 /**
+ * Finds the first part of `value` that JSON cannot represent faithfully: `undefined`, functions,
+ * symbols, bigints, non-finite numbers, class instances (Date, Map …), sparse arrays and cycles.
+ * Returns null when `value` is a {@link JsonValue}.
+ *
  * @example
  * ```ts
  * findJsonProblem({ a: [1, () => 2] }); // { path: ['a', 1], message: 'must be JSON … got function' }
  * findJsonProblem({ a: [1, 2] });       // null
  * ```
- *
- * Finds the first part of `value` that JSON cannot represent faithfully: `undefined`, functions,
- * symbols, bigints, non-finite numbers, class instances (Date, Map …), sparse arrays and cycles.
- * Returns null when `value` is a {@link JsonValue}.
  */
 export function findJsonProblem(value: unknown, path: (string | number)[] = []): ValidationIssue | null {
   const seen = new Set<object>();

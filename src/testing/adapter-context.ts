@@ -33,7 +33,19 @@ export interface AdapterTestStore {
   readonly sessions: Map<string, { kv: Map<string, JsonValue>; authState: Map<string, JsonValue> }>;
 }
 
-/** Creates an empty {@link AdapterTestStore}. */
+/**
+ * Creates an empty {@link AdapterTestStore}: pass the same store to several `connectForTest`
+ * calls to run sessions side by side, or one session id twice to simulate a restart.
+ *
+ * @example
+ * ```ts
+ * const store = createAdapterTestStore();
+ * const first = connectForTest(adapter, { id: 'a', credentials, store });
+ * await first.connection.start();
+ * await first.stop();
+ * const again = connectForTest(adapter, { id: 'a', credentials, store }); // sees a's auth state
+ * ```
+ */
 export function createAdapterTestStore(): AdapterTestStore {
   return { sessions: new Map() };
 }

@@ -13,7 +13,14 @@ import {
 } from './adapter-context.js';
 import type { TestRunner } from './runner.js';
 
-/** Groups of {@link adapterConformanceSuite}; pass names in `skip` to switch groups off. */
+/**
+ * Groups of {@link adapterConformanceSuite}; pass names in `skip` to switch groups off.
+ *
+ * @example
+ * ```ts
+ * adapterConformanceSuite(runner, { adapter, credentials, skip: ['isolation'] });
+ * ```
+ */
 export const ADAPTER_SUITE_GROUPS = [
   'definition',
   'schemas',

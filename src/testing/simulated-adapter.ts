@@ -108,12 +108,26 @@ const optionsSchema = z.strictObject({
   inboundEveryMs: z.number().int().positive().optional(),
 });
 
-/** The simulated adapter's per-session config. */
+/**
+ * The simulated adapter's per-session config.
+ *
+ * @example
+ * ```ts
+ * simulatedConfigSchema.parse({}); // { greeting: 'hello', bidLimit: 10 }
+ * ```
+ */
 export const simulatedConfigSchema = z.object({
   greeting: z.string().default('hello'),
   bidLimit: z.number().int().positive().default(10),
 });
-/** The simulated adapter's credentials. */
+/**
+ * The simulated adapter's credentials.
+ *
+ * @example
+ * ```ts
+ * await manager.create({ id: 'a', platform: 'simulated', credentials: { token: 'any-token' } });
+ * ```
+ */
 export const simulatedCredentialsSchema = z.object({ token: z.string().min(1) });
 
 export type SimulatedConfig = z.output<typeof simulatedConfigSchema>;
@@ -126,7 +140,14 @@ export type SimulatedAdapter = Adapter<
 >;
 
 const QR_PREFIX = 'multisession-demo';
-/** Key in `ctx.authState` under which a remembered login is kept. */
+/**
+ * Key in `ctx.authState` under which a remembered login (`remember: true`) is kept.
+ *
+ * @example
+ * ```ts
+ * await manager.logout('wa-1'); // drops the auth state: the next start shows a QR code again
+ * ```
+ */
 export const SIMULATED_AUTH_KEY = 'simulated-login';
 
 /**

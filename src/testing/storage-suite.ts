@@ -2,7 +2,15 @@ import type { NewSessionRecord, SessionRecord, StorageDriver, TransitionRecord }
 import type { JsonValue } from '../types.js';
 import { rejectsWithCode, type TestRunner } from './runner.js';
 
-/** Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. */
+/**
+ * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off.
+ *
+ * @example
+ * ```ts
+ * // run only the KV groups while working on them
+ * storageConformanceSuite(runner, factory, { skip: STORAGE_SUITE_GROUPS.filter((g) => !g.startsWith('kv-')) });
+ * ```
+ */
 export const STORAGE_SUITE_GROUPS = [
   'sessions',
   'versioning',
@@ -48,7 +56,15 @@ export interface StorageSuiteOptions {
 
 const T0 = Date.UTC(2026, 0, 1);
 
-/** A complete, realistic record; every field differs from its default so round-trips show. */
+/**
+ * A complete, realistic `NewSessionRecord` for driver tests; every field differs from its default
+ * so round-trips show. `overrides` replace fields.
+ *
+ * @example
+ * ```ts
+ * const created = await store.createSession(sampleSessionRecord('bot-1', { credentialsFingerprint: null }));
+ * ```
+ */
 export function sampleSessionRecord(id: string, overrides: Partial<NewSessionRecord> = {}): NewSessionRecord {
   return {
     id,
