@@ -211,7 +211,7 @@ describe('sqliteStorage', () => {
       await store.init();
       expect((await store.listSessions()).map((s) => s.id)).toEqual(['p1', 'p2']);
       expect(await store.getStats('p2')).toEqual({ opened: 1 });
-      withRawDb(filename, (db) => expect(db.prepare('SELECT name FROM multisession_migration').all()).toEqual([{ name: '0001_initial' }]));
+      withRawDb(filename, (db) => expect(db.prepare('SELECT name FROM multisession_migration ORDER BY name').all()).toEqual([{ name: '0001_initial' }, { name: '0002_hot_status_updates' }]));
       await store.close();
     }
   }, 60_000);
