@@ -184,10 +184,18 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     let error: string | undefined;
     try {
       if (options.ping) {
-        await Promise.race([
-          options.ping(),
-          new Promise((_, reject) => setTimeout(() => reject(new Error('storage ping timed out after 5 s')), 5_000).unref()),
-        ]);
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            options.ping(),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error('storage ping timed out after 5 s')), 5_000);
+              timer.unref();
+            }),
+          ]);
+        } finally {
+          clearTimeout(timer);
+        }
       }
     } catch (err) {
       ok = false;
