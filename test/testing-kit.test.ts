@@ -6,6 +6,8 @@ import { SessionManager, defineAdapter, memoryStorage, type StorageDriver } from
 import {
   adapterConformanceSuite,
   createManualClock,
+  connectForTest,
+  createAdapterTestStore,
   simulatedAdapter,
   storageConformanceSuite,
   STORAGE_SUITE_GROUPS,
@@ -194,6 +196,106 @@ describe('createManualClock', () => {
       const stopped = await manager.waitFor('a', 'stopped', { timeoutMs: 5_000 });
       expect(stopped.transitions.at(-1)?.reason).toMatch(/idle/);
     });
+  });
+});
+
+describe('connectForTest', () => {
+  const kvAdapter = defineAdapter({
+    name: 'kv-user',
+    credentials: z.object({ key: z.string().min(3) }),
+    config: z.object({ mode: z.enum(['a', 'b']).default('a') }),
+    connect: () => ({
+      start: async () => {},
+      stop: async () => {},
+      health: async () => ({ status: 'healthy' as const }),
+      send: async () => null,
+    }),
+  });
+
+  it('checks credentials and config with the adapter schemas, naming the field', () => {
+    expect(() => connectForTest(kvAdapter, { credentials: { key: 'x' } })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION', issues: [expect.objectContaining({ path: ['credentials', 'key'] })] }),
+    );
+    expect(() => connectForTest(kvAdapter, { credentials: { key: 'abc' }, config: { mode: 'c' } })).toThrow(/config\.mode/);
+    const t = connectForTest(kvAdapter, { credentials: { key: 'abc' } });
+    expect(t.ctx.config).toEqual({ mode: 'a' });
+    expect(t.ctx.platform).toBe('kv-user');
+    expect(t.ctx.id).toBe('test-session');
+  });
+
+  it('gives each session its own KV and auth state, with copies and JSON checks', async () => {
+    const store = createAdapterTestStore();
+    const a = connectForTest(kvAdapter, { id: 'a', credentials: { key: 'abc' }, store });
+    const b = connectForTest(kvAdapter, { id: 'b', credentials: { key: 'abc' }, store });
+    const value = { list: [1] };
+    await a.ctx.kv.set('h:2', value);
+    value.list.push(2);
+    await a.ctx.kv.batch([
+      { op: 'set', key: 'h:1', value: 'one' },
+      { op: 'set', key: 'x', value: null },
+    ]);
+    await a.ctx.authState.set('session', 'blob');
+    expect(await a.ctx.kv.get('h:2')).toEqual({ list: [1] });
+    expect(await a.ctx.kv.get('x')).toBeNull();
+    expect((await a.ctx.kv.list({ prefix: 'h:' })).map((e) => e.key)).toEqual(['h:1', 'h:2']);
+    expect(await b.ctx.kv.list()).toEqual([]);
+    expect(await b.ctx.authState.get('session')).toBeUndefined();
+    await expect(a.ctx.kv.set('bad', (() => 1) as never)).rejects.toMatchObject({ code: 'VALIDATION' });
+    await expect(a.ctx.kv.batch([{ op: 'set', key: 'ok', value: 1 }, { op: 'set', key: '', value: 1 }])).rejects.toMatchObject({
+      code: 'VALIDATION',
+    });
+    expect(await a.ctx.kv.get('ok')).toBeUndefined();
+    expect(await a.ctx.kv.clear({ prefix: 'h:' })).toBe(2);
+    expect([...store.sessions.get('a')!.kv.keys()]).toEqual(['x']);
+    expect([...a.authState.keys()]).toEqual(['session']);
+  });
+
+  it('records logs, counters, messages, expiry, failures and touches', () => {
+    const t = connectForTest(kvAdapter, { credentials: { key: 'abc' } });
+    t.ctx.log.info('hello', { n: 1 });
+    t.ctx.log.error('bad');
+    t.ctx.stats.increment('bids');
+    t.ctx.stats.increment('bids', 2);
+    t.ctx.emitMessage({ text: 'in' });
+    t.ctx.expired('token revoked');
+    t.ctx.fail(new Error('socket closed'));
+    t.ctx.touch();
+    expect(t.logs).toEqual([
+      { level: 'info', msg: 'hello', data: { n: 1 } },
+      { level: 'error', msg: 'bad' },
+    ]);
+    expect(t.stats).toEqual({ bids: 3 });
+    expect(t.messages).toEqual([{ text: 'in' }]);
+    expect(t.expired).toEqual(['token revoked']);
+    expect(t.failures).toHaveLength(1);
+    expect(t.touches).toBe(1);
+  });
+
+  it('keeps an auth request pending until answered, and rejects it when stopped', async () => {
+    const t = connectForTest(kvAdapter, { credentials: { key: 'abc' } });
+    const code = t.ctx.auth.request('code', { data: { hint: '+1 ***' } });
+    expect(t.requests).toEqual([{ kind: 'code', data: { hint: '+1 ***' }, expiresAt: null }]);
+    await t.answer('code', '4242');
+    expect(await code).toBe('4242');
+    const password = t.ctx.auth.request('password');
+    await t.stop();
+    expect(t.ctx.signal.aborted).toBe(true);
+    await expect(password).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(t.ctx.auth.request('code')).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+
+  it('answers requests and QR codes on its own when given answers', async () => {
+    const t = connectForTest(simulatedAdapter({ auth: 'qr' }), {
+      credentials: { token: 'tok-1' },
+      auth: { qr: () => 'not-a-code' },
+    });
+    const start = t.connection.start();
+    await new Promise((r) => setTimeout(r, 20));
+    // the wrong scan is recorded and the login stays pending
+    expect(t.authErrors).toHaveLength(1);
+    expect(t.authErrors[0]).toMatchObject({ code: 'VALIDATION' });
+    await t.stop();
+    await expect(start).rejects.toMatchObject({ code: 'ABORTED' });
   });
 });
 
