@@ -22,7 +22,7 @@ export interface PostgresCheckpointClient {
 }
 
 /** Epoch milliseconds on the database's clock: every expiry is judged by PostgreSQL's `now()`. */
-const NOW = '(extract(epoch from now()) * 1000)::bigint';
+const NOW = '(SELECT (extract(epoch from now()) * 1000)::bigint)'; // an initplan: computed once per statement
 const STATUSES = "('pending', 'failed', 'processing')";
 const dead = (t: string) => `(${t}.status = 'processing' AND ${t}.attempts + 1 >= $max)`;
 

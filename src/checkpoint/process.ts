@@ -20,7 +20,7 @@ export const processOptionsSchema = z
     owner: z.string().min(1, 'name the owner (e.g. worker id)').max(200),
     /** Handlers running at once. Default 1. */
     concurrency: z.number().int().min(1).max(1000).default(1),
-    /** Items per claim; default max(8, 4 × concurrency), at most 200. */
+    /** Items per claim (and per completion batch); default min(200, max(16, 8 × concurrency)). */
     batchSize: z.number().int().min(1).max(10_000).optional(),
     /** Lease length; renewed every third of it. Default 30 s. */
     leaseMs: z.number().int().min(30).max(24 * 60 * 60 * 1000).default(30_000),
@@ -57,25 +57,37 @@ export interface ProcessSummary {
   errors: number;
 }
 
+interface Group {
+  deadline: number;
+  timer: NodeJS.Timeout | null;
+  members: Set<Held>;
+}
+
 interface Held {
   lease: Lease;
   ref: LeaseRef;
-  ctrl: AbortController;
-  /** Local monotonic deadline (performance.now() based). */
+  /** Made on first use of `signal` (most handlers never look). */
+  ctrl: AbortController | null;
+  aborted: boolean;
+  abortReason: unknown;
+  /** Local monotonic deadline (performance.now() based): claim or renewal start + leaseMs. */
   deadline: number;
-  timer: NodeJS.Timeout | null;
+  /** Leases claimed or renewed together share one deadline timer. */
+  group: Group | null;
   state: 'queued' | 'running' | 'completing' | 'settled';
   lost: boolean;
 }
 
 const monotonic = () => performance.now();
+/** Claims allowed in flight at once while work is under way (claim-ahead). */
+const MAX_CLAIMS_IN_FLIGHT = 2;
 
 export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: ProcessOptions): Promise<ProcessSummary> {
   if (typeof handler !== 'function') {
     throw new ValidationError('process handler', [{ path: [], message: 'pass a function (item, { lease, signal }) => result' }]);
   }
   const o = parseWith(processOptionsSchema, options, 'process options');
-  const batchSize = o.batchSize ?? Math.min(200, Math.max(8, 4 * o.concurrency));
+  const batchSize = o.batchSize ?? Math.min(200, Math.max(16, 8 * o.concurrency));
   const backend: CheckpointBackend = await cp.backend();
   const stream = cp.stream;
   const owner = o.owner;
@@ -88,6 +100,10 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
   let flushTimer: NodeJS.Timeout | null = null;
   const inflight = new Set<Promise<unknown>>();
   let stopping = o.signal?.aborted ?? false;
+  let claimsInFlight = 0;
+  let claimBlocked = false; // a claim found nothing while work was in flight: wait until idle
+  let drained = false; // a claim made while idle found nothing
+  let retryAt = 0; // after a claim error, no claim before this (monotonic)
 
   let wakeResolve: (() => void) | null = null;
   const wake = () => {
@@ -109,45 +125,82 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
     });
   const track = <T>(p: Promise<T>): Promise<T> => {
     inflight.add(p);
-    void p.finally(() => {
-      inflight.delete(p);
-      wake();
-    }).catch(() => {});
+    void p
+      .finally(() => {
+        inflight.delete(p);
+        wake();
+      })
+      .catch(() => {});
     return p;
   };
   const reportError = (error: unknown, operation: string) => {
     summary.errors += 1;
     cp.emit('process.error', { stream, owner, operation, error: error instanceof Error ? error : new Error(String(error)) });
   };
-  const progress = () =>
-    cp.emit('process.progress', { ...summary, stream, owner, inFlight: held.size });
+  const progress = () => {
+    if (cp.listenerCount('process.progress')) cp.emit('process.progress', { ...summary, stream, owner, inFlight: held.size });
+  };
+
+  const abortHeld = (h: Held, reason: unknown) => {
+    if (h.aborted) return;
+    h.aborted = true;
+    h.abortReason = reason;
+    h.ctrl?.abort(reason);
+  };
+  const signalOf = (h: Held): AbortSignal => {
+    if (!h.ctrl) {
+      h.ctrl = new AbortController();
+      if (h.aborted) h.ctrl.abort(h.abortReason);
+    }
+    return h.ctrl.signal;
+  };
+
+  const leaveGroup = (h: Held) => {
+    const g = h.group;
+    if (!g) return;
+    h.group = null;
+    g.members.delete(h);
+    if (g.members.size === 0 && g.timer) {
+      clearTimeout(g.timer);
+      g.timer = null;
+    }
+  };
+  /** Gives `members` one shared deadline; the timer marks those still queued or running as lost. */
+  const joinGroup = (members: Held[], deadline: number) => {
+    if (!members.length) return;
+    const g: Group = { deadline, timer: null, members: new Set() };
+    for (const h of members) {
+      leaveGroup(h);
+      h.deadline = deadline;
+      h.group = g;
+      g.members.add(h);
+    }
+    g.timer = setTimeout(() => {
+      g.timer = null;
+      for (const h of [...g.members]) if (h.state === 'queued' || h.state === 'running') markLost(h, 'deadline');
+      wake();
+    }, Math.max(0, deadline - monotonic()));
+    g.timer.unref();
+  };
 
   const settle = (h: Held) => {
     h.state = 'settled';
-    if (h.timer) clearTimeout(h.timer);
-    h.timer = null;
+    leaveGroup(h);
     held.delete(h.ref.key);
   };
   const markLost = (h: Held, phase: 'renew' | 'deadline' | 'complete' | 'fail' | 'release', error?: LeaseLostError) => {
     if (h.state === 'settled' || h.lost) return;
     h.lost = true;
     const err = error ?? cp.lost(h.ref, phase === 'deadline' ? 'keep (lease deadline passed)' : phase);
-    if (!h.ctrl.signal.aborted) h.ctrl.abort(err);
-    const idx = queue.indexOf(h);
-    if (idx >= 0) queue.splice(idx, 1);
+    abortHeld(h, err);
+    if (h.state === 'queued') {
+      const idx = queue.indexOf(h);
+      if (idx >= 0) queue.splice(idx, 1);
+    }
     // A running handler settles when it returns; a queued or completing one settles now.
     if (h.state !== 'running') settle(h);
     summary.lost += 1;
     cp.emit('lease.lost', { stream, owner, key: h.ref.key, token: h.ref.token, phase, error: err });
-  };
-  const armDeadline = (h: Held) => {
-    if (h.timer) clearTimeout(h.timer);
-    h.timer = setTimeout(() => {
-      h.timer = null;
-      if (h.state === 'queued' || h.state === 'running') markLost(h, 'deadline');
-      wake();
-    }, Math.max(0, h.deadline - monotonic()));
-    h.timer.unref();
   };
 
   // Renewal of every held lease, one statement per tick, at a third of the lease.
@@ -155,12 +208,13 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
   const renewTimer = setInterval(() => {
     if (renewing || held.size === 0) return;
     renewing = true;
-    const list = [...held.values()].filter((h) => h.state !== 'settled');
+    const list = [...held.values()];
     const startedAt = monotonic();
     track(
       backend
         .renew(stream, list.map((h) => h.ref), o.leaseMs)
         .then((expiries) => {
+          const renewed: Held[] = [];
           list.forEach((h, i) => {
             const exp = expiries[i];
             if (h.state === 'settled') return;
@@ -169,9 +223,9 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
               return;
             }
             h.lease = { ...h.lease, expiresAt: exp };
-            h.deadline = startedAt + o.leaseMs;
-            if (h.state !== 'completing') armDeadline(h);
+            renewed.push(h);
           });
+          joinGroup(renewed, startedAt + o.leaseMs);
         })
         .catch((err: unknown) => reportError(err, 'renew'))
         .finally(() => {
@@ -199,11 +253,12 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
       backend
         .complete(stream, live.map(({ h, result }) => ({ lease: h.ref, result })))
         .then((results) => {
+          const announce = cp.listenerCount('item.completed') > 0;
           live.forEach(({ h }, i) => {
             if (results[i]?.ok) {
               settle(h);
               summary.completed += 1;
-              cp.emit('item.completed', { stream, owner, key: h.ref.key, token: h.ref.token });
+              if (announce) cp.emit('item.completed', { stream, owner, key: h.ref.key, token: h.ref.token });
             } else {
               markLost(h, 'complete');
             }
@@ -225,20 +280,35 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
   };
 
   const runOne = async (h: Held) => {
-    h.state = 'running';
     running += 1;
+    try {
+      await runItem(h);
+    } finally {
+      running -= 1;
+      wake();
+    }
+  };
+  const runItem = async (h: Held) => {
+    h.state = 'running';
     let ok = false;
     let result: JsonValue | null = null;
     let failure: unknown;
     try {
       const item: WorkItem = { key: h.lease.key, payload: h.lease.payload, priority: h.lease.priority, attempts: h.lease.attempts };
-      const value = await handler(item, { lease: h.lease, signal: h.ctrl.signal });
+      const context: WorkContext = {
+        get lease() {
+          return h.lease;
+        },
+        get signal() {
+          return signalOf(h);
+        },
+      };
+      const value = await handler(item, context);
       result = value === undefined ? null : (value as JsonValue);
       ok = true;
     } catch (err) {
       failure = err;
     }
-    running -= 1;
     if ((h.state as Held['state']) === 'settled') return;
     if (h.lost) {
       // The lease was lost while the handler ran: markLost counted it; never complete.
@@ -252,25 +322,26 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
     }
     if (ok) {
       h.state = 'completing';
-      if (h.timer) clearTimeout(h.timer);
-      h.timer = null;
       pendingCompletions.push({ h, result });
       if (pendingCompletions.length >= batchSize || stopping) flush();
       else scheduleFlush(o.flushMs);
       return;
     }
+    h.state = 'completing';
     if (stopping) {
       // Stopped mid-work: give the item back without counting an attempt.
-      h.state = 'completing';
       await releaseMany([h]);
       return;
     }
-    h.state = 'completing';
     const attempts = h.lease.attempts;
     const dead = attempts + 1 >= cp.maxAttempts;
-    const error = failure instanceof Error ? failure.message || failure.name : String(failure);
+    const error = errorText(failure);
     try {
-      const res = await backend.fail(stream, h.ref, { error: error.slice(0, 2000), status: dead ? 'dead' : 'failed', retryInMs: dead ? 0 : cp.retryDelay(attempts) });
+      const res = await backend.fail(stream, h.ref, {
+        error,
+        status: dead ? 'dead' : 'failed',
+        retryInMs: dead ? 0 : cp.retryDelay(attempts),
+      });
       if (res.ok) {
         settle(h);
         if (dead) summary.dead += 1;
@@ -301,63 +372,75 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
     }
   };
 
-  const onAbort = () => {
-    stopping = true;
-    for (const h of held.values()) if (h.state === 'running' && !h.ctrl.signal.aborted) h.ctrl.abort(o.signal?.reason);
-    wake();
-  };
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-
-  let claimBlocked = false; // the last claim found nothing while work was in flight
-  try {
-    for (;;) {
-      while (!stopping && running < o.concurrency && queue.length) {
-        const h = queue.shift()!;
-        track(runOne(h));
-      }
-      if (stopping) break;
-      const idle = running === 0 && queue.length === 0 && held.size === 0 && inflight.size === 0;
-      if (queue.length < o.concurrency && (!claimBlocked || idle)) {
-        const wasIdle = idle;
-        let leases: Lease[];
-        const startedAt = monotonic();
-        try {
-          leases = await backend.claim(stream, { owner, limit: batchSize, leaseMs: o.leaseMs, maxAttempts: cp.maxAttempts });
-        } catch (err) {
-          reportError(err, 'claim');
-          await sleep(o.pollMs);
-          continue;
-        }
-        if (leases.length) {
+  const startClaim = (idle: boolean) => {
+    claimsInFlight += 1;
+    const startedAt = monotonic();
+    track(
+      backend.claim(stream, { owner, limit: batchSize, leaseMs: o.leaseMs, maxAttempts: cp.maxAttempts }).then(
+        (leases) => {
+          claimsInFlight -= 1;
+          if (!leases.length) {
+            if (idle) drained = true;
+            else claimBlocked = true;
+            return;
+          }
           claimBlocked = false;
           summary.claimed += leases.length;
-          cp.emit('batch.claimed', { stream, owner, leases });
+          if (cp.listenerCount('batch.claimed')) cp.emit('batch.claimed', { stream, owner, leases });
+          const fresh: Held[] = [];
           for (const lease of leases) {
             const h: Held = {
               lease,
               ref: { key: lease.key, token: lease.token, owner: lease.owner },
-              ctrl: new AbortController(),
+              ctrl: null,
+              aborted: false,
+              abortReason: undefined,
               deadline: startedAt + o.leaseMs,
-              timer: null,
+              group: null,
               state: 'queued',
               lost: false,
             };
             held.set(lease.key, h);
             queue.push(h);
-            armDeadline(h);
+            fresh.push(h);
           }
-          if (stopping) break;
-          continue;
-        }
-        claimBlocked = true;
-        if (wasIdle) {
-          if (o.until === 'drained') break;
-          await sleep(o.pollMs);
-          claimBlocked = false;
-          continue;
-        }
-      }
+          joinGroup(fresh, startedAt + o.leaseMs);
+        },
+        (err: unknown) => {
+          claimsInFlight -= 1;
+          reportError(err, 'claim');
+          retryAt = monotonic() + o.pollMs;
+          const t = setTimeout(wake, o.pollMs);
+          t.unref();
+        },
+      ),
+    );
+  };
+
+  const onAbort = () => {
+    stopping = true;
+    for (const h of held.values()) if (h.state === 'running') abortHeld(h, o.signal?.reason);
+    wake();
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    for (;;) {
+      while (!stopping && running < o.concurrency && queue.length) void runOne(queue.shift()!);
       if (stopping) break;
+      if (drained) {
+        if (o.until === 'drained') break;
+        await sleep(o.pollMs);
+        drained = false;
+        claimBlocked = false;
+        continue;
+      }
+      const idle = running === 0 && queue.length === 0 && held.size === 0 && inflight.size === 0;
+      const mayClaim = claimsInFlight === 0 || (claimsInFlight < MAX_CLAIMS_IN_FLIGHT && held.size > 0);
+      if (mayClaim && queue.length < o.concurrency && (!claimBlocked || idle) && monotonic() >= retryAt) {
+        startClaim(idle);
+        continue;
+      }
       // Flush completions early when nothing else is running, so the drain check sees them.
       if (running === 0 && queue.length === 0 && pendingCompletions.length) flush();
       await nextWake();
@@ -365,17 +448,26 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
 
     // Stop or drain: give back what never started, let running handlers settle, write completions.
     if (stopping) summary.reason = 'aborted';
-    await releaseMany(queue.splice(0));
-    while (running > 0 || inflight.size > 0 || pendingCompletions.length) {
+    while (running > 0 || inflight.size > 0 || pendingCompletions.length || queue.length) {
+      if (queue.length) {
+        await releaseMany(queue.splice(0));
+        continue;
+      }
       if (pendingCompletions.length && running === 0) flush();
+      if (inflight.size === 0 && running === 0) continue;
       await Promise.race([...inflight, nextWake()]);
     }
   } finally {
     clearInterval(renewTimer);
     if (flushTimer) clearTimeout(flushTimer);
-    for (const h of held.values()) if (h.timer) clearTimeout(h.timer);
+    for (const h of held.values()) leaveGroup(h);
     o.signal?.removeEventListener('abort', onAbort);
   }
   progress();
   return summary;
+}
+
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  return text.length > 2000 ? `${text.slice(0, 1997)}...` : text;
 }

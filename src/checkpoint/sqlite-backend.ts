@@ -74,7 +74,6 @@ CREATE TABLE IF NOT EXISTS checkpoint_items (
 CREATE INDEX IF NOT EXISTS checkpoint_items_claimable
   ON checkpoint_items (stream, priority DESC, avail_at, seq)
   WHERE status IN ('pending', 'failed', 'processing');
-CREATE INDEX IF NOT EXISTS checkpoint_items_status ON checkpoint_items (stream, status, created_at);
 CREATE TABLE IF NOT EXISTS checkpoint_streams (
   stream TEXT PRIMARY KEY,
   fence INTEGER NOT NULL
@@ -135,12 +134,24 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
     const bumpFence = db.prepare(
       'INSERT INTO checkpoint_streams (stream, fence) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET fence = fence + 1 RETURNING fence',
     );
-    const claim = db.prepare(`UPDATE checkpoint_items SET ${LEASE_SET}
+    // The hot path leases only rows that stay alive; expired leases that used up their attempts
+    // are skipped here and turned dead by killExpired, run when a claim comes back short.
+    const claim = db.prepare(`UPDATE checkpoint_items
+      SET attempts = attempts + (status = 'processing'), owner = @owner, token = @token, avail_at = @now + @lease,
+          status = 'processing', updated_at = @now
       WHERE seq IN (
         SELECT seq FROM checkpoint_items
         WHERE stream = @stream AND status IN ('pending', 'failed', 'processing') AND avail_at <= @now
+          AND (status <> 'processing' OR attempts + 1 < @max)
         ORDER BY priority DESC, avail_at, seq LIMIT @limit)
-      ${RETURNING}`);
+      RETURNING key, token, attempts, payload, priority`);
+    const killExpired = db.prepare(`UPDATE checkpoint_items
+      SET attempts = attempts + 1, status = 'dead', owner = NULL, error = 'lease expired ' || (attempts + 1) || ' times', updated_at = @now
+      WHERE seq IN (
+        SELECT seq FROM checkpoint_items
+        WHERE stream = @stream AND status IN ('pending', 'failed', 'processing') AND avail_at <= @now
+          AND status = 'processing' AND attempts + 1 >= @max
+        LIMIT 1000)`);
     const claimKey = db.prepare(`INSERT INTO checkpoint_items
         (stream, key, status, priority, payload, attempts, owner, token, run_at, avail_at, created_at, updated_at)
       VALUES (@stream, @key, 'processing', 0, @payload, 0, @owner, @token, @now, @now + @lease, @now, @now)
@@ -151,15 +162,10 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         (stream, key, status, priority, payload, run_at, avail_at, created_at, updated_at)
       VALUES (@stream, @key, 'pending', @priority, @payload, @runAt, @runAt, @now, @now)
       ON CONFLICT (stream, key) DO NOTHING`);
-    const renew = db.prepare(`UPDATE checkpoint_items SET avail_at = @now + @lease, updated_at = @now WHERE ${CAS} RETURNING avail_at`);
-    const complete = db.prepare(`UPDATE checkpoint_items
-      SET status = 'done', result = @result, completed_at = @now, updated_at = @now, avail_at = @now WHERE ${CAS}`);
     const fail = db.prepare(`UPDATE checkpoint_items
       SET attempts = attempts + 1, status = @status, error = @error, run_at = @now + @retry, avail_at = @now + @retry,
           owner = CASE WHEN @status = 'dead' THEN NULL ELSE owner END, updated_at = @now
       WHERE ${CAS}`);
-    const release = db.prepare(`UPDATE checkpoint_items
-      SET status = 'pending', owner = NULL, avail_at = run_at, updated_at = @now WHERE ${CAS}`);
     const get = db.prepare('SELECT * FROM checkpoint_items WHERE stream = ? AND key = ?');
     const list = db.prepare(`SELECT * FROM checkpoint_items
       WHERE stream = @stream AND (@status IS NULL OR status = @status) AND (@cursor IS NULL OR key > @cursor)
@@ -171,6 +177,52 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
     const purge = db.prepare(
       'DELETE FROM checkpoint_items WHERE stream = @stream AND status IN (SELECT value FROM json_each(@statuses)) AND updated_at <= @cutoff',
     );
+
+    /**
+     * One compare-and-swap statement for a whole batch: the leases go in as a VALUES list joined on
+     * (stream, key) and checked on token, owner, status and expiry; RETURNING names the winners.
+     */
+    const batchCache = new Map<string, SqliteCheckpointStatement>();
+    const BATCH = 200;
+    const batchSet = {
+      complete: "status = 'done', result = NULL, completed_at = @now, updated_at = @now, avail_at = @now",
+      completeWithResults:
+        "status = 'done', result = (SELECT v.r FROM v WHERE v.k = checkpoint_items.key), completed_at = @now, updated_at = @now, avail_at = @now",
+      renew: 'avail_at = @now + @lease, updated_at = @now',
+      release: "status = 'pending', owner = NULL, avail_at = run_at, updated_at = @now",
+    } as const;
+    const batchCas = (
+      kind: keyof typeof batchSet,
+      stream: string,
+      rows: { lease: LeaseRef; result?: string | null }[],
+      named: Record<string, unknown>,
+    ): Map<string, number> => {
+      const won = new Map<string, number>();
+      for (let start = 0; start < rows.length; start += BATCH) {
+        const chunk = rows.slice(start, start + BATCH);
+        const id = `${kind}:${chunk.length}`;
+        let stmt = batchCache.get(id);
+        if (!stmt) {
+          // CROSS JOIN keeps the lease list as the outer loop: one (stream, key) index probe per lease.
+          const values = Array.from({ length: chunk.length }, () => '(?, ?, ?, ?)').join(', ');
+          stmt = db.prepare(`WITH v(k, t, o, r) AS (VALUES ${values})
+            UPDATE checkpoint_items SET ${batchSet[kind]}
+            WHERE seq IN (
+              SELECT c.seq FROM v CROSS JOIN checkpoint_items AS c
+              WHERE c.stream = @stream AND c.key = v.k AND c.token = v.t AND c.owner = v.o
+                AND c.status = 'processing' AND c.avail_at > @now)
+            RETURNING key, token, avail_at`);
+          batchCache.set(id, stmt);
+        }
+        const params: unknown[] = [];
+        for (const row of chunk) params.push(row.lease.key, row.lease.token, row.lease.owner, row.result ?? null);
+        for (const r of stmt.all(...params, { stream, ...named }) as { key: string; token: number; avail_at: number }[]) {
+          won.set(`${r.key}\u0000${r.token}`, r.avail_at);
+        }
+      }
+      return won;
+    };
+    const wonKey = (l: LeaseRef) => `${l.key}\u0000${l.token}`;
 
     const leaseFrom = (stream: string, owner: string, rows: { seq: number; key: string; status: string; token: number; avail_at: number; attempts: number; payload: string | null; priority: number }[]): Lease[] =>
       rows
@@ -202,35 +254,54 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         }
         return n;
       }).immediate,
-      claim: db.transaction((stream: string, owner: string, limit: number, lease: number, max: number, now: number) => {
+      claim: db.transaction((stream: string, owner: string, limit: number, lease: number, max: number, now: number): Lease[] => {
         const { fence } = bumpFence.get(stream) as { fence: number };
-        const rows = claim.all({ stream, owner, limit, lease, max, now, token: fence }) as Parameters<typeof leaseFrom>[2];
-        return leaseFrom(stream, owner, rows);
+        const rows = claim.all({ stream, owner, limit, lease, max, now, token: fence }) as {
+          key: string;
+          token: number;
+          attempts: number;
+          payload: string | null;
+          priority: number;
+        }[];
+        if (rows.length < limit) killExpired.run({ stream, now, max });
+        const expiresAt = now + lease;
+        const leases = rows.map((r) => ({
+          stream,
+          key: r.key,
+          owner,
+          token: r.token,
+          expiresAt,
+          attempts: r.attempts,
+          payload: r.payload === null ? null : (JSON.parse(r.payload) as JsonValue),
+          priority: r.priority,
+        }));
+        // Rows come back in rowid order; a stable sort by priority restores the claim order.
+        for (let i = 1; i < leases.length; i++) {
+          if (leases[i]!.priority !== leases[i - 1]!.priority) {
+            leases.sort((a, b) => b.priority - a.priority);
+            break;
+          }
+        }
+        return leases;
       }).immediate,
       claimKey: db.transaction((stream: string, key: string, owner: string, lease: number, payload: string | null, max: number, now: number) => {
         const { fence } = bumpFence.get(stream) as { fence: number };
         const rows = claimKey.all({ stream, key, owner, lease, payload, max, now, token: fence }) as Parameters<typeof leaseFrom>[2];
         return leaseFrom(stream, owner, rows)[0] ?? null;
       }).immediate,
-      renew: db.transaction((stream: string, leases: LeaseRef[], lease: number, now: number) =>
-        leases.map((l) => {
-          const row = renew.get({ stream, key: l.key, token: l.token, owner: l.owner, lease, now }) as { avail_at: number } | undefined;
-          return row ? row.avail_at : null;
-        }),
-      ).immediate,
-      complete: db.transaction((stream: string, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) =>
-        entries.map(({ lease, result }): CasResult => ({
-          ok:
-            complete.run({
-              stream,
-              key: lease.key,
-              token: lease.token,
-              owner: lease.owner,
-              result: result === null ? null : JSON.stringify(result),
-              now,
-            }).changes === 1,
-        })),
-      ).immediate,
+      renew: (stream: string, leases: LeaseRef[], lease: number, now: number) => {
+        const won = batchCas('renew', stream, leases.map((l) => ({ lease: l })), { now, lease });
+        return leases.map((l) => won.get(wonKey(l)) ?? null);
+      },
+      complete: (stream: string, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) => {
+        const won = batchCas(
+          entries.some((e) => e.result !== null) ? 'completeWithResults' : 'complete',
+          stream,
+          entries.map((e) => ({ lease: e.lease, result: e.result === null ? null : JSON.stringify(e.result) })),
+          { now },
+        );
+        return entries.map((e): CasResult => ({ ok: won.has(wonKey(e.lease)) }));
+      },
       fail: (stream: string, lease: LeaseRef, change: FailChange, now: number): CasResult => ({
         ok:
           fail.run({
@@ -244,9 +315,10 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
             now,
           }).changes === 1,
       }),
-      release: db.transaction((stream: string, leases: LeaseRef[], now: number) =>
-        leases.map((l): CasResult => ({ ok: release.run({ stream, key: l.key, token: l.token, owner: l.owner, now }).changes === 1 })),
-      ).immediate,
+      release: (stream: string, leases: LeaseRef[], now: number) => {
+        const won = batchCas('release', stream, leases.map((l) => ({ lease: l })), { now });
+        return leases.map((l): CasResult => ({ ok: won.has(wonKey(l)) }));
+      },
       get: (stream: string, key: string) => {
         const row = get.get(stream, key) as ItemRow | undefined;
         return row ? toItem(row) : null;

@@ -1,0 +1,296 @@
+/**
+ * `npm run bench:checkpoint`: items per second claimed and completed (no-op work) on SQLite and
+ * PostgreSQL, each figure beside the minimal hand-written SQL doing the same fenced claim and
+ * compare-and-swap complete, measured in the same run, printed as ratios.
+ *
+ *   (a) primitives: 1 item per claim with 8 concurrent loops; 50 per claim with 4 loops
+ *   (b) process() with its defaults and concurrency 8, against the batched baseline
+ *   claim latency p50 / p99 (1 item per claim)
+ *
+ * Targets: primitives ≥ 0.9 of their baseline; process() ≥ 0.7 of the batched baseline.
+ * Each pair runs ROUNDS times, alternating, and the median is reported.
+ * Env: MULTISESSION_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_SCALE (default 1).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { createCheckpoint, type Checkpoint } from '../src/checkpoint/index.js';
+import { createPostgresCheckpointBackend } from '../src/checkpoint/postgres-backend.js';
+import { createSqliteCheckpointBackend } from '../src/checkpoint/sqlite-backend.js';
+
+const PG_URL = process.env.MULTISESSION_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const LEASE_MS = 60_000;
+
+interface Run {
+  perSec: number;
+  latencies: number[];
+}
+interface Harness {
+  name: string;
+  /** Items for the 1-per-claim runs and for the batched runs. */
+  single: number;
+  batched: number;
+  seedLib(cp: Checkpoint, n: number): Promise<void>;
+  base: {
+    seed(n: number): Promise<void>;
+    claim(owner: string, limit: number): Promise<{ key: string; token: number }[]>;
+    completeOne(owner: string, lease: { key: string; token: number }): Promise<boolean>;
+    completeMany(owner: string, leases: { key: string; token: number }[]): Promise<number>;
+  };
+  storage: Parameters<typeof createCheckpoint>[0]['storage'];
+  close(): Promise<void>;
+}
+
+const items = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${String(i).padStart(7, '0')}` }));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+let streamN = 0;
+
+async function loops(n: number, body: (loop: number) => Promise<boolean>): Promise<void> {
+  await Promise.all(
+    Array.from({ length: n }, async (_, loop) => {
+      while (await body(loop));
+    }),
+  );
+}
+
+/** The library's primitives: claim(limit) then complete / completeMany, in `nLoops` loops. */
+async function libPrimitives(h: Harness, perClaim: number, nLoops: number, total: number): Promise<Run> {
+  const cp = createCheckpoint({ storage: h.storage, stream: `bench-${++streamN}` });
+  await h.seedLib(cp, total);
+  const latencies: number[] = [];
+  let done = 0;
+  const t0 = performance.now();
+  await loops(nLoops, async (loop) => {
+    const c0 = performance.now();
+    const leases = await cp.claim({ owner: `lib-${loop}`, limit: perClaim, leaseMs: LEASE_MS });
+    latencies.push(performance.now() - c0);
+    if (!leases.length) return false;
+    if (perClaim === 1) await cp.complete(leases[0]!);
+    else await cp.completeMany(leases.map((lease) => ({ lease })));
+    done += leases.length;
+    return true;
+  });
+  const secs = (performance.now() - t0) / 1000;
+  if (done !== total) throw new Error(`lib completed ${done} of ${total}`);
+  return { perSec: done / secs, latencies };
+}
+
+async function basePrimitives(h: Harness, perClaim: number, nLoops: number, total: number): Promise<Run> {
+  await h.base.seed(total);
+  const latencies: number[] = [];
+  let done = 0;
+  const t0 = performance.now();
+  await loops(nLoops, async (loop) => {
+    const owner = `base-${loop}`;
+    const c0 = performance.now();
+    const leases = await h.base.claim(owner, perClaim);
+    latencies.push(performance.now() - c0);
+    if (!leases.length) return false;
+    if (perClaim === 1) {
+      if (!(await h.base.completeOne(owner, leases[0]!))) throw new Error('baseline CAS lost');
+    } else if ((await h.base.completeMany(owner, leases)) !== leases.length) throw new Error('baseline CAS lost');
+    done += leases.length;
+    return true;
+  });
+  const secs = (performance.now() - t0) / 1000;
+  if (done !== total) throw new Error(`baseline completed ${done} of ${total}`);
+  return { perSec: done / secs, latencies };
+}
+
+async function libProcess(h: Harness, total: number): Promise<Run> {
+  const cp = createCheckpoint({ storage: h.storage, stream: `bench-${++streamN}` });
+  await h.seedLib(cp, total);
+  const t0 = performance.now();
+  const summary = await cp.process(() => {}, { owner: 'proc', concurrency: 8 });
+  const secs = (performance.now() - t0) / 1000;
+  if (summary.completed !== total) throw new Error(`process completed ${summary.completed} of ${total}`);
+  return { perSec: total / secs, latencies: [] };
+}
+
+function sqliteHarness(): Harness {
+  const dir = mkdtempSync(join(tmpdir(), 'ms-bench-cp-'));
+  const db = new Database(join(dir, 'bench.db'));
+  db.pragma('journal_mode = WAL');
+  const storage = createSqliteCheckpointBackend(db);
+  // Items keyed per stream, as the checkpoint's are: (stream, key) unique, claimable rows indexed per stream.
+  db.exec(`CREATE TABLE base_items (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
+      priority INTEGER NOT NULL DEFAULT 0, owner TEXT, token INTEGER NOT NULL DEFAULT 0, expires_at INTEGER NOT NULL DEFAULT 0, UNIQUE (stream, key));
+    CREATE INDEX base_claimable ON base_items (stream, priority DESC, expires_at, id) WHERE status IN ('pending', 'processing');`);
+  const insert = db.prepare(`INSERT INTO base_items (stream, key, status) VALUES ('base', ?, 'pending')`);
+  const seed = db.transaction((n: number) => {
+    db.exec('DELETE FROM base_items');
+    for (const it of items(n)) insert.run(it.key);
+  });
+  const claim = db.prepare(`UPDATE base_items SET status = 'processing', owner = ?, token = token + 1, expires_at = ? + ?
+    WHERE id IN (SELECT id FROM base_items WHERE stream = 'base' AND status IN ('pending', 'processing') AND expires_at <= ?
+                 ORDER BY priority DESC, expires_at, id LIMIT ?)
+    RETURNING key, token`);
+  const complete = db.prepare(`UPDATE base_items SET status = 'done'
+    WHERE stream = 'base' AND key = ? AND token = ? AND owner = ? AND status = 'processing' AND expires_at > ?`);
+  const completeMany = db.transaction((owner: string, leases: { key: string; token: number }[], now: number) => {
+    let n = 0;
+    for (const l of leases) n += complete.run(l.key, l.token, owner, now).changes;
+    return n;
+  });
+  return {
+    name: 'sqlite',
+    single: Math.round(10_000 * SCALE),
+    batched: Math.round(50_000 * SCALE),
+    storage,
+    seedLib: async (cp, n) => {
+      // Start from an empty table, as the baseline does.
+      await storage.init();
+      db.exec('DELETE FROM checkpoint_items');
+      await cp.add(items(n));
+    },
+    base: {
+      seed: async (n) => seed(n),
+      claim: async (owner, limit) => {
+        const now = Date.now();
+        return claim.all(owner, now, LEASE_MS, now, limit) as { key: string; token: number }[];
+      },
+      completeOne: async (owner, l) => complete.run(l.key, l.token, owner, Date.now()).changes === 1,
+      completeMany: async (owner, leases) => completeMany(owner, leases, Date.now()),
+    },
+    close: async () => {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function postgresHarness(): Promise<Harness | null> {
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 10 });
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end();
+    if (process.env.CI) throw err;
+    console.log(`postgres: not reachable at ${PG_URL}; skipped`);
+    return null;
+  }
+  const schema = `cp_bench_${process.pid}`;
+  const storage = createPostgresCheckpointBackend(pool, { schema });
+  await storage.init();
+  const T = `"${schema}".base_items`;
+  // Items keyed per stream, as the checkpoint's are.
+  await pool.query(`CREATE TABLE ${T} (id bigint GENERATED ALWAYS AS IDENTITY, stream text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL,
+      status text NOT NULL, priority integer NOT NULL DEFAULT 0, owner text, token bigint NOT NULL DEFAULT 0,
+      expires_at timestamptz NOT NULL DEFAULT '-infinity', PRIMARY KEY (stream, key))`);
+  await pool.query(`CREATE INDEX base_claimable ON ${T} (stream, priority DESC, expires_at, id) WHERE status IN ('pending', 'processing')`);
+  return {
+    name: 'postgres',
+    single: Math.round(5_000 * SCALE),
+    batched: Math.round(50_000 * SCALE),
+    storage,
+    seedLib: async (cp, n) => {
+      // Start from an empty, vacuumed table, as the baseline does.
+      await pool.query(`TRUNCATE "${schema}".checkpoint_items`);
+      await cp.add(items(n));
+      await pool.query(`VACUUM ANALYZE "${schema}".checkpoint_items`);
+    },
+    base: {
+      seed: async (n) => {
+        await pool.query(`TRUNCATE ${T}`);
+        await pool.query(`INSERT INTO ${T} (stream, key, status) SELECT 'base', k, 'pending' FROM unnest($1::text[]) AS k`, [items(n).map((i) => i.key)]);
+        await pool.query(`VACUUM ANALYZE ${T}`);
+      },
+      claim: async (owner, limit) =>
+        (
+          await pool.query(
+            `UPDATE ${T} SET status = 'processing', owner = $1, token = token + 1, expires_at = now() + $2 * interval '1 millisecond'
+             WHERE (stream, key) IN (SELECT stream, key FROM ${T} WHERE stream = 'base' AND status IN ('pending', 'processing') AND expires_at <= now()
+                           ORDER BY priority DESC, expires_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING key, token`,
+            [owner, LEASE_MS, limit],
+          )
+        ).rows.map((r: { key: string; token: string }) => ({ key: r.key, token: Number(r.token) })),
+      completeOne: async (owner, l) =>
+        (
+          await pool.query(
+            `UPDATE ${T} SET status = 'done'
+             WHERE stream = 'base' AND key = $1 AND token = $2 AND owner = $3 AND status = 'processing' AND expires_at > now()`,
+            [l.key, l.token, owner],
+          )
+        ).rowCount === 1,
+      completeMany: async (owner, leases) =>
+        (
+          await pool.query(
+            `UPDATE ${T} AS i SET status = 'done' FROM unnest($1::text[], $2::bigint[]) AS v(key, token)
+             WHERE i.stream = 'base' AND i.key = v.key AND i.token = v.token AND i.owner = $3 AND i.status = 'processing' AND i.expires_at > now()`,
+            [leases.map((l) => l.key), leases.map((l) => l.token), owner],
+          )
+        ).rowCount ?? 0,
+    },
+    close: async () => {
+      await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+      await pool.end();
+    },
+  };
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => `${n.toFixed(2)} ms`;
+let allMet = true;
+
+function line(label: string, lib: number, base: number, target: number | null, unit = '/s') {
+  const ratio = lib / base;
+  const ok = target === null ? '' : ratio >= target ? `  ok (target ≥ ${target})` : `  BELOW target ${target}`;
+  if (target !== null && ratio < target) allMet = false;
+  console.log(`  ${label.padEnd(34)} lib ${fmt(lib).padStart(8)}${unit}   baseline ${fmt(base).padStart(8)}${unit}   ratio ${ratio.toFixed(2)}${ok}`);
+}
+
+async function pair(label: string, lib: () => Promise<Run>, base: () => Promise<Run>) {
+  const libRuns: Run[] = [];
+  const baseRuns: Run[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    baseRuns.push(await base());
+    libRuns.push(await lib());
+  }
+  return {
+    label,
+    lib: median(libRuns.map((r) => r.perSec)),
+    base: median(baseRuns.map((r) => r.perSec)),
+    libLat: libRuns.flatMap((r) => r.latencies),
+    baseLat: baseRuns.flatMap((r) => r.latencies),
+  };
+}
+
+async function bench(h: Harness) {
+  console.log(`\n${h.name}: ${ROUNDS} rounds each, median shown (single ${fmt(h.single)} items, batched ${fmt(h.batched)} items)`);
+  const single = await pair('(a) 1 per claim, 8 loops', () => libPrimitives(h, 1, 8, h.single), () => basePrimitives(h, 1, 8, h.single));
+  line(single.label, single.lib, single.base, 0.9);
+  const batched = await pair('(a) 50 per claim, 4 loops', () => libPrimitives(h, 50, 4, h.batched), () => basePrimitives(h, 50, 4, h.batched));
+  line(batched.label, batched.lib, batched.base, 0.9);
+  const procRuns: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) procRuns.push((await libProcess(h, h.batched)).perSec);
+  line('(b) process(), concurrency 8', median(procRuns), batched.base, 0.7);
+  const p50 = [pct(single.libLat, 50), pct(single.baseLat, 50)] as const;
+  const p99 = [pct(single.libLat, 99), pct(single.baseLat, 99)] as const;
+  console.log(`  ${'claim latency p50 (1 per claim)'.padEnd(34)} lib ${ms(p50[0]).padStart(10)}   baseline ${ms(p50[1]).padStart(10)}   ratio ${(p50[1] / p50[0]).toFixed(2)} (baseline/lib)`);
+  console.log(`  ${'claim latency p99 (1 per claim)'.padEnd(34)} lib ${ms(p99[0]).padStart(10)}   baseline ${ms(p99[1]).padStart(10)}   ratio ${(p99[1] / p99[0]).toFixed(2)} (baseline/lib)`);
+}
+
+const sqlite = sqliteHarness();
+try {
+  await bench(sqlite);
+} finally {
+  await sqlite.close();
+}
+const postgres = await postgresHarness();
+if (postgres) {
+  try {
+    await bench(postgres);
+  } finally {
+    await postgres.close();
+  }
+}
+console.log(`\ntargets ${allMet ? 'met' : 'NOT met'}`);
