@@ -155,6 +155,20 @@ suite('postgres', () => {
       await store.close();
     });
 
+    it('matches KV prefixes with accents and astral characters by code point, case-sensitively', async () => {
+      const store = fresh();
+      await store.init();
+      await store.createSession(sampleSessionRecord('uni', { credentialsFingerprint: null }));
+      const keys = ['😀/a', '😀/b', '😁/c', 'ü/x', 'u/y', 'Ü/z', 'ü'];
+      await store.kvWrite('uni', keys.map((key) => ({ op: 'set' as const, key, value: key })));
+      expect((await store.kvList('uni', { prefix: '😀/' })).map((e) => e.key)).toEqual(['😀/a', '😀/b']);
+      expect((await store.kvList('uni', { prefix: 'ü' })).map((e) => e.key)).toEqual(['ü', 'ü/x']);
+      expect(await store.kvClear('uni', { prefix: '😀' })).toBe(2);
+      expect((await store.kvList('uni')).map((e) => e.key)).toEqual(['u/y', 'ü', 'ü/x', 'Ü/z', '😁/c'].sort());
+      await store.deleteSession('uni');
+      await store.close();
+    });
+
     it('bounds history per session across large batches of many sessions', async () => {
       const store = fresh();
       await store.init();
