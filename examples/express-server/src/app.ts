@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { AuthNotPendingError, type Checkpoint, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
+import { AuthNotPendingError, sessionIdSchema, type Checkpoint, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
 import { ApiKeyStore, canAccess, type Principal } from './api-keys.js';
 import { HttpCounters, renderMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -77,16 +77,17 @@ function requireAdmin(req: Request): void {
   }
 }
 
-function parsePart<T>(schema: z.ZodType<T>, input: unknown, where: 'query' | 'body' | 'path'): T {
+function parsePart<T>(schema: z.ZodType<T>, input: unknown, where: 'query' | 'body' | 'path.id' | 'path.stream'): T {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   const fields = fieldsOf(r.error.issues.map((i) => ({ path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), message: i.message })), where);
-  throw new HttpProblem(400, 'VALIDATION', `Invalid ${where}: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
+  const what = where.startsWith('path.') ? `path parameter ${where.slice(5)}` : where;
+  throw new HttpProblem(400, 'VALIDATION', `Invalid ${what}: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
 }
 
 /** The session id from the path; 403 when the key may not act on it. */
 function sessionParam(req: Request): string {
-  const id = String(req.params.id ?? '');
+  const id = parsePart(sessionIdSchema, String(req.params.id ?? ''), 'path.id');
   const principal = principalOf(req);
   if (!canAccess(principal, id)) {
     throw new HttpProblem(403, 'FORBIDDEN', `This key may not act on session "${id}"; use a key that lists it, or an admin key.`);
@@ -490,7 +491,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
 
   api.get('/checkpoints/:stream/stats', async (req, res) => {
     requireAdmin(req);
-    const stream = parsePart(s.streamNameSchema, req.params.stream, 'path');
+    const stream = parsePart(s.streamNameSchema, req.params.stream, 'path.stream');
     const stats = await checkpointStats(stream);
     checkpointStreams.add(stream);
     res.json({ stream, ...stats });

@@ -119,7 +119,9 @@ describe('sessions CRUD', () => {
     const paths = r.json.errors.map((e: any) => e.path);
     expect(paths).toEqual(expect.arrayContaining(['body.id', 'body.priority']));
     expect(r.json.errors.find((e: any) => e.path === 'body.id').pointer).toBe('#/id');
-    expect((await call('GET', '/api/v1/sessions/bad%20id!')).status).not.toBe(200);
+    const badPath = await call('GET', '/api/v1/sessions/bad%20id!');
+    expectProblem(badPath, 400, 'VALIDATION');
+    expect(badPath.json.errors[0].path).toBe('path.id');
 
     const unknown = await call('POST', '/api/v1/sessions', { body: { id: 'x1', platform: 'nope' } });
     expectProblem(unknown, 400, 'VALIDATION');
