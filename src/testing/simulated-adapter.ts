@@ -413,7 +413,11 @@ export function simulatedAdapter(options: SimulatedAdapterOptions = {}): Simulat
   const script = o.health;
   /** Per session id: start attempts and health checks so far (survive restarts). */
   const counters = new Map<string, { starts: number; checks: number }>();
+  // Only scripts that depend on history (failStarts, a health script) need counts that outlive
+  // a connection; without them each connection counts alone and nothing is kept per id.
+  const keepCounts = o.failStarts > 0 || script !== undefined;
   const countersOf = (id: string): { starts: number; checks: number } => {
+    if (!keepCounts) return { starts: 0, checks: 0 };
     let c = counters.get(id);
     if (!c) counters.set(id, (c = { starts: 0, checks: 0 }));
     return c;
