@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCheckpoint, createMemoryCheckpointBackend } from 'multisession';
+import { createCheckpoint, createMemoryCheckpointBackend, memoryStorage } from 'multisession';
 import { checkpointConformanceSuite } from 'multisession/testing';
 import { createManualClock } from 'multisession/testing';
 
@@ -8,6 +8,29 @@ checkpointConformanceSuite(
   async () => ({ storage: createMemoryCheckpointBackend() }),
   { name: 'memory' },
 );
+
+checkpointConformanceSuite(
+  { describe, it, expect, beforeEach, afterEach },
+  async () => {
+    const storage = memoryStorage();
+    await storage.init();
+    return { storage, close: () => storage.close() };
+  },
+  { name: 'memoryStorage().checkpoint()', skip: ['validation'] },
+);
+
+describe('memoryStorage checkpoint capability', () => {
+  it('shares one backend per driver instance and none between drivers', async () => {
+    const storage = memoryStorage();
+    const a = createCheckpoint({ storage, stream: 'jobs' });
+    const b = createCheckpoint({ storage, stream: 'jobs' });
+    const other = createCheckpoint({ storage: memoryStorage(), stream: 'jobs' });
+    await a.add([{ key: 'x' }]);
+    expect((await b.get('x'))?.status).toBe('pending');
+    expect(await other.get('x')).toBeNull();
+    expect(storage.checkpoint?.()).toBe(storage.checkpoint?.());
+  });
+});
 
 describe('memory checkpoint with a manual clock', () => {
   it('judges expiry by the injected clock', async () => {

@@ -9,6 +9,8 @@ import {
   parseWith,
   type ValidationIssue,
 } from '../errors.js';
+import type { CheckpointBackend } from '../checkpoint/contract.js';
+import { createMemoryCheckpointBackend } from '../checkpoint/memory-backend.js';
 import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../manager/lifecycle.js';
 import { cloneJson, type JsonValue } from '../types.js';
 import type {
@@ -314,6 +316,14 @@ class MemoryStorage implements StorageDriver {
 
   async ping(): Promise<void> {
     this.#check();
+  }
+
+  #checkpoint: CheckpointBackend | null = null;
+
+  /** The checkpoint in this same process memory: one backend per driver (see docs/checkpoint.md). */
+  checkpoint(): CheckpointBackend {
+    this.#checkpoint ??= createMemoryCheckpointBackend();
+    return this.#checkpoint;
   }
 
   // --- sessions -----------------------------------------------------------------------------
