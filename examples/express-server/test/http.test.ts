@@ -67,6 +67,13 @@ describe('public endpoints', () => {
     const refs = [...r.text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]!);
     expect(refs.length).toBeGreaterThan(10);
     for (const name of refs) expect(r.json.components.schemas).toHaveProperty([name]);
+    // Every {param} of a path is declared on each of its operations.
+    for (const [path, ops] of Object.entries<any>(r.json.paths)) {
+      const names = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      for (const op of Object.values<any>(ops)) {
+        for (const n of names) expect(op.parameters?.some((p: any) => p.in === 'path' && p.name === n), `${path} ${n}`).toBe(true);
+      }
+    }
   });
 
   it('GET / serves the web page with a strict content security policy', async () => {
@@ -311,6 +318,19 @@ describe('scoped keys (403)', () => {
     expectProblem(await call('GET', `/api/v1/events?session=theirs&key=${key}`, { key: null }), 403, 'FORBIDDEN');
     expectProblem(await call('GET', '/api/v1/checkpoints/jobs/stats', { key }), 403, 'FORBIDDEN');
 
+    // Its event stream carries only its sessions' events.
+    const ac = new AbortController();
+    const got = readEvents(`${t.url}/api/v1/events?key=${key}`, (evs) => evs.some((e) => e.event === 'session.auth'), ac.signal);
+    await new Promise((r) => setTimeout(r, 100));
+    await call('POST', '/api/v1/sessions/theirs/start');
+    await call('POST', '/api/v1/sessions/mine/start', { key });
+    const events = (await got).filter((e) => e.event !== 'hello');
+    ac.abort();
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((e) => e.data.id === 'mine')).toBe(true);
+    await call('POST', '/api/v1/sessions/theirs/stop');
+    await call('POST', '/api/v1/sessions/mine/stop', { key });
+
     expect((await call('DELETE', `/api/v1/keys/${made.json.id}`)).status).toBe(204);
     expectProblem(await call('GET', '/api/v1/sessions/mine', { key }), 401, 'UNAUTHORIZED');
     expectProblem(await call('DELETE', `/api/v1/keys/${made.json.id}`), 404, 'KEY_NOT_FOUND');
@@ -325,7 +345,12 @@ describe('audit, metrics, checkpoints', () => {
     const r = await call('GET', '/api/v1/audit?sessionId=mine&limit=20');
     expect(r.status).toBe(200);
     expect(r.json.length).toBeGreaterThan(0);
-    expect(r.json[0]).toMatchObject({ sessionId: 'mine', actor: 'key:admin' });
+    expect(r.json.every((e: any) => e.sessionId === 'mine')).toBe(true);
+    // The actor is the API key's name: the admin created it, the scoped key stopped it.
+    expect(r.json).toEqual(expect.arrayContaining([
+      expect.objectContaining({ action: 'create', actor: 'key:admin' }),
+      expect.objectContaining({ action: 'stop', actor: 'key:bot-owner' }),
+    ]));
     expectProblem(await call('GET', '/api/v1/audit?limit=-1'), 400, 'VALIDATION');
   });
 
@@ -355,6 +380,15 @@ describe('limits', () => {
   it('CORS is off unless configured', async () => {
     const r = await call('GET', '/api/v1/sessions', { headers: { origin: 'http://evil.example' } });
     expect(r.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('close() ends open event streams and returns', async () => {
+    const s = await startTestServer();
+    const res = await fetch(`${s.url}/api/v1/events?key=${s.adminKey}`);
+    expect(res.status).toBe(200);
+    const body = res.text();
+    await s.close();
+    expect(await body).toContain('event: hello');
   });
 
   it('the session limit is a 409 CAPACITY', async () => {
