@@ -89,6 +89,10 @@ suite('postgres', () => {
         'sessions',
       ]);
       await store.close();
+      await expect(store.getSession('mine')).rejects.toMatchObject({ code: 'STORAGE' });
+      await store.init(); // reopens on the same pool
+      expect((await store.getSession('mine'))!.id).toBe('mine');
+      await store.close();
       expect((await pool.query(`select count(*)::int as n from "${own}".sessions`)).rows[0]).toEqual({ n: 1 });
       await pool.query(`drop schema "${own}" cascade`);
       await pool.end();

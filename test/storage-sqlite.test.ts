@@ -79,6 +79,10 @@ describe('sqliteStorage', () => {
     await a.close();
     await expect(a.getSession('s1')).rejects.toMatchObject({ code: 'STORAGE' });
 
+    await a.init(); // the same instance opens the file again
+    expect((await a.getSession('s1'))!.id).toBe('s1');
+    await a.close();
+
     const b = sqliteStorage({ filename });
     await b.init();
     expect(await b.getSession('s1')).toEqual({

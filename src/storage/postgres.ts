@@ -145,6 +145,7 @@ class PostgresStorage implements StorageDriver {
   #initPromise: Promise<Connected> | null = null;
   #connected: Connected | null = null;
   #closed = false;
+  #closing: Promise<void> = Promise.resolve();
   #checkpoint: CheckpointBackend | null = null;
 
   constructor(target: Target, options: Options) {
@@ -152,13 +153,25 @@ class PostgresStorage implements StorageDriver {
     this.#options = Object.freeze({ ...options });
   }
 
-  init(): Promise<void> {
-    return this.#ready().then(() => undefined);
+  /** Opens the store and runs migrations. Idempotent; after `close()` it opens the store again. */
+  async init(): Promise<void> {
+    if (this.#closed) {
+      await this.#closing;
+      this.#closed = false;
+      this.#checkpoint = null;
+    }
+    await this.#ready();
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Closes what the driver opened (never a client passed in). Idempotent; `init()` reopens. */
+  close(): Promise<void> {
+    if (this.#closed) return this.#closing;
     this.#closed = true;
+    this.#closing = this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
     const pending = this.#initPromise;
     this.#initPromise = null;
     this.#connected = null;

@@ -210,6 +210,7 @@ class SqliteStorage implements StorageDriver {
   #initPromise: Promise<Prepared> | null = null;
   #prepared: Prepared | null = null;
   #closed = false;
+  #closing: Promise<void> = Promise.resolve();
   #checkpoint: CheckpointBackend | null = null;
 
   constructor(target: Target, options: Options) {
@@ -218,13 +219,25 @@ class SqliteStorage implements StorageDriver {
     this.persistent = 'filename' in target ? target.filename !== ':memory:' : !target.database.memory;
   }
 
-  init(): Promise<void> {
-    return this.#ready().then(() => undefined);
+  /** Opens the store and runs migrations. Idempotent; after `close()` it opens the store again. */
+  async init(): Promise<void> {
+    if (this.#closed) {
+      await this.#closing;
+      this.#closed = false;
+      this.#checkpoint = null;
+    }
+    await this.#ready();
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Closes what the driver opened (never a client passed in). Idempotent; `init()` reopens. */
+  close(): Promise<void> {
+    if (this.#closed) return this.#closing;
     this.#closed = true;
+    this.#closing = this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
     const pending = this.#initPromise;
     this.#initPromise = null;
     this.#prepared = null;
