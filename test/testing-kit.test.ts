@@ -184,6 +184,45 @@ describe('createManualClock', () => {
       manager = undefined;
     });
 
+    it('plays a simulated health script: degraded, restart with back-off, recovery', async () => {
+      const clock = createManualClock();
+      manager = new SessionManager({
+        // threshold 2: two failures make it degraded, a third while degraded restarts it
+        adapters: [simulatedAdapter({ health: ['healthy', 'unhealthy', 'unhealthy', 'unhealthy', 'healthy'] })],
+        clock,
+        health: { intervalMs: 1_000, timeoutMs: 500, unhealthyThreshold: 2, jitter: 0 },
+        restart: { retries: 3, minDelayMs: 100, maxDelayMs: 1_000, factor: 2 },
+      });
+      await manager.open();
+      const states: string[] = [];
+      manager.on('session.state', (e) => states.push(e.to));
+      await manager.create({ id: 'h', platform: 'simulated', credentials: { token: 'tok-1' } });
+      await manager.start('h');
+      for (let i = 0; i < 10 && states.filter((s) => s === 'ready').length < 2; i++) await clock.advance(1_000);
+      expect(states).toEqual(['starting', 'ready', 'degraded', 'backoff', 'starting', 'ready']);
+      // the script holds its last step (healthy): the session stays up
+      await clock.advance(5_000);
+      expect((await manager.get('h')).state).toBe('ready');
+      expect((await manager.status('h')).restarts).toBe(1);
+    });
+
+    it('moves a session whose health script says expired to expired, without a restart loop', async () => {
+      const clock = createManualClock();
+      manager = new SessionManager({
+        adapters: [simulatedAdapter({ health: ['healthy', 'expired'] })],
+        clock,
+        health: { intervalMs: 1_000, timeoutMs: 500, unhealthyThreshold: 2, jitter: 0 },
+      });
+      await manager.open();
+      await manager.create({ id: 'e', platform: 'simulated', credentials: { token: 'tok-1' } });
+      await manager.start('e');
+      await clock.advance(2_000);
+      const snap = await manager.waitFor('e', 'expired', { timeoutMs: 5_000 });
+      expect(snap.health).toBe('expired');
+      await clock.advance(60_000);
+      expect((await manager.get('e')).state).toBe('expired');
+    });
+
     it('expires an idle session when the clock passes its idle timeout', async () => {
       const clock = createManualClock();
       manager = new SessionManager({ adapters: [simulatedAdapter()], clock, idleTimeoutMs: 60_000 });
