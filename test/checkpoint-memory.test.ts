@@ -16,7 +16,7 @@ checkpointConformanceSuite(
     await storage.init();
     return { storage, close: () => storage.close() };
   },
-  { name: 'memoryStorage().checkpoint()', skip: ['validation'] },
+  { name: 'memoryStorage().checkpoint()' },
 );
 
 describe('memoryStorage checkpoint capability', () => {
