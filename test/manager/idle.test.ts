@@ -127,4 +127,20 @@ describe('idle expiry', () => {
     await clock.advance(1_000);
     expect((await m.get('a')).state).toBe('stopped');
   });
+
+  it('changing idleTimeoutMs of a running session applies to that session at once', async () => {
+    const env = await make();
+    const { manager: m, clock } = env;
+    await started(env, 'lowered');
+    await started(env, 'raised');
+    await clock.advance(5_000);
+    await m.update('lowered', { idleTimeoutMs: 1_000 });
+    await m.update('raised', { idleTimeoutMs: 60_000 });
+    await clock.advance(1_000);
+    expect((await m.get('lowered')).state).toBe('stopped'); // quiet for 6 s, allowed 1 s
+    await clock.advance(9_000);
+    expect((await m.get('raised')).state).toBe('ready'); // quiet for 15 s, allowed 60 s
+    await clock.advance(45_000);
+    expect((await m.get('raised')).state).toBe('stopped');
+  });
 });
