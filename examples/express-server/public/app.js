@@ -14,6 +14,8 @@ const state = {
   events: null,
   qrFor: null,
   refreshTimers: new Map(),
+  /** Session id → the newest messages seen on the event stream (both directions). */
+  messages: new Map(),
 };
 
 // ---------- HTTP ----------
@@ -310,6 +312,19 @@ function renderDetail() {
       el('li', {}, el('time', { text: timeOf(t.at) }), el('span', { class: 'move', text: `${t.from} → ${t.to}` }), el('span', { class: 'muted why', title: t.reason || '', text: t.reason || '' }))),
   );
   renderAuth(s);
+  renderMessages(s.id);
+}
+
+function renderMessages(id) {
+  const list = state.messages.get(id) || [];
+  show($('messages-box'), list.length > 0);
+  $('messages').replaceChildren(
+    ...[...list].reverse().map((m) =>
+      el('li', { class: m.direction },
+        el('span', { class: 'dir', text: m.direction }),
+        el('span', { class: 'body', text: JSON.stringify(m.message) }),
+        el('time', { text: timeOf(m.at) }))),
+  );
 }
 
 function renderAuth(s) {
@@ -418,6 +433,7 @@ for (const btn of document.querySelectorAll('[data-action]')) {
 
 function removeSession(id) {
   state.sessions.delete(id);
+  state.messages.delete(id);
   if (state.selected === id) state.selected = null;
   renderList();
   renderDetail();
@@ -516,7 +532,15 @@ function connectEvents() {
     es.addEventListener(name, (ev) => upsert(JSON.parse(ev.data).session));
   }
   es.addEventListener('session.deleted', (ev) => removeSession(JSON.parse(ev.data).id));
-  for (const name of ['session.auth', 'session.ready', 'session.health', 'session.message', 'session.error']) {
+  es.addEventListener('session.message', (ev) => {
+    const e = JSON.parse(ev.data);
+    const list = state.messages.get(e.id) || [];
+    list.push({ direction: e.direction, message: e.message, at: e.at });
+    state.messages.set(e.id, list.slice(-20));
+    if (state.selected === e.id) renderMessages(e.id);
+    refreshSoon(e.id);
+  });
+  for (const name of ['session.auth', 'session.ready', 'session.health', 'session.error']) {
     es.addEventListener(name, (ev) => refreshSoon(JSON.parse(ev.data).id));
   }
 }

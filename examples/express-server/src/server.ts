@@ -110,10 +110,12 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
   const demo = simulatedAdapter({
     name: 'demo',
     description:
-      'Demo platform (the simulated adapter): logs in with a QR code, remembers the login across restarts. Any token works; "Simulate scan" stands in for a phone.',
+      'Demo platform (the simulated adapter): logs in with a QR code, remembers the login across restarts, echoes what you send. Any token works; "Simulate scan" stands in for a phone.',
     auth: 'qr',
     remember: true,
     rotateQr: true,
+    // Sent actions come back as inbound messages, so the page shows traffic both ways.
+    echo: true,
     ...(options.demo ?? {}),
   });
   const manager = new SessionManager({

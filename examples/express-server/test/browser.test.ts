@@ -83,6 +83,8 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
   await page.getByTestId('send-submit').click();
   await expect.poll(() => page.getByTestId('send-result').textContent()).toMatch(/"ok":true/);
   await expect.poll(() => page.getByTestId('stats').textContent()).toMatch(/msgs out1/);
+  // The demo echoes it: both directions appear in the live message list.
+  await expect.poll(() => page.getByTestId('messages').textContent()).toMatch(/in.*"text":"hello".*out.*"text":"hello"/s);
   await expect.poll(() => page.getByTestId('logs').textContent()).toMatch(/logged in with qr/);
   await page.screenshot({ path: `${ARTIFACTS}ready.png` });
 
