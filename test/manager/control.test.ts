@@ -6,12 +6,14 @@ import {
   SessionNotFoundError,
   ValidationError,
   canTransition,
+  defineAdapter,
   memoryStorage,
   type Logger,
   type SessionManagerEventPayload,
   type SessionState,
 } from 'multisession';
 import { createManualClock } from 'multisession/testing';
+import { z } from 'zod';
 import { setup } from '../helpers/setup.js';
 import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
 
@@ -475,3 +477,144 @@ describe('list and statuses', () => {
     expect(await m.status('a')).toEqual(all[0]);
   });
 });
+
+describe('robustness of control', () => {
+  it('a listener that throws is reported as manager.error and does not stop other listeners or waitFor', async () => {
+    const { manager: m, scripted: s, clock } = await make();
+    const managerErrors: string[] = [];
+    m.on('manager.error', (e) => managerErrors.push(e.error.message));
+    m.on('session.state', () => {
+      throw new Error('a bug in the app');
+    });
+    const seen: string[] = [];
+    m.on('session.state', (e) => seen.push(e.to));
+    await m.create({ id: 'g', platform: 'scripted', config: { mode: 'gate' } });
+    void m.start('g');
+    await settle();
+    const waiting = m.waitFor('g', 'ready', { timeoutMs: 1_000 }).then((x) => x.state, (e: unknown) => e);
+    s.last('g').gate.resolve();
+    await settle();
+    await clock.advance(1_000);
+    expect(await waiting).toBe('ready');
+    expect(seen).toEqual(['starting', 'ready']);
+    expect(managerErrors.length).toBeGreaterThanOrEqual(2);
+    expect(managerErrors[0]).toMatch(/a bug in the app/);
+  });
+
+  it('back-off delays grow by factor and stop at maxDelayMs', async () => {
+    const { manager: m, scripted: s, clock, states } = await make({ restart: { retries: 4, minDelayMs: 100, maxDelayMs: 500, factor: 2 } });
+    s.behave('f', { failStarts: 100 });
+    await m.create({ id: 'f', platform: 'scripted' });
+    const t0 = clock.now();
+    await m.start('f');
+    await clock.advance(5_000);
+    const startsAt = states.filter((e) => e.to === 'starting').map((e) => e.at - t0);
+    expect(startsAt).toEqual([0, 100, 300, 700, 1_200]); // waits of 100, 200, 400, then 500 (capped)
+    expect((await m.get('f')).state).toBe('failed');
+    expect(s.connections('f')).toHaveLength(5);
+  });
+
+  it('a connection that was replaced can no longer touch the session', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    const seen: string[] = [];
+    m.on('session.message', () => seen.push('message'));
+    m.on('session.auth', () => seen.push('auth'));
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    const old = s.last('a').ctx;
+    await m.restart('a');
+    const before = states.length;
+    expect(old.signal.aborted).toBe(true);
+    old.emitMessage('late');
+    old.auth.qr('late-qr');
+    old.expired('late');
+    old.fail(new Error('late'));
+    old.touch();
+    await expect(old.auth.request('code')).rejects.toMatchObject({ code: 'ABORTED' });
+    await settle();
+    expect(seen).toEqual([]);
+    expect(states).toHaveLength(before);
+    expect((await m.get('a')).state).toBe('ready');
+    expect((await m.stats('a')).messagesIn).toBe(0);
+  });
+
+  it('start and a forced delete fired together: the session is gone and its connection stopped', async () => {
+    const { manager: m, scripted: s, states } = await make();
+    await m.create({ id: 'a', platform: 'scripted', config: { mode: 'gate' } });
+    const results = await Promise.allSettled([m.start('a'), m.delete('a', { force: true }), m.start('a')]);
+    expect(results[1]!.status).toBe('fulfilled');
+    expect(results[2]).toMatchObject({ status: 'rejected', reason: expect.any(SessionNotFoundError) });
+    await settle();
+    expect(s.connections('a').every((c) => c.stopped)).toBe(true);
+    expect(expectValidChain(states, 'a')).toBe('stopped');
+    await expect(m.get('a')).rejects.toBeInstanceOf(SessionNotFoundError);
+  });
+
+  it('waitFor rejects with SessionNotFoundError when the session is deleted while waiting', async () => {
+    const { manager: m } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    const waiting = m.waitFor('a', 'ready').catch((e: unknown) => e);
+    await m.delete('a');
+    expect(await waiting).toBeInstanceOf(SessionNotFoundError);
+  });
+
+  it('autoStart starts the session on create', async () => {
+    const { manager: m, scripted: s } = await make();
+    const snap = await m.create({ id: 'a', platform: 'scripted', autoStart: true });
+    expect(snap).toMatchObject({ state: 'ready', desiredState: 'running', autoStart: true });
+    expect(s.connections('a')).toHaveLength(1);
+  });
+
+  it('snapshots are copies: changing one changes nothing stored', async () => {
+    const { manager: m } = await make();
+    const snap = await m.create({ id: 'a', platform: 'scripted', labels: { team: 'x' }, metadata: { deep: { n: 1 } } });
+    snap.labels.team = 'hacked';
+    (snap.config as Record<string, unknown>).mode = 'gate';
+    ((snap.metadata as { deep: { n: number } }).deep).n = 2;
+    snap.transitions.push({ from: 'stopped', to: 'ready', reason: 'x', at: 0 });
+    const again = await m.get('a');
+    expect(again.labels).toEqual({ team: 'x' });
+    expect(again.config).toEqual({ mode: 'auto' });
+    expect(again.metadata).toEqual({ deep: { n: 1 } });
+    expect(again.transitions).toEqual([]);
+  });
+
+  it("logout calls the connection's logout() first; a failing logout is logged and the logout goes on", async () => {
+    const calls: string[] = [];
+    const withLogout = defineAdapter({
+      name: 'with-logout',
+      credentials: z.unknown(),
+      config: z.object({ failLogout: z.boolean().default(false) }),
+      connect(ctx) {
+        return {
+          async start() {
+            calls.push(`start:${ctx.id}`);
+          },
+          async stop() {
+            calls.push(`stop:${ctx.id}`);
+          },
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          async send() {},
+          async logout() {
+            calls.push(`logout:${ctx.id}`);
+            if (ctx.config.failLogout) throw new Error('platform said no');
+          },
+        };
+      },
+    });
+    const { manager: m } = await make({}, [withLogout]);
+    await m.create({ id: 'ok', platform: 'with-logout' });
+    await m.create({ id: 'bad', platform: 'with-logout', config: { failLogout: true } });
+    await m.start('ok');
+    await m.start('bad');
+    calls.length = 0;
+    expect((await m.logout('ok')).state).toBe('ready');
+    expect(calls).toEqual(['logout:ok', 'stop:ok', 'start:ok']);
+    expect((await m.logout('bad')).state).toBe('ready');
+    expect((await m.logs('bad', { level: 'warn' })).map((l) => l.msg)).toEqual([expect.stringMatching(/logout failed: platform said no/)]);
+    expect((await m.audit({ action: 'logout' })).map((a) => a.sessionId).sort()).toEqual(['bad', 'ok']);
+  });
+});
+
