@@ -104,6 +104,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     createdAdminKey = keys.create({ name: 'admin', role: 'admin' }).key;
     print(`Created an admin API key (shown only now; only its hash is stored in ${join(dataDir, 'api-keys.json')}):`);
     print(`  ${createdAdminKey}`);
+  } else if (!options.apiKey) {
+    print(`API keys: hashes in ${join(dataDir, 'api-keys.json')} (the admin key was printed on the first start; delete that file to get a new one).`);
   }
 
   const storage = createStorage(db, options.pgSchema);

@@ -95,6 +95,7 @@ it('sessions come back running after SIGKILL, and after a graceful SIGTERM', asy
   // Second start on the same data folder: no new keys; the sessions are back.
   const b = await startServer();
   expect(b.lines.join('\n')).not.toMatch(/msk_|Created a secret key/);
+  expect(b.lines.join('\n')).toMatch(/admin key was printed on the first start/);
   await waitState(b.url, key!, 'keep-ready', ['ready']); // remembered login: straight to ready
   const again = await waitState(b.url, key!, 'keep-qr', ['authenticating']); // running again, new QR
   expect(again.desiredState).toBe('running');
