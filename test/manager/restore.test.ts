@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { SessionManager, memoryStorage } from 'multisession';
+import { createManualClock } from 'multisession/testing';
+import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
+
+/** A memory store holding `running` sessions (gate mode) and one stopped session. */
+async function storeWithRunningSessions(n: number) {
+  const storage = memoryStorage();
+  const clock = createManualClock();
+  const first = new SessionManager({ storage, adapters: [scriptedAdapter().adapter], clock });
+  await first.open();
+  for (let i = 0; i < n; i++) {
+    await first.create({ id: `s${i}`, platform: 'scripted', config: { mode: 'gate' }, credentials: { token: `token-${i}` } });
+    void first.start(`s${i}`);
+  }
+  await first.create({ id: 'off', platform: 'scripted' });
+  await settle();
+  await first.close();
+  await storage.init(); // the memory store keeps its data across close(): open it again
+  return { storage, clock };
+}
+
+describe('open() restores desired-running sessions', () => {
+  it('restore.concurrency at a time, and only those whose desired state is running', async () => {
+    const { storage, clock } = await storeWithRunningSessions(5);
+    const scripted = scriptedAdapter();
+    const manager = new SessionManager({ storage, adapters: [scripted.adapter], clock, restore: { concurrency: 2 } });
+    const ids = ['s0', 's1', 's2', 's3', 's4'];
+    let opened = false;
+    const opening = manager.open().then(() => (opened = true));
+    let maxInFlight = 0;
+    for (let round = 0; round < 10 && !opened; round++) {
+      await settle();
+      const starting: string[] = [];
+      for (const id of ids) if ((await manager.get(id)).state === 'starting') starting.push(id);
+      maxInFlight = Math.max(maxInFlight, starting.length);
+      for (const id of starting) scripted.last(id).gate.resolve();
+    }
+    await opening;
+    expect(maxInFlight).toBeGreaterThan(0);
+    expect(maxInFlight).toBeLessThanOrEqual(2);
+    for (const id of ids) {
+      const snap = await manager.get(id);
+      expect(snap.state, id).toBe('ready');
+      expect(snap.transitions.at(-2)).toMatchObject({ from: 'stopped', to: 'starting', reason: 'restore' });
+      expect(scripted.last(id).ctx.credentials).toEqual({ token: `token-${id.slice(1)}` });
+    }
+    expect((await manager.get('off')).state).toBe('stopped');
+    expect(scripted.connections('off')).toHaveLength(0);
+    await manager.close();
+  });
+
+  it('a session whose platform is no longer registered ends failed with ADAPTER_NOT_FOUND; the others run', async () => {
+    const storage = memoryStorage();
+    const clock = createManualClock();
+    const old = new SessionManager({ storage, adapters: [scriptedAdapter().adapter, scriptedAdapter('retired').adapter], clock });
+    await old.open();
+    await old.create({ id: 'kept', platform: 'scripted' });
+    await old.create({ id: 'orphan', platform: 'retired' });
+    await old.start('kept');
+    await old.start('orphan');
+    await old.close();
+    await storage.init();
+    const manager = new SessionManager({ storage, adapters: [scriptedAdapter().adapter], clock });
+    await manager.open();
+    expect((await manager.get('kept')).state).toBe('ready');
+    const orphan = await manager.get('orphan');
+    expect(orphan.state).toBe('failed');
+    expect(orphan.lastError).toMatchObject({ code: 'ADAPTER_NOT_FOUND' });
+    expect(orphan.lastError!.message).toMatch(/retired/);
+    // It can still be deleted.
+    await manager.delete('orphan');
+    expect((await manager.list()).map((s) => s.id)).toEqual(['kept']);
+    await manager.close();
+  });
+});
