@@ -45,7 +45,21 @@ function componentsFromZod(): Record<string, JsonObject> {
   }) as { schemas: Record<string, JsonObject> };
   const schemas: Record<string, JsonObject> = {};
   const shared = (out.schemas.__shared?.$defs ?? {}) as Record<string, JsonObject>;
-  const rename = (def: string) => `Shared_${def}`;
+  // zod emits one definition per recursive schema instance; identical ones (e.g. several
+  // `z.json()`) become one component, named JsonValue when it is the JSON value type.
+  const names = new Map<string, string>();
+  const byShape = new Map<string, string>();
+  for (const [def, schema] of Object.entries(shared)) {
+    const shape = JSON.stringify(schema).split(`"#/components/schemas/__shared#/$defs/${def}"`).join('"SELF"');
+    let name = byShape.get(shape);
+    if (!name) {
+      const isJson = shape.includes('"type":"null"') && shape.includes('"type":"array"') && shape.includes('"additionalProperties":{"$ref":"SELF"}');
+      name = isJson && ![...byShape.values()].includes('JsonValue') ? 'JsonValue' : `Shared${byShape.size + 1}`;
+      byShape.set(shape, name);
+    }
+    names.set(def, name);
+  }
+  const rename = (def: string) => names.get(def) ?? `Shared_${def}`;
   const fix = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(fix);
     if (!node || typeof node !== 'object') return node;
@@ -64,7 +78,7 @@ function componentsFromZod(): Record<string, JsonObject> {
   for (const [id, schema] of Object.entries(out.schemas)) {
     if (id !== '__shared') schemas[id] = fix(schema) as JsonObject;
   }
-  for (const [def, schema] of Object.entries(shared)) schemas[rename(def)] = fix(schema) as JsonObject;
+  for (const [def, schema] of Object.entries(shared)) schemas[rename(def)] ??= fix(schema) as JsonObject;
   return schemas;
 }
 
