@@ -18,16 +18,19 @@ function brittleAdapter() {
   const adapter = defineAdapter({
     name: 'brittle',
     credentials: z.unknown(),
-    config: z.object({ mode: z.enum(['sync-throw', 'null-connection', 'hang']) }),
+    config: z.object({ mode: z.enum(['sync-throw', 'null-connection', 'hang', 'stop-hangs', 'stop-throws']) }),
     connect(ctx) {
       if (ctx.config.mode === 'null-connection') return null as unknown as PlatformConnection;
       return {
         start(): Promise<void> {
           if (ctx.config.mode === 'sync-throw') throw new Error('start blew up before returning a promise');
+          if (ctx.config.mode === 'stop-hangs' || ctx.config.mode === 'stop-throws') return Promise.resolve();
           return new Promise<void>(() => {}); // hang
         },
         async stop() {
           stops.push(ctx.id);
+          if (ctx.config.mode === 'stop-hangs') await new Promise<void>(() => {});
+          if (ctx.config.mode === 'stop-throws') throw new Error('stop exploded');
         },
         async health() {
           return { status: 'healthy' as const };
@@ -256,4 +259,30 @@ describe('isolation: a misbehaving adapter touches no other session', () => {
     expect(brittle.stops).toEqual(['s', 's']);
     expect((await m.stats('s')).failures).toBe(2);
   });
+
+  it('stop() that hangs is abandoned after stopTimeoutMs; one that throws is logged; both end stopped', async () => {
+    const brittle = brittleAdapter();
+    const env = await make({ adapters: [brittle.adapter], stopTimeoutMs: 2_000 });
+    const { manager: m, clock } = env;
+    await m.create({ id: 'hangs', platform: 'brittle', config: { mode: 'stop-hangs' } });
+    await m.create({ id: 'throws', platform: 'brittle', config: { mode: 'stop-throws' } });
+    expect((await m.start('hangs')).state).toBe('ready');
+    expect((await m.start('throws')).state).toBe('ready');
+    expect((await m.stop('throws')).state).toBe('stopped');
+    expect((await m.logs('throws', { level: 'warn' })).map((l) => l.msg)).toEqual(['adapter stop failed: stop exploded']);
+    let stopped = false;
+    const stopping = m.stop('hangs').then((x) => ((stopped = true), x));
+    await clock.advance(1_999);
+    expect(stopped).toBe(false);
+    expect((await m.get('hangs')).state).toBe('stopping');
+    await clock.advance(1);
+    expect((await stopping).state).toBe('stopped');
+    expect((await m.logs('hangs', { level: 'warn' }))[0]!.msg).toMatch(/did not finish within 2000 ms/);
+    // It can start and stop again; close() is not held up by it for longer than stopTimeoutMs either.
+    await m.start('hangs');
+    const closing = env.manager.close();
+    await clock.advance(2_000);
+    await closing;
+  });
 });
+
