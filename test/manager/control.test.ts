@@ -616,5 +616,61 @@ describe('robustness of control', () => {
     expect((await m.logs('bad', { level: 'warn' })).map((l) => l.msg)).toEqual([expect.stringMatching(/logout failed: platform said no/)]);
     expect((await m.audit({ action: 'logout' })).map((a) => a.sessionId).sort()).toEqual(['bad', 'ok']);
   });
+
+  it('waitFor leaves no listener behind, however it ends', async () => {
+    const { manager: m, clock } = await make();
+    await m.create({ id: 'a', platform: 'scripted', config: { mode: 'gate' } });
+    await m.create({ id: 'b', platform: 'scripted' });
+    const base = { state: m.listenerCount('session.state'), deleted: m.listenerCount('session.deleted') };
+    const ac = new AbortController();
+    const outcomes = Promise.allSettled([
+      m.waitFor('a', 'ready', { timeoutMs: 500 }), // times out
+      m.waitFor('a', ['ready', 'failed'], { signal: ac.signal }), // aborted
+      m.waitFor('b', 'ready'), // resolves
+      m.waitFor('b', 'failed'), // the session is deleted
+    ]);
+    expect(m.listenerCount('session.state')).toBe(base.state + 4);
+    await clock.advance(500);
+    ac.abort(new Error('enough'));
+    await m.start('b');
+    await m.delete('b', { force: true });
+    const results = await outcomes;
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled', 'rejected']);
+    expect(m.listenerCount('session.state')).toBe(base.state);
+    expect(m.listenerCount('session.deleted')).toBe(base.deleted);
+  });
+});
+
+describe('audit', () => {
+  it('records every control action with its actor, newest first, and filters by session, action, time and limit', async () => {
+    const { manager: m, clock } = await make();
+    const t0 = clock.now();
+    await m.create({ id: 'a', platform: 'scripted', credentials: { token: 'tok-audit-1' } }, { actor: 'alice' });
+    await m.update('a', { labels: { x: '1' } }, { actor: 'bob' });
+    await m.start('a', { actor: 'carol' });
+    await clock.advance(1_000);
+    const t1 = clock.now();
+    await m.restart('a', { actor: 'dave' });
+    await m.logout('a', { actor: 'erin' });
+    await m.clear('a', { actor: 'frank' });
+    await m.stop('a', { actor: 'grace', reason: 'maintenance' });
+    await m.create({ id: 'b', platform: 'scripted' });
+    await m.delete('a', { actor: 'heidi' });
+    const forA = await m.audit({ sessionId: 'a' });
+    expect(forA.map((e) => `${e.action}:${e.actor}`)).toEqual([
+      'delete:heidi', 'stop:grace', 'clear:frank', 'logout:erin', 'restart:dave', 'start:carol', 'update:bob', 'create:alice',
+    ]);
+    expect(forA.find((e) => e.action === 'update')!.details).toEqual({ fields: ['labels'] });
+    expect(forA.find((e) => e.action === 'stop')!.details).toEqual({ reason: 'maintenance' });
+    expect(forA[0]!.at).toBeGreaterThanOrEqual(t1);
+    expect(forA.at(-1)!.at).toBe(t0);
+    expect(JSON.stringify(forA)).not.toContain('tok-audit-1');
+    expect((await m.audit({ action: 'create' })).map((e) => e.sessionId)).toEqual(['b', 'a']);
+    expect((await m.audit({ since: t1 })).every((e) => e.at >= t1)).toBe(true);
+    expect((await m.audit({ since: t1 })).map((e) => e.action)).not.toContain('update');
+    expect(await m.audit({ limit: 2 })).toHaveLength(2);
+    const ids = (await m.audit()).map((e) => e.id);
+    expect([...ids].sort((x, y) => y - x)).toEqual(ids);
+  });
 });
 
