@@ -240,3 +240,36 @@ describe('duplicate-credential guard', () => {
     expect((await m.create({ id: 'b', platform: 'scripted', credentials: { token: TOKEN } })).id).toBe('b');
   });
 });
+
+describe('rotateSecretKey', () => {
+  it('re-encrypts every stored credential with the new key; sessions keep working and the guard still holds', async () => {
+    const h = await harness();
+    const { manager: m, scripted: s } = h;
+    await m.create({ id: 'a', platform: 'scripted', credentials: { token: TOKEN } });
+    await m.create({ id: 'b', platform: 'scripted', credentials: { token: OTHER_TOKEN } });
+    await m.create({ id: 'none', platform: 'scripted' });
+    await m.start('a');
+    const sealedBefore = (await m.storage.getSession('a'))!.credentials!;
+    expect(sealedBefore.startsWith('v1.')).toBe(true);
+    const newKey = randomBytes(32).toString('hex');
+    expect(await m.rotateSecretKey(newKey, { actor: 'ops' })).toEqual({ rotated: 2 });
+    const sealedAfter = (await m.storage.getSession('a'))!.credentials!;
+    expect(sealedAfter).not.toBe(sealedBefore);
+    expect(sealedAfter.split('.')[1]).not.toBe(sealedBefore.split('.')[1]); // another key id
+    expect(sealedAfter).not.toContain(TOKEN);
+    // The running session is untouched; a restart decrypts with the new key.
+    expect((await m.get('a')).state).toBe('ready');
+    await m.restart('a');
+    expect(s.last('a').ctx.credentials).toEqual({ token: TOKEN });
+    await m.start('b');
+    expect(s.last('b').ctx.credentials).toEqual({ token: OTHER_TOKEN });
+    // Fingerprints were rewritten too: the duplicate guard still recognises the token.
+    await expect(m.create({ id: 'c', platform: 'scripted', credentials: { token: TOKEN } })).rejects.toBeInstanceOf(DuplicateCredentialsError);
+    const audit = await m.audit({ action: 'rotate-key' });
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ actor: 'ops', details: { sessions: 2 } });
+    expect(JSON.stringify(audit)).not.toContain(newKey);
+    await h.expectNoSecret(['a', 'b'], [TOKEN, OTHER_TOKEN, newKey]);
+  });
+});
+
