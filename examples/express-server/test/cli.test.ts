@@ -1,0 +1,39 @@
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+it('--help prints every flag with its environment variable', async () => {
+  const r = await run(['--help']);
+  expect(r.code).toBe(0);
+  for (const flag of ['--port', '--host', '--data-dir', '--db', '--max-sessions', '--api-key', '--cors-origin', '--rate-limit']) expect(r.out).toContain(flag);
+  for (const env of ['PORT', 'HOST', 'MULTISESSION_DB', 'MULTISESSION_API_KEY']) expect(r.out).toContain(env);
+});
+
+it('bad flags and environment values exit 2 and say what to change', async () => {
+  const port = await run(['--port', 'eighty']);
+  expect(port.code).toBe(2);
+  expect(port.err).toContain('--port must be an integer');
+  const unknown = await run(['--colour', 'red']);
+  expect(unknown.code).toBe(2);
+  expect(unknown.err).toMatch(/colour/);
+  // (Flags that would be harmless if the check ever let it start.)
+  const key = await run(['--port', '0', '--data-dir', join(tmpdir(), `ms-cli-${process.pid}`)], { MULTISESSION_API_KEY: 'short' });
+  expect(key.code).toBe(2);
+  expect(key.err).toContain('at least 16 characters');
+});
