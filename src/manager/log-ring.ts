@@ -15,7 +15,9 @@ export class LogRing {
 
   push(entry: LogEntry): void {
     if (this.#size === 0) return;
-    this.#items[this.#next] = entry;
+    // Grow by exact copies until full (a pushed-to array reserves 16 slots), then overwrite.
+    if (this.#items.length < this.#size) this.#items = [...this.#items, entry];
+    else this.#items[this.#next] = entry;
     this.#next = (this.#next + 1) % this.#size;
     if (this.#count < this.#size) this.#count++;
   }

@@ -12,8 +12,9 @@ class Entry implements ScheduledTask {
   constructor(
     readonly at: number,
     readonly seq: number,
-    public fn: (() => void) | null,
+    public fn: ((arg: any) => void) | null,
     readonly owner: Scheduler,
+    readonly arg: unknown,
   ) {}
 
   cancel(): void {
@@ -50,9 +51,9 @@ export class Scheduler {
     return this.#heap.length - this.#cancelled;
   }
 
-  /** Runs `fn` after `delayMs` (on the injected clock). */
-  schedule(delayMs: number, fn: () => void): ScheduledTask {
-    const entry = new Entry(this.#clock.now() + Math.max(0, delayMs), this.#seq++, this.#closed ? null : fn, this);
+  /** Runs `fn(arg)` after `delayMs` (on the injected clock). Passing `arg` spares a closure per task. */
+  schedule<A = undefined>(delayMs: number, fn: (arg: A) => void, arg?: A): ScheduledTask {
+    const entry = new Entry(this.#clock.now() + Math.max(0, delayMs), this.#seq++, this.#closed ? null : fn, this, arg);
     if (this.#closed) return entry;
     this.#push(entry);
     if (this.#gridded(entry.at) < this.#timerAt) this.#arm();
@@ -133,7 +134,7 @@ export class Scheduler {
       e.fn = null;
       if (!fn) continue;
       try {
-        fn();
+        fn(e.arg);
       } catch (error) {
         this.#onError(error);
       }

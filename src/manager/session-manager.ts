@@ -76,6 +76,12 @@ const stateListSchema = z.union([z.enum(SESSION_STATES), z.array(z.enum(SESSION_
 
 type Phase = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 
+interface ListenerRecord {
+  fn: (payload: unknown) => void;
+  context: unknown;
+  once: boolean;
+}
+
 function toJsonSchema(schema: z.ZodType): JsonObject {
   try {
     return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonObject;
@@ -113,6 +119,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   #secretCache = new Map<string, { version: number; strings: string[] }>();
   #phase: Phase = 'new';
   #creating = 0;
+  /** Rejecters of pending waitFor() calls, settled with ManagerClosedError on close. */
+  readonly #waiters = new Set<(error: Error) => void>();
   #opening: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
 
@@ -222,6 +230,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       [...this.#runtimes.values()].map((rt) => rt.enqueue(() => rt.stop('manager closing')).catch((error) => this.#managerError(error))),
     );
     await this.#persister.flush();
+    for (const reject of [...this.#waiters]) reject(new ManagerClosedError());
     this.#scheduler.close();
     this.#runtimes.clear();
     this.#phase = 'closed';
@@ -358,6 +367,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       rt.record = await this.#write(rt, { ...changes, updatedAt: now });
       this.#audit('update', id, ctl.actor, { fields: changed });
       this.#emit('session.updated', { id, session: rt.snapshot(), changed, at: now });
+      if (changed.includes('idleTimeoutMs')) rt.rescheduleIdle();
       const needsRestart = changed.includes('config') || changed.includes('credentials');
       if (needsRestart && rt.record.desiredState === 'running' && rt.state !== 'stopped') {
         const reason = changed.includes('credentials') ? 'credentials changed' : 'config changed';
@@ -540,7 +550,12 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const opts = parseWith(waitOptionsSchema, options, 'wait options');
     if (wanted.has(rt.state)) return rt.snapshot();
     return new Promise<SessionSnapshot>((resolve, reject) => {
+      const fail = (error: Error) => {
+        cleanup();
+        reject(error);
+      };
       const cleanup = () => {
+        this.#waiters.delete(fail);
         this.off('session.state', onState);
         this.off('session.deleted', onDeleted);
         timer?.cancel();
@@ -567,6 +582,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
               cleanup();
               reject(new TimeoutError(`Session "${id}" did not reach ${[...wanted].join(' or ')} within ${opts.timeoutMs} ms (it is "${rt.state}").`));
             });
+      this.#waiters.add(fail);
       this.on('session.state', onState);
       this.on('session.deleted', onDeleted);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -730,11 +746,23 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     this.#persister.audit({ at: this.#clock.now(), sessionId, action, actor: actor ?? null, details });
   }
 
+  /**
+   * Emits to every listener even when one throws (an app's bug must not starve the others, nor
+   * the manager's own waiters); a throw is reported as `manager.error`.
+   */
   #emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void {
-    try {
-      (this.emit as (e: string, p: unknown) => boolean)(event, payload);
-    } catch (error) {
-      if (event !== 'manager.error') this.#managerError(error);
+    if (this.listenerCount(event) === 0) return;
+    // eventemitter3 keeps { fn, context, once } records; walking them keeps once() semantics.
+    const key = EventEmitter.prefixed ? `${EventEmitter.prefixed}${event}` : event;
+    const raw = (this as unknown as { _events: Record<string, ListenerRecord | ListenerRecord[]> })._events[key];
+    if (!raw) return;
+    for (const l of Array.isArray(raw) ? [...raw] : [raw]) {
+      if (l.once) this.removeListener(event, l.fn as never, l.context, true);
+      try {
+        l.fn.call(l.context, payload);
+      } catch (error) {
+        if (event !== 'manager.error') this.#managerError(error);
+      }
     }
   }
 

@@ -35,18 +35,38 @@ class ExpiredSignal extends Error {
 }
 
 /** One supervision of a running session: from start() until stop(), failed or expired. */
-interface Run {
-  readonly cancel: Cancellation;
+class Run {
+  readonly cancel = new Cancellation();
+  attempt: Attempt | null = null;
   /** Resolves when the first attempt settles (ready, authenticating, backoff, failed, expired). */
   readonly settled: Promise<void>;
-  settle(): void;
-  done: Promise<void>;
-  attempt: Attempt | null;
+  /** Resolves when supervision has ended (the connection is torn down). */
+  readonly done: Promise<void>;
+  #settle: (() => void) | null = null;
+  #finish: (() => void) | null = null;
+
+  constructor() {
+    this.settled = new Promise<void>((r) => (this.#settle = r));
+    this.done = new Promise<void>((r) => (this.#finish = r));
+  }
+
+  settle(): void {
+    this.#settle?.();
+    this.#settle = null;
+  }
+
+  finish(): void {
+    this.settle();
+    this.#finish?.();
+    this.#finish = null;
+  }
 }
 
 /** One connection attempt: connect, start, live, teardown. */
 class Attempt {
-  readonly controller = new AbortController();
+  /** Made on first use of `ctx.signal` (an AbortSignal costs ~0.8 KB once touched). */
+  #controller: AbortController | null = null;
+  #aborted: unknown = undefined;
   connection: PlatformConnection<JsonValue> | null = null;
   ended = false;
   live = false;
@@ -58,17 +78,29 @@ class Attempt {
   authTimer: ScheduledTask | null = null;
   healthTimeout: ScheduledTask | null = null;
   pending: { kind: Exclude<AuthKind, 'qr'>; resolve(value: string): void; reject(error: Error): void } | null = null;
-  /** Health callbacks, made once per attempt and reused by every check. */
-  onHealthTick: (() => void) | null = null;
+  /** Probe callbacks, made once per attempt and reused by every check. */
   onHealthReport: ((report: HealthReport) => void) | null = null;
   onHealthError: ((cause: unknown) => void) | null = null;
-  onHealthTimeout: (() => void) | null = null;
   readonly down: Promise<Down>;
   #resolveDown!: (d: Down) => void;
   #downed = false;
 
   constructor() {
     this.down = new Promise<Down>((r) => (this.#resolveDown = r));
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted !== undefined) this.#controller.abort(this.#aborted);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted !== undefined) return;
+    this.#aborted = reason;
+    this.#controller?.abort(reason);
   }
 
   end(d: Down): void {
@@ -107,7 +139,7 @@ export class SessionRuntime {
   readyAt: number | null = null;
   restarts = 0;
   deleted = false;
-  readonly transitions: TransitionInfo[] = [];
+  transitions: TransitionInfo[] = [];
   #logs: LogRing | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #run: Run | null = null;
@@ -123,7 +155,7 @@ export class SessionRuntime {
     this.health = 'unknown';
     this.lastError = record.lastError;
     this.lastActivityAt = record.lastActivityAt;
-    this.transitions.push(...transitions.slice(-core.options.historySize));
+    this.transitions = transitions.slice(-core.options.historySize);
   }
 
   get id(): string {
@@ -153,15 +185,10 @@ export class SessionRuntime {
    */
   start(reason: string): { settled: Promise<void> } {
     if (this.#run) return { settled: this.#run.settled };
-    let settle!: () => void;
-    const settled = new Promise<void>((r) => (settle = r));
-    const run: Run = { cancel: new Cancellation(), settled, settle, done: Promise.resolve(), attempt: null };
+    const run = new Run();
     this.#run = run;
-    run.done = this.#supervise(run, reason).finally(() => {
-      run.settle();
-      if (this.#run === run) this.#run = null;
-    });
-    return { settled };
+    void this.#supervise(run, reason);
+    return { settled: run.settled };
   }
 
   /** Stops supervision and the connection; the session ends `stopped`. */
@@ -252,6 +279,15 @@ export class SessionRuntime {
     }
   }
 
+  /** The idle timeout changed: re-plan the live attempt's idle check. */
+  rescheduleIdle(): void {
+    const attempt = this.#run?.attempt;
+    if (!attempt?.live || attempt.ended) return;
+    attempt.idleTask?.cancel();
+    attempt.idleTask = null;
+    this.#scheduleIdle(attempt);
+  }
+
   touch(): void {
     this.lastActivityAt = this.#core.clock.now();
     this.#core.persister.status({ id: this.id, lastActivityAt: this.lastActivityAt });
@@ -325,43 +361,59 @@ export class SessionRuntime {
 
   // ---------------------------------------------------------------- supervision
 
+  #delay(n: number): number {
+    const { minDelayMs, maxDelayMs, factor } = this.#core.options.restart;
+    return Math.min(maxDelayMs, minDelayMs * factor ** n);
+  }
+
+  /**
+   * Brings the session up: a p-retry loop of attempts with back-off. Once an attempt is live the
+   * supervision waits on a promise reaction (not a suspended frame: a ready session costs less).
+   */
   async #supervise(run: Run, reason: string): Promise<void> {
-    const { retries, minDelayMs, maxDelayMs, factor } = this.#core.options.restart;
-    const delay = (n: number) => Math.min(maxDelayMs, minDelayMs * factor ** n);
-    let startReason = reason;
+    let attempt: Attempt;
     try {
-      for (;;) {
-        // A fresh p-retry loop per outage: attempts are counted from the last time it was up.
-        // It resolves with the live attempt, so a ready session holds one suspended frame (here).
-        const attempt = await pRetry((n) => this.#startAttempt(run, n === 1 ? startReason : 'retry'), {
-          retries,
-          minTimeout: 0,
-          maxTimeout: 0,
-          factor: 1,
-          shouldRetry: async ({ error, retriesConsumed }) => {
-            if (error instanceof ExpiredSignal || error instanceof AuthTimeoutError || run.cancel.aborted) return false;
-            this.#transition('backoff', `start failed: ${error.message}`, run);
-            run.settle();
-            this.restarts++;
-            this.#count('restarts');
-            await this.#core.scheduler.sleep(delay(retriesConsumed), run.cancel);
-            return true;
-          },
-        });
-        const down = await attempt.down;
-        await this.#teardown(attempt);
-        if (down.kind !== 'failed') throw this.#downError(down);
-        // It was up and went down: restart after the first back-off step, unless restarts are off.
-        this.#failure(down.error);
-        if (retries === 0) throw down.error;
-        this.#transition('backoff', `restarting: ${down.error.message}`, run);
-        this.restarts++;
-        this.#count('restarts');
-        await this.#core.scheduler.sleep(delay(0), run.cancel);
-        startReason = 'restart';
-      }
+      attempt = await pRetry((n) => this.#startAttempt(run, n === 1 ? reason : 'retry'), {
+        retries: this.#core.options.restart.retries,
+        minTimeout: 0,
+        maxTimeout: 0,
+        factor: 1,
+        shouldRetry: async ({ error, retriesConsumed }) => {
+          if (error instanceof ExpiredSignal || error instanceof AuthTimeoutError || run.cancel.aborted) return false;
+          this.#transition('backoff', `start failed: ${error.message}`, run);
+          run.settle();
+          this.restarts++;
+          this.#count('restarts');
+          await this.#core.scheduler.sleep(this.#delay(retriesConsumed), run.cancel);
+          return true;
+        },
+      });
     } catch (error) {
-      if (run.cancel.aborted) return;
+      return this.#endRun(run, error);
+    }
+    void attempt.down.then((down) => this.#afterDown(run, attempt, down));
+  }
+
+  /** A live attempt went down: restart after the first back-off step (a fresh p-retry loop), or end. */
+  async #afterDown(run: Run, attempt: Attempt, down: Down): Promise<void> {
+    await this.#teardown(attempt);
+    try {
+      if (down.kind !== 'failed') throw this.#downError(down);
+      this.#failure(down.error);
+      if (this.#core.options.restart.retries === 0) throw down.error;
+      this.#transition('backoff', `restarting: ${down.error.message}`, run);
+      this.restarts++;
+      this.#count('restarts');
+      await this.#core.scheduler.sleep(this.#delay(0), run.cancel);
+    } catch (error) {
+      return this.#endRun(run, error);
+    }
+    void this.#supervise(run, 'restart');
+  }
+
+  /** Supervision is over: record why (unless stopped), and release whoever waits. */
+  #endRun(run: Run, error: unknown): void {
+    if (!run.cancel.aborted) {
       if (error instanceof ExpiredSignal) {
         this.health = error.health;
         this.lastError = { code: 'EXPIRED', message: error.reason, at: this.#core.clock.now() };
@@ -373,6 +425,8 @@ export class SessionRuntime {
       }
       this.#persistStatus();
     }
+    if (this.#run === run) this.#run = null;
+    run.finish();
   }
 
   /** Connects and starts one attempt. Resolves with it once it is up; throws when it never came up. */
@@ -445,7 +499,7 @@ export class SessionRuntime {
     attempt.cancelTimers();
     attempt.pending?.reject(new AbortedError(`Session "${this.id}" stopped waiting for authentication.`));
     attempt.pending = null;
-    attempt.controller.abort(new AbortedError(`Session "${this.id}" is stopping.`));
+    attempt.abort(new AbortedError(`Session "${this.id}" is stopping.`));
     this.auth = null;
     this.readyAt = null;
     const conn = attempt.connection;
@@ -483,8 +537,12 @@ export class SessionRuntime {
   #scheduleHealth(attempt: Attempt): void {
     const { intervalMs, jitter } = this.#core.options.health;
     const delay = intervalMs * (1 - jitter * Math.random());
-    attempt.healthTask = this.#core.scheduler.schedule(delay, (attempt.onHealthTick ??= () => this.#checkHealth(attempt)));
+    attempt.healthTask = this.#core.scheduler.schedule(delay, this.#onHealthTick, attempt);
   }
+
+  readonly #onHealthTick = (attempt: Attempt) => this.#checkHealth(attempt);
+  readonly #onHealthTimeout = (attempt: Attempt) =>
+    this.#finishHealth(attempt, { status: 'unhealthy', detail: `health check timed out after ${this.#core.options.health.timeoutMs} ms` });
 
   #checkHealth(attempt: Attempt): void {
     attempt.healthTask = null;
@@ -492,10 +550,7 @@ export class SessionRuntime {
     if (attempt.checking) return this.#scheduleHealth(attempt);
     attempt.checking = true;
     const { timeoutMs } = this.#core.options.health;
-    attempt.healthTimeout = this.#core.scheduler.schedule(
-      timeoutMs,
-      (attempt.onHealthTimeout ??= () => this.#finishHealth(attempt, { status: 'unhealthy', detail: `health check timed out after ${timeoutMs} ms` })),
-    );
+    attempt.healthTimeout = this.#core.scheduler.schedule(timeoutMs, this.#onHealthTimeout, attempt);
     const onReport = (attempt.onHealthReport ??= (report: HealthReport) =>
       this.#finishHealth(
         attempt,
@@ -650,8 +705,9 @@ export class SessionRuntime {
     const at = this.#core.clock.now();
     this.state = to;
     const t: TransitionInfo = { from, to, reason, at };
-    this.transitions.push(t);
-    if (this.transitions.length > this.#core.options.historySize) this.transitions.shift();
+    // Exact-size copies: a pushed-to array reserves 16 slots, ten thousand sessions × 2 arrays.
+    const keep = this.#core.options.historySize;
+    this.transitions = this.transitions.length >= keep ? [...this.transitions.slice(this.transitions.length - keep + 1), t] : [...this.transitions, t];
     this.#core.persister.transition({ sessionId: this.id, ...t });
     this.#persistStatus();
     this.#emit('session.state', { id: this.id, from, to, reason, at });
@@ -701,7 +757,6 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
   readonly platform: string;
   readonly config: unknown;
   readonly credentials: unknown;
-  readonly signal: AbortSignal;
   readonly #rt: SessionRuntime;
   readonly #attempt: Attempt;
   #kv: NamespacedKv | null = null;
@@ -714,7 +769,10 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
     this.platform = rt.record.platform;
     this.config = cloneJson(rt.record.config);
     this.credentials = credentials;
-    this.signal = attempt.controller.signal;
+  }
+
+  get signal(): AbortSignal {
+    return this.#attempt.signal;
   }
 
   get log(): SessionLog {

@@ -271,9 +271,10 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
   async start(): Promise<void> {
     const { o, ctx } = this;
     this.#phase = 'starting';
+    // ctx.signal is read only after a wait: a signal costs memory the moment it is first touched.
     if (o.startDelayMs > 0) await sleep(o.startDelayMs, ctx.signal);
     if (o.hangOnStart) await this.#hang();
-    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (o.startDelayMs > 0 && ctx.signal.aborted) throw abortReason(ctx.signal);
     if (this.startNo <= o.failStarts) {
       throw new Error(`simulated start failure (attempt ${this.startNo} of ${o.failStarts} set to fail)`);
     }
@@ -290,7 +291,7 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
     } else if (remembered) {
       ctx.log.info('logged in with the remembered auth state');
     }
-    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if ((o.auth !== 'none' || o.remember) && ctx.signal.aborted) throw abortReason(ctx.signal);
     this.#phase = 'ready';
     ctx.log.info(`connected; ${ctx.config.greeting}`);
     this.#armLiveTimers();
