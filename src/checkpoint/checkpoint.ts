@@ -224,6 +224,21 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   }
 
   #ref(lease: Lease, what = 'lease'): LeaseRef {
+    // Fast path for a well-formed lease of this stream (the common case, once per item).
+    const { key, owner, token, stream } = (lease ?? {}) as Partial<Lease>;
+    if (
+      stream === this.stream &&
+      typeof key === 'string' &&
+      key.length > 0 &&
+      key.length <= 1000 &&
+      typeof owner === 'string' &&
+      owner.length > 0 &&
+      owner.length <= 200 &&
+      Number.isSafeInteger(token) &&
+      (token as number) >= 0
+    ) {
+      return { key, token: token as number, owner };
+    }
     const l = parseWith(leaseSchema, lease, what);
     if (l.stream !== this.stream) {
       throw new ValidationError(what, [

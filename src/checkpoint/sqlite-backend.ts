@@ -54,7 +54,7 @@ interface ItemRow {
 const DDL = `
 CREATE TABLE IF NOT EXISTS checkpoint_items (
   seq INTEGER PRIMARY KEY,
-  stream TEXT NOT NULL,
+  stream INTEGER NOT NULL, -- checkpoint_streams.id: small keys keep the indexes small
   key TEXT NOT NULL,
   status TEXT NOT NULL,
   priority INTEGER NOT NULL DEFAULT 0,
@@ -75,8 +75,9 @@ CREATE INDEX IF NOT EXISTS checkpoint_items_claimable
   ON checkpoint_items (stream, priority DESC, avail_at, seq)
   WHERE status IN ('pending', 'failed', 'processing');
 CREATE TABLE IF NOT EXISTS checkpoint_streams (
-  stream TEXT PRIMARY KEY,
-  fence INTEGER NOT NULL
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  fence INTEGER NOT NULL DEFAULT 0
 );
 `;
 
@@ -131,9 +132,9 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
   let prepared: ReturnType<typeof prepare> | null = null;
 
   function prepare() {
-    const bumpFence = db.prepare(
-      'INSERT INTO checkpoint_streams (stream, fence) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET fence = fence + 1 RETURNING fence',
-    );
+    const bumpFence = db.prepare('UPDATE checkpoint_streams SET fence = fence + 1 WHERE id = ? RETURNING fence');
+    const addStream = db.prepare('INSERT INTO checkpoint_streams (name) VALUES (?) ON CONFLICT (name) DO NOTHING');
+    const findStream = db.prepare('SELECT id FROM checkpoint_streams WHERE name = ?');
     // The hot path leases only rows that stay alive; expired leases that used up their attempts
     // are skipped here and turned dead by killExpired, run when a claim comes back short.
     const claim = db.prepare(`UPDATE checkpoint_items
@@ -193,7 +194,7 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
     } as const;
     const batchCas = (
       kind: keyof typeof batchSet,
-      stream: string,
+      stream: number,
       rows: { lease: LeaseRef; result?: string | null }[],
       named: Record<string, unknown>,
     ): Map<string, number> => {
@@ -240,7 +241,9 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         }));
 
     return {
-      add: db.transaction((stream: string, items: NewCheckpointItem[], now: number) => {
+      addStream,
+      findStream,
+      add: db.transaction((stream: number, items: NewCheckpointItem[], now: number) => {
         let n = 0;
         for (const it of items) {
           n += insert.run({
@@ -254,16 +257,16 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         }
         return n;
       }).immediate,
-      claim: db.transaction((stream: string, owner: string, limit: number, lease: number, max: number, now: number): Lease[] => {
-        const { fence } = bumpFence.get(stream) as { fence: number };
-        const rows = claim.all({ stream, owner, limit, lease, max, now, token: fence }) as {
+      claim: db.transaction((stream: string, sid: number, owner: string, limit: number, lease: number, max: number, now: number): Lease[] => {
+        const { fence } = bumpFence.get(sid) as { fence: number };
+        const rows = claim.all({ stream: sid, owner, limit, lease, max, now, token: fence }) as {
           key: string;
           token: number;
           attempts: number;
           payload: string | null;
           priority: number;
         }[];
-        if (rows.length < limit) killExpired.run({ stream, now, max });
+        if (rows.length < limit) killExpired.run({ stream: sid, now, max });
         const expiresAt = now + lease;
         const leases = rows.map((r) => ({
           stream,
@@ -284,16 +287,16 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         }
         return leases;
       }).immediate,
-      claimKey: db.transaction((stream: string, key: string, owner: string, lease: number, payload: string | null, max: number, now: number) => {
-        const { fence } = bumpFence.get(stream) as { fence: number };
-        const rows = claimKey.all({ stream, key, owner, lease, payload, max, now, token: fence }) as Parameters<typeof leaseFrom>[2];
+      claimKey: db.transaction((stream: string, sid: number, key: string, owner: string, lease: number, payload: string | null, max: number, now: number) => {
+        const { fence } = bumpFence.get(sid) as { fence: number };
+        const rows = claimKey.all({ stream: sid, key, owner, lease, payload, max, now, token: fence }) as Parameters<typeof leaseFrom>[2];
         return leaseFrom(stream, owner, rows)[0] ?? null;
       }).immediate,
-      renew: (stream: string, leases: LeaseRef[], lease: number, now: number) => {
+      renew: (stream: number, leases: LeaseRef[], lease: number, now: number) => {
         const won = batchCas('renew', stream, leases.map((l) => ({ lease: l })), { now, lease });
         return leases.map((l) => won.get(wonKey(l)) ?? null);
       },
-      complete: (stream: string, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) => {
+      complete: (stream: number, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) => {
         const won = batchCas(
           entries.some((e) => e.result !== null) ? 'completeWithResults' : 'complete',
           stream,
@@ -302,7 +305,7 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         );
         return entries.map((e): CasResult => ({ ok: won.has(wonKey(e.lease)) }));
       },
-      fail: (stream: string, lease: LeaseRef, change: FailChange, now: number): CasResult => ({
+      fail: (stream: number, lease: LeaseRef, change: FailChange, now: number): CasResult => ({
         ok:
           fail.run({
             stream,
@@ -315,21 +318,21 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
             now,
           }).changes === 1,
       }),
-      release: (stream: string, leases: LeaseRef[], now: number) => {
+      release: (stream: number, leases: LeaseRef[], now: number) => {
         const won = batchCas('release', stream, leases.map((l) => ({ lease: l })), { now });
         return leases.map((l): CasResult => ({ ok: won.has(wonKey(l)) }));
       },
-      get: (stream: string, key: string) => {
+      get: (stream: number, key: string) => {
         const row = get.get(stream, key) as ItemRow | undefined;
         return row ? toItem(row) : null;
       },
-      list: (stream: string, q: ListQuery): ListPage => {
+      list: (stream: number, q: ListQuery): ListPage => {
         const rows = list.all({ stream, status: q.status ?? null, cursor: q.cursor ?? null, limit: q.limit + 1 }) as ItemRow[];
         const more = rows.length > q.limit;
         const page = rows.slice(0, q.limit).map(toItem);
         return { items: page, cursor: more ? page[page.length - 1]!.key : null };
       },
-      stats: db.transaction((stream: string, now: number): CheckpointStats => {
+      stats: db.transaction((stream: number, now: number): CheckpointStats => {
         const out: CheckpointStats = { pending: 0, processing: 0, done: 0, failed: 0, dead: 0, total: 0, oldestPendingAgeMs: null };
         for (const r of counts.all(stream) as { status: CheckpointStatus; n: number }[]) {
           if (r.status in out) out[r.status] = r.n;
@@ -339,13 +342,25 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         out.oldestPendingAgeMs = t === null ? null : Math.max(0, now - t);
         return out;
       }).deferred,
-      retryDead: (stream: string, now: number) => retryDead.run({ stream, now }).changes,
-      purge: (stream: string, statuses: CheckpointStatus[], cutoff: number) =>
+      retryDead: (stream: number, now: number) => retryDead.run({ stream, now }).changes,
+      purge: (stream: number, statuses: CheckpointStatus[], cutoff: number) =>
         purge.run({ stream, statuses: JSON.stringify(statuses), cutoff }).changes,
     };
   }
 
   let initialized = false;
+  const ids = new Map<string, number>();
+  /** The stream's id, made on first use (ids never change, so they are cached). */
+  const sid = (stream: string): number => {
+    let id = ids.get(stream);
+    if (id === undefined) {
+      const p = q();
+      p.addStream.run(stream);
+      id = (p.findStream.get(stream) as { id: number }).id;
+      ids.set(stream, id);
+    }
+    return id;
+  };
   const q = () => {
     if (!prepared) throw new Error('[multisession] [checkpoint:sqlite] init() has not run');
     return prepared;
@@ -367,40 +382,40 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
       initialized = true;
     },
     async add(stream, items) {
-      return q().add(stream, items, clock());
+      return q().add(sid(stream), items, clock());
     },
     async claim(stream, o) {
-      return q().claim(stream, o.owner, o.limit, o.leaseMs, o.maxAttempts, clock());
+      return q().claim(stream, sid(stream), o.owner, o.limit, o.leaseMs, o.maxAttempts, clock());
     },
     async claimKey(stream, key, o) {
-      return q().claimKey(stream, key, o.owner, o.leaseMs, o.payload === null ? null : JSON.stringify(o.payload), o.maxAttempts, clock());
+      return q().claimKey(stream, sid(stream), key, o.owner, o.leaseMs, o.payload === null ? null : JSON.stringify(o.payload), o.maxAttempts, clock());
     },
     async renew(stream, leases, leaseMs) {
-      return q().renew(stream, leases, leaseMs, clock());
+      return q().renew(sid(stream), leases, leaseMs, clock());
     },
     async complete(stream, entries) {
-      return q().complete(stream, entries, clock());
+      return q().complete(sid(stream), entries, clock());
     },
     async fail(stream, lease, change) {
-      return q().fail(stream, lease, change, clock());
+      return q().fail(sid(stream), lease, change, clock());
     },
     async release(stream, leases) {
-      return q().release(stream, leases, clock());
+      return q().release(sid(stream), leases, clock());
     },
     async get(stream, key) {
-      return q().get(stream, key);
+      return q().get(sid(stream), key);
     },
     async list(stream, query) {
-      return q().list(stream, query);
+      return q().list(sid(stream), query);
     },
     async stats(stream) {
-      return q().stats(stream, clock());
+      return q().stats(sid(stream), clock());
     },
     async retryDead(stream) {
-      return q().retryDead(stream, clock());
+      return q().retryDead(sid(stream), clock());
     },
     async purge(stream, o) {
-      return q().purge(stream, o.statuses, clock() - o.olderThanMs);
+      return q().purge(sid(stream), o.statuses, clock() - o.olderThanMs);
     },
   };
 }
