@@ -388,25 +388,32 @@ class PostgresStorage implements StorageDriver {
     if (entries.length === 0) return;
     const t = this.#table('session_transitions');
     const sessions = this.#table('sessions');
-    const ids = [...new Set(entries.map((e) => e.sessionId))];
+    // One statement: insert the newest `keep` entries per session (in the order given) and trim
+    // older stored rows so at most `keep` remain. The trim sees the rows as they were before this
+    // statement, so it keeps `keep - new` of them.
     await this.#retryOnDeletedSession('appendTransitions', () =>
-      c.base.transaction().execute(async (trx) => {
-        await sql`
-          insert into ${t} (session_id, from_state, to_state, reason, at)
-          select u.session_id, u.from_state, u.to_state, u.reason, u.at
+      sql`
+        with given as (
+          select u.*, row_number() over (partition by u.session_id order by u.ord desc) as rn
           from unnest(
             ${entries.map((e) => e.sessionId)}::text[], ${entries.map((e) => e.from)}::text[], ${entries.map((e) => e.to)}::text[],
             ${entries.map((e) => e.reason)}::text[], ${entries.map((e) => e.at)}::bigint[]
           ) with ordinality as u(session_id, from_state, to_state, reason, at, ord)
           where exists (select 1 from ${sessions} s where s.id = u.session_id)
-          order by u.ord`.execute(trx);
-        await sql`
-          delete from ${t} where id in (
-            select id from (
-              select id, row_number() over (partition by session_id order by id desc) as rn
-              from ${t} where session_id = any(${ids}::text[])
-            ) ranked where rn > ${keep})`.execute(trx);
-      }),
+        ),
+        inserted as (
+          insert into ${t} (session_id, from_state, to_state, reason, at)
+          select session_id, from_state, to_state, reason, at from given where rn <= ${keep} order by ord
+        ),
+        cutoffs as (
+          select c.session_id, (
+            select old.id from ${t} old where old.session_id = c.session_id
+            order by old.id desc offset greatest(${keep} - c.added, 0) limit 1
+          ) as cutoff
+          from (select session_id, least(count(*), ${keep}) as added from given group by session_id) c
+        )
+        delete from ${t} d using cutoffs
+        where d.session_id = cutoffs.session_id and cutoffs.cutoff is not null and d.id <= cutoffs.cutoff`.execute(c.base),
     );
   }
 
