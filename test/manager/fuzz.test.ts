@@ -99,6 +99,20 @@ async function run(seed: number, steps: number) {
   }
   // Every attempt made exactly one connection (connect() never throws here), and was counted.
   for (const id of IDS) expect((await m.stats(id)).starts, `seed ${seed}: ${id} starts`).toBe(s.connections(id).length);
+  // The write-behind store agrees with the live view once flushed.
+  await m.audit({ limit: 1 });
+  for (const id of IDS) {
+    const snap = await m.get(id);
+    const stored = (await m.storage.getSession(id))!;
+    expect({ state: stored.state, health: stored.health, lastError: stored.lastError, desired: stored.desiredState }, `seed ${seed}: ${id} stored`).toEqual({
+      state: snap.state,
+      health: snap.health,
+      lastError: snap.lastError,
+      desired: snap.desiredState,
+    });
+    const history = await m.storage.listTransitions(id, 1_000);
+    expect(history.map(({ from, to, reason, at }) => ({ from, to, reason, at })).slice(-snap.transitions.length), `seed ${seed}: ${id} history`).toEqual(snap.transitions);
+  }
   if (process.env.FUZZ_DEBUG) console.log('edges', [...new Set(states.map((e) => `${e.from}->${e.to}`))].sort().join(' '));
   await m.close();
   await Promise.all(calls);
