@@ -674,3 +674,28 @@ describe('audit', () => {
   });
 });
 
+describe('adapterInfo', () => {
+  it('lists each adapter with JSON Schemas of its credentials and config, usable before open()', () => {
+    const described = defineAdapter({
+      name: 'described',
+      description: 'An adapter with a description',
+      credentials: z.object({ apiKey: z.string().min(8) }),
+      config: z.object({ region: z.enum(['eu', 'us']).default('eu'), limit: z.number().int().max(50).optional() }),
+      connect: () => ({ async start() {}, async stop() {}, async health() { return { status: 'healthy' as const }; }, async send() {} }),
+    });
+    const m = new SessionManager({ adapters: [scriptedAdapter().adapter, described] });
+    const info = m.adapterInfo();
+    expect(info.map((a) => a.name)).toEqual(['scripted', 'described']);
+    expect(info[0]!.description).toBeNull();
+    expect(info[1]!.description).toBe('An adapter with a description');
+    expect(info[1]!.credentialsSchema).toMatchObject({ type: 'object', properties: { apiKey: { type: 'string', minLength: 8 } }, required: ['apiKey'] });
+    expect(info[1]!.configSchema).toMatchObject({
+      type: 'object',
+      properties: { region: { enum: ['eu', 'us'], default: 'eu' }, limit: { type: 'integer', maximum: 50 } },
+    });
+    expect(info[0]!.configSchema).toMatchObject({ properties: { mode: { default: 'auto' } } });
+    // Plain JSON: it survives a round trip unchanged.
+    expect(JSON.parse(JSON.stringify(info))).toEqual(info);
+  });
+});
+
