@@ -18,7 +18,7 @@ it('createApp serves the API over a manager the caller owns (memory storage, key
     const created = await fetch(`${url}/api/v1/sessions`, { method: 'POST', headers: h, body: JSON.stringify({ id: 'm1', platform: 'sim', credentials: { token: 't' } }) });
     expect(created.status).toBe(201);
     const started = await fetch(`${url}/api/v1/sessions/m1/start`, { method: 'POST', headers: h });
-    expect((await started.json()).state).toBe('ready');
+    expect(((await started.json()) as { state: string }).state).toBe('ready');
     expect((await fetch(`${url}/api/v1/sessions`, { headers: { authorization: 'Bearer wrong-key-wrong-key' } })).status).toBe(401);
     // No web page when it is switched off.
     expect((await fetch(`${url}/`)).status).toBe(404);
