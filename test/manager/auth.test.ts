@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuthNotPendingError, ValidationError, type SessionManager, type SessionManagerEventPayload } from 'multisession';
+import { AdapterError, AuthNotPendingError, SessionManager, ValidationError, type SessionManagerEventPayload } from 'multisession';
+import { createManualClock, parseSimulatedQr, simulatedAdapter } from 'multisession/testing';
 import { setup } from '../helpers/setup.js';
 import { settle } from '../helpers/scripted-adapter.js';
 
@@ -184,3 +185,53 @@ describe('code and password login', () => {
     expect(snap.lastError).toBeNull();
   });
 });
+
+describe('an adapter that takes auth input itself (simulated QR and code logins)', () => {
+  async function simulated(auth: 'qr' | 'code') {
+    const clock = createManualClock();
+    const manager = new SessionManager({ adapters: [simulatedAdapter({ auth, authAttempts: 2 })], clock, authTimeoutMs: 5_000 });
+    await manager.open();
+    open.push(manager);
+    const auths: SessionManagerEventPayload<'session.auth'>[] = [];
+    manager.on('session.auth', (e) => auths.push(e));
+    await manager.create({ id: 'wa', platform: 'simulated', credentials: { token: 'sim-token-1' } });
+    return { manager, clock, auths };
+  }
+
+  it('QR: the scanned code goes to the adapter; a wrong one is refused with the cause and the session keeps waiting', async () => {
+    const { manager: m, auths } = await simulated('qr');
+    const snap = await m.start('wa');
+    expect(snap.state).toBe('authenticating');
+    expect(snap.auth?.kind).toBe('qr');
+    const scan = parseSimulatedQr(String(snap.auth!.data));
+    expect(scan?.sessionId).toBe('wa');
+    expect(auths).toHaveLength(1);
+
+    const wrong = await m.submitAuth('wa', { kind: 'code', value: scan!.code === '000000' ? '111111' : '000000' }).catch((e: unknown) => e);
+    expect(wrong).toBeInstanceOf(Error);
+    const typed = wrong instanceof AdapterError ? wrong.cause : wrong;
+    expect(typed).toBeInstanceOf(ValidationError);
+    expect((await m.get('wa')).state).toBe('authenticating');
+
+    await m.submitAuth('wa', { kind: 'code', value: scan!.code });
+    const ready = await m.waitFor('wa', 'ready');
+    expect(ready.auth).toBeNull();
+  });
+
+  it('code: a wrong code is asked for again (same connection, new auth event); the right one logs in', async () => {
+    const { manager: m, auths, clock } = await simulated('code');
+    expect((await m.start('wa')).auth?.kind).toBe('code');
+    await m.submitAuth('wa', { kind: 'code', value: '00000' });
+    await clock.advance(0);
+    expect((await m.get('wa')).state).toBe('authenticating');
+    expect(auths).toHaveLength(2);
+    // The auth timer runs from the new request: 4 s later it is still waiting.
+    await clock.advance(4_000);
+    expect((await m.get('wa')).state).toBe('authenticating');
+    await m.submitAuth('wa', { kind: 'code', value: '12345' });
+    expect((await m.waitFor('wa', 'ready')).state).toBe('ready');
+    expect((await m.stats('wa')).starts).toBe(1);
+    expect((await m.logs('wa', { level: 'warn' })).map((l) => l.msg)).toEqual([expect.stringMatching(/wrong code/)]);
+  });
+});
+
