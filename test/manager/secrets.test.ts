@@ -4,13 +4,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   AdapterError,
   DuplicateCredentialsError,
+  SECRET_KEY_ENV,
+  SecretKeyRequiredError,
+  SessionManager,
+  memoryStorage,
+  type StorageDriver,
   ValidationError,
   type Logger,
-  type SessionManager,
   type SessionManagerEventName,
 } from 'multisession';
 import { setup } from '../helpers/setup.js';
-import { settle } from '../helpers/scripted-adapter.js';
+import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
 
 /** Every event of events.ts; the type below fails to compile when one is missing. */
 const EVENT_NAMES = [
@@ -270,6 +274,58 @@ describe('rotateSecretKey', () => {
     expect(audit[0]).toMatchObject({ actor: 'ops', details: { sessions: 2 } });
     expect(JSON.stringify(audit)).not.toContain(newKey);
     await h.expectNoSecret(['a', 'b'], [TOKEN, OTHER_TOKEN, newKey]);
+  });
+});
+
+describe('a persistent store needs a secret key', () => {
+  /** The memory driver dressed up as persistent (as SQLite and PostgreSQL are). */
+  function persistentMemory(): StorageDriver {
+    const inner = memoryStorage();
+    return new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'persistent') return true;
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  it('without a key, credentials are refused with SecretKeyRequiredError and nothing is stored; sessions without credentials work', async () => {
+    const saved = process.env[SECRET_KEY_ENV];
+    delete process.env[SECRET_KEY_ENV];
+    try {
+      const m = new SessionManager({ storage: persistentMemory(), adapters: [scriptedAdapter().adapter] });
+      open.push(m);
+      await m.open();
+      const err = await m.create({ id: 'a', platform: 'scripted', credentials: { token: TOKEN } }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SecretKeyRequiredError);
+      expect((err as Error).message).toMatch(/secret key/i);
+      expect(dump(err)).not.toContain(TOKEN);
+      expect(await m.list()).toEqual([]);
+      expect((await m.create({ id: 'b', platform: 'scripted' })).hasCredentials).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env[SECRET_KEY_ENV];
+      else process.env[SECRET_KEY_ENV] = saved;
+    }
+  });
+
+  it(`the key can come from ${SECRET_KEY_ENV}; a malformed one fails the constructor`, async () => {
+    const saved = process.env[SECRET_KEY_ENV];
+    try {
+      process.env[SECRET_KEY_ENV] = randomBytes(32).toString('base64');
+      const m = new SessionManager({ storage: persistentMemory(), adapters: [scriptedAdapter().adapter] });
+      open.push(m);
+      await m.open();
+      await m.create({ id: 'a', platform: 'scripted', credentials: { token: TOKEN } });
+      const stored = (await m.storage.getSession('a'))!;
+      expect(stored.credentials!.startsWith('v1.')).toBe(true);
+      expect(JSON.stringify(stored)).not.toContain(TOKEN);
+      process.env[SECRET_KEY_ENV] = 'not-a-key';
+      expect(() => new SessionManager({})).toThrow(ValidationError);
+    } finally {
+      if (saved === undefined) delete process.env[SECRET_KEY_ENV];
+      else process.env[SECRET_KEY_ENV] = saved;
+    }
   });
 });
 
