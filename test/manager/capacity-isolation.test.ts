@@ -81,6 +81,16 @@ describe('maxSessions', () => {
     expect((await m.create({ id: 'c', platform: 'scripted' })).id).toBe('c');
   });
 
+  it('a create refused by the store (taken id, shared credentials) does not use up capacity', async () => {
+    const { manager: m } = await make({ maxSessions: 2 });
+    await m.create({ id: 'a', platform: 'scripted', credentials: { token: 'cap-token-1' } });
+    await expect(m.create({ id: 'a', platform: 'scripted' })).rejects.toMatchObject({ code: 'SESSION_EXISTS' });
+    await expect(m.create({ id: 'b', platform: 'scripted', credentials: { token: 'cap-token-1' } })).rejects.toMatchObject({ code: 'DUPLICATE_CREDENTIALS' });
+    await Promise.allSettled([m.create({ id: 'a', platform: 'scripted' }), m.create({ id: 'a', platform: 'scripted' })]);
+    expect((await m.create({ id: 'b', platform: 'scripted' })).id).toBe('b');
+    await expect(m.create({ id: 'c', platform: 'scripted' })).rejects.toBeInstanceOf(CapacityError);
+  });
+
   it('creates racing each other cannot pass the limit together', async () => {
     const { manager: m } = await make({ maxSessions: 1 });
     const results = await Promise.allSettled([

@@ -699,3 +699,26 @@ describe('adapterInfo', () => {
   });
 });
 
+describe('event delivery', () => {
+  it('once() listeners fire once; a listener removed or added during an emit behaves like eventemitter3', async () => {
+    const { manager: m } = await make();
+    const calls: string[] = [];
+    m.once('session.state', (e) => calls.push(`once:${e.to}`));
+    const late = (e: { to: string }) => calls.push(`late:${e.to}`);
+    const remover = (e: { to: string }) => {
+      calls.push(`remover:${e.to}`);
+      m.off('session.state', remover);
+      m.on('session.state', late);
+    };
+    m.on('session.state', remover);
+    const ctx = { name: 'context' };
+    m.on('session.state', function (this: typeof ctx) {
+      calls.push(`this:${this.name}`);
+    }, ctx);
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    expect(calls).toEqual(['once:starting', 'remover:starting', 'this:context', 'this:context', 'late:ready']);
+    expect(m.listenerCount('session.state')).toBeGreaterThanOrEqual(3);
+  });
+});
+
