@@ -59,3 +59,10 @@ export function cloneJson<T>(value: T): T {
   }
   return out as T;
 }
+
+/** Freezes plain JSON-like data in place, all the way down; returns it. */
+export function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
+  for (const v of Object.values(value as object)) deepFreeze(v);
+  return Object.freeze(value);
+}

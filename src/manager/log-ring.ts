@@ -16,7 +16,7 @@ export class LogRing {
   push(entry: LogEntry): void {
     if (this.#size === 0) return;
     // Grow by exact copies until full (a pushed-to array reserves 16 slots), then overwrite.
-    if (this.#items.length < this.#size) this.#items = [...this.#items, entry];
+    if (this.#items.length < this.#size) this.#items = this.#items.concat([entry]);
     else this.#items[this.#next] = entry;
     this.#next = (this.#next + 1) % this.#size;
     if (this.#count < this.#size) this.#count++;

@@ -738,7 +738,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     } catch {
       strings = [];
     }
-    this.#secretCache.set(record.id, { version: record.version, strings });
+    this.#secretCache.set(record.id, { version: record.version, strings: strings.slice() });
     return strings;
   }
 

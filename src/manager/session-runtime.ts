@@ -12,7 +12,7 @@ import {
 } from '../errors.js';
 import { redact, scrubDeep, scrubError, scrubText, secretStrings } from '../security/redact.js';
 import type { SessionError, SessionRecord } from '../storage/driver.js';
-import { cloneJson, type JsonValue } from '../types.js';
+import { cloneJson, deepFreeze, type JsonValue } from '../types.js';
 import { ACTIVE_STATES, HEALTH_STATUSES, canTransition, type AuthKind, type HealthStatus, type SessionState } from './lifecycle.js';
 import { Cancellation } from './cancellation.js';
 import { LogRing } from './log-ring.js';
@@ -64,6 +64,10 @@ class Run {
 
 /** One connection attempt: connect, start, live, teardown. */
 class Attempt {
+  constructor(readonly runtime: unknown) {
+    this.down = new Promise<Down>((r) => (this.#resolveDown = r));
+  }
+
   /** Made on first use of `ctx.signal` (an AbortSignal costs ~0.8 KB once touched). */
   #controller: AbortController | null = null;
   #aborted: unknown = undefined;
@@ -84,10 +88,6 @@ class Attempt {
   readonly down: Promise<Down>;
   #resolveDown!: (d: Down) => void;
   #downed = false;
-
-  constructor() {
-    this.down = new Promise<Down>((r) => (this.#resolveDown = r));
-  }
 
   get signal(): AbortSignal {
     if (!this.#controller) {
@@ -118,6 +118,8 @@ class Attempt {
     this.healthTask = this.idleTask = this.watchdog = this.authTimer = this.healthTimeout = null;
   }
 }
+
+const noop = () => undefined;
 
 const BUILTIN_COUNTERS = ['starts', 'restarts', 'failures', 'messagesIn', 'messagesOut', 'errors'] as const;
 export type BuiltinCounter = (typeof BUILTIN_COUNTERS)[number];
@@ -173,7 +175,7 @@ export class SessionRuntime {
   /** Serialises control calls on this session. */
   enqueue<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(fn, fn);
-    this.#queue = next.catch(() => undefined);
+    this.#queue = next.then(noop, noop); // keeps neither the result nor the error alive
     return next;
   }
 
@@ -432,7 +434,7 @@ export class SessionRuntime {
   /** Connects and starts one attempt. Resolves with it once it is up; throws when it never came up. */
   async #startAttempt(run: Run, reason: string): Promise<Attempt> {
     if (run.cancel.aborted) throw run.cancel.reason;
-    const attempt = new Attempt();
+    const attempt = new Attempt(this);
     run.attempt = attempt;
     const core = this.#core;
     this.#transition('starting', reason, run);
@@ -537,12 +539,14 @@ export class SessionRuntime {
   #scheduleHealth(attempt: Attempt): void {
     const { intervalMs, jitter } = this.#core.options.health;
     const delay = intervalMs * (1 - jitter * Math.random());
-    attempt.healthTask = this.#core.scheduler.schedule(delay, this.#onHealthTick, attempt);
+    attempt.healthTask = this.#core.scheduler.schedule(delay, SessionRuntime.#onHealthTick, attempt);
   }
 
-  readonly #onHealthTick = (attempt: Attempt) => this.#checkHealth(attempt);
-  readonly #onHealthTimeout = (attempt: Attempt) =>
-    this.#finishHealth(attempt, { status: 'unhealthy', detail: `health check timed out after ${this.#core.options.health.timeoutMs} ms` });
+  static readonly #onHealthTick = (attempt: Attempt) => (attempt.runtime as SessionRuntime).#checkHealth(attempt);
+  static readonly #onHealthTimeout = (attempt: Attempt) => {
+    const rt = attempt.runtime as SessionRuntime;
+    rt.#finishHealth(attempt, { status: 'unhealthy', detail: `health check timed out after ${rt.#core.options.health.timeoutMs} ms` });
+  };
 
   #checkHealth(attempt: Attempt): void {
     attempt.healthTask = null;
@@ -550,7 +554,7 @@ export class SessionRuntime {
     if (attempt.checking) return this.#scheduleHealth(attempt);
     attempt.checking = true;
     const { timeoutMs } = this.#core.options.health;
-    attempt.healthTimeout = this.#core.scheduler.schedule(timeoutMs, this.#onHealthTimeout, attempt);
+    attempt.healthTimeout = this.#core.scheduler.schedule(timeoutMs, SessionRuntime.#onHealthTimeout, attempt);
     const onReport = (attempt.onHealthReport ??= (report: HealthReport) =>
       this.#finishHealth(
         attempt,
@@ -707,7 +711,7 @@ export class SessionRuntime {
     const t: TransitionInfo = { from, to, reason, at };
     // Exact-size copies: a pushed-to array reserves 16 slots, ten thousand sessions × 2 arrays.
     const keep = this.#core.options.historySize;
-    this.transitions = this.transitions.length >= keep ? [...this.transitions.slice(this.transitions.length - keep + 1), t] : [...this.transitions, t];
+    this.transitions = (this.transitions.length >= keep ? this.transitions.slice(this.transitions.length - keep + 1) : this.transitions).concat([t]);
     this.#core.persister.transition({ sessionId: this.id, ...t });
     this.#persistStatus();
     this.#emit('session.state', { id: this.id, from, to, reason, at });
@@ -767,7 +771,8 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
     this.#attempt = attempt;
     this.id = rt.id;
     this.platform = rt.record.platform;
-    this.config = cloneJson(rt.record.config);
+    // The adapter reads the session's own config object, frozen: no copy per attempt.
+    this.config = deepFreeze(rt.record.config);
     this.credentials = credentials;
   }
 

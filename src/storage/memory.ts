@@ -552,15 +552,19 @@ class MemoryStorage implements StorageDriver {
     this.#check();
     const input = parseWith(transitionsSchema, entries, 'transitions');
     const keep = parseWith(positiveInt, keepPerSession, 'keepPerSession');
-    const touched = new Set<TransitionRecord[]>();
-    for (const entry of input) {
-      if (!this.#sessions.has(entry.sessionId)) continue;
-      let list = this.#transitions.get(entry.sessionId);
-      if (!list) this.#transitions.set(entry.sessionId, (list = []));
-      list.push({ ...entry });
-      touched.add(list);
+    const added = new Map<string, TransitionRecord[]>();
+    for (const e of input) {
+      if (!this.#sessions.has(e.sessionId)) continue;
+      const t = { sessionId: e.sessionId, from: e.from, to: e.to, reason: e.reason, at: e.at };
+      const batch = added.get(e.sessionId);
+      if (batch) batch.push(t);
+      else added.set(e.sessionId, [t]);
     }
-    for (const list of touched) if (list.length > keep) list.splice(0, list.length - keep);
+    // Exact-size arrays (concat/slice): a pushed-to array reserves 16 slots, per session.
+    for (const [sessionId, batch] of added) {
+      const list = (this.#transitions.get(sessionId) ?? []).concat(batch);
+      this.#transitions.set(sessionId, list.length > keep ? list.slice(list.length - keep) : list);
+    }
   }
 
   async listTransitions(sessionId: string, limit: number): Promise<TransitionRecord[]> {
