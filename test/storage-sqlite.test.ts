@@ -146,6 +146,22 @@ describe('sqliteStorage', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('a second driver opening a file in use does not lock out the writes of the first', async () => {
+    const filename = freshFile();
+    const a = sqliteStorage({ filename }, { busyTimeoutMs: 200 });
+    await a.init();
+    await a.createSession(sampleSessionRecord('busy'));
+    const b = sqliteStorage({ filename });
+    const writes = (async () => {
+      // Only microtask turns between writes, as in a chain of manager calls: they interleave
+      // with the other driver's init, which also only awaits microtasks.
+      for (let i = 0; i < 50; i++) await a.kvWrite('busy', [{ op: 'set', key: `k${i}`, value: i }]);
+    })();
+    await Promise.all([b.init(), writes]);
+    expect(await b.kvList('busy')).toHaveLength(50);
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('two drivers on one file: the duplicate-credential guard holds across connections', async () => {
     const filename = freshFile();
     const a = sqliteStorage({ filename });

@@ -186,6 +186,18 @@ interface Prepared {
 const isBusy = (err: unknown): boolean =>
   typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('SQLITE_BUSY');
 
+/** True unless every migration this version knows has run on this database. */
+async function hasPendingMigrations(db: SqliteClient): Promise<boolean> {
+  const known = Object.keys(await migrationProvider('sqlite').getMigrations());
+  let done: Set<string>;
+  try {
+    done = new Set((db.prepare(`SELECT name FROM ${MIGRATION_TABLE}`).all() as { name: string }[]).map((r) => r.name));
+  } catch {
+    return true; // a new file: no bookkeeping table yet
+  }
+  return known.some((name) => !done.has(name));
+}
+
 /**
  * Migrations of every SQLite driver in this process run one at a time: two drivers on one file in
  * one thread would otherwise wait on each other's `BEGIN IMMEDIATE` (better-sqlite3 blocks the
@@ -510,6 +522,9 @@ class SqliteStorage implements StorageDriver {
         db.pragma('foreign_keys = ON');
         if (!db.memory) db.pragma('journal_mode = WAL');
         db.pragma(`synchronous = ${this.#options.synchronous}`);
+        // Up to date (the usual case): skip the Migrator, whose BEGIN IMMEDIATE across awaits
+        // would block another connection of this process that writes meanwhile.
+        if (!(await hasPendingMigrations(db))) break;
         const migrator = new Migrator({
           db: kysely,
           provider: migrationProvider('sqlite'),
