@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AdapterError, AuthNotPendingError, SessionManager, ValidationError, type SessionManagerEventPayload } from 'multisession';
+import { AdapterError, AuthNotPendingError, SessionManager, ValidationError, defineAdapter, type AuthInput, type SessionManagerEventPayload } from 'multisession';
+import { z } from 'zod';
 import { createManualClock, parseSimulatedQr, simulatedAdapter } from 'multisession/testing';
 import { setup } from '../helpers/setup.js';
 import { settle } from '../helpers/scripted-adapter.js';
 
 let open: SessionManager[] = [];
-async function make(overrides = {}) {
-  const env = await setup(overrides);
+async function make(overrides = {}, extra: Parameters<typeof setup>[1] = []) {
+  const env = await setup(overrides, extra);
   open.push(env.manager);
   const auths: SessionManagerEventPayload<'session.auth'>[] = [];
   env.manager.on('session.auth', (e) => auths.push(e));
@@ -232,6 +233,51 @@ describe('an adapter that takes auth input itself (simulated QR and code logins)
     expect((await m.waitFor('wa', 'ready')).state).toBe('ready');
     expect((await m.stats('wa')).starts).toBe(1);
     expect((await m.logs('wa', { level: 'warn' })).map((l) => l.msg)).toEqual([expect.stringMatching(/wrong code/)]);
+  });
+});
+
+describe('a login that is answered and then never finishes', () => {
+  /** Asks for a code (or shows a QR taken by its own submitAuth), then hangs in start(). */
+  function stuckAdapter() {
+    return defineAdapter({
+      name: 'stuck',
+      credentials: z.unknown(),
+      config: z.object({ via: z.enum(['code', 'qr']) }),
+      connect(ctx) {
+        let scanned: (() => void) | null = null;
+        return {
+          async start() {
+            if (ctx.config.via === 'code') await ctx.auth.request('code');
+            else {
+              const scan = new Promise<void>((r) => (scanned = r));
+              ctx.auth.qr('stuck-qr');
+              await scan;
+            }
+            await new Promise<void>(() => {}); // the platform never confirms the login
+          },
+          async submitAuth(input: AuthInput) {
+            if (ctx.config.via === 'qr' && input.kind === 'code') scanned?.();
+          },
+          async stop() {},
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          async send() {},
+        };
+      },
+    });
+  }
+
+  it.each(['code', 'qr'] as const)('via %s: fails the attempt at startTimeoutMs instead of staying authenticating forever', async (via) => {
+    const { manager: m, clock } = await make({}, [stuckAdapter()]);
+    await m.create({ id: 'a', platform: 'stuck', config: { via } });
+    expect((await m.start('a')).state).toBe('authenticating');
+    await m.submitAuth('a', { kind: 'code', value: '123456' });
+    await clock.advance(3_000); // startTimeoutMs in setup()
+    const snap = await m.get('a');
+    expect(snap.state).toBe('backoff');
+    expect(snap.lastError?.message).toMatch(/did not finish within 3000 ms/);
+    expect(snap.auth).toBeNull();
   });
 });
 
