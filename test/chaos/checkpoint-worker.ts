@@ -64,7 +64,7 @@ async function open(): Promise<{ backend: CheckpointBackend; ledger: Ledger }> {
 
 const { backend, ledger } = await open();
 const cp = createCheckpoint({ storage: backend, stream: 'chaos', maxAttempts: 1000 });
-cp.on('batch.claimed', (e) => log(`claim ${id} ${e.leases.map((l) => `${l.key}:${l.token}`).join(',')}`));
+cp.on('batch.claimed', (e) => log(`claim ${id} ${Date.now()} ${e.leases.map((l) => `${l.key}:${l.token}`).join(',')}`));
 cp.on('item.completed', (e) => log(`ok ${id} ${e.key} ${e.token}`));
 cp.on('lease.lost', (e) => log(`lost ${id} ${e.key} ${e.token} ${e.phase} ${e.error.code}`));
 cp.on('process.error', (e) => log(`error ${id} ${e.operation} ${e.error.message.replace(/\s+/g, ' ')}`));

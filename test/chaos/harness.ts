@@ -196,7 +196,7 @@ export async function verifyChaos(o: ChaosOptions, report: ChaosReport): Promise
 
   // Completions: at most one success per key, always with the final token.
   const okByKey = new Map<string, number>();
-  const claimed = new Map<string, number[]>();
+  const claimed = new Map<string, { at: number; token: number; worker: string }[]>();
   let staleLost = 0;
   let staleOk = 0;
   let lostOnComplete = 0;
@@ -214,29 +214,32 @@ export async function verifyChaos(o: ChaosOptions, report: ChaosReport): Promise
     } else if (kind === 'lost' && line.includes(' complete ')) {
       lostOnComplete += 1;
     } else if (kind === 'claim') {
-      const tokens = (a ?? '').split(',').map((p) => {
-        const [key, token] = p.split(':');
-        const t = Number(token);
-        claimed.set(key!, [...(claimed.get(key!) ?? []), t]);
-        return t;
-      });
-      claimed.set(`#${worker}`, [...(claimed.get(`#${worker}`) ?? []), Math.min(...tokens), Math.max(...tokens)]);
+      // claim <worker> <ms> key:token,…  (one machine clock for every worker)
+      const at = Number(a);
+      for (const pair of (b ?? '').split(',')) {
+        const [key, token] = pair.split(':');
+        claimed.set(key!, [...(claimed.get(key!) ?? []), { at, token: Number(token), worker: worker! }]);
+      }
     }
   }
   if (staleOk > 0) problems.push(`${staleOk} stale completions succeeded`);
   if (report.staleTokens.size === 0) problems.push('the victim claimed no stale batch');
   if (staleLost !== report.staleTokens.size) problems.push(`stale-lost ${staleLost} of ${report.staleTokens.size}`);
 
-  // Tokens never went backwards: per worker, each claim's tokens exceed the previous claim's;
-  // per key, the final lease holds the largest token ever issued for it.
-  for (const [name, tokens] of claimed) {
-    if (name.startsWith('#')) {
-      for (let i = 2; i < tokens.length; i += 2) {
-        if (tokens[i]! <= tokens[i - 1]!) problems.push(`worker ${name.slice(1)} tokens went backwards: ${tokens[i - 1]} then ${tokens[i]}`);
+  // Tokens never went backwards: per key, each later claim carries a larger token than every
+  // earlier one (claims of one key are a lease apart, so the log times order them), and the final
+  // lease holds the largest token ever issued for the key.
+  for (const [key, claims] of claimed) {
+    const ordered = [...claims].sort((x, y) => x.at - y.at || x.token - y.token);
+    for (let i = 1; i < ordered.length; i++) {
+      const prev = ordered[i - 1]!;
+      const cur = ordered[i]!;
+      if (cur.token <= prev.token && cur.at > prev.at) {
+        problems.push(`${key}: token went backwards: ${prev.token} (${prev.worker}) then ${cur.token} (${cur.worker})`);
       }
-    } else if (Math.max(...tokens) !== finalTokens.get(name)) {
-      problems.push(`${name}: final token ${finalTokens.get(name)} is not the largest issued (${Math.max(...tokens)})`);
     }
+    const max = Math.max(...claims.map((c) => c.token));
+    if (max !== finalTokens.get(key)) problems.push(`${key}: final token ${finalTokens.get(key)} is not the largest issued (${max})`);
   }
   for (const [key, stale] of report.staleTokens) {
     if (!(finalTokens.get(key)! > stale)) problems.push(`${key}: final token ${finalTokens.get(key)} not above stale ${stale}`);
