@@ -722,3 +722,21 @@ describe('event delivery', () => {
   });
 });
 
+describe('waitFor with a signal', () => {
+  it('an already-aborted signal rejects at once with its reason, unless the state is already reached', async () => {
+    const { manager: m } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    const ac = new AbortController();
+    ac.abort(new Error('cancelled before the call'));
+    let outcome: unknown = 'pending';
+    const base = m.listenerCount('session.state');
+    m.waitFor('a', 'ready', { signal: ac.signal }).then((x) => (outcome = x.state), (e: unknown) => (outcome = e));
+    await settle();
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as Error).message).toBe('cancelled before the call');
+    expect(m.listenerCount('session.state')).toBe(base);
+    // Already there: resolves even with an aborted signal.
+    expect((await m.waitFor('a', 'stopped', { signal: ac.signal })).state).toBe('stopped');
+  });
+});
+
