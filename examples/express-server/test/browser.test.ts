@@ -6,6 +6,8 @@ import { startTestServer, type TestServer } from './helpers.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../.artifacts/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Waits for the page (bounded, not a timing assertion): generous for a loaded CI machine. */
+const POLL = { timeout: 15_000, interval: 50 };
 
 let t: TestServer;
 let browser: Browser;
@@ -37,13 +39,13 @@ afterAll(async () => {
   await t?.close();
 });
 
-it('runs the whole demo lifecycle in a real browser, live over SSE', async () => {
+it('runs the whole demo lifecycle in a real browser, live over SSE', { timeout: 120_000 }, async () => {
   await page.goto(`${t.url}/`);
 
   // The page asks for the key once and keeps it.
   await page.getByTestId('key-input').fill('not-a-key');
   await page.getByTestId('key-submit').click();
-  await expect.poll(() => page.locator('#key-error').textContent()).toMatch(/not valid/);
+  await expect.poll(() => page.locator('#key-error').textContent(), POLL).toMatch(/not valid/);
   await page.getByTestId('key-input').fill(t.adminKey);
   await page.getByTestId('key-submit').click();
   await page.locator('#key-dialog.hidden').waitFor({ state: 'attached' });
@@ -56,7 +58,7 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
   // Create a demo session from the form, whose fields come from the adapter's schemas.
   await page.getByTestId('new-session').click();
   await page.getByTestId('create-id').fill('support-bot');
-  await expect.poll(() => page.getByTestId('create-platform').inputValue()).toBe('demo');
+  await expect.poll(() => page.getByTestId('create-platform').inputValue(), POLL).toBe('demo');
   await page.locator('input[name="credentials.token"]').fill('demo-token-123');
   await page.locator('input[name="config.greeting"]').fill('hi there');
   await page.locator('input[name="labels"]').fill('team=support, env=demo');
@@ -65,8 +67,8 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
 
   // Start right away: the QR code appears without reloading.
   await page.getByTestId('qr').waitFor({ state: 'visible' });
-  await expect.poll(() => page.getByTestId('detail-state').textContent()).toBe('authenticating');
-  await expect.poll(() => page.getByTestId('qr').getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+  await expect.poll(() => page.getByTestId('detail-state').textContent(), POLL).toBe('authenticating');
+  await expect.poll(() => page.getByTestId('qr').getAttribute('src'), POLL).toMatch(/^data:image\/png;base64,/);
   const snap = (await t.call('GET', '/api/v1/sessions/support-bot')).json;
   expect(snap.config.greeting).toBe('hi there');
   expect(snap.labels).toEqual({ team: 'support', env: 'demo' });
@@ -74,23 +76,23 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
 
   // Complete the login (the demo's stand-in for scanning) and watch it turn ready live.
   await page.getByTestId('simulate-scan').click();
-  await expect.poll(() => page.getByTestId('detail-state').textContent()).toBe('ready');
-  await expect.poll(() => page.getByTestId('session-support-bot').getByTestId('row-state').textContent()).toBe('ready');
+  await expect.poll(() => page.getByTestId('detail-state').textContent(), POLL).toBe('ready');
+  await expect.poll(() => page.getByTestId('session-support-bot').getByTestId('row-state').textContent(), POLL).toBe('ready');
   await page.getByTestId('auth').waitFor({ state: 'hidden' });
 
   // Send a message from the page: the answer, statistics and logs follow.
   await page.getByTestId('send-input').fill('hello');
   await page.getByTestId('send-submit').click();
-  await expect.poll(() => page.getByTestId('send-result').textContent()).toMatch(/"ok":true/);
-  await expect.poll(() => page.getByTestId('stats').textContent()).toMatch(/msgs out1/);
+  await expect.poll(() => page.getByTestId('send-result').textContent(), POLL).toMatch(/"ok":true/);
+  await expect.poll(() => page.getByTestId('stats').textContent(), POLL).toMatch(/msgs out1/);
   // The demo echoes it: both directions appear in the live message list.
-  await expect.poll(() => page.getByTestId('messages').textContent()).toMatch(/in.*"text":"hello".*out.*"text":"hello"/s);
-  await expect.poll(() => page.getByTestId('logs').textContent()).toMatch(/logged in with qr/);
+  await expect.poll(() => page.getByTestId('messages').textContent(), POLL).toMatch(/in.*"text":"hello".*out.*"text":"hello"/s);
+  await expect.poll(() => page.getByTestId('logs').textContent(), POLL).toMatch(/logged in with qr/);
   await page.screenshot({ path: `${ARTIFACTS}ready.png` });
 
   // Stop it, then delete it.
   await page.getByTestId('action-stop').click();
-  await expect.poll(() => page.getByTestId('detail-state').textContent()).toBe('stopped');
+  await expect.poll(() => page.getByTestId('detail-state').textContent(), POLL).toBe('stopped');
   page.once('dialog', (d) => void d.accept());
   await page.getByTestId('action-delete').click();
   await page.getByTestId('session-support-bot').waitFor({ state: 'detached' });
@@ -107,7 +109,7 @@ it('runs the whole demo lifecycle in a real browser, live over SSE', async () =>
   expect(pageErrors.filter((e) => !/401|Failed to load resource/.test(e))).toEqual([]);
 });
 
-it('takes a login code typed on the page (adapter asking for a code)', async () => {
+it('takes a login code typed on the page (adapter asking for a code)', { timeout: 120_000 }, async () => {
   const codeServer = await startTestServer({ demo: { auth: 'code', expectedCode: '24680', remember: false } });
   const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   try {
@@ -125,11 +127,11 @@ it('takes a login code typed on the page (adapter asking for a code)', async () 
     // A wrong code keeps it waiting (the adapter asks again); the right one logs in.
     await p.getByTestId('code-input').fill('11111');
     await p.getByTestId('code-submit').click();
-    await expect.poll(() => p.getByTestId('logs').textContent()).toMatch(/wrong code/);
+    await expect.poll(() => p.getByTestId('logs').textContent(), POLL).toMatch(/wrong code/);
     await p.getByTestId('code-input').fill('24680');
     await p.getByTestId('code-submit').click();
-    await expect.poll(() => p.getByTestId('detail-state').textContent()).toBe('ready');
-    await expect.poll(() => p.getByTestId('logs').textContent()).toMatch(/connected/);
+    await expect.poll(() => p.getByTestId('detail-state').textContent(), POLL).toBe('ready');
+    await expect.poll(() => p.getByTestId('logs').textContent(), POLL).toMatch(/connected/);
     await p.screenshot({ path: `${ARTIFACTS}code-login.png` });
   } finally {
     await p.close();

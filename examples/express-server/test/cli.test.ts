@@ -18,22 +18,25 @@ function run(args: string[], env: Record<string, string> = {}): Promise<{ code: 
   });
 }
 
-it('--help prints every flag with its environment variable', async () => {
+it('--help prints every flag with its environment variable', { timeout: 60_000 }, async () => {
   const r = await run(['--help']);
   expect(r.code).toBe(0);
   for (const flag of ['--port', '--host', '--data-dir', '--db', '--max-sessions', '--api-key', '--cors-origin', '--rate-limit']) expect(r.out).toContain(flag);
   for (const env of ['PORT', 'HOST', 'MULTISESSION_DB', 'MULTISESSION_API_KEY']) expect(r.out).toContain(env);
 });
 
-it('bad flags and environment values exit 2 and say what to change', async () => {
-  const port = await run(['--port', 'eighty']);
+it('bad flags and environment values exit 2 and say what to change', { timeout: 120_000 }, async () => {
+  // Three child processes at once (each loads TypeScript through tsx).
+  const [port, unknown, key] = await Promise.all([
+    run(['--port', 'eighty']),
+    run(['--colour', 'red']),
+    // (Flags that would be harmless if the check ever let it start.)
+    run(['--port', '0', '--data-dir', join(tmpdir(), `ms-cli-${process.pid}`)], { MULTISESSION_API_KEY: 'short' }),
+  ]);
   expect(port.code).toBe(2);
   expect(port.err).toContain('--port must be an integer');
-  const unknown = await run(['--colour', 'red']);
   expect(unknown.code).toBe(2);
   expect(unknown.err).toMatch(/colour/);
-  // (Flags that would be harmless if the check ever let it start.)
-  const key = await run(['--port', '0', '--data-dir', join(tmpdir(), `ms-cli-${process.pid}`)], { MULTISESSION_API_KEY: 'short' });
   expect(key.code).toBe(2);
   expect(key.err).toContain('at least 16 characters');
 });

@@ -70,7 +70,7 @@ async function waitState(url: string, key: string, id: string, states: string[])
   throw new Error(`${id} never reached ${states.join('|')}`);
 }
 
-it('sessions come back running after SIGKILL, and after a graceful SIGTERM', async () => {
+it('sessions come back running after SIGKILL, and after a graceful SIGTERM', { timeout: 120_000 }, async () => {
   // First start: creates the secret key and an admin key, printed once.
   const a = await startServer();
   const key = a.lines.map((l) => l.trim()).find((l) => /^msk_[a-f0-9]{16}_/.test(l));
