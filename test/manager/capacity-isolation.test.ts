@@ -167,6 +167,30 @@ describe('isolation: per-session KV', () => {
   });
 });
 
+describe('isolation: a deleted session and a new one with the same id', () => {
+  it("the deleted session's connection cannot write into the new session's KV, auth state or counters", async () => {
+    const { manager: m, scripted: s } = await make();
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    const old = s.last('a').ctx;
+    await m.delete('a', { force: true });
+    await m.create({ id: 'a', platform: 'scripted' }); // another account, same id
+    // The old connection (a late websocket callback, say) still holds its ctx.
+    await old.kv.set('history', ['from the deleted session']).catch(() => undefined);
+    await old.authState.set('keys', 'old keys').catch(() => undefined);
+    try {
+      old.stats.increment('bids', 5);
+    } catch {
+      // refusing is fine too
+    }
+    old.log.info('a late line from the deleted session');
+    expect(await m.kv('a').list()).toEqual([]);
+    expect(await m.storage.kvList('a')).toEqual([]);
+    expect((await m.stats('a')).custom).toEqual({});
+    expect(await m.logs('a')).toEqual([]);
+  });
+});
+
 describe('isolation: a misbehaving adapter touches no other session', () => {
   it('connect() throwing, start() rejecting and health() hanging leave the others ready and sending', async () => {
     const env = await make();

@@ -157,6 +157,27 @@ describe('close()', () => {
     expect(outcome).toBeInstanceOf(ManagerClosedError);
   });
 
+  it('late calls from a connection after close() change nothing and raise no manager.error', async () => {
+    const scripted = scriptedAdapter();
+    const manager = new SessionManager({ adapters: [scripted.adapter] });
+    await manager.open();
+    await manager.create({ id: 'a', platform: 'scripted' });
+    await manager.start('a');
+    const ctx = scripted.last('a').ctx;
+    const errors: string[] = [];
+    manager.on('manager.error', (e) => errors.push(e.error.message));
+    await manager.close();
+    ctx.stats.increment('late');
+    ctx.emitMessage('late');
+    ctx.touch();
+    ctx.log.info('late');
+    ctx.fail(new Error('late'));
+    ctx.expired('late');
+    await ctx.kv.set('late', 1).catch(() => undefined);
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(errors).toEqual([]);
+  });
+
   it('await using closes the manager (Symbol.asyncDispose)', async () => {
     const scripted = scriptedAdapter();
     const counting = countingClock();
