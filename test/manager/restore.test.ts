@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SessionManager, memoryStorage } from 'multisession';
+import { SessionManager, StorageError, memoryStorage, type StorageDriver } from 'multisession';
 import { createManualClock } from 'multisession/testing';
 import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
 
@@ -74,3 +74,49 @@ describe('open() restores desired-running sessions', () => {
     await manager.close();
   });
 });
+
+describe('open()', () => {
+  it('a store that cannot be opened fails open() with StorageError; a later open() succeeds', async () => {
+    const inner = memoryStorage();
+    let failures = 1;
+    const flaky: StorageDriver = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'init') {
+          return async () => {
+            if (failures-- > 0) throw new Error('connection refused');
+            return target.init();
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const manager = new SessionManager({ storage: flaky, adapters: [scriptedAdapter().adapter], clock: createManualClock() });
+    const err = await manager.open().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/connection refused/);
+    await expect(manager.list()).rejects.toMatchObject({ code: 'MANAGER_NOT_OPEN' });
+    await manager.open();
+    await manager.create({ id: 'a', platform: 'scripted' });
+    expect((await manager.list()).map((x) => x.id)).toEqual(['a']);
+    await manager.close();
+  });
+
+  it('open() twice at once opens once', async () => {
+    const storage = memoryStorage();
+    let inits = 0;
+    const counted: StorageDriver = new Proxy(storage, {
+      get(target, prop) {
+        if (prop === 'init') return async () => (inits++, target.init());
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const manager = new SessionManager({ storage: counted, adapters: [scriptedAdapter().adapter], clock: createManualClock() });
+    await Promise.all([manager.open(), manager.open()]);
+    await manager.open();
+    expect(inits).toBe(1);
+    await manager.close();
+  });
+});
+
