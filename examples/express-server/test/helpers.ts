@@ -82,39 +82,65 @@ export function codeFromQr(payload: string): string {
   return code;
 }
 
-/** Reads Server-Sent Events from a fetch body until `until` returns true for the collected events. */
-export async function readEvents(
-  url: string,
-  until: (events: Array<{ event: string; data: any }>) => boolean,
-  signal: AbortSignal,
-): Promise<Array<{ event: string; data: any }>> {
-  const res = await fetch(url, { signal });
+export interface EventStream {
+  events: Array<{ event: string; data: any }>;
+  /** Resolves once the collected events satisfy `until`. */
+  until(pred: (events: Array<{ event: string; data: any }>) => boolean): Promise<Array<{ event: string; data: any }>>;
+  close(): void;
+}
+
+/** Opens a Server-Sent Events stream with fetch; resolves once the server's `hello` arrived (subscribed). */
+export async function openEvents(url: string): Promise<EventStream> {
+  const ac = new AbortController();
+  const res = await fetch(url, { signal: ac.signal });
   if (res.status !== 200 || !res.body) throw new Error(`events answered ${res.status}`);
   const events: Array<{ event: string; data: any }> = [];
+  const waiters = new Set<() => void>();
   const decoder = new TextDecoder();
   let buffer = '';
   const reader = res.body.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let idx;
-      while ((idx = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, idx);
-        buffer = buffer.slice(idx + 2);
-        let event = 'message';
-        const data: string[] = [];
-        for (const line of block.split('\n')) {
-          if (line.startsWith('event: ')) event = line.slice(7);
-          else if (line.startsWith('data: ')) data.push(line.slice(6));
+  void (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let idx;
+        while ((idx = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, idx);
+          buffer = buffer.slice(idx + 2);
+          let event = 'message';
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data.push(line.slice(6));
+          }
+          if (data.length) events.push({ event, data: JSON.parse(data.join('\n')) });
         }
-        if (data.length) events.push({ event, data: JSON.parse(data.join('\n')) });
+        for (const w of [...waiters]) w();
       }
-      if (until(events)) break;
+    } catch {
+      // aborted
     }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return events;
+  })();
+  const stream: EventStream = {
+    events,
+    until(pred) {
+      return new Promise((resolve) => {
+        const check = () => {
+          if (pred(events)) {
+            waiters.delete(check);
+            resolve(events);
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    close() {
+      ac.abort();
+    },
+  };
+  await stream.until((evs) => evs.some((e) => e.event === 'hello'));
+  return stream;
 }

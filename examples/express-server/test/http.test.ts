@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { codeFromQr, readEvents, startTestServer, waitForState, type TestServer } from './helpers.js';
+import { codeFromQr, openEvents, startTestServer, waitForState, type TestServer } from './helpers.js';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -260,18 +260,11 @@ describe('events (SSE)', () => {
   it('streams state and auth events, filtered by ?session=, key in the query', async () => {
     await create('sse-1');
     await create('sse-2');
-    const ac = new AbortController();
-    const got = readEvents(
-      `${t.url}/api/v1/events?session=sse-1&key=${t.adminKey}`,
-      (evs) => evs.some((e) => e.event === 'session.auth'),
-      ac.signal,
-    );
-    // Let the stream subscribe before acting.
-    await new Promise((r) => setTimeout(r, 100));
+    const stream = await openEvents(`${t.url}/api/v1/events?session=sse-1&key=${t.adminKey}`);
     await call('POST', '/api/v1/sessions/sse-2/start');
     await call('POST', '/api/v1/sessions/sse-1/start');
-    const events = await got;
-    ac.abort();
+    const events = await stream.until((evs) => evs.some((e) => e.event === 'session.auth'));
+    stream.close();
     expect(events[0]!.event).toBe('hello');
     const states = events.filter((e) => e.event === 'session.state');
     expect(states.length).toBeGreaterThan(0);
@@ -319,13 +312,11 @@ describe('scoped keys (403)', () => {
     expectProblem(await call('GET', '/api/v1/checkpoints/jobs/stats', { key }), 403, 'FORBIDDEN');
 
     // Its event stream carries only its sessions' events.
-    const ac = new AbortController();
-    const got = readEvents(`${t.url}/api/v1/events?key=${key}`, (evs) => evs.some((e) => e.event === 'session.auth'), ac.signal);
-    await new Promise((r) => setTimeout(r, 100));
+    const stream = await openEvents(`${t.url}/api/v1/events?key=${key}`);
     await call('POST', '/api/v1/sessions/theirs/start');
     await call('POST', '/api/v1/sessions/mine/start', { key });
-    const events = (await got).filter((e) => e.event !== 'hello');
-    ac.abort();
+    const events = (await stream.until((evs) => evs.some((e) => e.event === 'session.auth'))).filter((e) => e.event !== 'hello');
+    stream.close();
     expect(events.length).toBeGreaterThan(0);
     expect(events.every((e) => e.data.id === 'mine')).toBe(true);
     await call('POST', '/api/v1/sessions/theirs/stop');
