@@ -140,8 +140,12 @@ describe('sessions CRUD', () => {
     expectProblem(await call('POST', '/api/v1/sessions', { raw: 'id=x', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   });
 
-  it('409 when the id is taken', async () => {
+  it('409 when the id is taken or the credentials are in use', async () => {
     expectProblem(await create('crud-1'), 409, 'SESSION_EXISTS');
+    const dup = await create('crud-dup', { credentials: credentialsFor('crud-1') });
+    expectProblem(dup, 409, 'DUPLICATE_CREDENTIALS');
+    expect(dup.json.context).toMatchObject({ otherSessionId: 'crud-1' });
+    expectProblem(await call('GET', '/api/v1/sessions/crud-dup'), 404, 'SESSION_NOT_FOUND');
   });
 
   it('GET /sessions filters by state, platform and label; bad filters are 400', async () => {
