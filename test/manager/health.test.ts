@@ -188,4 +188,36 @@ describe('health', () => {
     expect(health.every((e) => e.id === 'sick')).toBe(true);
     expect(s.connections('fine')).toHaveLength(1);
   });
+
+  it('a stopped session has health unknown (no connection, nothing to vouch for)', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock } = env;
+    await readySession(env);
+    await m.stop('h');
+    expect((await m.get('h')).health).toBe('unknown');
+    expect((await m.status('h')).health).toBe('unknown');
+    expect(await m.list({ health: 'healthy' })).toEqual([]);
+    // Same after a failure: failed is at rest too.
+    s.behave('h', { failStarts: 1_000 });
+    await m.start('h');
+    await clock.advance(5_000);
+    expect((await m.get('h')).state).toBe('failed');
+    expect((await m.get('h')).health).toBe('unknown');
+  });
+
+  it('a session that recovers by restarting announces that it is healthy again', async () => {
+    const env = await make();
+    const { manager: m, scripted: s, clock, health } = env;
+    await readySession(env);
+    s.behave('h', { health: { status: 'unhealthy' } });
+    await clock.advance(3_000); // degraded, then restarting
+    expect(health.at(-1)!.health).toBe('unhealthy');
+    s.behave('h', { health: { status: 'healthy' } });
+    await clock.advance(100);
+    await m.waitFor('h', 'ready');
+    await clock.advance(2_000); // a couple of healthy checks on the new connection
+    expect((await m.get('h')).health).toBe('healthy');
+    expect(health.at(-1)).toMatchObject({ id: 'h', health: 'healthy' });
+  });
 });
+
