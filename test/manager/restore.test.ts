@@ -120,3 +120,32 @@ describe('open()', () => {
   });
 });
 
+describe('what a restarted process remembers', () => {
+  it("a session's transition history, last error and counters survive a restart", async () => {
+    const storage = memoryStorage();
+    const clock = createManualClock();
+    const scripted = scriptedAdapter();
+    const first = new SessionManager({ storage, adapters: [scripted.adapter], clock, historySize: 5, restart: { retries: 0 } });
+    await first.open();
+    await first.create({ id: 'a', platform: 'scripted' });
+    await first.start('a', { reason: 'morning shift' });
+    scripted.last('a').ctx.fail(new Error('socket closed'));
+    await first.waitFor('a', 'failed');
+    await first.stop('a');
+    const before = await first.get('a');
+    const statsBefore = await first.stats('a');
+    expect(before.transitions).toHaveLength(5);
+    await first.close();
+    await storage.init();
+
+    const second = new SessionManager({ storage, adapters: [scriptedAdapter().adapter], clock, historySize: 5 });
+    await second.open();
+    const after = await second.get('a');
+    expect(after.state).toBe('stopped');
+    expect(after.lastError).toEqual(before.lastError);
+    expect(await second.stats('a')).toEqual(statsBefore);
+    expect(after.transitions).toEqual(before.transitions);
+    await second.close();
+  });
+});
+
