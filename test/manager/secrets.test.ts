@@ -277,6 +277,31 @@ describe('rotateSecretKey', () => {
   });
 });
 
+describe('rotateSecretKey racing credential writes', () => {
+  it.each(['create', 'update'] as const)('a %s running alongside a rotation ends with credentials readable under the new key', async (op) => {
+    const h = await harness();
+    const { manager: m, scripted: s } = h;
+    await m.create({ id: 'a', platform: 'scripted', credentials: { token: TOKEN } });
+    if (op === 'update') await m.create({ id: 'b', platform: 'scripted', credentials: { token: 'tok_initial_b_0000' } });
+    const write = op === 'create'
+      ? m.create({ id: 'b', platform: 'scripted', credentials: { token: OTHER_TOKEN } })
+      : m.update('b', { credentials: { token: OTHER_TOKEN } });
+    const results = await Promise.allSettled([m.rotateSecretKey(randomBytes(32).toString('hex')), write]);
+    // Either may lose a race with a typed error and be retried; neither may leave unreadable data.
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(Error);
+    if (results[1].status === 'rejected') {
+      if (op === 'create') await m.create({ id: 'b', platform: 'scripted', credentials: { token: OTHER_TOKEN } });
+      else await m.update('b', { credentials: { token: OTHER_TOKEN } });
+    }
+    const snap = await m.start('b');
+    expect(snap.lastError).toBeNull();
+    expect(snap.state).toBe('ready');
+    expect(s.last('b').ctx.credentials).toEqual({ token: OTHER_TOKEN });
+    // And the duplicate guard still recognises its token.
+    await expect(m.create({ id: 'c', platform: 'scripted', credentials: { token: OTHER_TOKEN } })).rejects.toBeInstanceOf(DuplicateCredentialsError);
+  });
+});
+
 describe('a persistent store needs a secret key', () => {
   /** The memory driver dressed up as persistent (as SQLite and PostgreSQL are). */
   function persistentMemory(): StorageDriver {
