@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { SessionManager, StorageError, memoryStorage, type StorageDriver } from 'multisession';
 import { createManualClock } from 'multisession/testing';
 import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
@@ -145,6 +146,37 @@ describe('what a restarted process remembers', () => {
     expect(after.lastError).toEqual(before.lastError);
     expect(await second.stats('a')).toEqual(statsBefore);
     expect(after.transitions).toEqual(before.transitions);
+    await second.close();
+  });
+});
+
+describe('restoring with the wrong secret key', () => {
+  it('a session whose credentials cannot be decrypted ends failed (DECRYPTION) at once, without a retry loop; the others run', async () => {
+    const storage = memoryStorage();
+    const clock = createManualClock();
+    const first = new SessionManager({ storage, adapters: [scriptedAdapter().adapter], clock, secretKey: randomBytes(32).toString('base64') });
+    await first.open();
+    await first.create({ id: 'sealed', platform: 'scripted', credentials: { token: 'tok-sealed-1' } });
+    await first.create({ id: 'plain', platform: 'scripted' });
+    await first.start('sealed');
+    await first.start('plain');
+    await first.close();
+    await storage.init();
+
+    const scripted = scriptedAdapter();
+    const second = new SessionManager({ storage, adapters: [scripted.adapter], clock, secretKey: randomBytes(32).toString('base64') });
+    await second.open();
+    expect((await second.get('plain')).state).toBe('ready');
+    const sealed = await second.get('sealed');
+    expect(sealed.state).toBe('failed');
+    expect(sealed.lastError).toMatchObject({ code: 'DECRYPTION' });
+    expect(sealed.lastError!.message).toMatch(/key/);
+    expect(scripted.connections('sealed')).toHaveLength(0); // the adapter never saw undecryptable credentials
+    await clock.advance(600_000);
+    expect((await second.stats('sealed')).starts).toBeLessThanOrEqual(1);
+    // New credentials fix it.
+    await second.update('sealed', { credentials: { token: 'tok-sealed-2' } });
+    expect((await second.start('sealed')).state).toBe('ready');
     await second.close();
   });
 });
