@@ -142,6 +142,28 @@ suite('postgres', () => {
       await Promise.all([a.close(), b.close()]);
     });
 
+    it('batches racing deletes of their sessions neither fail nor leave orphans', async () => {
+      const a = fresh();
+      const b = fresh();
+      await Promise.all([a.init(), b.init()]);
+      const ids = Array.from({ length: 30 }, (_, i) => `race${String(i).padStart(2, '0')}`);
+      for (const id of ids) await a.createSession(sampleSessionRecord(id, { credentialsFingerprint: null }));
+      const work: Promise<unknown>[] = [];
+      for (let round = 0; round < 10; round++) {
+        work.push(b.incrementStats(ids.map((sessionId) => ({ sessionId, name: 'n', delta: 1 }))));
+        work.push(b.appendTransitions(ids.map((sessionId) => ({ sessionId, from: 'stopped' as const, to: 'starting' as const, reason: 'r', at: T0 })), 3));
+        work.push(b.saveStatus(ids.map((id) => ({ id, state: 'ready' as const }))));
+      }
+      work.push(...ids.map((id) => a.deleteSession(id)));
+      const results = await Promise.allSettled(work);
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      for (const table of ['session_stats', 'session_transitions', 'session_kv']) {
+        const { rows } = await admin.query(`select count(*)::int as n from ${q(table)} where session_id like 'race%'`);
+        expect({ table, n: rows[0].n }).toEqual({ table, n: 0 });
+      }
+      await Promise.all([a.close(), b.close()]);
+    });
+
     it('stores times as bigint and returns them as numbers', async () => {
       const store = fresh();
       await store.init();

@@ -128,6 +128,8 @@ interface Connected {
 
 /** Errors worth retrying while two processes create the same schema objects at once. */
 const RACE_CODES = new Set(['23505', '42P06', '42P07', '40P01', '40001']);
+/** Errors after which the rolled-back statement or transaction is simply run again. */
+const RETRY_CODES = new Set(['40P01', '40001', '23503']);
 const pgCode = (err: unknown): string | undefined => {
   const code = (err as { code?: unknown })?.code;
   return typeof code === 'string' ? code : undefined;
@@ -135,6 +137,8 @@ const pgCode = (err: unknown): string | undefined => {
 
 // Ref'd on purpose: a short wait inside an operation the caller awaits (init retry) must keep
 // the process alive, or a script awaiting init() would exit mid-way.
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 class PostgresStorage implements StorageDriver {
@@ -253,8 +257,9 @@ class PostgresStorage implements StorageDriver {
     const merged = mergeStatusUpdates(check.checkStatus(updates));
     if (merged.length === 0) return;
     const t = this.#table('sessions');
-    await this.#wrap(
-      'saveStatus',
+    // Rows are locked in id order, so concurrent batches do not deadlock on each other.
+    merged.sort((a, b) => byText(a.id, b.id));
+    await this.#retry('saveStatus', () =>
       sql`
         update ${t} as s set
           state = coalesce(u.state, s.state),
@@ -274,7 +279,7 @@ class PostgresStorage implements StorageDriver {
   async deleteSession(id: string): Promise<boolean> {
     const c = await this.#ready();
     check.checkId(id);
-    const result = await this.#wrap('deleteSession', c.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
+    const result = await this.#retry('deleteSession', () => c.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
     return Number(result.numDeletedRows) > 0;
   }
 
@@ -350,7 +355,7 @@ class PostgresStorage implements StorageDriver {
     const prefix = check.checkPrefix(options, 'KV clear options');
     let q = c.db.deleteFrom('session_kv').where('session_id', '=', sessionId);
     if (prefix) q = q.where('key', '>=', prefix).where(sql<string>`substr(key, 1, ${charLength(prefix)})`, '=', prefix);
-    const result = await this.#wrap('kvClear', q.executeTakeFirst());
+    const result = await this.#retry('kvClear', () => q.executeTakeFirst());
     return Number(result.numDeletedRows);
   }
 
@@ -360,9 +365,10 @@ class PostgresStorage implements StorageDriver {
     const c = await this.#ready();
     const sums = sumStatDeltas(check.checkDeltas(deltas));
     if (sums.length === 0) return;
+    sums.sort((a, b) => byText(a.sessionId, b.sessionId) || byText(a.name, b.name)); // lock order
     const stats = this.#table('session_stats');
     const sessions = this.#table('sessions');
-    await this.#retryOnDeletedSession('incrementStats', () =>
+    await this.#retry('incrementStats', () =>
       sql`
         insert into ${stats} as st (session_id, name, value)
         select u.session_id, u.name, u.delta
@@ -386,12 +392,14 @@ class PostgresStorage implements StorageDriver {
     check.checkTransitions(entries);
     const keep = check.checkPositive(keepPerSession, 'keepPerSession');
     if (entries.length === 0) return;
+    // Grouped by session (a stable sort keeps each session's order), so locks come in id order.
+    entries = [...entries].sort((a, b) => byText(a.sessionId, b.sessionId));
     const t = this.#table('session_transitions');
     const sessions = this.#table('sessions');
     // One statement: insert the newest `keep` entries per session (in the order given) and trim
     // older stored rows so at most `keep` remain. The trim sees the rows as they were before this
     // statement, so it keeps `keep - new` of them.
-    await this.#retryOnDeletedSession('appendTransitions', () =>
+    await this.#retry('appendTransitions', () =>
       sql`
         with given as (
           select u.*, row_number() over (partition by u.session_id order by u.ord desc) as rn
@@ -574,17 +582,27 @@ class PostgresStorage implements StorageDriver {
     }
   }
 
+  /** One transaction, run again when PostgreSQL picked it as a deadlock or serialization victim. */
   async #tx<T>(operation: string, c: Connected, fn: (trx: Transaction<StorageDatabase>) => Promise<T>): Promise<T> {
-    return this.#wrap(operation, c.db.transaction().execute(fn));
+    return this.#retry(operation, () => c.db.transaction().execute(fn));
   }
 
-  /** A session deleted between the existence check and the insert: retry once, it is skipped then. */
-  async #retryOnDeletedSession<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs an atomic statement or transaction again when it was rolled back for a reason that a
+   * second try resolves: a deadlock or serialization victim (40P01, 40001; several nodes writing
+   * batches for the same sessions), or a session deleted between the existence check and the
+   * insert (23503; skipped on the next try). Nothing of a rolled-back try remains.
+   */
+  async #retry<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
-        if (pgCode(err) === '23503' && attempt < 3) continue;
+        const code = pgCode(err);
+        if (code && RETRY_CODES.has(code) && attempt < 8) {
+          await sleep(Math.floor(Math.random() * 10 * attempt));
+          continue;
+        }
         throw wrapError(operation, err, this.#target);
       }
     }
