@@ -69,6 +69,10 @@ describe('open() restores desired-running sessions', () => {
     expect(orphan.state).toBe('failed');
     expect(orphan.lastError).toMatchObject({ code: 'ADAPTER_NOT_FOUND' });
     expect(orphan.lastError!.message).toMatch(/retired/);
+    // Starting it again cannot help: it fails at once, no back-off loop.
+    const again = await manager.start('orphan');
+    expect(again.state).toBe('failed');
+    expect(again.lastError).toMatchObject({ code: 'ADAPTER_NOT_FOUND' });
     // It can still be deleted.
     await manager.delete('orphan');
     expect((await manager.list()).map((s) => s.id)).toEqual(['kept']);
