@@ -38,6 +38,8 @@ interface Harness {
   base: {
     seed(n: number): Promise<void>;
     claim(owner: string, limit: number): Promise<{ key: string; token: number }[]>;
+    /** SQLite only: the same claim with a per-stream fencing counter (BEGIN IMMEDIATE, two statements). */
+    claimFenced?(owner: string, limit: number): Promise<{ key: string; token: number }[]>;
     completeOne(owner: string, lease: { key: string; token: number }): Promise<boolean>;
     completeMany(owner: string, leases: { key: string; token: number }[]): Promise<number>;
   };
@@ -83,7 +85,7 @@ async function libPrimitives(h: Harness, perClaim: number, nLoops: number, total
   return { perSec: done / secs, latencies };
 }
 
-async function basePrimitives(h: Harness, perClaim: number, nLoops: number, total: number): Promise<Run> {
+async function basePrimitives(h: Harness, perClaim: number, nLoops: number, total: number, fenced = false): Promise<Run> {
   await h.base.seed(total);
   const latencies: number[] = [];
   let done = 0;
@@ -91,7 +93,7 @@ async function basePrimitives(h: Harness, perClaim: number, nLoops: number, tota
   await loops(nLoops, async (loop) => {
     const owner = `base-${loop}`;
     const c0 = performance.now();
-    const leases = await h.base.claim(owner, perClaim);
+    const leases = fenced ? await h.base.claimFenced!(owner, perClaim) : await h.base.claim(owner, perClaim);
     latencies.push(performance.now() - c0);
     if (!leases.length) return false;
     if (perClaim === 1) {
@@ -135,6 +137,16 @@ function sqliteHarness(): Harness {
     RETURNING key, token`);
   const complete = db.prepare(`UPDATE base_items SET status = 'done'
     WHERE stream = 'base' AND key = ? AND token = ? AND owner = ? AND status = 'processing' AND expires_at > ?`);
+  db.exec(`CREATE TABLE base_streams (stream TEXT PRIMARY KEY, fence INTEGER NOT NULL); INSERT INTO base_streams VALUES ('base', 0);`);
+  const bump = db.prepare(`UPDATE base_streams SET fence = fence + 1 WHERE stream = 'base' RETURNING fence`);
+  const claimWithToken = db.prepare(`UPDATE base_items SET status = 'processing', owner = ?, token = ?, expires_at = ? + ?
+    WHERE id IN (SELECT id FROM base_items WHERE stream = 'base' AND status IN ('pending', 'processing') AND expires_at <= ?
+                 ORDER BY priority DESC, expires_at, id LIMIT ?)
+    RETURNING key, token`);
+  const claimFenced = db.transaction((owner: string, limit: number, now: number) => {
+    const { fence } = bump.get() as { fence: number };
+    return claimWithToken.all(owner, fence, now, LEASE_MS, now, limit) as { key: string; token: number }[];
+  });
   const completeMany = db.transaction((owner: string, leases: { key: string; token: number }[], now: number) => {
     let n = 0;
     for (const l of leases) n += complete.run(l.key, l.token, owner, now).changes;
@@ -157,6 +169,7 @@ function sqliteHarness(): Harness {
         const now = Date.now();
         return claim.all(owner, now, LEASE_MS, now, limit) as { key: string; token: number }[];
       },
+      claimFenced: async (owner, limit) => claimFenced.immediate(owner, limit, Date.now()),
       completeOne: async (owner, l) => complete.run(l.key, l.token, owner, Date.now()).changes === 1,
       completeMany: async (owner, leases) => completeMany(owner, leases, Date.now()),
     },
@@ -186,6 +199,8 @@ async function postgresHarness(): Promise<Harness | null> {
       status text NOT NULL, priority integer NOT NULL DEFAULT 0, owner text, token bigint NOT NULL DEFAULT 0,
       expires_at timestamptz NOT NULL DEFAULT '-infinity', PRIMARY KEY (stream, key))`);
   await pool.query(`CREATE INDEX base_claimable ON ${T} (stream, priority DESC, expires_at, id) WHERE status IN ('pending', 'processing')`);
+  // Tokens from a sequence: like the checkpoint's, they grow in the whole stream, still in one statement.
+  await pool.query(`CREATE SEQUENCE "${schema}".base_fence`);
   return {
     name: 'postgres',
     single: Math.round(5_000 * SCALE),
@@ -206,7 +221,7 @@ async function postgresHarness(): Promise<Harness | null> {
       claim: async (owner, limit) =>
         (
           await pool.query(
-            `UPDATE ${T} SET status = 'processing', owner = $1, token = token + 1, expires_at = now() + $2 * interval '1 millisecond'
+            `UPDATE ${T} SET status = 'processing', owner = $1, token = nextval('"${schema}".base_fence'), expires_at = now() + $2 * interval '1 millisecond'
              WHERE (stream, key) IN (SELECT stream, key FROM ${T} WHERE stream = 'base' AND status IN ('pending', 'processing') AND expires_at <= now()
                            ORDER BY priority DESC, expires_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
              RETURNING key, token`,
@@ -268,6 +283,11 @@ async function bench(h: Harness) {
   console.log(`\n${h.name}: ${ROUNDS} rounds each, median shown (single ${fmt(h.single)} items, batched ${fmt(h.batched)} items)`);
   const single = await pair('(a) 1 per claim, 8 loops', () => libPrimitives(h, 1, 8, h.single), () => basePrimitives(h, 1, 8, h.single));
   line(single.label, single.lib, single.base, 0.9);
+  if (h.base.claimFenced) {
+    const runs: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) runs.push((await basePrimitives(h, 1, 8, h.single, true)).perSec);
+    line('    same, baseline with stream fence', single.lib, median(runs), null);
+  }
   const batched = await pair('(a) 50 per claim, 4 loops', () => libPrimitives(h, 50, 4, h.batched), () => basePrimitives(h, 50, 4, h.batched));
   line(batched.label, batched.lib, batched.base, 0.9);
   const procRuns: number[] = [];

@@ -204,7 +204,14 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
    * expired lease) by priority then age, in one atomic step. Each lease carries a new fencing token.
    */
   async claim(options: { owner: string; limit?: number; leaseMs?: number }): Promise<Lease[]> {
-    const o = parseWith(claimSchema, options, 'claim options');
+    const { owner, limit = 1, leaseMs = 30_000 } = (options ?? {}) as { owner?: unknown; limit?: unknown; leaseMs?: unknown };
+    const plain =
+      typeof owner === 'string' && owner.length > 0 && owner.length <= 200 &&
+      Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= 10_000 &&
+      Number.isInteger(leaseMs) && (leaseMs as number) >= 1 && (leaseMs as number) <= MAX_LEASE_MS;
+    const o = plain
+      ? { owner: owner as string, limit: limit as number, leaseMs: leaseMs as number }
+      : parseWith(claimSchema, options, 'claim options');
     return (await this.backend()).claim(this.stream, { ...o, maxAttempts: this.maxAttempts });
   }
 

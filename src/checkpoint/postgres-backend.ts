@@ -104,7 +104,6 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     )`,
     `CREATE SEQUENCE IF NOT EXISTS ${S}.checkpoint_fence`,
     `CREATE INDEX IF NOT EXISTS checkpoint_items_claimable ON ${T} (stream, priority DESC, avail_at, seq) WHERE status IN ${STATUSES}`,
-    `CREATE INDEX IF NOT EXISTS checkpoint_items_status ON ${T} (stream, status, created_at)`,
   ];
 
   /** Runs one statement, retrying when PostgreSQL breaks a deadlock between two batches. */
@@ -159,6 +158,8 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
        AND i.status = 'processing' AND i.avail_at > ${NOW}`;
   const renewSql = `UPDATE ${T} AS i SET avail_at = ${NOW} + $5::bigint, updated_at = ${NOW} ${casFrom} RETURNING v.n, i.avail_at`;
   const completeSql = `UPDATE ${T} AS i SET status = 'done', result = ($5::jsonb[])[v.n::int], completed_at = ${NOW}, updated_at = ${NOW}, avail_at = ${NOW}
+     ${casFrom} RETURNING v.n`;
+  const completeNoResultSql = `UPDATE ${T} AS i SET status = 'done', result = NULL, completed_at = ${NOW}, updated_at = ${NOW}, avail_at = ${NOW}
      ${casFrom} RETURNING v.n`;
   const releaseSql = `UPDATE ${T} AS i SET status = 'pending', owner = NULL, avail_at = i.run_at, updated_at = ${NOW} ${casFrom} RETURNING v.n`;
   const failSql = `UPDATE ${T} AS i SET attempts = i.attempts + 1, status = $5, error = $6,
@@ -268,12 +269,15 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     },
 
     async complete(stream, entries) {
-      const won = await cas(
-        completeSql,
-        stream,
-        entries.map((e) => e.lease),
-        [entries.map((e) => (e.result === null ? null : JSON.stringify(e.result)))],
-      );
+      const withResults = entries.some((e) => e.result !== null);
+      const won = withResults
+        ? await cas(
+            completeSql,
+            stream,
+            entries.map((e) => e.lease),
+            [entries.map((e) => (e.result === null ? null : JSON.stringify(e.result)))],
+          )
+        : await cas(completeNoResultSql, stream, entries.map((e) => e.lease), []);
       return entries.map((_, i): CasResult => ({ ok: won.has(i + 1) }));
     },
 

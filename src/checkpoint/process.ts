@@ -285,7 +285,10 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
       await runItem(h);
     } finally {
       running -= 1;
-      wake();
+      // Take the next queued item here; wake the main loop only when it has something to do
+      // (claim more, stop, drain).
+      if (!stopping && queue.length > o.concurrency) void runOne(queue.shift()!);
+      else wake();
     }
   };
   const runItem = async (h: Held) => {
