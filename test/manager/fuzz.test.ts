@@ -94,6 +94,10 @@ async function run(seed: number, steps: number) {
       const live = s.connections(sid).filter((c) => !c.stopped).length;
       expect(live, `${where}: live connections in ${snap.state}`).toBeLessThanOrEqual(1);
       if (snap.state === 'stopped' || snap.state === 'failed' || snap.state === 'expired') expect(live, `${where}: at rest in ${snap.state}`).toBe(0);
+      if (snap.state === 'stopped') expect(snap.health, `${where}: health when stopped`).toBe('unknown');
+      if (snap.state === 'expired') expect(['expired', 'unauthorized'], `${where}: health when expired`).toContain(snap.health);
+      if (snap.state === 'ready' || snap.state === 'degraded') expect(snap.auth, `${where}: auth when up`).toBeNull();
+      if (snap.state === 'authenticating') expect(snap.auth, `${where}: auth info while authenticating`).not.toBeNull();
     }
     expect(managerErrors, `seed ${seed} step ${step}`).toEqual([]);
   }
