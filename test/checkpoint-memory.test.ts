@@ -47,3 +47,42 @@ describe('memory checkpoint with a manual clock', () => {
     await expect(cp.complete(lease!)).rejects.toMatchObject({ code: 'LEASE_LOST' });
   });
 });
+
+describe('process() when the store fails now and then', () => {
+  it('retries claims and completions after an error and still finishes every item once', async () => {
+    const inner = createMemoryCheckpointBackend();
+    let claimFailures = 1;
+    let completeFailures = 1;
+    const flaky = {
+      ...inner,
+      claim: async (...args: Parameters<typeof inner.claim>) => {
+        if (claimFailures-- > 0) throw new Error('connection reset (claim)');
+        return inner.claim(...args);
+      },
+      complete: async (...args: Parameters<typeof inner.complete>) => {
+        if (completeFailures-- > 0) throw new Error('connection reset (complete)');
+        return inner.complete(...args);
+      },
+    };
+    const cp = createCheckpoint({ storage: flaky, stream: 'flaky' });
+    await cp.add(Array.from({ length: 40 }, (_, i) => ({ key: `k${i}` })));
+    const errors: string[] = [];
+    cp.on('process.error', (e) => errors.push(e.operation));
+    const summary = await cp.process(async () => 'ok', { owner: 'w', concurrency: 4, batchSize: 10, pollMs: 20, leaseMs: 10_000 });
+    expect(summary).toMatchObject({ reason: 'drained', completed: 40, lost: 0, errors: 2 });
+    expect(errors.sort()).toEqual(['claim', 'complete']);
+    expect(await cp.stats()).toMatchObject({ done: 40, processing: 0 });
+  });
+
+  it('stops polling an empty stream when its signal aborts (until: aborted)', async () => {
+    const cp = createCheckpoint({ storage: createMemoryCheckpointBackend(), stream: 'idle' });
+    const ac = new AbortController();
+    const running = cp.process(async () => {}, { owner: 'w', until: 'aborted', signal: ac.signal, pollMs: 10 });
+    await cp.add([{ key: 'late' }]);
+    await new Promise((r) => setTimeout(r, 60));
+    ac.abort();
+    const summary = await running;
+    expect(summary).toMatchObject({ reason: 'aborted', completed: 1 });
+    await expect(cp.process(async () => {}, { owner: 'w', until: 'aborted' })).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+});

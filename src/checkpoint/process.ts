@@ -240,7 +240,10 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
     flushTimer = null;
     const batch = pendingCompletions;
     pendingCompletions = [];
-    if (!batch.length) return;
+    if (!batch.length) {
+      wake();
+      return;
+    }
     const now = monotonic();
     const live = batch.filter(({ h }) => {
       if (h.state === 'settled' || h.lost) return false;
@@ -248,7 +251,10 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
       markLost(h, 'deadline');
       return false;
     });
-    if (!live.length) return;
+    if (!live.length) {
+      wake();
+      return;
+    }
     track(
       backend
         .complete(stream, live.map(({ h, result }) => ({ lease: h.ref, result })))
@@ -445,7 +451,7 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
         continue;
       }
       // Flush completions early when nothing else is running, so the drain check sees them.
-      if (running === 0 && queue.length === 0 && pendingCompletions.length) flush();
+      if (running === 0 && queue.length === 0 && pendingCompletions.length && !flushTimer) flush();
       await nextWake();
     }
 
@@ -456,8 +462,9 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
         await releaseMany(queue.splice(0));
         continue;
       }
-      if (pendingCompletions.length && running === 0) flush();
-      if (inflight.size === 0 && running === 0) continue;
+      if (pendingCompletions.length && running === 0 && !flushTimer) flush();
+      if (inflight.size === 0 && running === 0 && !flushTimer) continue;
+      // A pending flush timer (a retry after a store error) wakes us when it has written.
       await Promise.race([...inflight, nextWake()]);
     }
   } finally {
