@@ -19,6 +19,7 @@ export class Persister {
   #audit: AuditInput[] = [];
   #scheduled: NodeJS.Immediate | null = null;
   #running: Promise<void> = Promise.resolve();
+  #closed = false;
 
   constructor(storage: StorageDriver, historySize: number, onError: (error: unknown) => void) {
     this.#storage = storage;
@@ -67,7 +68,20 @@ export class Persister {
     return this.#running;
   }
 
+  /** Writes what is queued, then ignores everything (late calls after the manager closed). */
+  async close(): Promise<void> {
+    await this.flush();
+    this.#closed = true;
+  }
+
   #schedule(): void {
+    if (this.#closed) {
+      this.#status.clear();
+      this.#transitions = [];
+      this.#stats.clear();
+      this.#audit = [];
+      return;
+    }
     if (this.#scheduled) return;
     this.#scheduled = setImmediate(() => {
       this.#scheduled = null;

@@ -26,14 +26,18 @@ export class NamespacedKv implements SessionKv {
   readonly #storage: StorageDriver;
   readonly #sessionId: string;
   readonly #prefix: string;
+  readonly #guard: () => void;
 
-  constructor(storage: StorageDriver, sessionId: string, prefix: string) {
+  /** `guard` throws when this view may no longer be used (a connection that was shut down). */
+  constructor(storage: StorageDriver, sessionId: string, prefix: string, guard: () => void = () => {}) {
     this.#storage = storage;
     this.#sessionId = sessionId;
     this.#prefix = prefix;
+    this.#guard = guard;
   }
 
   async get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined> {
+    this.#guard();
     parseWith(keySchema, key, 'KV key');
     return (await this.#storage.kvGet(this.#sessionId, this.#prefix + key)) as T | undefined;
   }
@@ -47,17 +51,20 @@ export class NamespacedKv implements SessionKv {
   }
 
   async list(options?: { prefix?: string }): Promise<KvEntry[]> {
+    this.#guard();
     const prefix = this.#prefix + (parseWith(prefixOptionsSchema, options, 'KV list options').prefix ?? '');
     const entries = await this.#storage.kvList(this.#sessionId, { prefix });
     return entries.map((e) => ({ key: e.key.slice(this.#prefix.length), value: e.value }));
   }
 
   async clear(options?: { prefix?: string }): Promise<number> {
+    this.#guard();
     const prefix = parseWith(prefixOptionsSchema, options, 'KV clear options').prefix ?? '';
     return this.#storage.kvClear(this.#sessionId, { prefix: this.#prefix + prefix });
   }
 
   async batch(ops: KvOperation[]): Promise<void> {
+    this.#guard();
     const checked = parseWith(opsSchema, ops, 'KV operations');
     await this.#storage.kvWrite(
       this.#sessionId,

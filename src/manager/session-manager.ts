@@ -119,6 +119,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   #secretCache = new Map<string, { version: number; strings: string[] }>();
   #phase: Phase = 'new';
   #creating = 0;
+  /** Credential writes in flight, and the key rotation that waits for them (a readers–writer gate). */
+  #credentialWrites = 0;
+  #credentialsDrained: (() => void) | null = null;
+  #rotation: Promise<unknown> | null = null;
   /** Rejecters of pending waitFor() calls, settled with ManagerClosedError on close. */
   readonly #waiters = new Set<(error: Error) => void>();
   #opening: Promise<void> | null = null;
@@ -179,8 +183,9 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       const toStart: SessionRuntime[] = [];
       for (const record of records) {
         const adapter = this.#adapters.get(record.platform);
-        const runtime = new SessionRuntime(this.#core, adapter ?? this.#missingAdapter(record.platform), record);
+        const runtime = new SessionRuntime(this.#core, adapter ?? this.#missingAdapter(record.platform), record, { fresh: false });
         this.#runtimes.set(record.id, runtime);
+        if (record.readError || !adapter) await runtime.loadHistory().catch((error) => this.#managerError(error));
         if (record.readError) {
           runtime.markUnusable({ code: 'STORAGE', message: `Stored row could not be read: ${record.readError}`, at: this.#clock.now() });
         } else if (!adapter) {
@@ -229,7 +234,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     await Promise.all(
       [...this.#runtimes.values()].map((rt) => rt.enqueue(() => rt.stop('manager closing')).catch((error) => this.#managerError(error))),
     );
-    await this.#persister.flush();
+    await this.#persister.close();
     for (const reject of [...this.#waiters]) reject(new ManagerClosedError());
     this.#scheduler.close();
     this.#runtimes.clear();
@@ -267,10 +272,11 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
         context: { maxSessions: this.options.maxSessions },
       });
     }
-    const sealed = this.#seal(credentials);
     const now = this.#clock.now();
     this.#creating++;
-    const record = await this.storage.createSession({
+    const runtime = await this.#withCredentialKey(async () => {
+      const sealed = this.#seal(credentials);
+      const record = await this.storage.createSession({
       id: data.id,
       platform: adapter.name,
       config,
@@ -290,9 +296,13 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       lastActivityAt: null,
       createdAt: now,
       updatedAt: now,
+      });
+      // Registered inside the gate, so a key rotation that follows sees (and re-seals) it.
+      const created = new SessionRuntime(this.#core, adapter, record, { fresh: true });
+      this.#runtimes.set(record.id, created);
+      return created;
     }).finally(() => this.#creating--);
-    const runtime = new SessionRuntime(this.#core, adapter, record);
-    this.#runtimes.set(record.id, runtime);
+    const record = runtime.record;
     this.#audit('create', record.id, ctl.actor, { fields: Object.keys(input ?? {}).filter((k) => k !== 'id') });
     const snapshot = runtime.snapshot();
     this.#emit('session.created', { id: record.id, session: snapshot, at: now });
@@ -302,7 +312,9 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** The session's snapshot. Throws `SessionNotFoundError`. */
   async get(id: string): Promise<SessionSnapshot> {
-    return this.#runtime(id).snapshot();
+    const rt = this.#runtime(id);
+    await rt.loadHistory();
+    return rt.snapshot();
   }
 
   /** Sessions matching every given filter, ordered by id. */
@@ -312,6 +324,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const states = f.state === undefined ? null : new Set(Array.isArray(f.state) ? f.state : [f.state]);
     const healths = f.health === undefined ? null : new Set(Array.isArray(f.health) ? f.health : [f.health]);
     const labels = f.labels ? Object.entries(f.labels) : [];
+    await Promise.all([...this.#runtimes.values()].map((rt) => rt.loadHistory()));
     const out: SessionSnapshot[] = [];
     for (const rt of [...this.#runtimes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
       if (states && !states.has(rt.state)) continue;
@@ -364,7 +377,15 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       }
       if (changed.length === 0) return { settled: Promise.resolve() };
       const now = this.#clock.now();
-      rt.record = await this.#write(rt, { ...changes, updatedAt: now });
+      if (changed.includes('credentials')) {
+        await this.#withCredentialKey(async () => {
+          // Sealed again inside the gate: a rotation may have changed the key meanwhile.
+          const sealed = this.#seal(parseAdapterInput(adapter.credentials, data.credentials, 'session update', 'credentials'));
+          rt.record = await this.#write(rt, { ...changes, credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint, updatedAt: now });
+        });
+      } else {
+        rt.record = await this.#write(rt, { ...changes, updatedAt: now });
+      }
       this.#audit('update', id, ctl.actor, { fields: changed });
       this.#emit('session.updated', { id, session: rt.snapshot(), changed, at: now });
       if (changed.includes('idleTimeoutMs')) rt.rescheduleIdle();
@@ -549,6 +570,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const wanted = new Set(parseWith(stateListSchema, Array.isArray(states) ? states : [states], 'states'));
     const opts = parseWith(waitOptionsSchema, options, 'wait options');
     if (wanted.has(rt.state)) return rt.snapshot();
+    if (opts.signal?.aborted) throw opts.signal.reason ?? new TimeoutError('aborted');
     return new Promise<SessionSnapshot>((resolve, reject) => {
       const fail = (error: Error) => {
         cleanup();
@@ -625,6 +647,19 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     if (typeof newKey !== 'string') throw new ValidationError('secret key', [{ path: ['secretKey'], message: 'must be a string' }]);
     parseSecretKey(newKey);
     const ctl = parseWith(controlOptionsSchema, options, 'options');
+    while (this.#rotation) await this.#rotation.catch(() => undefined);
+    const rotation = this.#rotate(newKey, ctl.actor);
+    this.#rotation = rotation;
+    try {
+      return await rotation;
+    } finally {
+      this.#rotation = null;
+    }
+  }
+
+  async #rotate(newKey: string, actor: string | undefined): Promise<{ rotated: number }> {
+    if (this.#credentialWrites > 0) await new Promise<void>((resolve) => (this.#credentialsDrained = resolve));
+    this.#credentialsDrained = null;
     const next = this.#codec.withKey(newKey);
     const rts = [...this.#runtimes.values()].filter((rt) => rt.record.credentials !== null);
     const rows = rts.map((rt) => {
@@ -643,7 +678,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     }
     this.#codec = next;
     this.#secretCache.clear();
-    this.#audit('rotate-key', null, ctl.actor, { sessions: rows.length, keyId: next.keyId });
+    this.#audit('rotate-key', null, actor, { sessions: rows.length, keyId: next.keyId });
     await this.#persister.flush();
     return { rotated: rows.length };
   }
@@ -708,6 +743,21 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
         if (fresh && !fresh.readError) rt.record = fresh;
       }
       throw error;
+    }
+  }
+
+  /**
+   * Runs a write that seals credentials with the current key. Many may run at once; a key
+   * rotation waits for them to finish and holds new ones back, so no row is sealed with the old
+   * key after the rotation has read it.
+   */
+  async #withCredentialKey<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#rotation) await this.#rotation.catch(() => undefined);
+    this.#credentialWrites++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#credentialWrites === 0) this.#credentialsDrained?.();
     }
   }
 

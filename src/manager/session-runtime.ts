@@ -73,7 +73,11 @@ class Attempt {
   #aborted: unknown = undefined;
   connection: PlatformConnection<JsonValue> | null = null;
   ended = false;
+  /** stop() has returned (or timed out): from now on the connection's ctx refuses writes. */
+  closed = false;
   live = false;
+  /** An auth step (QR, code …) was shown and not yet answered: the start watchdog waits. */
+  awaitingAuth = false;
   healthFailures = 0;
   checking = false;
   healthTask: ScheduledTask | null = null;
@@ -143,12 +147,14 @@ export class SessionRuntime {
   deleted = false;
   transitions: TransitionInfo[] = [];
   #logs: LogRing | null = null;
+  /** true once the stored history is merged in; the pending load while it runs. */
+  #history: true | Promise<void> | null;
   #queue: Promise<unknown> = Promise.resolve();
   #run: Run | null = null;
   readonly #core: ManagerCore;
   readonly #adapter: Adapter;
 
-  constructor(core: ManagerCore, adapter: Adapter, record: SessionRecord, transitions: TransitionInfo[] = []) {
+  constructor(core: ManagerCore, adapter: Adapter, record: SessionRecord, options: { fresh: boolean }) {
     this.#core = core;
     this.#adapter = adapter;
     this.record = record;
@@ -157,7 +163,7 @@ export class SessionRuntime {
     this.health = 'unknown';
     this.lastError = record.lastError;
     this.lastActivityAt = record.lastActivityAt;
-    this.transitions = transitions.slice(-core.options.historySize);
+    this.#history = options.fresh ? true : null;
   }
 
   get id(): string {
@@ -172,8 +178,28 @@ export class SessionRuntime {
     return this.#run !== null;
   }
 
-  /** Serialises control calls on this session. */
-  enqueue<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Loads the stored transition history once (a runtime made by `open()` starts without it), so
+   * history survives restarts. Runs before the first transition and before the first read.
+   */
+  loadHistory(): Promise<void> {
+    if (this.#history === true) return Promise.resolve();
+    this.#history ??= this.#core.storage.listTransitions(this.id, this.#core.options.historySize).then(
+      (stored) => {
+        this.transitions = stored.map((t) => ({ from: t.from, to: t.to, reason: t.reason, at: t.at })).concat(this.transitions).slice(-this.#core.options.historySize);
+        this.#history = true;
+      },
+      (error) => {
+        this.#history = null; // try again next time
+        throw error;
+      },
+    );
+    return this.#history;
+  }
+
+  /** Serialises control calls on this session (after its history is loaded). */
+  enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const fn = () => this.loadHistory().then(task);
     const next = this.#queue.then(fn, fn);
     this.#queue = next.then(noop, noop); // keeps neither the result nor the error alive
     return next;
@@ -203,6 +229,7 @@ export class SessionRuntime {
       run.attempt?.end({ kind: 'aborted' });
       await run.done;
     }
+    this.health = 'unknown'; // no connection: nothing to vouch for
     this.#transition('stopped', reason);
   }
 
@@ -234,6 +261,7 @@ export class SessionRuntime {
       pending.resolve(input.value);
     }
     if (attempt.ended || attempt.pending) return;
+    attempt.awaitingAuth = false;
     attempt.authTimer?.cancel();
     attempt.authTimer = null;
     if (attempt.live) {
@@ -381,7 +409,11 @@ export class SessionRuntime {
         maxTimeout: 0,
         factor: 1,
         shouldRetry: async ({ error, retriesConsumed }) => {
-          if (error instanceof ExpiredSignal || error instanceof AuthTimeoutError || run.cancel.aborted) return false;
+          // Only the adapter's own failures are worth retrying: a key that cannot decrypt, stored
+          // credentials that no longer validate, a missing adapter or an auth timeout will not
+          // mend themselves by waiting.
+          if (error instanceof ExpiredSignal || run.cancel.aborted) return false;
+          if (error instanceof MultisessionError && !(error instanceof AdapterError)) return false;
           this.#transition('backoff', `start failed: ${error.message}`, run);
           run.settle();
           this.restarts++;
@@ -438,10 +470,10 @@ export class SessionRuntime {
     run.attempt = attempt;
     const core = this.#core;
     this.#transition('starting', reason, run);
-    this.#count('starts');
     let started: Promise<Down | null>;
     try {
       const credentials = core.openCredentials(this.record);
+      this.#count('starts'); // counted once the adapter is really asked to start
       const connection = this.#adapter.connect(new RuntimeContext(this, attempt, credentials) as AdapterContext<any, any>) as PlatformConnection<JsonValue>;
       if (!connection || typeof connection.start !== 'function' || typeof connection.stop !== 'function' || typeof connection.health !== 'function') {
         throw new Error('connect() must return an object with start, stop, health and send');
@@ -469,7 +501,12 @@ export class SessionRuntime {
     attempt.watchdog = attempt.authTimer = null;
     attempt.live = true;
     this.auth = null;
+    const previous = this.health;
     this.health = 'healthy';
+    // A restart that cured a failing session is announced; a first start is not news.
+    if (previous !== 'healthy' && previous !== 'unknown') {
+      this.#emit('session.health', { id: this.id, health: 'healthy', previous, detail: 'connected', failures: 0, at: core.clock.now() });
+    }
     this.readyAt = core.clock.now();
     this.touch();
     this.#transition('ready', 'connected', run);
@@ -505,7 +542,10 @@ export class SessionRuntime {
     this.auth = null;
     this.readyAt = null;
     const conn = attempt.connection;
-    if (!conn) return;
+    if (!conn) {
+      attempt.closed = true;
+      return;
+    }
     const core = this.#core;
     let timer: ScheduledTask | null = null;
     try {
@@ -521,6 +561,7 @@ export class SessionRuntime {
       this.log('warn', `adapter stop failed: ${this.#scrub(cause)}`);
     } finally {
       (timer as ScheduledTask | null)?.cancel();
+      attempt.closed = true;
     }
   }
 
@@ -528,7 +569,7 @@ export class SessionRuntime {
     attempt.watchdog?.cancel();
     const ms = this.#core.options.startTimeoutMs;
     attempt.watchdog = this.#core.scheduler.schedule(ms, () => {
-      if (!attempt.live && !attempt.pending && this.state !== 'authenticating') {
+      if (!attempt.live && !attempt.awaitingAuth) {
         attempt.end({ kind: 'failed', error: this.#adapterError('start', new Error(`did not finish within ${ms} ms`)) });
       }
     });
@@ -652,6 +693,7 @@ export class SessionRuntime {
   /** `ctx.auth.qr()` and `ctx.auth.request()` land here. */
   enterAuth(attempt: Attempt, info: SessionAuthInfo): void {
     if (attempt.ended || attempt !== this.#run?.attempt) return;
+    attempt.awaitingAuth = true;
     this.auth = info;
     if (this.state !== 'authenticating') this.#transition('authenticating', `waiting for ${info.kind}`, this.#run);
     attempt.watchdog?.cancel();
@@ -797,17 +839,25 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
           throw new ValidationError('counter name', [{ path: ['name'], message: 'must be 1-64 of A-Z, a-z, 0-9, _ . : -' }]);
         }
         if (!Number.isFinite(by)) throw new ValidationError('counter increment', [{ path: ['by'], message: 'must be a finite number' }]);
+        if (this.#attempt.closed) return; // a connection that was shut down counts no more
         this.#rt.increment(name, by);
       },
     };
   }
 
+  /** A shut-down connection (its session stopped, restarted or deleted) can no longer reach storage. */
+  #guard = (): void => {
+    if (this.#attempt.closed) {
+      throw new AbortedError(`This connection of session "${this.id}" has been shut down; it can no longer read or write the session's data.`);
+    }
+  };
+
   get kv(): NamespacedKv {
-    return (this.#kv ??= new NamespacedKv(this.#rt.core.storage, this.id, CONTEXT_PREFIX));
+    return (this.#kv ??= new NamespacedKv(this.#rt.core.storage, this.id, CONTEXT_PREFIX, this.#guard));
   }
 
   get authState(): NamespacedKv {
-    return (this.#authState ??= new NamespacedKv(this.#rt.core.storage, this.id, AUTH_PREFIX));
+    return (this.#authState ??= new NamespacedKv(this.#rt.core.storage, this.id, AUTH_PREFIX, this.#guard));
   }
 
   get auth(): SessionAuth {

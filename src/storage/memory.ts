@@ -258,6 +258,35 @@ const PATCH_FIELDS = [
 const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
+ * A stored record as one fixed-shape literal: every record shares one hidden class with all
+ * fields in-object (a spread plus an added `version` would give each an extra property store).
+ */
+function recordOf(r: Omit<SessionRecord, 'readError'>): SessionRecord {
+  return {
+    id: r.id,
+    platform: r.platform,
+    config: cloneJson(r.config),
+    labels: cloneJson(r.labels),
+    metadata: cloneJson(r.metadata),
+    priority: r.priority,
+    capacity: r.capacity,
+    autoStart: r.autoStart,
+    idleTimeoutMs: r.idleTimeoutMs,
+    allowSharedCredentials: r.allowSharedCredentials,
+    desiredState: r.desiredState,
+    credentials: r.credentials,
+    credentialsFingerprint: r.credentialsFingerprint,
+    state: r.state,
+    health: r.health,
+    lastError: r.lastError === null ? null : { code: r.lastError.code, message: r.lastError.message, at: r.lastError.at },
+    lastActivityAt: r.lastActivityAt,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    version: r.version,
+  };
+}
+
+/**
  * The in-memory storage driver: every session, KV entry, counter, transition and audit entry in
  * Maps inside this process. Nothing outlives the process (`persistent: false`), so the manager
  * needs no secret key with it. It keeps every invariant of the {@link StorageDriver} contract:
@@ -365,21 +394,21 @@ class MemoryStorage implements StorageDriver {
     if (this.#sessions.has(input.id)) throw new SessionExistsError(input.id);
     const holder = this.#holderOf(input.credentialsFingerprint, input.allowSharedCredentials, input.id);
     if (holder !== undefined) throw new DuplicateCredentialsError(input.id, holder);
-    const stored: SessionRecord = cloneJson({ ...input, version: 1 });
+    const stored = recordOf({ ...input, version: 1 });
     this.#sessions.set(stored.id, stored);
     this.#index(stored.credentialsFingerprint, stored.id);
-    return cloneJson(stored);
+    return recordOf(stored);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | null> {
     this.#check();
     const stored = this.#sessions.get(parseWith(id, sessionId, 'session id'));
-    return stored ? cloneJson(stored) : null;
+    return stored ? recordOf(stored) : null;
   }
 
   async listSessions(): Promise<SessionRecord[]> {
     this.#check();
-    return [...this.#sessions.keys()].sort(byKey).map((k) => cloneJson(this.#sessions.get(k)!));
+    return [...this.#sessions.keys()].sort(byKey).map((k) => recordOf(this.#sessions.get(k)!));
   }
 
   async updateSession(sessionId: string, patch: SessionPatch, expectedVersion: number): Promise<SessionRecord> {
@@ -406,8 +435,9 @@ class MemoryStorage implements StorageDriver {
     if (holder !== undefined) throw new DuplicateCredentialsError(sessionId, holder);
     this.#unindex(stored.credentialsFingerprint, sessionId);
     this.#index(next.credentialsFingerprint, sessionId);
-    this.#sessions.set(sessionId, next);
-    return cloneJson(next);
+    const kept = recordOf(next);
+    this.#sessions.set(sessionId, kept);
+    return recordOf(kept);
   }
 
   async saveStatus(updates: StatusUpdate[]): Promise<void> {
@@ -465,8 +495,9 @@ class MemoryStorage implements StorageDriver {
       };
       this.#unindex(stored.credentialsFingerprint, row.id);
       this.#index(next.credentialsFingerprint, row.id);
-      this.#sessions.set(row.id, next);
-      return cloneJson(next);
+      const kept = recordOf(next);
+      this.#sessions.set(row.id, kept);
+      return recordOf(kept);
     });
   }
 
