@@ -164,6 +164,30 @@ suite('postgres', () => {
       await Promise.all([a.close(), b.close()]);
     });
 
+    it('answers many history reads at once, each with its own session and limit', async () => {
+      const store = fresh();
+      await store.init();
+      const ids = Array.from({ length: 60 }, (_, i) => `hist${String(i).padStart(2, '0')}`);
+      for (const id of ids) await store.createSession(sampleSessionRecord(id, { credentialsFingerprint: null }));
+      await store.appendTransitions(
+        ids.flatMap((sessionId, i) =>
+          Array.from({ length: i % 7 }, (_, n) => ({ sessionId, from: 'stopped' as const, to: 'starting' as const, reason: `${sessionId}-${n}`, at: T0 + n })),
+        ),
+        50,
+      );
+      const reads = await Promise.all(
+        ids.flatMap((id, i) => [store.listTransitions(id, 1 + (i % 4)), store.listTransitions(id, 50), store.listTransitions('nobody', 3)]),
+      );
+      ids.forEach((id, i) => {
+        const all = Array.from({ length: i % 7 }, (_, n) => `${id}-${n}`);
+        expect(reads[i * 3]!.map((t) => t.reason)).toEqual(all.slice(Math.max(0, all.length - (1 + (i % 4)))));
+        expect(reads[i * 3 + 1]!.map((t) => t.reason)).toEqual(all);
+        expect(reads[i * 3 + 2]).toEqual([]);
+      });
+      for (const id of ids) await store.deleteSession(id);
+      await store.close();
+    });
+
     it('stores times as bigint and returns them as numbers', async () => {
       const store = fresh();
       await store.init();

@@ -40,6 +40,8 @@ import {
   sessionFromRow,
   sessionToRow,
   sumStatDeltas,
+  transitionFromRow,
+  type TransitionRow,
 } from './sql/rows.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './sql/schema.js';
 import type { SessionRow, StorageDatabase } from './sql/schema.js';
@@ -128,6 +130,13 @@ interface Connected {
 
 /** Errors worth retrying while two processes create the same schema objects at once. */
 const RACE_CODES = new Set(['23505', '42P06', '42P07', '40P01', '40001']);
+interface HistoryRequest {
+  sessionId: string;
+  limit: number;
+  resolve(records: TransitionRecord[]): void;
+  reject(error: unknown): void;
+}
+
 /** Errors after which the rolled-back statement or transaction is simply run again. */
 const RETRY_CODES = new Set(['40P01', '40001', '23503']);
 const pgCode = (err: unknown): string | undefined => {
@@ -151,6 +160,8 @@ class PostgresStorage implements StorageDriver {
   #closed = false;
   #closing: Promise<void> = Promise.resolve();
   #checkpoint: CheckpointBackend | null = null;
+  #historyQueue: HistoryRequest[] = [];
+  #historyInFlight = 0;
 
   constructor(target: Target, options: Options) {
     this.#target = target;
@@ -429,7 +440,52 @@ class PostgresStorage implements StorageDriver {
     const c = await this.#ready();
     check.checkId(sessionId);
     check.checkPositive(limit, 'transition limit');
-    return this.#wrap('listTransitions', reads.listTransitions(c.db, sessionId, limit));
+    return new Promise<TransitionRecord[]>((resolve, reject) => {
+      this.#historyQueue.push({ sessionId, limit: Math.floor(limit), resolve, reject });
+      this.#pumpHistory(c);
+    });
+  }
+
+  /**
+   * History reads are batched: a manager restoring many sessions asks for each one's history, and
+   * one round trip per session would dominate. While up to two batch queries are in flight, new
+   * requests wait and go out together in the next one (one `LATERAL` index scan per session).
+   */
+  #pumpHistory(c: Connected): void {
+    while (this.#historyInFlight < 2 && this.#historyQueue.length > 0) {
+      const batch = this.#historyQueue.splice(0, 1000);
+      this.#historyInFlight++;
+      void this.#readHistory(c, batch).finally(() => {
+        this.#historyInFlight--;
+        this.#pumpHistory(c);
+      });
+    }
+  }
+
+  async #readHistory(c: Connected, batch: HistoryRequest[]): Promise<void> {
+    try {
+      const ids = [...new Set(batch.map((r) => r.sessionId))];
+      const limit = Math.max(...batch.map((r) => r.limit));
+      const t = this.#table('session_transitions');
+      const { rows } = await sql<TransitionRow>`
+        select u.session_id, x.from_state, x.to_state, x.reason, x.at
+        from unnest(${ids}::text[]) as u(session_id)
+        cross join lateral (
+          select id, from_state, to_state, reason, at from ${t} h
+          where h.session_id = u.session_id order by h.id desc limit ${limit}
+        ) x
+        order by u.session_id, x.id desc`.execute(c.base);
+      const bySession = new Map<string, TransitionRecord[]>();
+      for (const row of rows) {
+        let list = bySession.get(row.session_id);
+        if (!list) bySession.set(row.session_id, (list = []));
+        list.push(transitionFromRow(row));
+      }
+      for (const r of batch) r.resolve((bySession.get(r.sessionId) ?? []).slice(0, r.limit).reverse());
+    } catch (err) {
+      const error = wrapError('listTransitions', err, this.#target);
+      for (const r of batch) r.reject(error);
+    }
   }
 
   // ---------------------------------------------------------------- audit

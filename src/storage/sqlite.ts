@@ -40,6 +40,9 @@ import {
   sessionFromRow,
   sessionToRow,
   sumStatDeltas,
+  kvValueFromText,
+  transitionFromRow,
+  type TransitionRow,
 } from './sql/rows.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './sql/schema.js';
 import * as check from './sql/validate.js';
@@ -180,6 +183,11 @@ interface Prepared {
   transitionAdd: Statement;
   transitionTrim: Statement;
   auditAdd: Statement;
+  kvGet: Statement;
+  kvListAll: Statement;
+  kvListPrefix: Statement;
+  stats: Statement;
+  transitions: Statement;
   updates: Map<string, Statement>;
 }
 
@@ -361,14 +369,22 @@ class SqliteStorage implements StorageDriver {
     const p = await this.#ready();
     check.checkId(sessionId);
     check.checkKey(key);
-    return this.#wrapAsync('kvGet', reads.kvGet(p.kysely, sessionId, key));
+    return this.#run('kvGet', () => {
+      const row = p.kvGet.get(sessionId, key) as { value: string } | undefined;
+      return row ? kvValueFromText(row.value) : undefined;
+    });
   }
 
   async kvList(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]> {
     const p = await this.#ready();
     check.checkId(sessionId);
     const prefix = check.checkPrefix(options, 'KV list options');
-    return this.#wrapAsync('kvList', reads.kvList(p.kysely, sessionId, prefix));
+    return this.#run('kvList', () => {
+      const rows = (
+        prefix ? p.kvListPrefix.all(sessionId, prefix, charLength(prefix), prefix) : p.kvListAll.all(sessionId)
+      ) as { key: string; value: string }[];
+      return rows.map((r) => ({ key: r.key, value: kvValueFromText(r.value) }));
+    });
   }
 
   async kvWrite(sessionId: string, ops: KvOperation[]): Promise<void> {
@@ -410,7 +426,11 @@ class SqliteStorage implements StorageDriver {
   async getStats(sessionId: string): Promise<Record<string, number>> {
     const p = await this.#ready();
     check.checkId(sessionId);
-    return this.#wrapAsync('getStats', reads.getStats(p.kysely, sessionId));
+    return this.#run('getStats', () => {
+      const out: Record<string, number> = {};
+      for (const r of p.stats.all(sessionId) as { name: string; value: number }[]) out[r.name] = r.value;
+      return out;
+    });
   }
 
   // ---------------------------------------------------------------- history
@@ -433,7 +453,9 @@ class SqliteStorage implements StorageDriver {
     const p = await this.#ready();
     check.checkId(sessionId);
     check.checkPositive(limit, 'transition limit');
-    return this.#wrapAsync('listTransitions', reads.listTransitions(p.kysely, sessionId, limit));
+    return this.#run('listTransitions', () =>
+      (p.transitions.all(sessionId, Math.floor(limit)) as TransitionRow[]).reverse().map(transitionFromRow),
+    );
   }
 
   // ---------------------------------------------------------------- audit
@@ -580,6 +602,15 @@ class SqliteStorage implements StorageDriver {
            SELECT id FROM session_transitions WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
       ),
       auditAdd: db.prepare('INSERT INTO audit_log (at, session_id, action, actor, details) VALUES (?, ?, ?, ?, ?)'),
+      // Hot per-session reads (the manager makes them per session on restore and from adapters):
+      // prepared once and run synchronously, without a trip through the query builder.
+      kvGet: db.prepare('SELECT value FROM session_kv WHERE session_id = ? AND key = ?'),
+      kvListAll: db.prepare('SELECT key, value FROM session_kv WHERE session_id = ? ORDER BY key'),
+      kvListPrefix: db.prepare('SELECT key, value FROM session_kv WHERE session_id = ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key'),
+      stats: db.prepare('SELECT name, value FROM session_stats WHERE session_id = ?'),
+      transitions: db.prepare(
+        'SELECT session_id, from_state, to_state, reason, at FROM session_transitions WHERE session_id = ? ORDER BY id DESC LIMIT ?',
+      ),
       updates: new Map(),
     };
   }

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { JsonValue } from '../../types.js';
-import type { AuditEntry, AuditQuery, KvEntry, SessionRecord, TransitionRecord } from '../driver.js';
-import { auditFromRow, charLength, kvValueFromText, sessionFromRow, statValue, transitionFromRow } from './rows.js';
+import type { AuditEntry, AuditQuery, KvEntry, SessionRecord } from '../driver.js';
+import { auditFromRow, charLength, kvValueFromText, sessionFromRow, statValue } from './rows.js';
 import type { SessionRow, StorageDatabase } from './schema.js';
 
 /**
@@ -46,18 +46,6 @@ export async function getStats(db: Db, sessionId: string): Promise<Record<string
   const out: Record<string, number> = {};
   for (const r of rows) out[r.name] = statValue(r.value);
   return out;
-}
-
-export async function listTransitions(db: Db, sessionId: string, limit: number): Promise<TransitionRecord[]> {
-  if (limit <= 0) return [];
-  const rows = await db
-    .selectFrom('session_transitions')
-    .select(['session_id', 'from_state', 'to_state', 'reason', 'at'])
-    .where('session_id', '=', sessionId)
-    .orderBy('id', 'desc')
-    .limit(Math.floor(limit))
-    .execute();
-  return rows.reverse().map(transitionFromRow);
 }
 
 export async function listAudit(db: Db, query: AuditQuery): Promise<AuditEntry[]> {
