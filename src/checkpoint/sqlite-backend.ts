@@ -71,8 +71,9 @@ CREATE TABLE IF NOT EXISTS checkpoint_items (
   completed_at INTEGER,
   UNIQUE (stream, key)
 );
+-- Claimable rows only; status rides along so a claim scans the index alone (ties: status, then rowid).
 CREATE INDEX IF NOT EXISTS checkpoint_items_claimable
-  ON checkpoint_items (stream, priority DESC, avail_at, seq)
+  ON checkpoint_items (stream, priority DESC, avail_at, status)
   WHERE status IN ('pending', 'failed', 'processing');
 CREATE TABLE IF NOT EXISTS checkpoint_streams (
   id INTEGER PRIMARY KEY,
@@ -135,24 +136,20 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
     const bumpFence = db.prepare('UPDATE checkpoint_streams SET fence = fence + 1 WHERE id = ? RETURNING fence');
     const addStream = db.prepare('INSERT INTO checkpoint_streams (name) VALUES (?) ON CONFLICT (name) DO NOTHING');
     const findStream = db.prepare('SELECT id FROM checkpoint_streams WHERE name = ?');
-    // The hot path leases only rows that stay alive; expired leases that used up their attempts
-    // are skipped here and turned dead by killExpired, run when a claim comes back short.
+    // The claim scans the partial index alone (a covering scan). An expired lease that used up its
+    // attempts comes back with attempts >= max and is turned dead in the same transaction.
     const claim = db.prepare(`UPDATE checkpoint_items
       SET attempts = attempts + (status = 'processing'), owner = @owner, token = @token, avail_at = @now + @lease,
           status = 'processing', updated_at = @now
       WHERE seq IN (
         SELECT seq FROM checkpoint_items
         WHERE stream = @stream AND status IN ('pending', 'failed', 'processing') AND avail_at <= @now
-          AND (status <> 'processing' OR attempts + 1 < @max)
-        ORDER BY priority DESC, avail_at, seq LIMIT @limit)
+        ORDER BY priority DESC, avail_at LIMIT @limit)
       RETURNING key, token, attempts, payload, priority`);
-    const killExpired = db.prepare(`UPDATE checkpoint_items
-      SET attempts = attempts + 1, status = 'dead', owner = NULL, error = 'lease expired ' || (attempts + 1) || ' times', updated_at = @now
-      WHERE seq IN (
-        SELECT seq FROM checkpoint_items
-        WHERE stream = @stream AND status IN ('pending', 'failed', 'processing') AND avail_at <= @now
-          AND status = 'processing' AND attempts + 1 >= @max
-        LIMIT 1000)`);
+    const kill = db.prepare(`UPDATE checkpoint_items
+      SET status = 'dead', owner = NULL, avail_at = @now, updated_at = @now,
+          error = 'gave up after ' || attempts || ' attempts (the last lease expired)'
+      WHERE stream = @stream AND key = @key AND token = @token`);
     const claimKey = db.prepare(`INSERT INTO checkpoint_items
         (stream, key, status, priority, payload, attempts, owner, token, run_at, avail_at, created_at, updated_at)
       VALUES (@stream, @key, 'processing', 0, @payload, 0, @owner, @token, @now, @now + @lease, @now, @now)
@@ -201,6 +198,22 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
       const won = new Map<string, number>();
       for (let start = 0; start < rows.length; start += BATCH) {
         const chunk = rows.slice(start, start + BATCH);
+        if (chunk.length === 1) {
+          // One lease: a plain single-row compare-and-swap.
+          const row = chunk[0]!;
+          let one = batchCache.get(`${kind}:one`);
+          if (!one) {
+            one = db.prepare(`UPDATE checkpoint_items SET ${batchSet[kind].replace('(SELECT v.r FROM v WHERE v.k = checkpoint_items.key)', '@r')}
+              WHERE stream = @stream AND key = @k AND token = @t AND owner = @o AND status = 'processing' AND avail_at > @now
+              RETURNING key, token, avail_at`);
+            batchCache.set(`${kind}:one`, one);
+          }
+          const r = one.get({ stream, k: row.lease.key, t: row.lease.token, o: row.lease.owner, ...(kind === 'completeWithResults' ? { r: row.result ?? null } : {}), ...named }) as
+            | { key: string; token: number; avail_at: number }
+            | undefined;
+          if (r) won.set(`${r.key}\u0000${r.token}`, r.avail_at);
+          continue;
+        }
         const id = `${kind}:${chunk.length}`;
         let stmt = batchCache.get(id);
         if (!stmt) {
@@ -266,9 +279,13 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
           payload: string | null;
           priority: number;
         }[];
-        if (rows.length < limit) killExpired.run({ stream: sid, now, max });
+        let live = rows;
+        if (rows.some((r) => r.attempts >= max)) {
+          for (const r of rows) if (r.attempts >= max) kill.run({ stream: sid, key: r.key, token: r.token, now });
+          live = rows.filter((r) => r.attempts < max);
+        }
         const expiresAt = now + lease;
-        const leases = rows.map((r) => ({
+        const leases = live.map((r) => ({
           stream,
           key: r.key,
           owner,
