@@ -6,6 +6,7 @@ import {
   SessionNotFoundError,
   ValidationError,
   defineAdapter,
+  type AdapterContext,
   type PlatformConnection,
   type SessionManager,
   type SessionManagerEventPayload,
@@ -188,6 +189,48 @@ describe('isolation: a deleted session and a new one with the same id', () => {
     expect(await m.storage.kvList('a')).toEqual([]);
     expect((await m.stats('a')).custom).toEqual({});
     expect(await m.logs('a')).toEqual([]);
+  });
+});
+
+describe('a connection may save its state while it stops, and nothing after', () => {
+  it('ctx.authState and ctx.kv work inside stop(); a late write afterwards is refused and stores nothing', async () => {
+    const holders: { ctx: AdapterContext<unknown, unknown> | null } = { ctx: null };
+    const saving = defineAdapter({
+      name: 'saving',
+      credentials: z.unknown(),
+      config: z.object({}),
+      connect(ctx) {
+        holders.ctx = ctx;
+        return {
+          async start() {},
+          async stop() {
+            await ctx.authState.set('session-file', { saved: 'on stop' });
+            await ctx.kv.set('last-seen', 42);
+            ctx.stats.increment('saves');
+          },
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          async send() {},
+        };
+      },
+    });
+    const { manager: m } = await make({ adapters: [saving] });
+    await m.create({ id: 'a', platform: 'saving' });
+    await m.start('a');
+    await m.stop('a');
+    expect(await m.storage.kvList('a')).toEqual([
+      { key: 'auth:session-file', value: { saved: 'on stop' } },
+      { key: 'ctx:last-seen', value: 42 },
+    ]);
+    expect((await m.stats('a')).custom).toEqual({ saves: 1 });
+    const late = await holders.ctx!.kv.set('late', 1).then(() => 'written', (e: unknown) => e);
+    expect(late).toBeInstanceOf(Error);
+    expect((late as { code?: string }).code).toBe('ABORTED');
+    expect((await m.storage.kvList('a')).map((e) => e.key)).toEqual(['auth:session-file', 'ctx:last-seen']);
+    // The saved state is there for the next connection.
+    await m.start('a');
+    expect(await holders.ctx!.authState.get('session-file')).toEqual({ saved: 'on stop' });
   });
 });
 
