@@ -171,6 +171,9 @@ const cases: Case[] = [
   invalid('audit: bad session id', (m) => m.audit({ sessionId: 'bad id' }), ['sessionId']),
   invalid('audit: negative since', (m) => m.audit({ since: -1 }), ['since']),
   invalid('audit: unknown field', (m) => m.audit({ who: 'me' } as never), []),
+  // checkpoint
+  invalid('checkpoint: empty stream name', (m) => m.checkpoint(''), ['stream']),
+  invalid('checkpoint: stream not a string', (m) => m.checkpoint(5 as never), ['stream']),
   // rotateSecretKey
   invalid('rotateSecretKey: not a string', (m) => m.rotateSecretKey(42 as never), ['secretKey']),
   invalid('rotateSecretKey: too short', (m) => m.rotateSecretKey('c2hvcnQ='), ['secretKey']),
@@ -280,6 +283,7 @@ describe('before open() and after close()', () => {
     ['waitFor', (m) => m.waitFor('a', 'ready')],
     ['audit', (m) => m.audit()],
     ['rotateSecretKey', (m) => m.rotateSecretKey('0'.repeat(64))],
+    ['checkpoint', (m) => m.checkpoint('jobs')],
   ];
   const fresh = () => new SessionManager({ adapters: [scriptedAdapter().adapter], clock: createManualClock() });
 
