@@ -577,6 +577,16 @@ describe('robustness of control', () => {
     expect(again.config).toEqual({ mode: 'auto' });
     expect(again.metadata).toEqual({ deep: { n: 1 } });
     expect(again.transitions).toEqual([]);
+
+    // The pending auth step's data too (a phone hint object here), on snapshots, statuses and events.
+    const authEvents: SessionManagerEventPayload<'session.auth'>[] = [];
+    m.on('session.auth', (e) => authEvents.push(e));
+    await m.create({ id: 'c', platform: 'scripted', config: { mode: 'code' } });
+    const waiting = await m.start('c');
+    (waiting.auth!.data as { phone: string }).phone = 'changed by the app';
+    ((await m.status('c')).auth!.data as { phone: string }).phone = 'changed again';
+    (authEvents[0]!.data as { phone: string }).phone = 'changed by a listener';
+    expect((await m.get('c')).auth!.data).toEqual({ phone: '+1 *** 89' });
   });
 
   it("logout calls the connection's logout() first; a failing logout is logged and the logout goes on", async () => {
