@@ -229,6 +229,9 @@ describe('duplicate-credential guard', () => {
     // Sharing on purpose.
     const shared = await m.create({ id: 'c', platform: 'scripted', credentials: { token: TOKEN }, allowSharedCredentials: true });
     expect(shared.allowSharedCredentials).toBe(true);
+    // …and it cannot stop sharing while another session holds them.
+    await expect(m.update('c', { allowSharedCredentials: false })).rejects.toBeInstanceOf(DuplicateCredentialsError);
+    expect((await m.get('c')).allowSharedCredentials).toBe(true);
 
     // Sessions without credentials never collide.
     await m.create({ id: 'n1', platform: 'scripted' });
