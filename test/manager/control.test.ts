@@ -366,6 +366,25 @@ describe('send, messages and counters', () => {
     expect((await m.stats('a')).messagesOut).toBe(2);
   });
 
+  it('session.ready fires each time a connection comes up, with the id and time', async () => {
+    const { manager: m, scripted: s, clock } = await make();
+    const ready: SessionManagerEventPayload<'session.ready'>[] = [];
+    m.on('session.ready', (e) => ready.push(e));
+    await m.create({ id: 'a', platform: 'scripted', config: { mode: 'code' } });
+    await m.start('a');
+    expect(ready).toEqual([]); // authenticating is not ready
+    await m.submitAuth('a', { kind: 'code', value: '12345' });
+    await m.waitFor('a', 'ready');
+    expect(ready).toEqual([{ id: 'a', at: clock.now() }]);
+    await clock.advance(500);
+    s.last('a').ctx.fail(new Error('socket closed'));
+    await clock.advance(100); // back-off, then a new connection asks for the code again
+    await m.submitAuth('a', { kind: 'code', value: '12345' });
+    await m.waitFor('a', 'ready');
+    expect(ready.map((e) => e.id)).toEqual(['a', 'a']);
+    expect(ready[1]!.at).toBeGreaterThan(ready[0]!.at);
+  });
+
   it('custom counters raised with ctx.stats.increment show in stats(id).custom', async () => {
     const { manager: m, scripted: s } = await make();
     await m.create({ id: 'a', platform: 'scripted' });
