@@ -1,5 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MultisessionError, canTransition, type SessionManagerEventPayload, type SessionState } from 'multisession';
+import { MultisessionError, canTransition, type SessionManagerEventPayload, type SessionManagerOptions, type SessionState } from 'multisession';
+import { sqliteStorage } from 'multisession/sqlite';
 import { setup } from '../helpers/setup.js';
 import { settle } from '../helpers/scripted-adapter.js';
 
@@ -22,10 +27,10 @@ const MODES = ['auto', 'auto', 'gate', 'code', 'qr', 'password'] as const;
  * connection, none when it is at rest; no manager.error; every call settles with a typed error
  * or a result.
  */
-async function run(seed: number, steps: number) {
+async function run(seed: number, steps: number, options: Partial<SessionManagerOptions> = {}) {
   const rand = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  const { manager: m, scripted: s, clock } = await setup({ restart: { retries: 2, minDelayMs: 100, maxDelayMs: 400, factor: 2 } });
+  const { manager: m, scripted: s, clock } = await setup({ restart: { retries: 2, minDelayMs: 100, maxDelayMs: 400, factor: 2 }, ...options });
   const states: SessionManagerEventPayload<'session.state'>[] = [];
   const managerErrors: unknown[] = [];
   m.on('session.state', (e) => states.push(e));
@@ -129,3 +134,16 @@ describe('randomised control, adapter and time events keep every invariant', () 
     expect(await run(seed, 250)).toBe(250);
   });
 });
+
+describe('the same on a real SQLite file (write-behind against a persistent store)', () => {
+  it.each([11, 12])('seed %i', async (seed) => {
+    const dir = mkdtempSync(join(tmpdir(), 'multisession-fuzz-'));
+    try {
+      const storage = sqliteStorage({ filename: join(dir, 'sessions.db') });
+      expect(await run(seed, 150, { storage, secretKey: randomBytes(32).toString('base64') })).toBe(150);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
