@@ -196,6 +196,16 @@ describe('close()', () => {
     await expect(kept.open()).rejects.toBeInstanceOf(ManagerClosedError);
   });
 
+  it('a manager that was never opened closes cleanly, and cannot be opened afterwards', async () => {
+    {
+      await using unused = new SessionManager({ adapters: [scriptedAdapter().adapter] });
+      void unused;
+    }
+    const m = new SessionManager({ adapters: [scriptedAdapter().adapter] });
+    await m.close();
+    await expect(m.open()).rejects.toBeInstanceOf(ManagerClosedError);
+  });
+
   it('close() during open() and close() twice are safe', async () => {
     const manager = new SessionManager({ adapters: [scriptedAdapter().adapter] });
     const opening = manager.open();
