@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCheckpoint, createMemoryCheckpointBackend, memoryStorage } from 'multisession';
 import { checkpointConformanceSuite } from 'multisession/testing';
@@ -84,5 +86,13 @@ describe('process() when the store fails now and then', () => {
     const summary = await running;
     expect(summary).toMatchObject({ reason: 'aborted', completed: 1 });
     await expect(cp.process(async () => {}, { owner: 'w', until: 'aborted' })).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+});
+
+describe('process() in a script that does nothing else', () => {
+  it('keeps the process alive until it returns (its own waits are not unref\'d)', () => {
+    const script = fileURLToPath(new URL('./fixtures/checkpoint/alive-script.ts', import.meta.url));
+    const out = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(out.trim().split('\n')).toEqual(['done 100', 'aborted aborted']);
   });
 });

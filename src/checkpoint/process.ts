@@ -98,6 +98,8 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
   let running = 0;
   let pendingCompletions: { h: Held; result: JsonValue | null }[] = [];
   let flushTimer: NodeJS.Timeout | null = null;
+  let retryTimer: NodeJS.Timeout | null = null;
+  let flushRetry = false; // the pending flush is a retry after a store error (wait for it)
   const inflight = new Set<Promise<unknown>>();
   let stopping = o.signal?.aborted ?? false;
   let claimsInFlight = 0;
@@ -114,8 +116,9 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
   const nextWake = () => new Promise<void>((resolve) => (wakeResolve = resolve));
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
+      // Ref'd on purpose: the caller awaits process(), so its own waits keep the process alive
+      // (every timer is cleared before process() returns).
       const t = setTimeout(done, ms);
-      t.unref();
       function done() {
         clearTimeout(t);
         o.signal?.removeEventListener('abort', done);
@@ -238,6 +241,7 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
   const flush = () => {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = null;
+    flushRetry = false;
     const batch = pendingCompletions;
     pendingCompletions = [];
     if (!batch.length) {
@@ -275,14 +279,16 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
           reportError(err, 'complete');
           // Try again after a pause; leases past their deadline are dropped then.
           pendingCompletions.push(...live);
+          if (flushTimer) clearTimeout(flushTimer);
+          flushTimer = null;
           scheduleFlush(o.pollMs);
+          flushRetry = true;
         }),
     );
   };
   const scheduleFlush = (ms: number) => {
     if (flushTimer) return;
-    flushTimer = setTimeout(flush, ms);
-    flushTimer.unref();
+    flushTimer = setTimeout(flush, ms); // ref'd: see sleep()
   };
 
   const runOne = async (h: Held) => {
@@ -419,8 +425,6 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
           claimsInFlight -= 1;
           reportError(err, 'claim');
           retryAt = monotonic() + o.pollMs;
-          const t = setTimeout(wake, o.pollMs);
-          t.unref();
         },
       ),
     );
@@ -446,12 +450,20 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
       }
       const idle = running === 0 && queue.length === 0 && held.size === 0 && inflight.size === 0;
       const mayClaim = claimsInFlight === 0 || (claimsInFlight < MAX_CLAIMS_IN_FLIGHT && held.size > 0);
-      if (mayClaim && queue.length < o.concurrency && (!claimBlocked || idle) && monotonic() >= retryAt) {
-        startClaim(idle);
-        continue;
+      if (mayClaim && queue.length < o.concurrency && (!claimBlocked || idle)) {
+        const wait = retryAt - monotonic();
+        if (wait <= 0) {
+          startClaim(idle);
+          continue;
+        }
+        // After a store error: try again once the pause is over (ref'd: see sleep()).
+        retryTimer ??= setTimeout(() => {
+          retryTimer = null;
+          wake();
+        }, Math.ceil(wait) + 1);
       }
       // Flush completions early when nothing else is running, so the drain check sees them.
-      if (running === 0 && queue.length === 0 && pendingCompletions.length && !flushTimer) flush();
+      if (running === 0 && queue.length === 0 && pendingCompletions.length && !flushRetry) flush();
       await nextWake();
     }
 
@@ -462,7 +474,7 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
         await releaseMany(queue.splice(0));
         continue;
       }
-      if (pendingCompletions.length && running === 0 && !flushTimer) flush();
+      if (pendingCompletions.length && running === 0 && !flushRetry) flush();
       if (inflight.size === 0 && running === 0 && !flushTimer) continue;
       // A pending flush timer (a retry after a store error) wakes us when it has written.
       await Promise.race([...inflight, nextWake()]);
@@ -470,6 +482,7 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
   } finally {
     clearInterval(renewTimer);
     if (flushTimer) clearTimeout(flushTimer);
+    if (retryTimer) clearTimeout(retryTimer);
     for (const h of held.values()) leaveGroup(h);
     o.signal?.removeEventListener('abort', onAbort);
   }
