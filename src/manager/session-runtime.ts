@@ -356,7 +356,7 @@ export class SessionRuntime {
       hasCredentials: r.credentials !== null,
       state: this.state,
       desiredState: r.desiredState,
-      auth: this.auth ? { ...this.auth } : null,
+      auth: this.auth ? cloneJson(this.auth) : null,
       health: this.health,
       labels: { ...r.labels },
       metadata: cloneJson(r.metadata),
@@ -381,7 +381,7 @@ export class SessionRuntime {
       state: this.state,
       desiredState: this.record.desiredState,
       health: this.health,
-      auth: this.auth ? { ...this.auth } : null,
+      auth: this.auth ? cloneJson(this.auth) : null,
       lastError: this.lastError ? { ...this.lastError } : null,
       lastActivityAt: this.lastActivityAt,
       uptimeMs: this.readyAt !== null && ACTIVE_STATES.has(this.state) ? this.#core.clock.now() - this.readyAt : null,
@@ -693,6 +693,7 @@ export class SessionRuntime {
   /** `ctx.auth.qr()` and `ctx.auth.request()` land here. */
   enterAuth(attempt: Attempt, info: SessionAuthInfo): void {
     if (attempt.ended || attempt !== this.#run?.attempt) return;
+    info = { kind: info.kind, data: cloneJson(info.data), expiresAt: info.expiresAt }; // the adapter keeps its own
     attempt.awaitingAuth = true;
     this.auth = info;
     if (this.state !== 'authenticating') this.#transition('authenticating', `waiting for ${info.kind}`, this.#run);
@@ -708,7 +709,7 @@ export class SessionRuntime {
         attempt.end({ kind: 'failed', error });
       });
     }
-    this.#emit('session.auth', { id: this.id, kind: info.kind, data: info.data, expiresAt: info.expiresAt, at: this.#core.clock.now() });
+    this.#emit('session.auth', { id: this.id, kind: info.kind, data: cloneJson(info.data), expiresAt: info.expiresAt, at: this.#core.clock.now() });
     this.#run?.settle();
   }
 
