@@ -1,6 +1,9 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SessionManager, type SessionManagerOptions, type SessionState } from 'multisession';
@@ -275,6 +278,16 @@ describe('http-poller driven by a SessionManager', () => {
       await manager.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the demo', () => {
+  it('main.ts runs as written: login with a code, one message each way, clean exit', async () => {
+    const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', main], { timeout: 60_000 });
+    expect(stdout).toContain('authenticating → ready (connected)');
+    expect(stdout).toContain("text: 'Hello, is anyone there?'");
+    expect(stdout).toContain('stopping → stopped (manager closing)');
   });
 });
 
