@@ -238,6 +238,24 @@ suite('postgres', () => {
       await store.close();
     });
 
+    it('two real processes writing one session at once lose no increment, KV write or update', async () => {
+      const store = fresh();
+      await store.init();
+      await store.createSession(sampleSessionRecord('shared', { labels: { n: '0' }, credentialsFingerprint: null }));
+      const startAt = String(Date.now() + 1500);
+      const runs = await Promise.all(
+        ['w1', 'w2'].map((name) => runTs(fixture('writer-child.ts'), ['postgres', schema, name, '100', startAt], { MULTISESSION_PG_URL: PG_URL })),
+      );
+      for (const run of runs) expect({ code: run.code, out: run.stdout.slice(0, 4), err: run.stderr }).toEqual({ code: 0, out: 'ok w', err: '' });
+      expect(await store.getStats('shared')).toEqual({ hits: 200 });
+      expect(await store.kvList('shared')).toHaveLength(200);
+      const shared = (await store.getSession('shared'))!;
+      expect(shared.labels.n).toBe('200');
+      expect(shared.version).toBe(201);
+      await store.deleteSession('shared');
+      await store.close();
+    }, 60_000);
+
     it('two real processes initialising the same new schema at once both succeed', async () => {
       for (let round = 0; round < 3; round++) {
         const fresh2 = `${schema}_p${round}`;

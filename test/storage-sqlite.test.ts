@@ -230,6 +230,22 @@ describe('sqliteStorage', () => {
     await store.close();
   });
 
+  it('two real processes writing one session at once lose no increment, KV write or update', async () => {
+    const filename = freshFile();
+    const store = sqliteStorage({ filename });
+    await store.init();
+    await store.createSession(sampleSessionRecord('shared', { labels: { n: '0' } }));
+    const startAt = String(Date.now() + 1500);
+    const runs = await Promise.all(['w1', 'w2'].map((name) => runTs(fixture('writer-child.ts'), ['sqlite', filename, name, '150', startAt])));
+    for (const run of runs) expect({ code: run.code, out: run.stdout.slice(0, 4), err: run.stderr }).toEqual({ code: 0, out: 'ok w', err: '' });
+    expect(await store.getStats('shared')).toEqual({ hits: 300 });
+    expect(await store.kvList('shared')).toHaveLength(300);
+    const shared = (await store.getSession('shared'))!;
+    expect(shared.labels.n).toBe('300'); // every read-modify-write landed once: lost updates were refused and retried
+    expect(shared.version).toBe(301);
+    await store.close();
+  }, 60_000);
+
   it('two real processes initialising the same new file at once both succeed', async () => {
     for (let round = 0; round < 3; round++) {
       const filename = freshFile();
