@@ -31,7 +31,8 @@ export type ErrorCode =
   | 'SECRET_KEY_REQUIRED'
   | 'DUPLICATE_CREDENTIALS'
   | 'ABORTED'
-  | 'TIMEOUT';
+  | 'TIMEOUT'
+  | 'RATE_LIMITED';
 
 export interface ErrorOptions {
   cause?: unknown;
@@ -240,5 +241,24 @@ export function parseWith<T>(
 export class TimeoutError extends MultisessionError {
   constructor(message: string, options: ErrorOptions = {}) {
     super('TIMEOUT', message, options);
+  }
+}
+
+/**
+ * A session's outbound rate limit (its config's `rateLimit`) would make the call wait longer than
+ * allowed (`rateLimit.maxWaitMs`). Nothing was sent; retry after `retryAfterMs`, send less often,
+ * or raise `maxWaitMs`.
+ */
+export class RateLimitError extends MultisessionError {
+  /** How long until the session's next token is free, in ms. */
+  readonly retryAfterMs: number;
+  constructor(sessionId: string, retryAfterMs: number, maxWaitMs: number, options: ErrorOptions = {}) {
+    const after = Math.ceil(retryAfterMs);
+    super(
+      'RATE_LIMITED',
+      `Session "${sessionId}" is rate limited: its next request may go in ${after} ms, longer than rateLimit.maxWaitMs (${maxWaitMs} ms); retry later, send less often or raise rateLimit.maxWaitMs.`,
+      { ...options, context: { ...options.context, sessionId, retryAfterMs: after, maxWaitMs } },
+    );
+    this.retryAfterMs = after;
   }
 }
