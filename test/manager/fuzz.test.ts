@@ -45,8 +45,18 @@ async function run(seed: number, steps: number, options: Partial<SessionManagerO
     }));
   };
   const lastConn = (id: string) => s.connections(id).at(-1);
+  // A deleted and re-created session is another session: its generation, and the connections it started from.
+  const gen = new Map(IDS.map((id) => [id, 0]));
+  const connOffset = new Map(IDS.map((id) => [id, 0]));
+  const recreate = async (id: string) => {
+    await m.delete(id, { force: true });
+    connOffset.set(id, s.connections(id).length);
+    await m.create({ id, platform: 'scripted', credentials: { token: `token-${id}-${step}` } });
+    gen.set(id, gen.get(id)! + 1);
+  };
+  let step = 0;
 
-  for (let step = 0; step < steps; step++) {
+  for (step = 0; step < steps; step++) {
     const id = pick(IDS);
     const r = rand();
     if (r < 0.1) fire(`start ${id}`, m.start(id));
@@ -79,6 +89,12 @@ async function run(seed: number, steps: number, options: Partial<SessionManagerO
       lastConn(id)?.ctx.auth.request(pick(['code', 'password'] as const)).catch(() => undefined);
     } else if (r < 0.69) fire(`logout ${id}`, m.logout(id));
     else if (r < 0.7) fire(`clear ${id}`, m.clear(id));
+    else if (r < 0.72) fire(`recreate ${id}`, recreate(id));
+    else if (r < 0.76) {
+      log.push(`kv ${id}`);
+      const g = gen.get(id)!;
+      void lastConn(id)?.ctx.kv.set(`g${g}-${step}`, step).catch(() => undefined);
+    }
     else {
       const ms = Math.floor(rand() * 2_500);
       log.push(`advance ${ms}`);
@@ -105,9 +121,15 @@ async function run(seed: number, steps: number, options: Partial<SessionManagerO
       if (snap.state === 'authenticating') expect(snap.auth, `${where}: auth info while authenticating`).not.toBeNull();
     }
     expect(managerErrors, `seed ${seed} step ${step}`).toEqual([]);
+    // No session sees context data written by an earlier session of the same id.
+    for (const sid of IDS) {
+      const keys = await m.kv(sid).list().then((l) => l.map((e) => e.key), () => [] as string[]);
+      const g = gen.get(sid)!;
+      expect(keys.filter((k) => !k.startsWith(`g${g}-`)), `seed ${seed} step ${step} ${sid} kv`).toEqual([]);
+    }
   }
   // Every attempt made exactly one connection (connect() never throws here), and was counted.
-  for (const id of IDS) expect((await m.stats(id)).starts, `seed ${seed}: ${id} starts`).toBe(s.connections(id).length);
+  for (const id of IDS) expect((await m.stats(id)).starts, `seed ${seed}: ${id} starts`).toBe(s.connections(id).length - connOffset.get(id)!);
   // The write-behind store agrees with the live view once flushed.
   await m.audit({ limit: 1 });
   for (const id of IDS) {
@@ -122,6 +144,7 @@ async function run(seed: number, steps: number, options: Partial<SessionManagerO
     const history = await m.storage.listTransitions(id, 1_000);
     expect(history.map(({ from, to, reason, at }) => ({ from, to, reason, at })).slice(-snap.transitions.length), `seed ${seed}: ${id} history`).toEqual(snap.transitions);
   }
+  if (process.env.FUZZ_DEBUG) console.log('generations', [...gen.values()], 'kv', await Promise.all(IDS.map(async (id) => (await m.kv(id).list()).length)));
   if (process.env.FUZZ_DEBUG) console.log('edges', [...new Set(states.map((e) => `${e.from}->${e.to}`))].sort().join(' '));
   await m.close();
   await Promise.all(calls);
