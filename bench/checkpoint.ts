@@ -8,7 +8,8 @@
  *   claim latency p50 / p99 (1 item per claim)
  *
  * Targets: primitives ≥ 0.9 of their baseline; process() ≥ 0.7 of the batched baseline.
- * Each pair runs ROUNDS times, alternating, and the median is reported.
+ * Each pair runs BENCH_ROUNDS times (default 5), baseline and library alternating, and the best
+ * round of each is reported: on a shared machine the least-disturbed round is the steadiest figure.
  * Env: MULTISESSION_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_SCALE (default 1).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { createSqliteCheckpointBackend } from '../src/checkpoint/sqlite-backend.
 
 const PG_URL = process.env.MULTISESSION_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const LEASE_MS = 60_000;
 
 interface Run {
@@ -48,7 +49,7 @@ interface Harness {
 }
 
 const items = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${String(i).padStart(7, '0')}` }));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const best = (xs: number[]) => Math.max(...xs);
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
@@ -272,27 +273,27 @@ async function pair(label: string, lib: () => Promise<Run>, base: () => Promise<
   }
   return {
     label,
-    lib: median(libRuns.map((r) => r.perSec)),
-    base: median(baseRuns.map((r) => r.perSec)),
+    lib: best(libRuns.map((r) => r.perSec)),
+    base: best(baseRuns.map((r) => r.perSec)),
     libLat: libRuns.flatMap((r) => r.latencies),
     baseLat: baseRuns.flatMap((r) => r.latencies),
   };
 }
 
 async function bench(h: Harness) {
-  console.log(`\n${h.name}: ${ROUNDS} rounds each, median shown (single ${fmt(h.single)} items, batched ${fmt(h.batched)} items)`);
+  console.log(`\n${h.name}: ${ROUNDS} rounds each, best round shown (single ${fmt(h.single)} items, batched ${fmt(h.batched)} items)`);
   const single = await pair('(a) 1 per claim, 8 loops', () => libPrimitives(h, 1, 8, h.single), () => basePrimitives(h, 1, 8, h.single));
   line(single.label, single.lib, single.base, 0.9);
   if (h.base.claimFenced) {
     const runs: number[] = [];
     for (let r = 0; r < ROUNDS; r++) runs.push((await basePrimitives(h, 1, 8, h.single, true)).perSec);
-    line('    same, baseline with stream fence', single.lib, median(runs), null);
+    line('    same, baseline with stream fence', single.lib, best(runs), null);
   }
   const batched = await pair('(a) 50 per claim, 4 loops', () => libPrimitives(h, 50, 4, h.batched), () => basePrimitives(h, 50, 4, h.batched));
   line(batched.label, batched.lib, batched.base, 0.9);
   const procRuns: number[] = [];
   for (let r = 0; r < ROUNDS; r++) procRuns.push((await libProcess(h, h.batched)).perSec);
-  line('(b) process(), concurrency 8', median(procRuns), batched.base, 0.7);
+  line('(b) process(), concurrency 8', best(procRuns), batched.base, 0.7);
   const p50 = [pct(single.libLat, 50), pct(single.baseLat, 50)] as const;
   const p99 = [pct(single.libLat, 99), pct(single.baseLat, 99)] as const;
   console.log(`  ${'claim latency p50 (1 per claim)'.padEnd(34)} lib ${ms(p50[0]).padStart(10)}   baseline ${ms(p50[1]).padStart(10)}   ratio ${(p50[1] / p50[0]).toFixed(2)} (baseline/lib)`);
