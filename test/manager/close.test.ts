@@ -82,7 +82,8 @@ describe('close()', () => {
     await manager.close();
     await new Promise((r) => setImmediate(r));
     const after = resources();
-    for (const type of ['Timeout', 'Immediate', 'TTYWrap', 'TCPWrap', 'PipeWrap', 'FSReqCallback']) {
+    // vitest's own handles (its IPC pipe, file reads) come and go: compare what the manager could hold.
+    for (const type of ['Timeout', 'Immediate', 'TCPWrap', 'TCPServerWrap', 'UDPWrap']) {
       expect(after[type] ?? 0, type).toBeLessThanOrEqual(before[type] ?? 0);
     }
   });
