@@ -44,6 +44,7 @@ suite('postgres', () => {
       corruptRow: async (_store, id) => {
         await admin.query(`update ${q('sessions')} set config = '{"broken', labels = '[1' where id = $1`, [id]);
       },
+      reopen: async () => postgresStorage({ connectionString: PG_URL }, { schema }),
     },
   );
 

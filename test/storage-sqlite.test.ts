@@ -39,6 +39,7 @@ storageConformanceSuite(
     corruptRow: async (store, id) => {
       withRawDb(files.get(store)!, (db) => db.prepare(`UPDATE sessions SET config = '{"broken', labels = '[1' WHERE id = ?`).run(id));
     },
+    reopen: async (store) => sqliteStorage({ filename: files.get(store)! }),
   },
 );
 
