@@ -59,6 +59,20 @@ export {
   type SessionAuth,
 } from './adapters/contract.js';
 export * from './errors.js';
+export {
+  networkConfigSchema,
+  proxySettingSchema,
+  rateLimitSchema,
+  parseProxy,
+  PROXY_PROTOCOLS,
+  DEFAULT_SEND_MAX_WAIT_MS,
+  type NetworkConfig,
+  type RateLimitConfig,
+  type ProxyConfig,
+  type ProxyProtocol,
+  type ResolvedProxy,
+  type SessionFetch,
+} from './net/index.js';
 export { memoryStorage } from './storage/memory.js';
 export type * from './storage/driver.js';
 export * from './checkpoint/index.js';

@@ -3,6 +3,7 @@ import { ValidationError, fromZodError } from '../errors.js';
 import type { AuthKind, HealthStatus } from '../manager/lifecycle.js';
 import type { KvEntry, KvOperation } from '../storage/driver.js';
 import type { JsonValue } from '../types.js';
+import type { SessionFetch } from '../net/session-fetch.js';
 
 /**
  * The platform adapter contract. An adapter turns a session's validated config and credentials
@@ -101,6 +102,20 @@ export interface AdapterContext<TConfig = unknown, TCredentials = unknown> {
   fail(error: unknown): void;
   /** Mark activity (resets the idle timer). */
   touch(): void;
+  /**
+   * The WHATWG `fetch` (undici), through this session's proxy and rate limit: each call first waits
+   * for a token of the session's bucket (config `rateLimit`, shared with `manager.send`), then goes
+   * through the session's `proxy` (http, https, socks4, socks5, socks5h), or direct without one.
+   * Aborted with `init.signal` or when the session stops; the proxy's connections are closed when
+   * this connection is torn down. Spread `networkConfigSchema.shape` into the adapter's config
+   * schema to offer the settings.
+   *
+   * @example
+   * ```ts
+   * const res = await ctx.fetch('https://api.example.org/me', { headers: { authorization: `Bearer ${ctx.credentials.token}` } });
+   * ```
+   */
+  readonly fetch: SessionFetch;
 }
 
 export interface AdapterDefinition<

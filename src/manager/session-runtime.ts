@@ -12,6 +12,9 @@ import {
 } from '../errors.js';
 import { redact, scrubDeep, scrubError, scrubText, secretStrings } from '../security/redact.js';
 import type { SessionError, SessionRecord } from '../storage/driver.js';
+import { createSessionFetch, type SessionFetch, type SessionFetchHandle } from '../net/session-fetch.js';
+import { SessionRateLimiter } from '../net/session-limiter.js';
+import type { TokenBucket } from '../net/token-bucket.js';
 import { cloneJson, deepFreeze, type JsonValue } from '../types.js';
 import { ACTIVE_STATES, HEALTH_STATUSES, canTransition, type AuthKind, type HealthStatus, type SessionState } from './lifecycle.js';
 import { Cancellation } from './cancellation.js';
@@ -89,6 +92,8 @@ class Attempt {
   /** Probe callbacks, made once per attempt and reused by every check. */
   onHealthReport: ((report: HealthReport) => void) | null = null;
   onHealthError: ((cause: unknown) => void) | null = null;
+  /** `ctx.fetch` of this attempt, made on first use; its proxy dispatcher is destroyed at teardown. */
+  net: SessionFetchHandle | null = null;
   readonly down: Promise<Down>;
   #resolveDown!: (d: Down) => void;
   #downed = false;
@@ -151,6 +156,8 @@ export class SessionRuntime {
   #history: true | Promise<void> | null;
   #queue: Promise<unknown> = Promise.resolve();
   #run: Run | null = null;
+  /** The session's outbound rate limit (`config.rateLimit`), made when first needed; outlives attempts. */
+  #limiter: SessionRateLimiter | null = null;
   readonly #core: ManagerCore;
   readonly #adapter: Adapter;
 
@@ -285,6 +292,13 @@ export class SessionRuntime {
         parsed.error.issues.map((i) => ({ path: ['action', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))] as (string | number)[], message: i.message })),
       );
     }
+    if (this.#limiter || (this.record.config as { rateLimit?: unknown } | null)?.rateLimit != null) {
+      // Waits for this session's own token (or throws RateLimitError past rateLimit.maxWaitMs).
+      const waited = await (this.#limiter ??= new SessionRateLimiter(this.#core.clock)).acquireForSend(this.record.config, this.id, attempt.signal);
+      if (waited > 0 && (attempt.ended || !attempt.live || !ACTIVE_STATES.has(this.state))) {
+        throw new SessionNotReadyError(this.id, this.state, 'send');
+      }
+    }
     this.touch();
     try {
       const result = await attempt.connection.send(parsed.data as JsonValue);
@@ -307,6 +321,12 @@ export class SessionRuntime {
     } catch (cause) {
       this.log('warn', `platform logout failed: ${this.#scrub(cause)}`);
     }
+  }
+
+  /** The session's rate-limit bucket for `ctx.fetch`, or null when its config has no `rateLimit`. */
+  rateLimitBucket(): TokenBucket | null {
+    if (!this.#limiter && (this.record.config as { rateLimit?: unknown } | null)?.rateLimit == null) return null;
+    return (this.#limiter ??= new SessionRateLimiter(this.#core.clock)).bucket(this.record.config);
   }
 
   /** The idle timeout changed: re-plan the live attempt's idle check. */
@@ -544,6 +564,7 @@ export class SessionRuntime {
     const conn = attempt.connection;
     if (!conn) {
       attempt.closed = true;
+      await this.#closeNet(attempt);
       return;
     }
     const core = this.#core;
@@ -562,7 +583,15 @@ export class SessionRuntime {
     } finally {
       (timer as ScheduledTask | null)?.cancel();
       attempt.closed = true;
+      await this.#closeNet(attempt);
     }
+  }
+
+  /** Destroys the attempt's proxy dispatcher (its sockets), if `ctx.fetch` made one. */
+  async #closeNet(attempt: Attempt): Promise<void> {
+    const net = attempt.net;
+    attempt.net = null;
+    if (net) await net.close();
   }
 
   #armWatchdog(attempt: Attempt): void {
@@ -821,6 +850,13 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
 
   get signal(): AbortSignal {
     return this.#attempt.signal;
+  }
+
+  get fetch(): SessionFetch {
+    const rt = this.#rt;
+    const attempt = this.#attempt;
+    attempt.net ??= createSessionFetch({ config: this.config, bucket: () => rt.rateLimitBucket(), signal: attempt.signal });
+    return attempt.net.fetch;
   }
 
   get log(): SessionLog {

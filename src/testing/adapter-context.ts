@@ -8,6 +8,9 @@ import type {
 } from '../adapters/contract.js';
 import { parseAdapterInput } from '../adapters/contract.js';
 import { AbortedError, ValidationError } from '../errors.js';
+import { createSessionFetch } from '../net/session-fetch.js';
+import { SessionRateLimiter } from '../net/session-limiter.js';
+import { systemClock } from '../types.js';
 import type { AuthKind } from '../manager/lifecycle.js';
 import type { KvEntry, KvOperation } from '../storage/driver.js';
 import { assertKvOperations } from '../storage/memory.js';
@@ -208,8 +211,13 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     handle.logs.push(data === undefined ? { level, msg: String(msg) } : { level, msg: String(msg), data });
   };
 
+  // The same ctx.fetch as under a manager: the config's proxy and rate limit (on the real clock).
+  const limiter = new SessionRateLimiter(systemClock);
+  const net = createSessionFetch({ config, bucket: () => limiter.bucket(config), signal: controller.signal });
+
   const ctx: AdapterContext<z.output<TConfig>, z.output<TCredentials>> = {
     id,
+    fetch: net.fetch,
     platform: adapter.name,
     config,
     credentials,
@@ -267,7 +275,11 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     connection: conn,
     async stop() {
       if (!controller.signal.aborted) controller.abort(new AbortedError(`Session "${id}" was stopped.`));
-      await conn.stop();
+      try {
+        await conn.stop();
+      } finally {
+        await net.close();
+      }
     },
   });
 }
