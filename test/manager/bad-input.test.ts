@@ -231,6 +231,7 @@ describe('constructor options', () => {
     ['unknown health option', { health: { every: 5 } }, ['health']],
     ['restart factor below 1', { restart: { factor: 0.5 } }, ['restart', 'factor']],
     ['negative retries', { restart: { retries: -1 } }, ['restart', 'retries']],
+    ['maxDelayMs below minDelayMs', { restart: { minDelayMs: 5_000, maxDelayMs: 100 } }, ['restart', 'maxDelayMs']],
     ['authTimeoutMs as a string', { authTimeoutMs: '5s' }, ['authTimeoutMs']],
     ['idleTimeoutMs 0', { idleTimeoutMs: 0 }, ['idleTimeoutMs']],
     ['restore concurrency 0', { restore: { concurrency: 0 } }, ['restore', 'concurrency']],
