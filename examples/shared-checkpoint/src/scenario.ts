@@ -120,20 +120,21 @@ async function processingOf(cp: Checkpoint, ownerPrefix: string): Promise<Checkp
 
 /**
  * Freezes a worker at a moment it holds a live lock and no SQLite write lock (so the other worker
- * is never blocked by it): SIGSTOP, look, SIGCONT and try again a few ms later if not.
+ * is never blocked by it): SIGSTOP, look, SIGCONT and try again a few ms later if not. Gives up
+ * (leaving it stopped, holding nothing) at `deadline` or when nothing is left to hold.
  */
-async function stopWhileHolding(w: Running, cp: Checkpoint, probes: Database.Database[]): Promise<CheckpointItem[]> {
+async function stopWhileHolding(w: Running, cp: Checkpoint, probes: Database.Database[], deadline: number): Promise<CheckpointItem[]> {
   const owner = `${w.session}:${w.child.pid}`;
-  for (let attempt = 0; attempt < 200; attempt++) {
+  for (;;) {
     w.child.kill('SIGSTOP');
     await sleep(5);
     const held = await processingOf(cp, owner);
     if (held.length > 0 && probes.every(writeLockFree)) return held;
+    const s = await cp.stats();
+    if (Date.now() > deadline || s.done === s.total) return [];
     w.child.kill('SIGCONT');
     await sleep(2 + randomInt(10));
   }
-  w.child.kill('SIGSTOP');
-  return processingOf(cp, owner);
 }
 
 function prepareDir(dir: string, messages: number): void {
@@ -285,7 +286,8 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
   const cp = createCheckpoint({ storage, stream: 'messages' });
   await cp.stats(); // creates the checkpoint tables before the workers race to
   const probes = [join(dir, 'shared', 'checkpoint.db'), join(dir, 'shared', 'chats.db')].map(
-    (f) => new Database(f, { timeout: 0 }),
+    // A short busy timeout: the running worker's transactions last microseconds; a stopped one's forever.
+    (f) => new Database(f, { timeout: 300 }),
   );
   const workers = new Map<string, Running>();
   const all: Running[] = [];
@@ -315,8 +317,8 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
     // Halfway: SIGKILL session1 while it holds a lock, then start it again.
     await waitDone(Math.floor(o.messages / 2));
     const victim = workers.get('session1')!;
+    const held = await stopWhileHolding(victim, cp, probes, deadline);
     const doneBefore = await done();
-    const held = await stopWhileHolding(victim, cp, probes);
     victim.child.kill('SIGKILL');
     await victim.exited;
     const again = start('session1');
@@ -327,9 +329,9 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
     if (o.stall) {
       await waitDone(Math.floor((o.messages * 3) / 4));
       const w = workers.get('session2')!;
-      const before = await done();
+      const heldNow = await stopWhileHolding(w, cp, probes, deadline);
       const stoppedAt = Date.now();
-      const heldNow = await stopWhileHolding(w, cp, probes);
+      const before = await done();
       const tokens = new Map(heldNow.map((i) => [i.key, i.token]));
       log(`SIGSTOPped session2 (pid ${w.child.pid}) at ${before}/${o.messages} done, holding ${[...tokens.keys()].join(', ') || 'no lock'}`);
       for (;;) {
