@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineAdapter, type AdapterContext, type HealthReport, type JsonValue, type PlatformConnection } from 'multisession';
+import { defineAdapter, networkConfigSchema, type AdapterContext, type HealthReport, type JsonValue, type PlatformConnection } from 'multisession';
 
 /**
  * `http-poller`: a platform adapter for a chat service reached over plain HTTP (the platform in
@@ -12,7 +12,9 @@ import { defineAdapter, type AdapterContext, type HealthReport, type JsonValue, 
  * - `ctx.kv`: the polling cursor, so no message is delivered twice after a restart
  *   (dropped by `manager.clear()`);
  * - `ctx.emitMessage`, `ctx.stats`, `ctx.log` (never with the token);
- * - `ctx.signal`: every request is aborted when the session stops;
+ * - `ctx.fetch`: every request goes through the session's own proxy and rate limit (config
+ *   `proxy`, `rateLimit`, from `networkConfigSchema`) and is aborted when the session stops;
+ * - `ctx.signal`: waits end when the session stops;
  * - `ctx.expired()` when the platform refuses the token, `ctx.fail()` when polling keeps failing.
  */
 
@@ -22,6 +24,8 @@ export const httpPollerCredentials = z.object({
 });
 
 export const httpPollerConfig = z.object({
+  /** Optional per-session `proxy` and `rateLimit`, applied by `ctx.fetch` (and `manager.send`). */
+  ...networkConfigSchema.shape,
   /** The platform's base URL, e.g. `https://chat.example.com/api`. */
   baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   /** Pause between two polls of `/updates`. */
@@ -78,13 +82,17 @@ class HttpPollerConnection implements PlatformConnection<z.output<typeof httpPol
     return this.#closed.signal.aborted || this.#ctx.signal.aborted;
   }
 
-  /** One JSON request; aborted by ctx.signal, by stop() and after requestTimeoutMs. */
+  /**
+   * One JSON request through `ctx.fetch` (the session's proxy and rate limit); aborted when the
+   * session stops, by stop() and after requestTimeoutMs.
+   */
   async #call(method: 'GET' | 'POST', path: string, body?: JsonValue): Promise<Reply> {
-    const { config, signal } = this.#ctx;
+    const ctx = this.#ctx;
+    const { config, signal } = ctx;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.#sessionKey !== null) headers.authorization = `Bearer ${this.#sessionKey}`;
-    const res = await fetch(config.baseUrl.replace(/\/+$/, '') + path, {
+    const res = await ctx.fetch(config.baseUrl.replace(/\/+$/, '') + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +24,7 @@ const TOKENS = {
   carol: 'carol-token-003',
   dave: 'dave-token-0004',
   erin: 'erin-token-0005',
+  proxied: 'proxied-token-01',
 } as const;
 const CODE = '424242';
 const platform: PlatformServer = await startPlatformServer({
@@ -256,6 +259,41 @@ describe('http-poller driven by a SessionManager', () => {
     } finally {
       await manager.close();
       await own.close();
+    }
+  });
+
+  it("sends one session's requests through its own proxy, and another's directly", async () => {
+    // A plain forward HTTP proxy: http:// targets arrive in absolute form and are relayed.
+    const seen: string[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const upstream = httpRequest(new URL(req.url!), { method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode!, up.headers);
+        up.pipe(res);
+      });
+      upstream.on('error', () => res.writeHead(502).end());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      await open();
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const config = { baseUrl: platform.url, pollIntervalMs: 10 };
+      await manager.create({ id: 'via-proxy', platform: 'http-poller', credentials: { apiToken: TOKENS.proxied }, config: { ...config, proxy: proxyUrl } });
+      await manager.create({ id: 'direct', platform: 'http-poller', credentials: { apiToken: TOKENS.alice }, config });
+      await login('via-proxy');
+      expect(seen).toContain(`POST ${platform.url}/login`);
+      expect(seen).toContain(`POST ${platform.url}/login/code`);
+      const before = seen.length;
+      await login('direct');
+      await manager.send('direct', { text: 'not through the proxy' });
+      expect(seen.slice(before).filter((r) => r.startsWith('POST'))).toEqual([]);
+      await manager.send('via-proxy', { text: 'through the proxy' });
+      expect(seen).toContain(`POST ${platform.url}/messages`);
+    } finally {
+      await manager.close();
+      proxy.closeAllConnections();
+      proxy.close();
     }
   });
 
