@@ -159,6 +159,39 @@ describe('concepts.md lifecycle', () => {
   });
 });
 
+describe('the guides keep up with the code', () => {
+  const source = (path: string) => readFileSync(join(ROOT, 'src', path), 'utf8');
+  const block = (text: string, start: string) => {
+    const from = text.indexOf(start);
+    if (from < 0) throw new Error(`${start} not found`);
+    return text.slice(from, text.indexOf('\n}', from));
+  };
+  const concepts = readFileSync(join(DOCS, 'concepts.md'), 'utf8');
+  const adapterGuide = readFileSync(join(DOCS, 'writing-an-adapter.md'), 'utf8');
+
+  it('concepts.md explains every error code of src/errors.ts', () => {
+    const codes = [...(/export type ErrorCode =([^;]*);/.exec(source('errors.ts'))?.[1] ?? '').matchAll(/'([A-Z_]+)'/g)].map((m) => m[1]!);
+    expect(codes.length).toBeGreaterThan(15);
+    expect(codes.filter((c) => !concepts.includes(`| \`${c}\` |`))).toEqual([]);
+  });
+
+  it('concepts.md lists every event of SessionManagerEvents', () => {
+    const events = [...block(source('manager/events.ts'), 'export interface SessionManagerEvents').matchAll(/'([a-z]+\.[a-z]+)':/g)].map((m) => m[1]!);
+    expect(events.length).toBeGreaterThanOrEqual(10);
+    expect(events.filter((e) => !concepts.includes(`| \`${e}\` |`))).toEqual([]);
+  });
+
+  it('writing-an-adapter.md has every member of AdapterContext and PlatformConnection', () => {
+    const contract = source('adapters/contract.ts');
+    const ctx = [...block(contract, 'export interface AdapterContext').matchAll(/^ {2}(?:readonly )?(\w+)[(:]/gm)].map((m) => m[1]!);
+    expect(ctx).toEqual(expect.arrayContaining(['id', 'signal', 'kv', 'authState', 'auth', 'fail']));
+    expect(ctx.filter((name) => !adapterGuide.includes(`ctx.${name}`))).toEqual([]);
+    const conn = [...block(contract, 'export interface PlatformConnection').matchAll(/^ {2}(\w+)\??\(/gm)].map((m) => m[1]!);
+    expect(conn).toEqual(expect.arrayContaining(['start', 'stop', 'health', 'send']));
+    expect(conn.filter((name) => !adapterGuide.includes(`| \`${name}(`))).toEqual([]);
+  });
+});
+
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens. */
 function anchorsOf(markdown: string): Set<string> {
   const anchors = new Set<string>();
