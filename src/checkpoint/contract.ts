@@ -15,8 +15,8 @@ import type { JsonValue } from '../types.js';
  *
  * Invariants every backend keeps (checked by `checkpointConformanceSuite` in `multisession/testing`):
  * - Claims are atomic: no item is leased to two workers at once; expired leases are taken back in
- *   the claim itself (no sweeper needed). Claim order: priority (high first), then due time, then
- *   insertion order.
+ *   the claim itself (no sweeper needed). Claim order: priority (high first), then due time (ties
+ *   in insertion order; SQLite breaks ties by status first, so its claim scans one covering index).
  * - A lease's token is larger than every token issued before it in the stream (per key:
  *   strictly growing in commit order).
  * - Expiry is judged by one clock: the database's (`now()` on PostgreSQL; the machine's on SQLite).
