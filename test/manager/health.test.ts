@@ -1,13 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type SessionManager, type SessionManagerEventPayload } from 'multisession';
+import { z } from 'zod';
+import { defineAdapter, type HealthReport, type SessionManager, type SessionManagerEventPayload } from 'multisession';
 import { setup } from '../helpers/setup.js';
 
 // setup(): health every 1,000 ms (no jitter), timeout 500 ms, 2 failures in a row → degraded;
 // restart retries 2, back-off 100 ms × 2ⁿ up to 1,000 ms.
 
 let open: SessionManager[] = [];
-async function make(overrides = {}) {
-  const env = await setup(overrides);
+async function make(overrides = {}, extra: Parameters<typeof setup>[1] = []) {
+  const env = await setup(overrides, extra);
   open.push(env.manager);
   const health: SessionManagerEventPayload<'session.health'>[] = [];
   env.manager.on('session.health', (e) => health.push(e));
@@ -218,6 +219,55 @@ describe('health', () => {
     await clock.advance(2_000); // a couple of healthy checks on the new connection
     expect((await m.get('h')).health).toBe('healthy');
     expect(health.at(-1)).toMatchObject({ id: 'h', health: 'healthy' });
+  });
+
+  it('never runs two probes of one session at once, even when a probe outlasts the interval', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let probes = 0;
+    const release: (() => void)[] = [];
+    const slow = defineAdapter({
+      name: 'slow',
+      credentials: z.unknown(),
+      config: z.object({}),
+      connect() {
+        return {
+          async start() {},
+          async stop() {},
+          health() {
+            probes++;
+            inFlight++;
+            maxInFlight = Math.max(maxInFlight, inFlight);
+            return new Promise<HealthReport>((resolve) => {
+              release.push(() => {
+                inFlight--;
+                resolve({ status: 'healthy' });
+              });
+            });
+          },
+          async send() {},
+        };
+      },
+    });
+    // Probes take up to 2.5 s (the timeout) while the interval is 1 s.
+    const env = await make({ health: { intervalMs: 1_000, timeoutMs: 2_500, unhealthyThreshold: 5, jitter: 0 } }, [slow]);
+    const { manager: m, clock } = env;
+    await m.create({ id: 'slow', platform: 'slow' });
+    await m.start('slow');
+    await clock.advance(3_400); // the first probe (at 1 s) is still running
+    expect(probes).toBe(1);
+    expect(maxInFlight).toBe(1);
+    await clock.advance(100); // it times out at 3.5 s: unhealthy
+    expect((await m.get('slow')).health).toBe('unhealthy');
+    await clock.advance(1_000); // the next probe starts; the late answer of the first one changes nothing
+    release.shift()!();
+    await clock.advance(0);
+    expect((await m.get('slow')).health).toBe('unhealthy');
+    release.shift()!();
+    await clock.advance(0);
+    expect((await m.get('slow')).health).toBe('healthy');
+    expect(maxInFlight).toBeLessThanOrEqual(2); // the abandoned probe, plus the current one
+    expect(probes).toBe(2);
   });
 });
 
