@@ -4,6 +4,7 @@
  * user/password). Each proxy records what it was asked, so a test can tell which route a request took.
  */
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
 
 export interface Closable {
@@ -85,12 +86,15 @@ export interface HttpProxy extends Closable {
   readonly events: ProxyEvent[];
 }
 
-/** An HTTP proxy: `GET http://host/path` forwarded, `CONNECT host:port` tunnelled; Basic auth when `auth` is given. */
-export async function startHttpProxy(options: { auth?: { user: string; pass: string } } = {}): Promise<HttpProxy> {
+/**
+ * An HTTP proxy: `GET http://host/path` forwarded, `CONNECT host:port` tunnelled; Basic auth when
+ * `auth` is given; spoken over TLS (an `https://` proxy) when `tls` is given.
+ */
+export async function startHttpProxy(options: { auth?: { user: string; pass: string }; tls?: { key: string; cert: string } } = {}): Promise<HttpProxy> {
   const events: ProxyEvent[] = [];
   const expected = options.auth ? `Basic ${Buffer.from(`${options.auth.user}:${options.auth.pass}`).toString('base64')}` : null;
   const allowed = (header: string | undefined) => expected === null || header === expected;
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/');
     const ok = allowed(req.headers['proxy-authorization']);
     events.push({ kind: 'absolute', target: url.host, allowed: ok });
@@ -110,7 +114,8 @@ export async function startHttpProxy(options: { auth?: { user: string; pass: str
     );
     upstream.on('error', () => res.writeHead(502).end());
     req.pipe(upstream);
-  });
+  };
+  const server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
   server.on('connect', (req: http.IncomingMessage, client: Socket, head: Buffer) => {
     const ok = allowed(req.headers['proxy-authorization']);
     events.push({ kind: 'connect', target: req.url ?? '', allowed: ok });
@@ -132,6 +137,20 @@ export async function startHttpProxy(options: { auth?: { user: string; pass: str
   const t = track(server);
   const port = await listen(server);
   return { port, events, close: t.close, openSockets: () => t.sockets.size };
+}
+
+/** A target over TLS with the given certificate: answers JSON with the path and `x-session`. */
+export async function startTlsTarget(tls: { key: string; cert: string }): Promise<Target> {
+  const hits: TargetHit[] = [];
+  const server = https.createServer(tls, (req, res) => {
+    const hit: TargetHit = { method: req.method ?? '', path: req.url ?? '', session: req.headers['x-session'] as string | undefined, remotePort: req.socket.remotePort ?? 0 };
+    hits.push(hit);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ ...hit, tls: true }));
+  });
+  const t = track(server);
+  const port = await listen(server);
+  return { port, url: `https://localhost:${port}`, hits, close: t.close, openSockets: () => t.sockets.size };
 }
 
 export interface SocksEvent {
