@@ -187,6 +187,46 @@ describe('code and password login', () => {
   });
 });
 
+describe('re-authentication of a live session', () => {
+  it('a pairing-code request while ready: authenticating with the data, the answer resolves the request, back to ready on the same connection', async () => {
+    const { manager: m, scripted: s, auths, reasons } = await make();
+    await m.create({ id: 'wa', platform: 'scripted' });
+    await m.start('wa');
+    const asked = s.last('wa').ctx.auth.request('pairing-code', { data: { hint: 'enter it on the phone' }, expiresAt: 999 });
+    await settle();
+    const snap = await m.get('wa');
+    expect(snap.state).toBe('authenticating');
+    expect(snap.auth).toEqual({ kind: 'pairing-code', data: { hint: 'enter it on the phone' }, expiresAt: 999 });
+    expect(auths.at(-1)).toMatchObject({ kind: 'pairing-code', expiresAt: 999 });
+    await expect(m.send('wa', { text: 'x' })).rejects.toMatchObject({ code: 'SESSION_NOT_READY' });
+    await expect(m.submitAuth('wa', { kind: 'code', value: 'X' })).rejects.toBeInstanceOf(AuthNotPendingError);
+    await m.submitAuth('wa', { kind: 'pairing-code', value: 'ABCD-1234' });
+    await expect(asked).resolves.toBe('ABCD-1234');
+    const back = await m.get('wa');
+    expect(back.state).toBe('ready');
+    expect(back.auth).toBeNull();
+    expect(reasons.at(-1)).toMatchObject({ from: 'authenticating', to: 'ready', reason: 'authenticated' });
+    expect(s.connections('wa')).toHaveLength(1);
+    await expect(m.send('wa', { text: 'again' })).resolves.toEqual({ delivered: 'again' });
+  });
+
+  it('an unanswered re-authentication times out and the session restarts', async () => {
+    const { manager: m, scripted: s, clock } = await make();
+    await m.create({ id: 'wa', platform: 'scripted' });
+    await m.start('wa');
+    const asked = s.last('wa').ctx.auth.request('password').catch((e: unknown) => e);
+    await settle();
+    await clock.advance(5_000);
+    expect(await asked).toMatchObject({ code: 'AUTH_TIMEOUT' });
+    const snap = await m.get('wa');
+    expect(['backoff', 'starting', 'ready']).toContain(snap.state);
+    expect(snap.lastError).toMatchObject({ code: 'AUTH_TIMEOUT' });
+    await clock.advance(100);
+    expect((await m.waitFor('wa', 'ready')).state).toBe('ready');
+    expect(s.connections('wa')).toHaveLength(2);
+  });
+});
+
 describe('an adapter that takes auth input itself (simulated QR and code logins)', () => {
   async function simulated(auth: 'qr' | 'code') {
     const clock = createManualClock();
