@@ -75,6 +75,7 @@ export {
 } from './net/index.js';
 export { memoryStorage } from './storage/memory.js';
 export type * from './storage/driver.js';
+export { touchesCredentials } from './storage/driver.js';
 export * from './checkpoint/index.js';
 export { CredentialCodec, parseSecretKey, SECRET_KEY_ENV } from './security/credentials.js';
 export { redact, REDACTED } from './security/redact.js';

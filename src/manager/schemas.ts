@@ -126,6 +126,7 @@ export const managerOptionsSchema = z.strictObject({
       maxDelayMs: z.number().int().min(0).default(60_000),
       factor: z.number().min(1).default(2),
     })
+    .refine((r) => r.maxDelayMs >= r.minDelayMs, { message: 'maxDelayMs must be at least minDelayMs', path: ['maxDelayMs'] })
     .prefault({}),
   /** How long `ctx.auth.request()` and a QR scan may wait. */
   authTimeoutMs: z.number().int().positive().default(120_000),

@@ -89,9 +89,8 @@ class Attempt {
   authTimer: ScheduledTask | null = null;
   healthTimeout: ScheduledTask | null = null;
   pending: { kind: Exclude<AuthKind, 'qr'>; resolve(value: string): void; reject(error: Error): void } | null = null;
-  /** Probe callbacks, made once per attempt and reused by every check. */
-  onHealthReport: ((report: HealthReport) => void) | null = null;
-  onHealthError: ((cause: unknown) => void) | null = null;
+  /** Numbers health checks, so a late answer is matched to its own check. */
+  checkSeq = 0;
   /** `ctx.fetch` of this attempt, made on first use; its proxy dispatcher is destroyed at teardown. */
   net: SessionFetchHandle | null = null;
   readonly down: Promise<Down>;
@@ -615,7 +614,7 @@ export class SessionRuntime {
   static readonly #onHealthTick = (attempt: Attempt) => (attempt.runtime as SessionRuntime).#checkHealth(attempt);
   static readonly #onHealthTimeout = (attempt: Attempt) => {
     const rt = attempt.runtime as SessionRuntime;
-    rt.#finishHealth(attempt, { status: 'unhealthy', detail: `health check timed out after ${rt.#core.options.health.timeoutMs} ms` });
+    rt.#finishHealth(attempt, attempt.checkSeq, { status: 'unhealthy', detail: `health check timed out after ${rt.#core.options.health.timeoutMs} ms` });
   };
 
   #checkHealth(attempt: Attempt): void {
@@ -625,14 +624,18 @@ export class SessionRuntime {
     attempt.checking = true;
     const { timeoutMs } = this.#core.options.health;
     attempt.healthTimeout = this.#core.scheduler.schedule(timeoutMs, SessionRuntime.#onHealthTimeout, attempt);
-    const onReport = (attempt.onHealthReport ??= (report: HealthReport) =>
+    // Each probe answers for its own check only: a late answer of an abandoned (timed-out)
+    // probe must not count for the check after it.
+    const seq = ++attempt.checkSeq;
+    const onReport = (report: HealthReport) =>
       this.#finishHealth(
         attempt,
+        seq,
         report && HEALTH_STATUSES.includes(report.status)
           ? report
           : { status: 'unhealthy', detail: `health() returned ${JSON.stringify(report)}; expected { status: ${HEALTH_STATUSES.join(' | ')} }` },
-      ));
-    const onError = (attempt.onHealthError ??= (cause: unknown) => this.#finishHealth(attempt, { status: 'unhealthy', detail: `health check failed: ${this.#scrub(cause)}` }));
+      );
+    const onError = (cause: unknown) => this.#finishHealth(attempt, seq, { status: 'unhealthy', detail: `health check failed: ${this.#scrub(cause)}` });
     let probe: Promise<HealthReport>;
     try {
       probe = Promise.resolve(attempt.connection.health());
@@ -643,8 +646,8 @@ export class SessionRuntime {
   }
 
   /** The in-flight check's result (or its timeout); a late result of a timed-out probe is ignored. */
-  #finishHealth(attempt: Attempt, report: HealthReport): void {
-    if (!attempt.checking) return;
+  #finishHealth(attempt: Attempt, seq: number, report: HealthReport): void {
+    if (!attempt.checking || seq !== attempt.checkSeq) return;
     attempt.checking = false;
     attempt.healthTimeout?.cancel();
     attempt.healthTimeout = null;

@@ -19,10 +19,13 @@ import type { JsonObject, JsonValue } from '../types.js';
  * - Times are epoch milliseconds. Records returned are copies: mutating them changes nothing stored.
  * - `updateSession` is a compare-and-swap on `version`; a lost update throws `ConflictError` and
  *   changes nothing. Every successful update adds 1 to `version`. `saveStatus` does not touch it.
- * - `createSession` throws `SessionExistsError` for a taken id. Both `createSession` and
- *   `updateSession` throw `DuplicateCredentialsError` when `credentialsFingerprint` is set,
- *   `allowSharedCredentials` is false on the written record, and another session holds the same
- *   fingerprint; nothing is written then.
+ * - `createSession` throws `SessionExistsError` for a taken id. `createSession`, and an
+ *   `updateSession` whose patch sets `credentialsFingerprint` or `allowSharedCredentials` (see
+ *   {@link touchesCredentials}), throw `DuplicateCredentialsError` when the written record has a
+ *   fingerprint, does not allow sharing, and another session holds the same fingerprint; nothing
+ *   is written then. Other updates (desired state, labels …) never trip the guard.
+ * - `init()` after `close()` opens the store again. `checkpoint()` is synchronous: a driver
+ *   may open its store lazily on the backend's first use.
  * - `deleteSession` removes the session's KV, counters and history with it (not the audit log).
  * - KV, counters and history are per session: no call for one session id reads another's.
  * - `kvWrite` applies all its operations or none. Writing KV for a missing session throws
@@ -80,6 +83,11 @@ export interface StorageDriver {
 
   /** Optional capability: the checkpoint backend on this same store. */
   checkpoint?(): CheckpointBackend;
+}
+
+/** Whether an update patch changes what the duplicate-credential guard judges. */
+export function touchesCredentials(patch: Partial<Pick<SessionRecord, 'credentialsFingerprint' | 'allowSharedCredentials'>>): boolean {
+  return patch.credentialsFingerprint !== undefined || patch.allowSharedCredentials !== undefined;
 }
 
 export interface SessionError {

@@ -5,13 +5,10 @@ import {
   SessionExistsError,
   SessionNotFoundError,
   StorageError,
-  ValidationError,
   parseWith,
-  type ValidationIssue,
 } from '../errors.js';
 import type { CheckpointBackend } from '../checkpoint/contract.js';
 import { createMemoryCheckpointBackend } from '../checkpoint/memory-backend.js';
-import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../manager/lifecycle.js';
 import { cloneJson, type JsonValue } from '../types.js';
 import type {
   AuditEntry,
@@ -28,6 +25,8 @@ import type {
   StorageDriver,
   TransitionRecord,
 } from './driver.js';
+import { touchesCredentials } from './driver.js';
+import * as check from './input-checks.js';
 
 /** Options of {@link memoryStorage}. */
 export interface MemoryStorageOptions {
@@ -41,205 +40,6 @@ export interface MemoryStorageOptions {
 const optionsSchema = z.strictObject({
   maxAuditEntries: z.number().int().positive().default(10_000),
 });
-
-// ---------------------------------------------------------------------------------------------
-// Input checks shared by every method. Drivers take plain data from the manager; a malformed
-// value is refused with a ValidationError before anything is written.
-// ---------------------------------------------------------------------------------------------
-
-const MAX_JSON_DEPTH = 256;
-
-function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
-}
-
-/**
- * Finds the first part of `value` that JSON cannot represent faithfully: `undefined`, functions,
- * symbols, bigints, non-finite numbers, class instances (Date, Map …), sparse arrays and cycles.
- * Returns null when `value` is a {@link JsonValue}.
- *
- * @example
- * ```ts
- * findJsonProblem({ a: [1, () => 2] }); // { path: ['a', 1], message: 'must be JSON … got function' }
- * findJsonProblem({ a: [1, 2] });       // null
- * ```
- */
-export function findJsonProblem(value: unknown, path: (string | number)[] = []): ValidationIssue | null {
-  const seen = new Set<object>();
-  const walk = (v: unknown, at: (string | number)[], depth: number): ValidationIssue | null => {
-    switch (typeof v) {
-      case 'string':
-      case 'boolean':
-        return null;
-      case 'number':
-        return Number.isFinite(v) ? null : { path: at, message: `must be a finite number, got ${String(v)}` };
-      case 'object': {
-        if (v === null) return null;
-        if (depth > MAX_JSON_DEPTH) return { path: at, message: `nests deeper than ${MAX_JSON_DEPTH} levels` };
-        if (seen.has(v)) return { path: at, message: 'is circular; JSON values cannot refer to themselves' };
-        seen.add(v);
-        let problem: ValidationIssue | null = null;
-        if (Array.isArray(v)) {
-          for (let i = 0; i < v.length && !problem; i++) {
-            problem = i in v ? walk(v[i], [...at, i], depth + 1) : { path: [...at, i], message: 'is a hole in a sparse array' };
-          }
-        } else if (isPlainObject(v)) {
-          for (const key of Object.keys(v)) {
-            problem = walk((v as Record<string, unknown>)[key], [...at, key], depth + 1);
-            if (problem) break;
-          }
-        } else {
-          const name = (v as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-          problem = { path: at, message: `must be plain JSON (object, array, string, number, boolean or null), got a ${name}` };
-        }
-        seen.delete(v);
-        return problem;
-      }
-      default:
-        return { path: at, message: `must be JSON (object, array, string, number, boolean or null), got ${typeof v}` };
-    }
-  };
-  return walk(value, path, 0);
-}
-
-/**
- * Checks a `kvWrite` batch: every operation is `set` with a string key and a JSON value, or
- * `delete` with a string key. Throws a {@link ValidationError} naming the bad operation.
- * Drivers call it before writing anything, so a bad batch changes nothing.
- *
- * @example
- * ```ts
- * assertKvOperations([{ op: 'set', key: 'a', value: () => 1 }]); // throws ValidationError at ops.0.value
- * ```
- */
-export function assertKvOperations(ops: unknown): asserts ops is KvOperation[] {
-  if (!Array.isArray(ops)) throw new ValidationError('KV operations', [{ path: ['ops'], message: 'must be an array' }]);
-  const issues: ValidationIssue[] = [];
-  ops.forEach((raw: unknown, i) => {
-    const op = raw as Partial<{ op: unknown; key: unknown; value: unknown }> | null;
-    if (!op || typeof op !== 'object') {
-      issues.push({ path: ['ops', i], message: 'must be { op: "set", key, value } or { op: "delete", key }' });
-      return;
-    }
-    if (typeof op.key !== 'string' || op.key.length === 0) {
-      issues.push({ path: ['ops', i, 'key'], message: 'must be a non-empty string' });
-    }
-    if (op.op === 'set') {
-      if (!('value' in op) || op.value === undefined) {
-        issues.push({ path: ['ops', i, 'value'], message: 'is missing; use { op: "delete" } to remove a key' });
-      } else {
-        const problem = findJsonProblem(op.value, ['ops', i, 'value']);
-        if (problem) issues.push(problem);
-      }
-    } else if (op.op !== 'delete') {
-      issues.push({ path: ['ops', i, 'op'], message: 'must be "set" or "delete"' });
-    }
-  });
-  if (issues.length) throw new ValidationError('KV operations', issues);
-}
-
-const jsonValue = z.custom<JsonValue>((v) => findJsonProblem(v) === null, 'must be a JSON value');
-const jsonObject = z.custom<Record<string, JsonValue>>(
-  (v) => !!v && typeof v === 'object' && !Array.isArray(v) && findJsonProblem(v) === null,
-  'must be a JSON object',
-);
-const id = z.string().min(1, 'must be a non-empty string');
-const time = z.number().finite();
-const sessionErrorSchema = z.object({ code: z.string(), message: z.string(), at: time }).nullable();
-
-const newRecordSchema = z.object({
-  id,
-  platform: z.string().min(1),
-  config: jsonObject,
-  labels: z.record(z.string(), z.string()),
-  metadata: jsonValue,
-  priority: z.number().finite(),
-  capacity: z.number().finite().nullable(),
-  autoStart: z.boolean(),
-  idleTimeoutMs: z.number().finite().nullable(),
-  allowSharedCredentials: z.boolean(),
-  desiredState: z.enum(DESIRED_STATES),
-  credentials: z.string().nullable(),
-  credentialsFingerprint: z.string().nullable(),
-  state: z.enum(SESSION_STATES),
-  health: z.enum(HEALTH_STATUSES),
-  lastError: sessionErrorSchema,
-  lastActivityAt: time.nullable(),
-  createdAt: time,
-  updatedAt: time,
-});
-
-const patchSchema = newRecordSchema
-  .pick({
-    config: true,
-    labels: true,
-    metadata: true,
-    priority: true,
-    capacity: true,
-    autoStart: true,
-    idleTimeoutMs: true,
-    allowSharedCredentials: true,
-    desiredState: true,
-    credentials: true,
-    credentialsFingerprint: true,
-  })
-  .partial()
-  .extend({ updatedAt: time });
-
-const statusSchema = z.array(
-  z.object({
-    id,
-    state: z.enum(SESSION_STATES).optional(),
-    health: z.enum(HEALTH_STATUSES).optional(),
-    lastError: sessionErrorSchema.optional(),
-    lastActivityAt: time.nullable().optional(),
-  }),
-);
-
-const rewriteSchema = z.array(
-  z.object({
-    id,
-    credentials: z.string().nullable(),
-    credentialsFingerprint: z.string().nullable(),
-    expectedVersion: z.number().int(),
-    updatedAt: time,
-  }),
-);
-
-const deltasSchema = z.array(z.object({ sessionId: id, name: z.string().min(1), delta: z.number().finite() }));
-
-const transitionsSchema = z.array(
-  z.object({
-    sessionId: id,
-    from: z.enum(SESSION_STATES),
-    to: z.enum(SESSION_STATES),
-    reason: z.string(),
-    at: time,
-  }),
-);
-
-const auditInputsSchema = z.array(
-  z.object({
-    at: time,
-    sessionId: id.nullable(),
-    action: z.string().min(1),
-    actor: z.string().nullable(),
-    details: jsonObject,
-  }),
-);
-
-const auditQuerySchema = z
-  .object({
-    sessionId: z.string().optional(),
-    action: z.string().optional(),
-    since: time.optional(),
-    limit: z.number().int().positive().default(100),
-  })
-  .prefault({});
-
-const positiveInt = z.number().int().positive();
-const prefixOptions = z.object({ prefix: z.string().optional() }).optional();
 
 const PATCH_FIELDS = [
   'config',
@@ -390,7 +190,7 @@ class MemoryStorage implements StorageDriver {
 
   async createSession(record: NewSessionRecord): Promise<SessionRecord> {
     this.#check();
-    const input = parseWith(newRecordSchema, record, 'session record');
+    const input = check.checkNewRecord(record);
     if (this.#sessions.has(input.id)) throw new SessionExistsError(input.id);
     const holder = this.#holderOf(input.credentialsFingerprint, input.allowSharedCredentials, input.id);
     if (holder !== undefined) throw new DuplicateCredentialsError(input.id, holder);
@@ -402,7 +202,7 @@ class MemoryStorage implements StorageDriver {
 
   async getSession(sessionId: string): Promise<SessionRecord | null> {
     this.#check();
-    const stored = this.#sessions.get(parseWith(id, sessionId, 'session id'));
+    const stored = this.#sessions.get(check.checkId(sessionId));
     return stored ? recordOf(stored) : null;
   }
 
@@ -413,9 +213,9 @@ class MemoryStorage implements StorageDriver {
 
   async updateSession(sessionId: string, patch: SessionPatch, expectedVersion: number): Promise<SessionRecord> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
-    const input = parseWith(patchSchema, patch, 'session patch');
-    parseWith(z.number().int(), expectedVersion, 'expected version');
+    check.checkId(sessionId);
+    const input = check.checkPatch(patch);
+    check.checkVersion(expectedVersion);
     const stored = this.#sessions.get(sessionId);
     if (!stored) throw new SessionNotFoundError(sessionId);
     if (stored.version !== expectedVersion) {
@@ -431,7 +231,7 @@ class MemoryStorage implements StorageDriver {
     }
     next.updatedAt = input.updatedAt;
     next.version = stored.version + 1;
-    const holder = this.#holderOf(next.credentialsFingerprint, next.allowSharedCredentials, sessionId);
+    const holder = touchesCredentials(input) ? this.#holderOf(next.credentialsFingerprint, next.allowSharedCredentials, sessionId) : undefined;
     if (holder !== undefined) throw new DuplicateCredentialsError(sessionId, holder);
     this.#unindex(stored.credentialsFingerprint, sessionId);
     this.#index(next.credentialsFingerprint, sessionId);
@@ -442,7 +242,7 @@ class MemoryStorage implements StorageDriver {
 
   async saveStatus(updates: StatusUpdate[]): Promise<void> {
     this.#check();
-    const input = parseWith(statusSchema, updates, 'status updates');
+    const input = check.checkStatus(updates);
     for (const u of input) {
       const stored = this.#sessions.get(u.id);
       if (!stored) continue;
@@ -455,7 +255,7 @@ class MemoryStorage implements StorageDriver {
 
   async deleteSession(sessionId: string): Promise<boolean> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
+    check.checkId(sessionId);
     const stored = this.#sessions.get(sessionId);
     if (!stored) return false;
     this.#sessions.delete(sessionId);
@@ -468,13 +268,8 @@ class MemoryStorage implements StorageDriver {
 
   async replaceCredentials(rows: CredentialRewrite[]): Promise<SessionRecord[]> {
     this.#check();
-    const input = parseWith(rewriteSchema, rows, 'credential rewrites');
-    const ids = new Set<string>();
+    const input = check.checkRewrites(rows); // also refuses an id listed twice
     for (const row of input) {
-      if (ids.has(row.id)) {
-        throw new ValidationError('credential rewrites', [{ path: ['rows'], message: `session "${row.id}" is listed twice` }]);
-      }
-      ids.add(row.id);
       const stored = this.#sessions.get(row.id);
       if (!stored) throw new SessionNotFoundError(row.id);
       if (stored.version !== row.expectedVersion) {
@@ -505,16 +300,16 @@ class MemoryStorage implements StorageDriver {
 
   async kvGet(sessionId: string, key: string): Promise<JsonValue | undefined> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
-    parseWith(z.string(), key, 'KV key');
+    check.checkId(sessionId);
+    check.checkKey(key);
     const value = this.#kv.get(sessionId)?.get(key);
     return value === undefined ? undefined : cloneJson(value);
   }
 
   async kvList(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
-    const prefix = parseWith(prefixOptions, options, 'KV list options')?.prefix ?? '';
+    check.checkId(sessionId);
+    const prefix = check.checkPrefix(options, 'KV list options') ?? '';
     const entries = this.#kv.get(sessionId);
     if (!entries) return [];
     const keys: string[] = [];
@@ -524,8 +319,8 @@ class MemoryStorage implements StorageDriver {
 
   async kvWrite(sessionId: string, ops: KvOperation[]): Promise<void> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
-    assertKvOperations(ops);
+    check.checkId(sessionId);
+    check.assertKvOperations(ops);
     if (!this.#sessions.has(sessionId)) throw new SessionNotFoundError(sessionId);
     const copies = ops.map((op) => (op.op === 'set' ? { ...op, value: cloneJson(op.value) } : op));
     let entries = this.#kv.get(sessionId);
@@ -539,8 +334,8 @@ class MemoryStorage implements StorageDriver {
 
   async kvClear(sessionId: string, options?: { prefix?: string }): Promise<number> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
-    const prefix = parseWith(prefixOptions, options, 'KV clear options')?.prefix;
+    check.checkId(sessionId);
+    const prefix = check.checkPrefix(options, 'KV clear options');
     const entries = this.#kv.get(sessionId);
     if (!entries) return 0;
     if (!prefix) {
@@ -562,7 +357,7 @@ class MemoryStorage implements StorageDriver {
 
   async incrementStats(deltas: StatDelta[]): Promise<void> {
     this.#check();
-    const input = parseWith(deltasSchema, deltas, 'stat deltas');
+    const input = check.checkDeltas(deltas);
     for (const { sessionId, name, delta } of input) {
       if (!this.#sessions.has(sessionId)) continue;
       let counters = this.#stats.get(sessionId);
@@ -573,7 +368,7 @@ class MemoryStorage implements StorageDriver {
 
   async getStats(sessionId: string): Promise<Record<string, number>> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
+    check.checkId(sessionId);
     return { ...this.#stats.get(sessionId) };
   }
 
@@ -581,8 +376,8 @@ class MemoryStorage implements StorageDriver {
 
   async appendTransitions(entries: TransitionRecord[], keepPerSession: number): Promise<void> {
     this.#check();
-    const input = parseWith(transitionsSchema, entries, 'transitions');
-    const keep = parseWith(positiveInt, keepPerSession, 'keepPerSession');
+    const input = check.checkTransitions(entries);
+    const keep = check.checkPositive(keepPerSession, 'keepPerSession');
     const added = new Map<string, TransitionRecord[]>();
     for (const e of input) {
       if (!this.#sessions.has(e.sessionId)) continue;
@@ -600,8 +395,8 @@ class MemoryStorage implements StorageDriver {
 
   async listTransitions(sessionId: string, limit: number): Promise<TransitionRecord[]> {
     this.#check();
-    parseWith(id, sessionId, 'session id');
-    const n = parseWith(positiveInt, limit, 'transition limit');
+    check.checkId(sessionId);
+    const n = check.checkPositive(limit, 'transition limit');
     const list = this.#transitions.get(sessionId);
     if (!list) return [];
     return list.slice(Math.max(0, list.length - n)).map((t) => ({ ...t }));
@@ -611,7 +406,7 @@ class MemoryStorage implements StorageDriver {
 
   async appendAudit(entries: AuditInput[]): Promise<void> {
     this.#check();
-    const input = parseWith(auditInputsSchema, entries, 'audit entries');
+    const input = check.checkAuditInputs(entries);
     for (const e of input) {
       // A literal of fixed shape: tens of thousands of entries share one hidden class.
       this.#audit.push({ id: ++this.#auditSeq, at: e.at, sessionId: e.sessionId, action: e.action, actor: e.actor, details: cloneJson(e.details) });
@@ -626,7 +421,7 @@ class MemoryStorage implements StorageDriver {
 
   async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
     this.#check();
-    const q = parseWith(auditQuerySchema, query, 'audit query');
+    const q = check.checkAuditQuery(query);
     const out: AuditEntry[] = [];
     for (let i = this.#audit.length - 1; i >= this.#auditStart && out.length < q.limit; i--) {
       const entry = this.#audit[i]!;

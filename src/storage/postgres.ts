@@ -26,6 +26,7 @@ import type {
   StorageDriver,
   TransitionRecord,
 } from './driver.js';
+import { touchesCredentials } from './driver.js';
 import type { CheckpointBackend } from '../checkpoint/contract.js';
 import { createPostgresCheckpointBackend } from '../checkpoint/postgres-backend.js';
 import { lazyCheckpointBackend } from './sql/checkpoint.js';
@@ -45,7 +46,7 @@ import {
 } from './sql/rows.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './sql/schema.js';
 import type { SessionRow, StorageDatabase } from './sql/schema.js';
-import * as check from './sql/validate.js';
+import * as check from './input-checks.js';
 
 /**
  * `multisession/postgres`: the storage driver for PostgreSQL, on pg 8 through Kysely.
@@ -247,7 +248,7 @@ class PostgresStorage implements StorageDriver {
       if (current.version !== expectedVersion) throw conflict(id, expectedVersion, current.version);
       const fingerprint = patch.credentialsFingerprint !== undefined ? patch.credentialsFingerprint : current.credentials_fingerprint;
       const allow = patch.allowSharedCredentials ?? current.allow_shared_credentials === true;
-      if (fingerprint) {
+      if (fingerprint && touchesCredentials(patch)) {
         await this.#lockFingerprint(trx, fingerprint);
         if (!allow) await this.#checkDuplicate(trx, id, fingerprint);
       }

@@ -26,6 +26,7 @@ import type {
   StorageDriver,
   TransitionRecord,
 } from './driver.js';
+import { touchesCredentials } from './driver.js';
 import type { CheckpointBackend } from '../checkpoint/contract.js';
 import { createSqliteCheckpointBackend, type SqliteCheckpointDatabase } from '../checkpoint/sqlite-backend.js';
 import { lazyCheckpointBackend } from './sql/checkpoint.js';
@@ -45,7 +46,7 @@ import {
   type TransitionRow,
 } from './sql/rows.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './sql/schema.js';
-import * as check from './sql/validate.js';
+import * as check from './input-checks.js';
 import type { SessionRow, StorageDatabase } from './sql/schema.js';
 
 /**
@@ -315,7 +316,7 @@ class SqliteStorage implements StorageDriver {
       if (current.version !== expectedVersion) throw conflict(id, expectedVersion, current.version);
       const fingerprint = patch.credentialsFingerprint !== undefined ? patch.credentialsFingerprint : current.credentials_fingerprint;
       const allow = patch.allowSharedCredentials ?? (current.allow_shared_credentials === 1 || current.allow_shared_credentials === true);
-      if (fingerprint && !allow) this.#checkDuplicate(p, id, fingerprint);
+      if (fingerprint && !allow && touchesCredentials(patch)) this.#checkDuplicate(p, id, fingerprint);
       const updated = this.#updateStatement(p, columns).get(values) as SessionRow | undefined;
       if (!updated) throw conflict(id, expectedVersion, null);
       return sessionFromRow(updated);

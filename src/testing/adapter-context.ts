@@ -13,7 +13,7 @@ import { SessionRateLimiter } from '../net/session-limiter.js';
 import { systemClock } from '../types.js';
 import type { AuthKind } from '../manager/lifecycle.js';
 import type { KvEntry, KvOperation } from '../storage/driver.js';
-import { assertKvOperations } from '../storage/memory.js';
+import { assertKvOperations } from '../storage/input-checks.js';
 import type { JsonValue } from '../types.js';
 
 type RequestKind = Exclude<AuthKind, 'qr'>;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Adapter, HealthReport } from '../adapters/contract.js';
 import { HEALTH_STATUSES } from '../manager/lifecycle.js';
 import { secretStrings } from '../security/redact.js';
-import { findJsonProblem } from '../storage/memory.js';
+import { findJsonProblem } from '../storage/input-checks.js';
 import type { JsonValue } from '../types.js';
 import {
   connectForTest,

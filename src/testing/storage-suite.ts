@@ -421,6 +421,19 @@ export function storageConformanceSuite(
         expect(a2.credentialsFingerprint).toBe('fa');
       });
 
+      it('never trips on an update that leaves credentials and sharing alone', async () => {
+        // a1 holds the credentials without sharing; b2 shares them on purpose. a1's own unrelated
+        // writes (desired state on start/stop, labels …) must keep working.
+        await create('a1', { credentialsFingerprint: 'same' });
+        await create('b2', { credentialsFingerprint: 'same', allowSharedCredentials: true });
+        const a = await store.updateSession('a1', { desiredState: 'running', labels: { shift: 'night' }, updatedAt: T0 + 1 }, 1);
+        expect(a.version).toBe(2);
+        expect(a.desiredState).toBe('running');
+        // …while a patch that does touch them is still judged.
+        await rejectsWithCode(expect, store.updateSession('a1', { allowSharedCredentials: false, updatedAt: T0 + 2 }, 2), 'DUPLICATE_CREDENTIALS');
+        expect((await must('a1')).version).toBe(2);
+      });
+
       it('frees a fingerprint when its session is deleted or changes credentials', async () => {
         await create('a1', { credentialsFingerprint: 'fa' });
         await create('b2', { credentialsFingerprint: 'fb' });

@@ -1,24 +1,116 @@
 import { z } from 'zod';
-import { ValidationError, parseWith } from '../../errors.js';
-import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../../manager/lifecycle.js';
-import type { JsonValue } from '../../types.js';
+import { ValidationError, parseWith, type ValidationIssue } from '../errors.js';
+import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../manager/lifecycle.js';
+import type { JsonValue } from '../types.js';
 import type {
   AuditInput,
   AuditQuery,
   CredentialRewrite,
+  KvOperation,
   NewSessionRecord,
   SessionPatch,
   StatDelta,
   StatusUpdate,
   TransitionRecord,
-} from '../driver.js';
-import { assertKvOperations, findJsonProblem } from '../memory.js';
+} from './driver.js';
 
 /**
- * Input checks of the SQL drivers, the same rules the memory driver applies: a malformed value is
- * refused with a `ValidationError` before anything is written.
+ * Input checks every bundled driver applies (memory, SQLite, PostgreSQL): drivers take plain
+ * data from the manager, and a malformed value is refused with a `ValidationError` before
+ * anything is written. One module, so the drivers cannot drift apart.
  */
-export { assertKvOperations };
+
+const MAX_JSON_DEPTH = 256;
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Finds the first part of `value` that JSON cannot represent faithfully: `undefined`, functions,
+ * symbols, bigints, non-finite numbers, class instances (Date, Map …), sparse arrays and cycles.
+ * Returns null when `value` is a {@link JsonValue}.
+ *
+ * @example
+ * ```ts
+ * findJsonProblem({ a: [1, () => 2] }); // { path: ['a', 1], message: 'must be JSON … got function' }
+ * findJsonProblem({ a: [1, 2] });       // null
+ * ```
+ */
+export function findJsonProblem(value: unknown, path: (string | number)[] = []): ValidationIssue | null {
+  const seen = new Set<object>();
+  const walk = (v: unknown, at: (string | number)[], depth: number): ValidationIssue | null => {
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+        return null;
+      case 'number':
+        return Number.isFinite(v) ? null : { path: at, message: `must be a finite number, got ${String(v)}` };
+      case 'object': {
+        if (v === null) return null;
+        if (depth > MAX_JSON_DEPTH) return { path: at, message: `nests deeper than ${MAX_JSON_DEPTH} levels` };
+        if (seen.has(v)) return { path: at, message: 'is circular; JSON values cannot refer to themselves' };
+        seen.add(v);
+        let problem: ValidationIssue | null = null;
+        if (Array.isArray(v)) {
+          for (let i = 0; i < v.length && !problem; i++) {
+            problem = i in v ? walk(v[i], [...at, i], depth + 1) : { path: [...at, i], message: 'is a hole in a sparse array' };
+          }
+        } else if (isPlainObject(v)) {
+          for (const key of Object.keys(v)) {
+            problem = walk((v as Record<string, unknown>)[key], [...at, key], depth + 1);
+            if (problem) break;
+          }
+        } else {
+          const name = (v as { constructor?: { name?: string } }).constructor?.name ?? 'object';
+          problem = { path: at, message: `must be plain JSON (object, array, string, number, boolean or null), got a ${name}` };
+        }
+        seen.delete(v);
+        return problem;
+      }
+      default:
+        return { path: at, message: `must be JSON (object, array, string, number, boolean or null), got ${typeof v}` };
+    }
+  };
+  return walk(value, path, 0);
+}
+
+/**
+ * Checks a `kvWrite` batch: every operation is `set` with a string key and a JSON value, or
+ * `delete` with a string key. Throws a {@link ValidationError} naming the bad operation.
+ * Drivers call it before writing anything, so a bad batch changes nothing.
+ *
+ * @example
+ * ```ts
+ * assertKvOperations([{ op: 'set', key: 'a', value: () => 1 }]); // throws ValidationError at ops.0.value
+ * ```
+ */
+export function assertKvOperations(ops: unknown): asserts ops is KvOperation[] {
+  if (!Array.isArray(ops)) throw new ValidationError('KV operations', [{ path: ['ops'], message: 'must be an array' }]);
+  const issues: ValidationIssue[] = [];
+  ops.forEach((raw: unknown, i) => {
+    const op = raw as Partial<{ op: unknown; key: unknown; value: unknown }> | null;
+    if (!op || typeof op !== 'object') {
+      issues.push({ path: ['ops', i], message: 'must be { op: "set", key, value } or { op: "delete", key }' });
+      return;
+    }
+    if (typeof op.key !== 'string' || op.key.length === 0) {
+      issues.push({ path: ['ops', i, 'key'], message: 'must be a non-empty string' });
+    }
+    if (op.op === 'set') {
+      if (!('value' in op) || op.value === undefined) {
+        issues.push({ path: ['ops', i, 'value'], message: 'is missing; use { op: "delete" } to remove a key' });
+      } else {
+        const problem = findJsonProblem(op.value, ['ops', i, 'value']);
+        if (problem) issues.push(problem);
+      }
+    } else if (op.op !== 'delete') {
+      issues.push({ path: ['ops', i, 'op'], message: 'must be "set" or "delete"' });
+    }
+  });
+  if (issues.length) throw new ValidationError('KV operations', issues);
+}
 
 const jsonValue = z.custom<JsonValue>((v) => findJsonProblem(v) === null, 'must be a JSON value');
 const jsonObject = z.custom<Record<string, JsonValue>>(
