@@ -1,7 +1,7 @@
 /**
  * The whole scenario, runnable from a script or a test: seed the source chat, start two worker
  * processes (session1 and session2), SIGKILL one halfway while it holds a lock and restart it,
- * stall the other (SIGSTOP) past its lease so its lock is taken over, then wait until the source is
+ * stall the other soon after (SIGSTOP) past its lease so its lock is taken over, then wait until the source is
  * drained and check that the target holds every message exactly once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -28,8 +28,8 @@ export const scenarioOptionsSchema = z.object({
   messages: z.number().int().min(20, 'seed at least 20 messages').max(1_000_000).default(2_000),
   /** Lease of each lock: how long a dead or stalled worker's lock stays taken. */
   leaseMs: z.number().int().min(200).max(60_000).default(2_000),
-  /** Simulated network time of each forward. */
-  sendDelayMs: z.number().int().min(0).max(1_000).default(0),
+  /** Simulated network time of each forward (a lock is held meanwhile). */
+  sendDelayMs: z.number().int().min(0).max(1_000).default(2),
   /** Also stall the surviving worker past its lease (SIGSTOP … SIGCONT), to show LeaseLostError. */
   stall: z.boolean().default(true),
   /** Give up (and report a violation) after this long. */
@@ -80,21 +80,37 @@ interface Running {
   session: string;
   child: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when the worker's session is ready and it waits for `go()`. */
+  ready: Promise<void>;
+  go(): void;
   stderr: () => string;
 }
 
 function spawnWorker(dir: string, session: string, o: { leaseMs: number; sendDelayMs: number }): Running {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', WORKER, '--dir', dir, '--session', session, '--lease-ms', String(o.leaseMs), '--send-delay-ms', String(o.sendDelayMs)],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+    [
+      '--import', 'tsx', WORKER, '--dir', dir, '--session', session, '--wait-for-go',
+      '--lease-ms', String(o.leaseMs), '--send-delay-ms', String(o.sendDelayMs),
+    ],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
     child.once('exit', (code, signal) => res({ code, signal })),
   );
-  return { session, child, exited, stderr: () => err };
+  const ready = new Promise<void>((res, rej) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.split('\n').includes('ready')) res();
+    });
+    void exited.then(({ code, signal }) => rej(new Error(`${session} exited before its session was ready (${code ?? signal}): ${err}`)));
+  });
+  ready.catch(() => {});
+  child.stdin!.on('error', () => {}); // a killed worker's stdin
+  return { session, child, exited, ready, go: () => child.stdin!.write('go\n'), stderr: () => err };
 }
 
 /** True when nobody holds the write lock of the file (a worker stopped inside a transaction would). */
@@ -123,15 +139,20 @@ async function processingOf(cp: Checkpoint, ownerPrefix: string): Promise<Checkp
  * is never blocked by it): SIGSTOP, look, SIGCONT and try again a few ms later if not. Gives up
  * (leaving it stopped, holding nothing) at `deadline` or when nothing is left to hold.
  */
-async function stopWhileHolding(w: Running, cp: Checkpoint, probes: Database.Database[], deadline: number): Promise<CheckpointItem[]> {
+async function stopWhileHolding(
+  w: Running,
+  cp: Checkpoint,
+  probes: Database.Database[],
+  o: { deadline: number; messages: number },
+): Promise<CheckpointItem[]> {
   const owner = `${w.session}:${w.child.pid}`;
   for (;;) {
     w.child.kill('SIGSTOP');
     await sleep(5);
     const held = await processingOf(cp, owner);
     if (held.length > 0 && probes.every(writeLockFree)) return held;
-    const s = await cp.stats();
-    if (Date.now() > deadline || s.done === s.total) return [];
+    // Items are created by the first claimKey, so compare with the source, not stats().total.
+    if (Date.now() > o.deadline || (await cp.stats()).done >= o.messages) return [];
     w.child.kill('SIGCONT');
     await sleep(2 + randomInt(10));
   }
@@ -311,25 +332,30 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
   let kill: ScenarioReport['kill'] = null;
   let stall: ScenarioReport['stall'] = null;
   try {
+    // Both sessions come up (restore or create, log in), then start copying at the same moment.
     for (const s of SESSIONS) start(s);
+    await Promise.all([...workers.values()].map((w) => w.ready));
+    for (const w of workers.values()) w.go();
     log(`started ${SESSIONS.map((s) => `${s} (pid ${workers.get(s)!.child.pid})`).join(' and ')}`);
 
     // Halfway: SIGKILL session1 while it holds a lock, then start it again.
     await waitDone(Math.floor(o.messages / 2));
     const victim = workers.get('session1')!;
-    const held = await stopWhileHolding(victim, cp, probes, deadline);
+    const held = await stopWhileHolding(victim, cp, probes, { deadline, messages: o.messages });
     const doneBefore = await done();
     victim.child.kill('SIGKILL');
     await victim.exited;
     const again = start('session1');
+    again.go(); // no need to wait: it starts copying as soon as its session is restored
     kill = { session: 'session1', pid: victim.child.pid!, doneBefore, heldKeys: held.map((i) => i.key), restartedPid: again.child.pid! };
     log(`SIGKILLed session1 (pid ${kill.pid}) at ${doneBefore}/${o.messages} done, holding ${kill.heldKeys.join(', ') || 'no lock'}; restarted as pid ${kill.restartedPid}`);
 
-    // Three quarters: freeze session2 past its lease, until session1 has taken its locks over.
+    // Soon after (5/8 done, while session1 may still be coming back): freeze session2 while it
+    // holds a lock, past its lease, until session1 has taken its locks over.
     if (o.stall) {
-      await waitDone(Math.floor((o.messages * 3) / 4));
+      await waitDone(Math.floor((o.messages * 5) / 8));
       const w = workers.get('session2')!;
-      const heldNow = await stopWhileHolding(w, cp, probes, deadline);
+      const heldNow = await stopWhileHolding(w, cp, probes, { deadline, messages: o.messages });
       const stoppedAt = Date.now();
       const before = await done();
       const tokens = new Map(heldNow.map((i) => [i.key, i.token]));
@@ -337,7 +363,7 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
       for (;;) {
         const items = await Promise.all([...tokens.keys()].map((k) => cp.get(k)));
         if (items.every((i) => i && i.token > tokens.get(i.key)!)) break;
-        if (Date.now() > Math.min(deadline, stoppedAt + 10 * o.leaseMs + 10_000)) {
+        if (Date.now() > Math.min(deadline, stoppedAt + 10 * o.leaseMs + 30_000)) {
           violations.push(`the locks session2 held while stalled were not taken over: ${[...tokens.keys()].join(', ')}`);
           break;
         }

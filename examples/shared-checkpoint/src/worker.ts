@@ -15,6 +15,7 @@
  */
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,6 +31,8 @@ export const workerOptionsSchema = z.object({
   leaseMs: z.coerce.number().int().min(100).max(600_000).default(2_000),
   sendDelayMs: z.coerce.number().int().min(0).max(10_000).default(0),
   pollMs: z.coerce.number().int().min(10).max(60_000).default(100),
+  /** Print `ready` once the session is up, then wait for a `go` line on stdin (so workers start together). */
+  waitForGo: z.boolean().default(false),
 });
 export type WorkerOptions = z.input<typeof workerOptionsSchema>;
 
@@ -88,6 +91,14 @@ export async function runWorker(input: WorkerOptions, signal?: AbortSignal): Pro
     const snap = await manager.get(o.session);
     if (snap.desiredState !== 'running') await manager.start(o.session);
     await manager.waitFor(o.session, ['ready', 'degraded'], { timeoutMs: 60_000, ...(signal ? { signal } : {}) });
+    if (o.waitForGo) {
+      process.stdout.write('ready\n');
+      const lines = createInterface({ input: process.stdin });
+      await new Promise<void>((resolve, reject) => {
+        lines.on('line', (line) => line.trim() === 'go' && resolve());
+        lines.once('close', () => reject(new Error('stdin closed before "go"')));
+      }).finally(() => lines.close());
+    }
     log({ event: 'start', restored, owner });
 
     /** The seed's loop body: lock the message, forward it, mark it done. */
@@ -192,6 +203,7 @@ if (isMain) {
       'lease-ms': { type: 'string' },
       'send-delay-ms': { type: 'string' },
       'poll-ms': { type: 'string' },
+      'wait-for-go': { type: 'boolean' },
     },
   });
   const stop = new AbortController();
@@ -205,6 +217,7 @@ if (isMain) {
         leaseMs: values['lease-ms'] as unknown as number,
         sendDelayMs: values['send-delay-ms'] as unknown as number,
         pollMs: values['poll-ms'] as unknown as number,
+        waitForGo: values['wait-for-go'] ?? false,
       },
       stop.signal,
     );
