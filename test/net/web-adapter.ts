@@ -21,7 +21,7 @@ export function webAdapter() {
         async health() {
           return { status: 'healthy' as const };
         },
-        async send(action: JsonValue) {
+        async send(action: JsonValue): Promise<JsonValue> {
           const list = sent.get(ctx.id) ?? [];
           list.push(action);
           sent.set(ctx.id, list);
