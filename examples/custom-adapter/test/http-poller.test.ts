@@ -148,6 +148,18 @@ describe('http-poller driven by a SessionManager', () => {
     states.length = 0;
   });
 
+  it('describes its settings as JSON Schema for forms (adapterInfo)', async () => {
+    await open();
+    const [info] = manager.adapterInfo();
+    expect(info).toMatchObject({ name: 'http-poller', description: expect.stringContaining('one-time login code') });
+    expect(info!.credentialsSchema).toMatchObject({ type: 'object', required: ['apiToken'] });
+    expect(Object.keys(info!.configSchema.properties as object).sort()).toEqual(
+      ['baseUrl', 'maxPollFailures', 'pollIntervalMs', 'proxy', 'rateLimit', 'requestTimeoutMs'],
+    );
+    await expect(manager.create({ id: 'x', platform: 'http-poller', credentials: { apiToken: TOKENS.alice }, config: { baseUrl: platform.url, proxy: 'ftp://nope' } }))
+      .rejects.toMatchObject({ code: 'VALIDATION', issues: [{ path: ['config', 'proxy'] }] });
+  });
+
   it('runs the code login, delivers messages both ways and counts them', async () => {
     await open();
     await manager.create({ id: 'carol', platform: 'http-poller', credentials: { apiToken: TOKENS.carol }, config: { baseUrl: platform.url, pollIntervalMs: 10 } });
