@@ -179,6 +179,16 @@ describe('ctx.fetch through the session proxy', () => {
     void m;
   });
 
+  it("takes a Request of Node's built-in fetch (method, headers, body) and sends it through the proxy", async () => {
+    const { web, session } = await manager();
+    await session('req', { proxy: `socks5://127.0.0.1:${socks.port}` });
+    const before = socks.events.length;
+    const request = new Request(`${target.url}/posted`, { method: 'POST', headers: { 'x-session': 'req' }, body: 'hello body' });
+    const res = await web.ctx('req').fetch(request);
+    expect(await res.json()).toMatchObject({ method: 'POST', path: '/posted', session: 'req', body: 'hello body' });
+    expect(socks.events.length).toBe(before + 1);
+  });
+
   it('connectForTest gives adapters the same proxied fetch', async () => {
     const web = webAdapter();
     const t = connectForTest(web.adapter, { id: 'unit', credentials: { token: 'x' }, config: { proxy: `socks5h://127.0.0.1:${socks.port}` } });
