@@ -29,7 +29,13 @@ const LEASE_MS = 60_000;
 interface Run {
   perSec: number;
   latencies: number[];
+  /** This process's CPU time per item (µs): steadier than wall time on a busy machine. */
+  cpuPerItem: number;
 }
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
 interface Harness {
   name: string;
   /** Items for the 1-per-claim runs and for the batched runs. */
@@ -71,6 +77,7 @@ async function libPrimitives(h: Harness, perClaim: number, nLoops: number, total
   const latencies: number[] = [];
   let done = 0;
   const t0 = performance.now();
+  const cpu0 = cpuNow();
   await loops(nLoops, async (loop) => {
     const c0 = performance.now();
     const leases = await cp.claim({ owner: `lib-${loop}`, limit: perClaim, leaseMs: LEASE_MS });
@@ -83,7 +90,7 @@ async function libPrimitives(h: Harness, perClaim: number, nLoops: number, total
   });
   const secs = (performance.now() - t0) / 1000;
   if (done !== total) throw new Error(`lib completed ${done} of ${total}`);
-  return { perSec: done / secs, latencies };
+  return { perSec: done / secs, latencies, cpuPerItem: (cpuNow() - cpu0) / done };
 }
 
 async function basePrimitives(h: Harness, perClaim: number, nLoops: number, total: number, fenced = false): Promise<Run> {
@@ -91,6 +98,7 @@ async function basePrimitives(h: Harness, perClaim: number, nLoops: number, tota
   const latencies: number[] = [];
   let done = 0;
   const t0 = performance.now();
+  const cpu0 = cpuNow();
   await loops(nLoops, async (loop) => {
     const owner = `base-${loop}`;
     const c0 = performance.now();
@@ -105,17 +113,18 @@ async function basePrimitives(h: Harness, perClaim: number, nLoops: number, tota
   });
   const secs = (performance.now() - t0) / 1000;
   if (done !== total) throw new Error(`baseline completed ${done} of ${total}`);
-  return { perSec: done / secs, latencies };
+  return { perSec: done / secs, latencies, cpuPerItem: (cpuNow() - cpu0) / done };
 }
 
 async function libProcess(h: Harness, total: number): Promise<Run> {
   const cp = createCheckpoint({ storage: h.storage, stream: `bench-${++streamN}` });
   await h.seedLib(cp, total);
   const t0 = performance.now();
+  const cpu0 = cpuNow();
   const summary = await cp.process(() => {}, { owner: 'proc', concurrency: 8 });
   const secs = (performance.now() - t0) / 1000;
   if (summary.completed !== total) throw new Error(`process completed ${summary.completed} of ${total}`);
-  return { perSec: total / secs, latencies: [] };
+  return { perSec: total / secs, latencies: [], cpuPerItem: (cpuNow() - cpu0) / total };
 }
 
 function sqliteHarness(): Harness {
@@ -264,6 +273,11 @@ function line(label: string, lib: number, base: number, target: number | null, u
   console.log(`  ${label.padEnd(34)} lib ${fmt(lib).padStart(8)}${unit}   baseline ${fmt(base).padStart(8)}${unit}   ratio ${ratio.toFixed(2)}${ok}`);
 }
 
+/** SQLite works in this process: CPU time per item shows the cost without the machine's noise. */
+function cpuLine(lib: number, base: number) {
+  console.log(`  ${'    CPU per item (this process)'.padEnd(34)} lib ${lib.toFixed(1).padStart(8)} µs  baseline ${base.toFixed(1).padStart(8)} µs  ratio ${(base / lib).toFixed(2)}`);
+}
+
 async function pair(label: string, lib: () => Promise<Run>, base: () => Promise<Run>) {
   const libRuns: Run[] = [];
   const baseRuns: Run[] = [];
@@ -277,6 +291,8 @@ async function pair(label: string, lib: () => Promise<Run>, base: () => Promise<
     base: best(baseRuns.map((r) => r.perSec)),
     libLat: libRuns.flatMap((r) => r.latencies),
     baseLat: baseRuns.flatMap((r) => r.latencies),
+    libCpu: Math.min(...libRuns.map((r) => r.cpuPerItem)),
+    baseCpu: Math.min(...baseRuns.map((r) => r.cpuPerItem)),
   };
 }
 
@@ -284,6 +300,7 @@ async function bench(h: Harness) {
   console.log(`\n${h.name}: ${ROUNDS} rounds each, best round shown (single ${fmt(h.single)} items, batched ${fmt(h.batched)} items)`);
   const single = await pair('(a) 1 per claim, 8 loops', () => libPrimitives(h, 1, 8, h.single), () => basePrimitives(h, 1, 8, h.single));
   line(single.label, single.lib, single.base, 0.9);
+  if (h.name === 'sqlite') cpuLine(single.libCpu, single.baseCpu);
   if (h.base.claimFenced) {
     const runs: number[] = [];
     for (let r = 0; r < ROUNDS; r++) runs.push((await basePrimitives(h, 1, 8, h.single, true)).perSec);
@@ -291,9 +308,11 @@ async function bench(h: Harness) {
   }
   const batched = await pair('(a) 50 per claim, 4 loops', () => libPrimitives(h, 50, 4, h.batched), () => basePrimitives(h, 50, 4, h.batched));
   line(batched.label, batched.lib, batched.base, 0.9);
-  const procRuns: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) procRuns.push((await libProcess(h, h.batched)).perSec);
-  line('(b) process(), concurrency 8', best(procRuns), batched.base, 0.7);
+  if (h.name === 'sqlite') cpuLine(batched.libCpu, batched.baseCpu);
+  const procRuns: Run[] = [];
+  for (let r = 0; r < ROUNDS; r++) procRuns.push(await libProcess(h, h.batched));
+  line('(b) process(), concurrency 8', best(procRuns.map((r) => r.perSec)), batched.base, 0.7);
+  if (h.name === 'sqlite') cpuLine(Math.min(...procRuns.map((r) => r.cpuPerItem)), batched.baseCpu);
   const p50 = [pct(single.libLat, 50), pct(single.baseLat, 50)] as const;
   const p99 = [pct(single.libLat, 99), pct(single.baseLat, 99)] as const;
   console.log(`  ${'claim latency p50 (1 per claim)'.padEnd(34)} lib ${ms(p50[0]).padStart(10)}   baseline ${ms(p50[1]).padStart(10)}   ratio ${(p50[1] / p50[0]).toFixed(2)} (baseline/lib)`);
