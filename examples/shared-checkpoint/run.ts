@@ -2,7 +2,7 @@
  * Runs the shared-checkpoint scenario and prints what happened.
  *
  *   node --import tsx examples/shared-checkpoint/run.ts [--messages 2000] [--lease-ms 2000]
- *        [--send-delay-ms 0] [--no-stall] [--dir examples/shared-checkpoint/.data] [--json]
+ *        [--send-delay-ms 2] [--no-stall] [--dir examples/shared-checkpoint/.data] [--json]
  *
  * Exits 0 when the target chat holds every source message exactly once, 1 on any violation.
  */
@@ -79,7 +79,7 @@ async function main(): Promise<number> {
 const readmeUsage = `node --import tsx examples/shared-checkpoint/run.ts [options]
   --messages N        messages in the source chat (default 2000)
   --lease-ms MS       lease of each lock (default 2000)
-  --send-delay-ms MS  simulated network time per forward (default 0)
+  --send-delay-ms MS  simulated network time per forward (default 2)
   --no-stall          skip the SIGSTOP of the second worker
   --dir PATH          an empty folder for the run (default examples/shared-checkpoint/.data, wiped first)
   --timeout-ms MS     give up after this long (default 180000)
