@@ -62,7 +62,12 @@ async function main(): Promise<number> {
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const dir = values.dir ?? DEFAULT_DIR;
   if (values.dir === undefined) rmSync(DEFAULT_DIR, { recursive: true, force: true }); // our own scratch folder
+  // Ctrl-C: the scenario kills its workers (continuing a stopped one first) before we exit.
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort(new Error('interrupted')));
+  process.once('SIGTERM', () => stop.abort(new Error('terminated')));
   const report = await runScenario({
+    signal: stop.signal,
     dir,
     messages: num(values.messages),
     leaseMs: num(values['lease-ms']),

@@ -36,6 +36,8 @@ export const scenarioOptionsSchema = z.object({
   timeoutMs: z.number().int().min(1_000).default(180_000),
   /** Progress lines (default: none). */
   log: z.custom<(line: string) => void>((v) => typeof v === 'function', 'a function (line) => void').optional(),
+  /** Stops the run: the workers are killed (a stopped one is continued first) and the call rejects. */
+  signal: z.instanceof(AbortSignal).optional(),
 });
 export type ScenarioOptions = z.input<typeof scenarioOptionsSchema>;
 
@@ -143,10 +145,11 @@ async function stopWhileHolding(
   w: Running,
   cp: Checkpoint,
   probes: Database.Database[],
-  o: { deadline: number; messages: number },
+  o: { deadline: number; messages: number; signal?: AbortSignal | undefined },
 ): Promise<CheckpointItem[]> {
   const owner = `${w.session}:${w.child.pid}`;
   for (;;) {
+    o.signal?.throwIfAborted();
     w.child.kill('SIGSTOP');
     await sleep(5);
     const held = await processingOf(cp, owner);
@@ -321,6 +324,7 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
   const done = async () => (await cp.stats()).done;
   const waitDone = async (n: number) => {
     while ((await done()) < n) {
+      o.signal?.throwIfAborted();
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} messages to be done`);
       for (const w of workers.values()) {
         if (w.child.exitCode !== null) throw new Error(`${w.session} exited early (${w.child.exitCode}): ${w.stderr()}`);
@@ -334,14 +338,20 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
   try {
     // Both sessions come up (restore or create, log in), then start copying at the same moment.
     for (const s of SESSIONS) start(s);
-    await Promise.all([...workers.values()].map((w) => w.ready));
+    await Promise.race([
+      Promise.all([...workers.values()].map((w) => w.ready)),
+      new Promise((_, reject) => {
+        if (o.signal?.aborted) reject(o.signal.reason);
+        o.signal?.addEventListener('abort', () => reject(o.signal!.reason), { once: true });
+      }),
+    ]);
     for (const w of workers.values()) w.go();
     log(`started ${SESSIONS.map((s) => `${s} (pid ${workers.get(s)!.child.pid})`).join(' and ')}`);
 
     // Halfway: SIGKILL session1 while it holds a lock, then start it again.
     await waitDone(Math.floor(o.messages / 2));
     const victim = workers.get('session1')!;
-    const held = await stopWhileHolding(victim, cp, probes, { deadline, messages: o.messages });
+    const held = await stopWhileHolding(victim, cp, probes, { deadline, messages: o.messages, signal: o.signal });
     const doneBefore = await done();
     victim.child.kill('SIGKILL');
     await victim.exited;
@@ -355,7 +365,7 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
     if (o.stall) {
       await waitDone(Math.floor((o.messages * 5) / 8));
       const w = workers.get('session2')!;
-      const heldNow = await stopWhileHolding(w, cp, probes, { deadline, messages: o.messages });
+      const heldNow = await stopWhileHolding(w, cp, probes, { deadline, messages: o.messages, signal: o.signal });
       const stoppedAt = Date.now();
       const before = await done();
       const tokens = new Map(heldNow.map((i) => [i.key, i.token]));
@@ -363,6 +373,7 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
       for (;;) {
         const items = await Promise.all([...tokens.keys()].map((k) => cp.get(k)));
         if (items.every((i) => i && i.token > tokens.get(i.key)!)) break;
+        o.signal?.throwIfAborted();
         if (Date.now() > Math.min(deadline, stoppedAt + 10 * o.leaseMs + 30_000)) {
           violations.push(`the locks session2 held while stalled were not taken over: ${[...tokens.keys()].join(', ')}`);
           break;
@@ -378,11 +389,13 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
     await waitDone(o.messages);
     for (const w of workers.values()) {
       const timer = new AbortController();
+      o.signal?.addEventListener('abort', () => timer.abort(), { once: true });
       const exit = await Promise.race([
         w.exited,
         sleep(Math.max(deadline - Date.now(), 0), null, { signal: timer.signal }).catch(() => null),
       ]);
       timer.abort();
+      o.signal?.throwIfAborted();
       if (!exit) violations.push(`${w.session} (pid ${w.child.pid}) did not exit after the source was drained`);
       else if (exit.code !== 0) violations.push(`${w.session} (pid ${w.child.pid}) exited with ${exit.code ?? exit.signal}: ${w.stderr()}`);
     }
