@@ -293,9 +293,11 @@ export class SessionRuntime {
     }
     if (this.#limiter || (this.record.config as { rateLimit?: unknown } | null)?.rateLimit != null) {
       // Waits for this session's own token (or throws RateLimitError past rateLimit.maxWaitMs).
-      const waited = await (this.#limiter ??= new SessionRateLimiter(this.#core.clock)).acquireForSend(this.record.config, this.id, attempt.signal);
-      if (waited > 0 && (attempt.ended || !attempt.live || !ACTIVE_STATES.has(this.state))) {
-        throw new SessionNotReadyError(this.id, this.state, 'send');
+      const limiter = (this.#limiter ??= new SessionRateLimiter(this.#core.clock));
+      const turn = limiter.acquireForSend(this.record.config, this.id, attempt.signal);
+      if (turn) {
+        await turn;
+        if (attempt.ended || !attempt.live || !ACTIVE_STATES.has(this.state)) throw new SessionNotReadyError(this.id, this.state, 'send');
       }
     }
     this.touch();

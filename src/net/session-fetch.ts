@@ -77,8 +77,12 @@ export function createSessionFetch(options: SessionFetchOptions): SessionFetchHa
 
   const sessionFetch: SessionFetch = async (input, init = {}) => {
     if (closed) throw closedError();
+    // A fresh signal per call even with the session's alone: undici keeps a listener on the signal
+    // it is given until the request is garbage-collected, which on the long-lived session signal
+    // piles up (MaxListenersExceededWarning after ~1,500 quick requests). AbortSignal.any links by
+    // weak reference instead.
     const signals = [init.signal, options.signal].filter((s): s is AbortSignal => s instanceof AbortSignal);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const signal = options.signal ? AbortSignal.any(signals) : signals[0];
     if (signal?.aborted) throw reasonOf(signal);
     const bucket = options.bucket?.() ?? null;
     if (bucket) await bucket.take(signal);

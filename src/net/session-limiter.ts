@@ -37,16 +37,17 @@ export class SessionRateLimiter {
   /**
    * `manager.send`'s turn: takes a token, waiting for it when it is due within
    * `rateLimit.maxWaitMs`; otherwise throws `RateLimitError` at once and takes nothing.
-   * Resolves immediately when the config has no rate limit.
+   * Returns `null` synchronously when the send may go at once (no rate limit, or a free token:
+   * no promise on the hot path), else a promise of the wait, which rejects when `signal` aborts.
    */
-  async acquireForSend(config: unknown, sessionId: string, signal?: AbortSignal): Promise<number> {
+  acquireForSend(config: unknown, sessionId: string, signal?: AbortSignal): Promise<number> | null {
     this.#read(config);
     const bucket = this.#bucket;
-    if (!bucket || !this.#settings) return 0;
+    if (!bucket || !this.#settings) return null;
     const { maxWaitMs } = this.#settings;
     const wait = bucket.reserve(maxWaitMs);
     if (wait === null) throw new RateLimitError(sessionId, bucket.delay(), maxWaitMs);
-    if (wait > 0) await bucket.sleep(wait, signal);
-    return wait;
+    if (wait === 0) return null;
+    return bucket.sleep(wait, signal).then(() => wait);
   }
 }
