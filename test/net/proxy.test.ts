@@ -189,6 +189,23 @@ describe('ctx.fetch through the session proxy', () => {
     expect(socks.events.length).toBe(before + 1);
   });
 
+  it('many requests leave no pile of abort listeners on the session signal (no MaxListenersExceededWarning)', async () => {
+    const { web, session } = await manager();
+    await session('busy', {});
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const ctx = web.ctx('busy');
+      for (let i = 0; i < 1_600; i++) await (await ctx.fetch(`${target.url}/many`)).arrayBuffer();
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+      target.hits.length = 0;
+    }
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+
   it('connectForTest gives adapters the same proxied fetch', async () => {
     const web = webAdapter();
     const t = connectForTest(web.adapter, { id: 'unit', credentials: { token: 'x' }, config: { proxy: `socks5h://127.0.0.1:${socks.port}` } });
