@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createCheckpoint } from 'multisession';
 import { sqliteStorage } from 'multisession/sqlite';
 import { runScenario, verifyRun, type ScenarioReport } from '../run.js';
+import { chatStatements, openChats, seedSource } from '../src/chats.js';
 
 const RUN = fileURLToPath(new URL('../run.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -34,13 +35,11 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
 
 describe('shared checkpoint example: two worker processes, one source, one target', () => {
   const N = 500;
-  let dir = '';
-  let report: ScenarioReport;
 
   it('copies every message exactly once although one worker is SIGKILLed and the other stalls past its lease', { timeout: 120_000 }, async () => {
-    dir = scratch();
+    const dir = scratch();
     // Its own time limit is below the test's, so on a hang it cleans its processes up and reports.
-    report = await runScenario({ dir, messages: N, leaseMs: 1_000, timeoutMs: 90_000 });
+    const report: ScenarioReport = await runScenario({ dir, messages: N, leaseMs: 1_000, timeoutMs: 90_000 });
     expect(report.violations).toEqual([]);
 
     // Exactly once, read straight from the target chat.
@@ -78,17 +77,41 @@ describe('shared checkpoint example: two worker processes, one source, one targe
     expect(report.workers.reduce((n, w) => n + w.completed, 0)).toBe(N);
   });
 
-  it('the check fails when the target holds a message twice or misses one', async () => {
-    expect(dir).not.toBe('');
-    const chats = new Database(join(dir, 'shared', 'chats.db'));
+  it('the check passes on a clean copy and fails when the target holds a message twice, misses one or kept a stale token', async () => {
+    // A copy made by hand with the same pieces the workers use: claimKey, a fenced forward, complete.
+    const d = scratch();
+    mkdirSync(join(d, 'shared'));
+    const chats = openChats(join(d, 'shared', 'chats.db'));
+    seedSource(chats, 30);
+    const forward = chatStatements(chats).forward;
+    const storage = sqliteStorage({ filename: join(d, 'shared', 'checkpoint.db') });
+    const cp = createCheckpoint({ storage, stream: 'messages' });
+    try {
+      for (const m of chats.prepare('SELECT id, text FROM source_messages').all() as { id: number; text: string }[]) {
+        const lease = (await cp.claimKey(`msg:${m.id}`, { owner: 'by-hand', payload: m }))!;
+        expect(forward(m.id, m.text, 'session1', lease.token).outcome).toBe('posted');
+        // A stale token is refused by the target, whatever its order of arrival.
+        expect(forward(m.id, m.text, 'session2', lease.token - 1).outcome).toBe('refused');
+        await cp.complete(lease);
+      }
+    } finally {
+      await storage.close();
+    }
+    expect((await verifyRun(d, 30)).violations).toEqual([]);
+
     chats.exec(`INSERT INTO target_messages (source_id, text, session_id, token, posted_at)
       SELECT source_id, text, session_id, token, posted_at FROM target_messages WHERE source_id = 7`);
     chats.exec('DELETE FROM target_messages WHERE source_id = 9');
+    chats.exec('UPDATE target_messages SET token = token - 1 WHERE source_id = 11');
     chats.close();
-    const { violations, target } = await verifyRun(dir, N);
-    expect(target).toMatchObject({ duplicates: 1, missing: 1 });
+    const { violations, target } = await verifyRun(d, 30);
+    expect(target).toMatchObject({ rows: 30, distinctMessages: 29, duplicates: 1, missing: 1 });
     expect(violations).toEqual(
-      expect.arrayContaining([expect.stringContaining('message 7 is in the target 2 times'), 'message 9 is missing from the target']),
+      expect.arrayContaining([
+        expect.stringContaining('message 7 is in the target 2 times'),
+        'message 9 is missing from the target',
+        expect.stringMatching(/source 11\) carries token \d+, but the lease that completed it had \d+/),
+      ]),
     );
   });
 
