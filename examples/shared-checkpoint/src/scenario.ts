@@ -382,7 +382,7 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
       }
       w.child.kill('SIGCONT');
       stall = { session: 'session2', pid: w.child.pid!, doneBefore: before, heldKeys: [...tokens.keys()], stoppedMs: Date.now() - stoppedAt };
-      log(`SIGCONTed session2 after ${stall.stoppedMs} ms: its locks were taken over meanwhile`);
+      log(`SIGCONTed session2 after ${stall.stoppedMs} ms${tokens.size ? ': its locks were taken over meanwhile' : ''}`);
     }
 
     // Drained: every message done and both workers gone.
