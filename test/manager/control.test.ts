@@ -440,6 +440,20 @@ describe('logs', () => {
     expect(lines.find((l) => l.msg === 'from b')!.obj).toMatchObject({ sessionId: 'b' });
   });
 
+  it('the smallest buffers: logBufferSize 1 keeps the newest line, historySize 1 the newest transition (also in storage)', async () => {
+    const { manager: m, scripted: s } = await make({ logBufferSize: 1, historySize: 1 });
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    for (const n of [1, 2, 3]) s.last('a').ctx.log.info(`line ${n}`);
+    expect((await m.logs('a')).map((l) => l.msg)).toEqual(['line 3']);
+    expect((await m.logs('a', { level: 'error' }))).toEqual([]);
+    await m.stop('a');
+    const snap = await m.get('a');
+    expect(snap.transitions.map((t) => `${t.from}->${t.to}`)).toEqual(['stopping->stopped']);
+    await m.stats('a'); // flushes the write-behind queue
+    expect((await m.storage.listTransitions('a', 100)).map((t) => `${t.from}->${t.to}`)).toEqual(['stopping->stopped']);
+  });
+
   it('logBufferSize 0 keeps nothing but still logs', async () => {
     const seen: string[] = [];
     const logger: Logger = { debug() {}, info: (_o, msg) => seen.push(String(msg)), warn() {}, error() {} };
