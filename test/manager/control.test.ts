@@ -534,6 +534,28 @@ describe('robustness of control', () => {
     expect(managerErrors[0]).toMatch(/a bug in the app/);
   });
 
+  it('listeners may call back into the manager (stop on ready, start on stopped, answer auth, send on ready)', async () => {
+    const { manager: m, scripted: s, clock, states } = await make();
+    let bounces = 0;
+    const sendErrors: unknown[] = [];
+    m.on('session.state', (e) => {
+      if (e.to === 'ready' && bounces < 5) {
+        bounces++;
+        void m.stop(e.id);
+      }
+      if (e.to === 'stopped' && bounces < 5) void m.start(e.id);
+      if (e.to === 'authenticating') void m.submitAuth(e.id, { kind: 'code', value: '12345' }).catch((err: unknown) => sendErrors.push(err));
+    });
+    m.on('session.ready', (e) => void m.send(e.id, { text: 'hello' }).catch((err: unknown) => sendErrors.push(err)));
+    await m.create({ id: 'a', platform: 'scripted', config: { mode: 'code' } });
+    await m.start('a');
+    for (let i = 0; i < 20; i++) await clock.advance(100);
+    expect(expectValidChain(states, 'a')).toBe('stopped');
+    expect(states.filter((e) => e.to === 'ready')).toHaveLength(5);
+    expect(s.connections('a').map((c) => [c.sent.length, c.stopped])).toEqual(Array.from({ length: 5 }, () => [1, true]));
+    expect(sendErrors).toEqual([]);
+  });
+
   it('back-off delays grow by factor and stop at maxDelayMs', async () => {
     const { manager: m, scripted: s, clock, states } = await make({ restart: { retries: 4, minDelayMs: 100, maxDelayMs: 500, factor: 2 } });
     s.behave('f', { failStarts: 100 });
