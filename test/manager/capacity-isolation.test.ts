@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   AdapterError,
   CapacityError,
+  MultisessionError,
   SessionNotFoundError,
   ValidationError,
   defineAdapter,
@@ -335,6 +336,43 @@ describe('isolation: a misbehaving adapter touches no other session', () => {
     await clock.advance(100);
     expect(brittle.stops).toEqual(['s', 's']);
     expect((await m.stats('s')).failures).toBe(2);
+  });
+
+  it('a send() the adapter never answers settles (typed error) when the session stops, and on close()', async () => {
+    const hung = defineAdapter({
+      name: 'mute',
+      credentials: z.unknown(),
+      config: z.object({}),
+      connect() {
+        return {
+          async start() {},
+          async stop() {},
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          send: () => new Promise<never>(() => {}),
+        };
+      },
+    });
+    const env = await make({ adapters: [hung] });
+    const { manager: m } = env;
+    await m.create({ id: 'a', platform: 'mute' });
+    await m.create({ id: 'b', platform: 'mute' });
+    await m.start('a');
+    await m.start('b');
+    const outcome = (p: Promise<unknown>) => {
+      const o: { value: unknown } = { value: 'pending' };
+      p.then((v) => (o.value = v), (e: unknown) => (o.value = e));
+      return o;
+    };
+    const toA = outcome(m.send('a', 'hello?'));
+    const toB = outcome(m.send('b', 'hello?'));
+    await m.stop('a');
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(toA.value).toBeInstanceOf(MultisessionError);
+    await env.manager.close();
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(toB.value).toBeInstanceOf(MultisessionError);
   });
 
   it('stop() that hangs is abandoned after stopTimeoutMs; one that throws is logged; both end stopped', async () => {
