@@ -230,7 +230,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     });
   }
 
-  #ref(lease: Lease, what = 'lease'): LeaseRef {
+  #ref(lease: Lease, what: string | (() => string) = 'lease'): LeaseRef {
     // Fast path for a well-formed lease of this stream (the common case, once per item).
     const { key, owner, token, stream } = (lease ?? {}) as Partial<Lease>;
     if (
@@ -246,9 +246,10 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     ) {
       return { key, token: token as number, owner };
     }
-    const l = parseWith(leaseSchema, lease, what);
+    const label = typeof what === 'function' ? what() : what;
+    const l = parseWith(leaseSchema, lease, label);
     if (l.stream !== this.stream) {
-      throw new ValidationError(what, [
+      throw new ValidationError(label, [
         { path: ['stream'], message: `this lease belongs to stream "${l.stream}", not "${this.stream}"; use that stream's checkpoint` },
       ]);
     }
@@ -284,7 +285,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
    */
   async completeMany(entries: { lease: Lease; result?: JsonValue }[]): Promise<CompleteOutcome[]> {
     if (!Array.isArray(entries)) throw new ValidationError('completeMany entries', [{ path: [], message: 'pass an array of { lease, result? }' }]);
-    const refs = entries.map((e, i) => this.#ref(e?.lease, `completeMany entries[${i}].lease`));
+    const refs = entries.map((e, i) => this.#ref(e?.lease, () => `completeMany entries[${i}].lease`));
     const results = entries.map((e, i) =>
       e.result === undefined ? null : (parseWith(jsonSchema, e.result, `completeMany entries[${i}].result`) as JsonValue),
     );

@@ -129,8 +129,12 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     updated_at = ${NOW}`;
   const RETURNING = 'RETURNING i.seq, i.key, i.status, i.token, i.avail_at, i.attempts, i.payload, i.priority';
 
+  // The hot claim: no CASE per row. An expired lease that used up its attempts comes back with
+  // attempts >= max and is then turned dead by killSql (a compare-and-swap on its new token).
   const claimSql = named(
-    `UPDATE ${T} AS i SET ${leaseSet('i', fence)}
+    `UPDATE ${T} AS i SET
+       attempts = i.attempts + CASE WHEN i.status = 'processing' THEN 1 ELSE 0 END,
+       owner = $owner, token = ${fence}, avail_at = ${NOW} + $lease::bigint, status = 'processing', updated_at = ${NOW}
      WHERE (i.stream, i.key) IN (
        SELECT stream, key FROM ${T}
        WHERE stream = $stream AND status IN ${STATUSES} AND avail_at <= ${NOW}
@@ -138,8 +142,12 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
        LIMIT $limit
        FOR UPDATE SKIP LOCKED)
      ${RETURNING}`,
-    ['stream', 'owner', 'limit', 'lease', 'max'],
+    ['stream', 'owner', 'limit', 'lease'],
   );
+  const killSql = `UPDATE ${T} AS i SET status = 'dead', owner = NULL, avail_at = ${NOW}, updated_at = ${NOW},
+       error = 'gave up after ' || i.attempts || ' attempts (the last lease expired)'
+     FROM unnest($2::text[], $3::bigint[]) AS v(key, token)
+     WHERE i.stream = $1 AND i.key = v.key AND i.token = v.token AND i.status = 'processing'`;
   const claimKeySql = named(
     `INSERT INTO ${T} AS i (stream, key, status, priority, payload, attempts, owner, token, run_at, avail_at, created_at, updated_at)
      VALUES ($stream, $key, 'processing', 0, $payload::jsonb, 0, $owner, ${fence}, ${NOW}, ${NOW} + $lease::bigint, ${NOW}, ${NOW})
@@ -244,8 +252,11 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     },
 
     async claim(stream, o) {
-      const rows = await run(claimSql, [stream, o.owner, o.limit, o.leaseMs, o.maxAttempts]);
-      return toLeases(stream, o.owner, rows);
+      const rows: Record<string, unknown>[] = await run(claimSql, [stream, o.owner, o.limit, o.leaseMs]);
+      const spent = rows.filter((r) => num(r.attempts) >= o.maxAttempts);
+      if (!spent.length) return toLeases(stream, o.owner, rows);
+      await run(killSql, [stream, spent.map((r) => r.key), spent.map((r) => num(r.token))]);
+      return toLeases(stream, o.owner, rows.filter((r) => num(r.attempts) < o.maxAttempts));
     },
 
     async claimKey(stream, key, o) {
