@@ -375,6 +375,44 @@ describe('isolation: a misbehaving adapter touches no other session', () => {
     expect(toB.value).toBeInstanceOf(MultisessionError);
   });
 
+  it('a logout() the adapter never answers is abandoned (best effort): it does not block stop() or close()', async () => {
+    const hung = defineAdapter({
+      name: 'stuck-logout',
+      credentials: z.unknown(),
+      config: z.object({}),
+      connect() {
+        return {
+          async start() {},
+          async stop() {},
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          async send() {},
+          logout: () => new Promise<void>(() => {}),
+        };
+      },
+    });
+    const env = await make({ adapters: [hung], stopTimeoutMs: 2_000 });
+    const { manager: m, clock } = env;
+    open = open.filter((x) => x !== m); // closed (or found hanging) here, not in afterEach
+    await m.create({ id: 'a', platform: 'stuck-logout' });
+    await m.start('a');
+    const done: string[] = [];
+    const logout = m.logout('a').then(() => done.push('logout'), (e: unknown) => done.push(`logout failed: ${String(e)}`));
+    const stop = m.stop('a').then(() => done.push('stop'));
+    await clock.advance(60_000);
+    await Promise.race([Promise.all([logout, stop]), new Promise((r) => setTimeout(r, 200))]);
+    expect(done).toContain('stop');
+    expect(done.some((d) => d.startsWith('logout'))).toBe(true);
+    expect((await m.get('a')).state).toBe('stopped');
+    // close() is not held up either.
+    let closed = false;
+    const closing = env.manager.close().then(() => (closed = true));
+    await clock.advance(60_000);
+    await Promise.race([closing, new Promise((r) => setTimeout(r, 200))]);
+    expect(closed).toBe(true);
+  });
+
   it('stop() that hangs is abandoned after stopTimeoutMs; one that throws is logged; both end stopped', async () => {
     const brittle = brittleAdapter();
     const env = await make({ adapters: [brittle.adapter], stopTimeoutMs: 2_000 });
