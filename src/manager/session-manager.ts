@@ -19,6 +19,7 @@ import { CredentialCodec, SECRET_KEY_ENV, parseSecretKey } from '../security/cre
 import { secretStrings } from '../security/redact.js';
 import type { AuditEntry, SessionPatch, SessionRecord, StorageDriver } from '../storage/driver.js';
 import { memoryStorage } from '../storage/memory.js';
+import { keepRedactedProxy } from '../net/config.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger, systemClock } from '../types.js';
 import type { SessionManagerEventName, SessionManagerEventPayload, SessionManagerEvents } from './events.js';
@@ -353,7 +354,9 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       const changes: Omit<SessionPatch, 'updatedAt'> = {};
       const changed: string[] = [];
       if (data.config !== undefined) {
-        const merged = { ...current.config, ...(data.config as object) };
+        const merged: Record<string, unknown> = { ...current.config, ...(data.config as object) };
+        // A snapshot's (redacted) proxy written back unchanged keeps the stored password.
+        if ('proxy' in merged) merged.proxy = keepRedactedProxy(merged.proxy, current.config.proxy);
         const config = parseAdapterInput(adapter.config, merged, 'session update', 'config') as JsonObject;
         if (JSON.stringify(config) !== JSON.stringify(current.config)) {
           changes.config = config;

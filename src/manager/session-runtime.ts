@@ -19,6 +19,7 @@ import { cloneJson, deepFreeze, type JsonValue } from '../types.js';
 import { ACTIVE_STATES, HEALTH_STATUSES, canTransition, type AuthKind, type HealthStatus, type SessionState } from './lifecycle.js';
 import { Cancellation } from './cancellation.js';
 import { LogRing } from './log-ring.js';
+import { redactNetworkSecrets } from '../net/config.js';
 import type { ManagerCore } from './manager-core.js';
 import type { ScheduledTask } from './scheduler.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from './session-kv.js';
@@ -373,7 +374,7 @@ export class SessionRuntime {
     return {
       id: r.id,
       platform: r.platform,
-      config: cloneJson(r.config),
+      config: redactNetworkSecrets(cloneJson(r.config)),
       hasCredentials: r.credentials !== null,
       state: this.state,
       desiredState: r.desiredState,

@@ -111,3 +111,36 @@ export function proxyOf(config: unknown): string | ProxyConfig | null {
   const proxy = (config as { proxy?: unknown }).proxy;
   return typeof proxy === 'string' || (proxy !== null && typeof proxy === 'object') ? (proxy as string | ProxyConfig) : null;
 }
+
+const PROXY_SECRET = '[redacted]';
+
+/** A proxy setting with its password replaced (URL userinfo or the object's `password`). */
+function redactProxySetting(proxy: unknown): unknown {
+  if (typeof proxy === 'string') {
+    // scheme://user:pass@host…  or  user:pass@host:port
+    return proxy.replace(/^((?:[a-z0-9+.-]+:\/\/)?[^:@/\s]*:)([^@/\s]+)(@)/i, `$1${PROXY_SECRET}$3`);
+  }
+  if (proxy && typeof proxy === 'object' && typeof (proxy as { password?: unknown }).password === 'string') {
+    return { ...(proxy as object), password: PROXY_SECRET };
+  }
+  return proxy;
+}
+
+/**
+ * A session config as shown to the outside (snapshots, events, HTTP responses): the proxy
+ * password, a secret, is replaced. Configs without a proxy are returned as they are.
+ */
+export function redactNetworkSecrets<T>(config: T): T {
+  if (!config || typeof config !== 'object' || !('proxy' in config)) return config;
+  const proxy = (config as { proxy?: unknown }).proxy;
+  const shown = redactProxySetting(proxy);
+  return shown === proxy ? config : ({ ...config, proxy: shown } as T);
+}
+
+/**
+ * For a config update: a proxy setting that is the redacted form of the current one (a snapshot
+ * written back) means "unchanged", so the real password is kept.
+ */
+export function keepRedactedProxy(next: unknown, current: unknown): unknown {
+  return next !== undefined && current !== undefined && JSON.stringify(next) === JSON.stringify(redactProxySetting(current)) && next !== current ? current : next;
+}

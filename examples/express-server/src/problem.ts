@@ -39,6 +39,8 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze
   LEASE_LOST: 409,
   // The session count is a limit the client can act on (delete sessions), not a server fault.
   CAPACITY: 409,
+  // A session's own outbound rate limit (rateLimit in its config): retry after Retry-After.
+  RATE_LIMITED: 429,
   ADAPTER: 502,
   TIMEOUT: 504,
   ABORTED: 503,
@@ -123,7 +125,9 @@ export function toProblem(err: unknown, instance: string, where = 'body'): { pro
     // The library's context never carries credentials; the issues are already in `errors`.
     const { issues: _issues, ...context } = err.context;
     if (Object.keys(context).length > 0) problem.context = context;
-    return { problem, headers: {} };
+    const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
+    const headers: Record<string, string> = typeof retryAfterMs === 'number' ? { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } : {};
+    return { problem, headers };
   }
   const status = typeof (err as { status?: unknown })?.status === 'number' ? (err as { status: number }).status : 500;
   if (status === 413) {
