@@ -185,3 +185,23 @@ describe('restoring with the wrong secret key', () => {
   });
 });
 
+describe('close() while open() is still restoring', () => {
+  it('stops the restore: no further session is started, and close() does not wait for the rest of the queue', async () => {
+    const { storage, clock } = await storeWithRunningSessions(5);
+    const scripted = scriptedAdapter();
+    const manager = new SessionManager({ storage, adapters: [scripted.adapter], clock, restore: { concurrency: 1 }, startTimeoutMs: 3_000 });
+    const ids = ['s0', 's1', 's2', 's3', 's4'];
+    let closed = false;
+    const opening = manager.open().catch(() => undefined);
+    await settle();
+    expect(ids.filter((id) => scripted.connections(id).length > 0)).toEqual(['s0']); // one at a time, held at its gate
+    const closing = manager.close().then(() => (closed = true));
+    for (let t = 0; t < 5 && !closed; t++) await clock.advance(1_000);
+    expect(closed).toBe(true);
+    await closing;
+    await opening;
+    expect(ids.filter((id) => scripted.connections(id).length > 0)).toEqual(['s0']);
+    expect(scripted.connections('s0').every((c) => c.stopped)).toBe(true);
+  });
+});
+
