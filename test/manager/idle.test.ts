@@ -143,4 +143,15 @@ describe('idle expiry', () => {
     await clock.advance(45_000);
     expect((await m.get('raised')).state).toBe('stopped');
   });
+
+  it('clearing a running session\'s idleTimeoutMs (null) falls back to the manager\'s, or to none', async () => {
+    const env = await make({ idleTimeoutMs: null });
+    const { manager: m, clock } = env;
+    await started(env, 'a', { idleTimeoutMs: 2_000 });
+    await clock.advance(1_000);
+    await m.update('a', { idleTimeoutMs: null });
+    await clock.advance(100_000);
+    expect((await m.get('a')).state).toBe('ready');
+  });
 });
+
