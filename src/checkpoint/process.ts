@@ -79,6 +79,22 @@ interface Held {
 }
 
 const monotonic = () => performance.now();
+
+/** The handler's context: the current lease, and a signal made on first use. */
+class Context implements WorkContext {
+  readonly #h: Held;
+  readonly #signalOf: (h: Held) => AbortSignal;
+  constructor(h: Held, signalOf: (h: Held) => AbortSignal) {
+    this.#h = h;
+    this.#signalOf = signalOf;
+  }
+  get lease(): Lease {
+    return this.#h.lease;
+  }
+  get signal(): AbortSignal {
+    return this.#signalOf(this.#h);
+  }
+}
 /** Claims allowed in flight at once while work is under way (claim-ahead). */
 const MAX_CLAIMS_IN_FLIGHT = 2;
 
@@ -310,15 +326,7 @@ export async function runProcess(cp: Checkpoint, handler: WorkHandler, options: 
     let failure: unknown;
     try {
       const item: WorkItem = { key: h.lease.key, payload: h.lease.payload, priority: h.lease.priority, attempts: h.lease.attempts };
-      const context: WorkContext = {
-        get lease() {
-          return h.lease;
-        },
-        get signal() {
-          return signalOf(h);
-        },
-      };
-      const value = await handler(item, context);
+      const value = await handler(item, new Context(h, signalOf));
       result = value === undefined ? null : (value as JsonValue);
       ok = true;
     } catch (err) {
