@@ -375,6 +375,36 @@ describe('isolation: a misbehaving adapter touches no other session', () => {
     expect(toB.value).toBeInstanceOf(MultisessionError);
   });
 
+  it('a submitAuth() the adapter never answers settles (typed error) when the session stops', async () => {
+    const deaf = defineAdapter({
+      name: 'deaf',
+      credentials: z.unknown(),
+      config: z.object({}),
+      connect(ctx) {
+        return {
+          async start() {
+            ctx.auth.qr('scan me');
+            await new Promise<void>(() => {});
+          },
+          async stop() {},
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          async send() {},
+          submitAuth: () => new Promise<void>(() => {}),
+        };
+      },
+    });
+    const { manager: m } = await make({ adapters: [deaf] });
+    await m.create({ id: 'a', platform: 'deaf' });
+    expect((await m.start('a')).state).toBe('authenticating');
+    let outcome: unknown = 'pending';
+    m.submitAuth('a', { kind: 'code', value: '123456' }).then((v) => (outcome = v), (e: unknown) => (outcome = e));
+    await m.stop('a');
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(outcome).toBeInstanceOf(MultisessionError);
+  });
+
   it('a logout() the adapter never answers is abandoned (best effort): it does not block stop() or close()', async () => {
     const hung = defineAdapter({
       name: 'stuck-logout',
