@@ -169,6 +169,28 @@ describe('isolation: per-session KV', () => {
   });
 });
 
+describe('isolation: a logger that throws', () => {
+  it('breaks nothing: errors stay AdapterErrors, ctx.log does not throw into the adapter, health and lifecycle go on', async () => {
+    const boom = () => {
+      throw new Error('log transport down');
+    };
+    const { manager: m, scripted: s, clock } = await make({ logger: { debug: boom, info: boom, warn: boom, error: boom } });
+    await m.create({ id: 'a', platform: 'scripted' });
+    await m.start('a');
+    s.behave('a', { sendThrows: true });
+    await expect(m.send('a', { text: 'x' })).rejects.toBeInstanceOf(AdapterError);
+    expect(() => s.last('a').ctx.log.warn('hello')).not.toThrow();
+    s.behave('a', { health: { status: 'unhealthy' } });
+    await clock.advance(2_000);
+    expect((await m.get('a')).state).toBe('degraded');
+    s.behave('a', { health: { status: 'healthy' } });
+    await clock.advance(1_000);
+    expect((await m.get('a')).state).toBe('ready');
+    expect((await m.logs('a')).map((l) => l.msg)).toContain('hello'); // the session's own buffer still has it
+    expect((await m.stop('a')).state).toBe('stopped');
+  });
+});
+
 describe('isolation: a deleted session and a new one with the same id', () => {
   it("the deleted session's connection cannot write into the new session's KV, auth state or counters", async () => {
     const { manager: m, scripted: s } = await make();
