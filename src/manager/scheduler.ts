@@ -2,25 +2,38 @@ import type { Clock } from '../types.js';
 import { AbortedError } from '../errors.js';
 import type { Cancellation } from './cancellation.js';
 
-/** A scheduled task; `cancel()` is idempotent. */
+/** Heap index of a task taken out of the heap to run in the current batch. */
+const DUE = -2;
+
+/** A scheduled task. `cancel()` is idempotent; `rearm(ms)` runs it again after `ms` (same function). */
 export interface ScheduledTask {
   cancel(): void;
+  rearm(delayMs: number): void;
 }
 
-/** A heap entry; a class (not a closure) so ten thousand pending tasks stay small. */
-class Entry implements ScheduledTask {
+/**
+ * A task in the heap. It knows its heap index, so cancelling removes it at once and re-arming
+ * moves it in place: a session's health tick is one object for its whole life, and nothing
+ * cancelled lingers (a lingering, promoted entry is old-generation garbage at 10,000 sessions).
+ */
+class Task implements ScheduledTask {
+  at = 0;
+  seq = 0;
+  /** Position in the heap; -1 when not scheduled. */
+  index = -1;
+
   constructor(
-    readonly at: number,
-    readonly seq: number,
-    public fn: ((arg: any) => void) | null,
     readonly owner: Scheduler,
+    readonly fn: (arg: any) => void,
     readonly arg: unknown,
   ) {}
 
   cancel(): void {
-    if (this.fn === null) return;
-    this.fn = null;
-    this.owner.noteCancelled();
+    this.owner.remove(this);
+  }
+
+  rearm(delayMs: number): void {
+    this.owner.arm(this, delayMs);
   }
 }
 
@@ -32,14 +45,12 @@ class Entry implements ScheduledTask {
 export class Scheduler {
   readonly #clock: Clock;
   readonly #onError: (error: unknown) => void;
-  #heap: Entry[] = [];
+  readonly #resolution: number;
+  #heap: Task[] = [];
   #seq = 0;
-  #cancelled = 0;
   #timer: unknown = null;
   #timerAt = Infinity;
   #closed = false;
-
-  readonly #resolution: number;
 
   constructor(clock: Clock, onError: (error: unknown) => void, resolutionMs = 10) {
     this.#clock = clock;
@@ -48,32 +59,42 @@ export class Scheduler {
   }
 
   get size(): number {
-    return this.#heap.length - this.#cancelled;
+    return this.#heap.length;
   }
 
   /** Runs `fn(arg)` after `delayMs` (on the injected clock). Passing `arg` spares a closure per task. */
   schedule<A = undefined>(delayMs: number, fn: (arg: A) => void, arg?: A): ScheduledTask {
-    const entry = new Entry(this.#clock.now() + Math.max(0, delayMs), this.#seq++, this.#closed ? null : fn, this, arg);
-    if (this.#closed) return entry;
-    this.#push(entry);
-    if (this.#gridded(entry.at) < this.#timerAt) this.#arm();
-    return entry;
+    const task = new Task(this, fn, arg);
+    this.arm(task, delayMs);
+    return task;
   }
 
-  /** @internal An entry was cancelled: compact the heap when cancelled entries dominate it. */
-  noteCancelled(): void {
-    this.#cancelled++;
-    if (this.#cancelled > 64 && this.#cancelled > this.#heap.length / 2) this.#compact();
+  /** @internal (Re)schedules a task `delayMs` from now. */
+  arm(task: Task, delayMs: number): void {
+    if (this.#closed) return;
+    if (task.index >= 0) this.remove(task);
+    task.at = this.#clock.now() + Math.max(0, delayMs);
+    task.seq = this.#seq++;
+    task.index = this.#heap.length;
+    this.#heap.push(task);
+    this.#up(task.index);
+    if (this.#gridded(task.at) < this.#timerAt) this.#arm();
   }
 
-  /**
-   * Timers fire on a grid of `resolutionMs`: tasks due within one grid step share one wake-up,
-   * so ten thousand jittered health checks a second cost at most 1000 / resolutionMs timer
-   * callbacks, not ten thousand. A task never fires early, and at most one step late.
-   */
-  #gridded(at: number): number {
-    const r = this.#resolution;
-    return r > 1 ? Math.ceil(at / r) * r : at;
+  /** @internal Takes a task out of the heap (no-op when it is not in it). */
+  remove(task: Task): void {
+    const i = task.index;
+    if (i === DUE) task.index = -1; // taken out to run in this batch: cancelled before its turn
+    if (i < 0) return;
+    task.index = -1;
+    const h = this.#heap;
+    const last = h.pop()!;
+    if (i < h.length) {
+      h[i] = last;
+      last.index = i;
+      this.#down(i);
+      this.#up(last.index);
+    }
   }
 
   /** Resolves after `ms`; rejects with the cancellation's reason (or AbortedError) when cancelled. */
@@ -100,16 +121,25 @@ export class Scheduler {
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerAt = Infinity;
-    for (const e of this.#heap) e.fn = null;
+    for (const t of this.#heap) t.index = -1;
     this.#heap = [];
-    this.#cancelled = 0;
+  }
+
+  /**
+   * Timers fire on a grid of `resolutionMs`: tasks due within one grid step share one wake-up,
+   * so ten thousand jittered health checks a second cost at most 1000 / resolutionMs timer
+   * callbacks, not ten thousand. A task never fires early, and at most one step late.
+   */
+  #gridded(at: number): number {
+    const r = this.#resolution;
+    return r > 1 ? Math.ceil(at / r) * r : at;
   }
 
   #arm(): void {
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerAt = Infinity;
-    const next = this.#peekLive();
+    const next = this.#heap[0];
     if (!next) return;
     this.#timerAt = this.#gridded(next.at);
     this.#timer = this.#clock.setTimeout(this.#onTimer, Math.max(0, this.#timerAt - this.#clock.now()));
@@ -121,20 +151,21 @@ export class Scheduler {
     this.#timer = null;
     this.#timerAt = Infinity;
     const now = this.#clock.now();
-    // Run everything due now; tasks scheduled while running land in the heap and are picked up
-    // by the re-arm below (never in this loop, so a zero-delay reschedule cannot spin).
-    const due: Entry[] = [];
+    // Take out everything due now first; tasks scheduled (or re-armed) while running land in the
+    // heap and are picked up by the re-arm below, never in this loop, so a zero-delay reschedule
+    // cannot spin.
+    const due: Task[] = [];
     for (let top = this.#heap[0]; top && top.at <= now; top = this.#heap[0]) {
-      this.#pop();
-      if (top.fn === null) this.#cancelled--;
-      else due.push(top);
+      this.remove(top);
+      top.index = DUE;
+      due.push(top);
     }
-    for (const e of due) {
-      const fn = e.fn;
-      e.fn = null;
-      if (!fn) continue;
+    for (const t of due) {
+      // A task cancelled (or re-armed) by an earlier one in this batch does not run now.
+      if (t.index !== DUE || this.#closed) continue;
+      t.index = -1;
       try {
-        fn(e.arg);
+        t.fn(t.arg);
       } catch (error) {
         this.#onError(error);
       }
@@ -142,48 +173,27 @@ export class Scheduler {
     if (!this.#closed) this.#arm();
   }
 
-  #peekLive(): Entry | undefined {
-    while (this.#heap.length && this.#heap[0]!.fn === null) {
-      this.#pop();
-      this.#cancelled--;
-    }
-    return this.#heap[0];
-  }
-
-  #compact(): void {
-    this.#heap = this.#heap.filter((e) => e.fn !== null);
-    this.#cancelled = 0;
-    // heapify
-    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
-  }
-
-  #less(a: Entry, b: Entry): boolean {
+  #less(a: Task, b: Task): boolean {
     return a.at < b.at || (a.at === b.at && a.seq < b.seq);
   }
 
-  #push(e: Entry): void {
+  #swap(i: number, j: number): void {
     const h = this.#heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.#less(h[i]!, h[p]!)) break;
-      const t = h[i]!;
-      h[i] = h[p]!;
-      h[p] = t;
-      i = p;
-    }
+    const t = h[i]!;
+    h[i] = h[j]!;
+    h[j] = t;
+    h[i]!.index = i;
+    h[j]!.index = j;
   }
 
-  #pop(): Entry | undefined {
+  #up(i: number): void {
     const h = this.#heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length && last) {
-      h[0] = last;
-      this.#down(0);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#less(h[i]!, h[p]!)) return;
+      this.#swap(i, p);
+      i = p;
     }
-    return top;
   }
 
   #down(i: number): void {
@@ -195,9 +205,7 @@ export class Scheduler {
       if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
       if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
       if (m === i) return;
-      const t = h[i]!;
-      h[i] = h[m]!;
-      h[m] = t;
+      this.#swap(i, m);
       i = m;
     }
   }

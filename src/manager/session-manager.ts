@@ -195,9 +195,11 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
           toStart.push(runtime);
         }
       }
+      if (this.#phase !== 'opening') return; // closed meanwhile
       this.#phase = 'open';
       await this.#restore(toStart);
     } catch (error) {
+      if (this.#phase !== 'opening') return;
       this.#phase = 'new';
       this.#opening = null;
       throw error instanceof MultisessionError ? error : new StorageError(`Opening storage (${this.storage.kind}) failed: ${(error as Error)?.message ?? error}`, { cause: error });
@@ -230,8 +232,15 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   }
 
   async #close(): Promise<void> {
-    await this.#opening?.catch(() => undefined);
+    // Closing first: a restore in progress starts no further session, and the sessions it has
+    // started are stopped now instead of after the whole restore queue.
     this.#phase = 'closing';
+    const stopAll = () =>
+      Promise.all([...this.#runtimes.values()].map((rt) => rt.enqueue(() => rt.stop('manager closing')).catch((error) => this.#managerError(error))));
+    if (this.#opening) {
+      await stopAll();
+      await this.#opening.catch(() => undefined);
+    }
     await Promise.all(
       [...this.#runtimes.values()].map((rt) => rt.enqueue(() => rt.stop('manager closing')).catch((error) => this.#managerError(error))),
     );
@@ -417,7 +426,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       }
       if (rt.running || rt.state !== 'stopped') await rt.stop('deleted');
       rt.deleted = true;
+      // Drop what is queued for it and wait for a write already under way, so nothing of this
+      // session lands after the delete (on a new session that takes the same id).
       this.#persister.forget(id);
+      await this.#persister.flush();
       await this.storage.deleteSession(id);
       this.#runtimes.delete(id);
       this.#secretCache.delete(id);
@@ -821,7 +833,11 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   #managerError(error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error));
-    this.#logger.error({ err: { message: err.message, code: (err as MultisessionError).code } }, 'multisession: manager error');
+    try {
+      this.#logger.error({ err: { message: err.message, code: (err as MultisessionError).code } }, 'multisession: manager error');
+    } catch {
+      // a throwing logger changes nothing
+    }
     this.#emit('manager.error', { error: err, at: this.#clock.now() });
   }
 }

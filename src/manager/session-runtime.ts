@@ -85,6 +85,8 @@ class Attempt {
   healthFailures = 0;
   checking = false;
   healthTask: ScheduledTask | null = null;
+  /** The health tick is armed (the task object itself lives as long as the attempt). */
+  tickPending = false;
   idleTask: ScheduledTask | null = null;
   watchdog: ScheduledTask | null = null;
   authTimer: ScheduledTask | null = null;
@@ -258,7 +260,7 @@ export class SessionRuntime {
     this.touch();
     if (conn?.submitAuth) {
       try {
-        await conn.submitAuth(input);
+        await this.#untilEnded(attempt, conn.submitAuth(input), 'submitAuth');
       } catch (cause) {
         throw this.#adapterError('submitAuth', cause);
       }
@@ -303,7 +305,7 @@ export class SessionRuntime {
     }
     this.touch();
     try {
-      const result = await attempt.connection.send(parsed.data as JsonValue);
+      const result = await this.#untilEnded(attempt, attempt.connection.send(parsed.data as JsonValue), 'send');
       this.#count('messagesOut');
       this.#core.emit('session.message', { id: this.id, direction: 'out', message: action, at: this.#core.clock.now() });
       return result === undefined ? undefined : result;
@@ -316,12 +318,23 @@ export class SessionRuntime {
 
   /** Asks a live connection to log out on the platform (best effort). */
   async platformLogout(): Promise<void> {
-    const conn = this.#run?.attempt?.connection;
-    if (!conn?.logout) return;
+    const attempt = this.#run?.attempt;
+    const conn = attempt?.connection;
+    if (!attempt || !conn?.logout) return;
+    const ms = this.#core.options.stopTimeoutMs;
+    let timer: ScheduledTask | null = null;
     try {
-      await conn.logout();
+      // Best effort, bounded like stop(): a logout the platform never answers is abandoned.
+      await Promise.race([
+        this.#untilEnded(attempt, Promise.resolve().then(() => conn.logout!()), 'logout'),
+        new Promise<void>((_, reject) => {
+          timer = this.#core.scheduler.schedule(ms, () => reject(new Error(`logout() did not finish within ${ms} ms`)));
+        }),
+      ]);
     } catch (cause) {
       this.log('warn', `platform logout failed: ${this.#scrub(cause)}`);
+    } finally {
+      (timer as ScheduledTask | null)?.cancel();
     }
   }
 
@@ -340,6 +353,18 @@ export class SessionRuntime {
     this.#scheduleIdle(attempt);
   }
 
+  /**
+   * An adapter call tied to its connection: when the connection goes down (stop, restart,
+   * delete, close) the caller gets a typed error instead of waiting on an answer that never comes.
+   */
+  #untilEnded<T>(attempt: Attempt, call: Promise<T> | T, operation: string): Promise<T> {
+    const ended = attempt.down.then((): never => {
+      throw new SessionNotReadyError(this.id, this.state, `${operation} (the connection went down while it waited)`);
+    });
+    ended.catch(() => undefined);
+    return Promise.race([Promise.resolve(call), ended]);
+  }
+
   touch(): void {
     this.lastActivityAt = this.#core.clock.now();
     this.#core.persister.status({ id: this.id, lastActivityAt: this.lastActivityAt });
@@ -351,7 +376,11 @@ export class SessionRuntime {
     if (secrets.length) msg = scrubText(msg, secrets);
     const entry: LogEntry = safe ? { at: this.#core.clock.now(), level, msg, data: safe } : { at: this.#core.clock.now(), level, msg };
     if (this.#core.options.logBufferSize > 0) (this.#logs ??= new LogRing(this.#core.options.logBufferSize)).push(entry);
-    this.#core.logger[level]({ sessionId: this.id, platform: this.record.platform, ...safe }, msg);
+    try {
+      this.#core.logger[level]({ sessionId: this.id, platform: this.record.platform, ...safe }, msg);
+    } catch {
+      // A logger that throws must never change an outcome; the line is in the ring buffer.
+    }
   }
 
   logs(limit: number, level?: LogEntry['level']): LogEntry[] {
@@ -611,7 +640,10 @@ export class SessionRuntime {
   #scheduleHealth(attempt: Attempt): void {
     const { intervalMs, jitter } = this.#core.options.health;
     const delay = intervalMs * (1 - jitter * Math.random());
-    attempt.healthTask = this.#core.scheduler.schedule(delay, SessionRuntime.#onHealthTick, attempt);
+    // One task object per attempt, re-armed for every check (no allocation per tick).
+    attempt.tickPending = true;
+    if (attempt.healthTask) attempt.healthTask.rearm(delay);
+    else attempt.healthTask = this.#core.scheduler.schedule(delay, SessionRuntime.#onHealthTick, attempt);
   }
 
   static readonly #onHealthTick = (attempt: Attempt) => (attempt.runtime as SessionRuntime).#checkHealth(attempt);
@@ -621,12 +653,13 @@ export class SessionRuntime {
   };
 
   #checkHealth(attempt: Attempt): void {
-    attempt.healthTask = null;
+    attempt.tickPending = false;
     if (attempt.ended || !attempt.connection) return;
     if (attempt.checking) return this.#scheduleHealth(attempt);
     attempt.checking = true;
     const { timeoutMs } = this.#core.options.health;
-    attempt.healthTimeout = this.#core.scheduler.schedule(timeoutMs, SessionRuntime.#onHealthTimeout, attempt);
+    if (attempt.healthTimeout) attempt.healthTimeout.rearm(timeoutMs);
+    else attempt.healthTimeout = this.#core.scheduler.schedule(timeoutMs, SessionRuntime.#onHealthTimeout, attempt);
     // Each probe answers for its own check only: a late answer of an abandoned (timed-out)
     // probe must not count for the check after it.
     const seq = ++attempt.checkSeq;
@@ -653,14 +686,13 @@ export class SessionRuntime {
     if (!attempt.checking || seq !== attempt.checkSeq) return;
     attempt.checking = false;
     attempt.healthTimeout?.cancel();
-    attempt.healthTimeout = null;
     if (attempt.ended) return;
     if (report.detail) {
       const secrets = this.#secrets();
       if (secrets.length) report = { ...report, detail: scrubText(report.detail, secrets) };
     }
     this.#applyHealth(attempt, report);
-    if (!attempt.ended && !attempt.healthTask) this.#scheduleHealth(attempt);
+    if (!attempt.ended && !attempt.tickPending) this.#scheduleHealth(attempt);
   }
 
   #applyHealth(attempt: Attempt, report: HealthReport): void {
