@@ -285,18 +285,22 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
    */
   async completeMany(entries: { lease: Lease; result?: JsonValue }[]): Promise<CompleteOutcome[]> {
     if (!Array.isArray(entries)) throw new ValidationError('completeMany entries', [{ path: [], message: 'pass an array of { lease, result? }' }]);
-    const refs = entries.map((e, i) => this.#ref(e?.lease, () => `completeMany entries[${i}].lease`));
-    const results = entries.map((e, i) =>
-      e.result === undefined ? null : (parseWith(jsonSchema, e.result, `completeMany entries[${i}].result`) as JsonValue),
-    );
+    const refs = new Array<LeaseRef>(entries.length);
+    const rows = new Array<{ lease: LeaseRef; result: JsonValue | null }>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      refs[i] = this.#ref(e?.lease as Lease, () => `completeMany entries[${i}].lease`);
+      const result = e!.result === undefined ? null : (parseWith(jsonSchema, e!.result, `completeMany entries[${i}].result`) as JsonValue);
+      rows[i] = { lease: refs[i]!, result };
+    }
     if (!entries.length) return [];
-    const out = await (await this.backend()).complete(
-      this.stream,
-      refs.map((lease, i) => ({ lease, result: results[i] ?? null })),
-    );
-    return entries.map((e, i): CompleteOutcome =>
-      out[i]?.ok ? { lease: e.lease, ok: true } : { lease: e.lease, ok: false, error: this.lost(refs[i]!, 'complete') },
-    );
+    const out = await (await this.backend()).complete(this.stream, rows);
+    const outcomes = new Array<CompleteOutcome>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const lease = entries[i]!.lease;
+      outcomes[i] = out[i]?.ok ? { lease, ok: true } : { lease, ok: false, error: this.lost(refs[i]!, 'complete') };
+    }
+    return outcomes;
   }
 
   /** Retry delay after a lease that had `attempts` earlier failures fails again. */

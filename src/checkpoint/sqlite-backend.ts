@@ -191,18 +191,21 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
       renew: 'avail_at = @now + @lease, updated_at = @now',
       release: "status = 'pending', owner = NULL, avail_at = run_at, updated_at = @now",
     } as const;
+    /** Runs the CAS for `leases` (results aligned, for completions); returns key → [token, avail_at] of the winners. */
     const batchCas = (
       kind: keyof typeof batchSet,
       stream: number,
-      rows: { lease: LeaseRef; result?: string | null }[],
+      leases: LeaseRef[],
+      results: (string | null)[] | null,
       named: Record<string, unknown>,
-    ): Map<string, number> => {
-      const won = new Map<string, number>();
-      for (let start = 0; start < rows.length; start += BATCH) {
-        const chunk = rows.slice(start, start + BATCH);
-        if (chunk.length === 1) {
+    ): Map<string, [number, number]> => {
+      const won = new Map<string, [number, number]>();
+      const bind = { stream, ...named };
+      for (let start = 0; start < leases.length; start += BATCH) {
+        const n = Math.min(BATCH, leases.length - start);
+        if (n === 1) {
           // One lease: a plain single-row compare-and-swap.
-          const row = chunk[0]!;
+          const l = leases[start]!;
           let one = batchCache.get(`${kind}:one`);
           if (!one) {
             one = db.prepare(`UPDATE checkpoint_items SET ${batchSet[kind].replace('(SELECT v.r FROM v WHERE v.k = checkpoint_items.key)', '@r')}
@@ -210,17 +213,16 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
               RETURNING key, token, avail_at`).raw(true);
             batchCache.set(`${kind}:one`, one);
           }
-          const r = one.get({ stream, k: row.lease.key, t: row.lease.token, o: row.lease.owner, ...(kind === 'completeWithResults' ? { r: row.result ?? null } : {}), ...named }) as
-            | [string, number, number]
-            | undefined;
-          if (r) won.set(`${r[0]}\u0000${r[1]}`, r[2]);
+          const extra = kind === 'completeWithResults' ? { r: results?.[start] ?? null } : {};
+          const r = one.get({ ...bind, ...extra, k: l.key, t: l.token, o: l.owner }) as [string, number, number] | undefined;
+          if (r) won.set(r[0], [r[1], r[2]]);
           continue;
         }
-        const id = `${kind}:${chunk.length}`;
+        const id = `${kind}:${n}`;
         let stmt = batchCache.get(id);
         if (!stmt) {
           // CROSS JOIN keeps the lease list as the outer loop: one (stream, key) index probe per lease.
-          const values = Array.from({ length: chunk.length }, () => '(?, ?, ?, ?)').join(', ');
+          const values = Array.from({ length: n }, () => '(?, ?, ?, ?)').join(', ');
           stmt = db.prepare(`WITH v(k, t, o, r) AS (VALUES ${values})
             UPDATE checkpoint_items SET ${batchSet[kind]}
             WHERE seq IN (
@@ -230,13 +232,24 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
             RETURNING key, token, avail_at`).raw(true);
           batchCache.set(id, stmt);
         }
-        const params: unknown[] = [];
-        for (const row of chunk) params.push(row.lease.key, row.lease.token, row.lease.owner, row.result ?? null);
-        for (const r of stmt.all(...params, { stream, ...named }) as [string, number, number][]) won.set(`${r[0]}\u0000${r[1]}`, r[2]);
+        const params: unknown[] = new Array(n * 4 + 1);
+        for (let i = 0; i < n; i++) {
+          const l = leases[start + i]!;
+          params[i * 4] = l.key;
+          params[i * 4 + 1] = l.token;
+          params[i * 4 + 2] = l.owner;
+          params[i * 4 + 3] = results ? (results[start + i] ?? null) : null;
+        }
+        params[n * 4] = bind;
+        for (const r of stmt.all(...params) as [string, number, number][]) won.set(r[0], [r[1], r[2]]);
       }
       return won;
     };
-    const wonKey = (l: LeaseRef) => `${l.key}\u0000${l.token}`;
+    /** The winner's expiry when this lease won, else undefined. */
+    const wonBy = (won: Map<string, [number, number]>, l: LeaseRef): number | undefined => {
+      const w = won.get(l.key);
+      return w && w[0] === l.token ? w[1] : undefined;
+    };
 
     const leaseFrom = (stream: string, owner: string, rows: { seq: number; key: string; status: string; token: number; avail_at: number; attempts: number; payload: string | null; priority: number }[]): Lease[] =>
       rows
@@ -308,17 +321,19 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
         return leaseFrom(stream, owner, rows)[0] ?? null;
       }).immediate,
       renew: (stream: number, leases: LeaseRef[], lease: number, now: number) => {
-        const won = batchCas('renew', stream, leases.map((l) => ({ lease: l })), { now, lease });
-        return leases.map((l) => won.get(wonKey(l)) ?? null);
+        const won = batchCas('renew', stream, leases, null, { now, lease });
+        return leases.map((l) => wonBy(won, l) ?? null);
       },
       complete: (stream: number, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) => {
-        const won = batchCas(
-          entries.some((e) => e.result !== null) ? 'completeWithResults' : 'complete',
-          stream,
-          entries.map((e) => ({ lease: e.lease, result: e.result === null ? null : JSON.stringify(e.result) })),
-          { now },
-        );
-        return entries.map((e): CasResult => ({ ok: won.has(wonKey(e.lease)) }));
+        const leases = new Array<LeaseRef>(entries.length);
+        let results: (string | null)[] | null = null;
+        for (let i = 0; i < entries.length; i++) {
+          const e = entries[i]!;
+          leases[i] = e.lease;
+          if (e.result !== null) (results ??= new Array<string | null>(entries.length).fill(null))[i] = JSON.stringify(e.result);
+        }
+        const won = batchCas(results ? 'completeWithResults' : 'complete', stream, leases, results, { now });
+        return leases.map((l): CasResult => ({ ok: wonBy(won, l) !== undefined }));
       },
       fail: (stream: number, lease: LeaseRef, change: FailChange, now: number): CasResult => ({
         ok:
@@ -334,8 +349,8 @@ export function createSqliteCheckpointBackend(db: SqliteCheckpointDatabase, opti
           }).changes === 1,
       }),
       release: (stream: number, leases: LeaseRef[], now: number) => {
-        const won = batchCas('release', stream, leases.map((l) => ({ lease: l })), { now });
-        return leases.map((l): CasResult => ({ ok: won.has(wonKey(l)) }));
+        const won = batchCas('release', stream, leases, null, { now });
+        return leases.map((l): CasResult => ({ ok: wonBy(won, l) !== undefined }));
       },
       get: (stream: number, key: string) => {
         const row = get.get(stream, key) as ItemRow | undefined;
