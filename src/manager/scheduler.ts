@@ -9,6 +9,12 @@ const DUE = -2;
 export interface ScheduledTask {
   cancel(): void;
   rearm(delayMs: number): void;
+  /**
+   * Arms the task `delayMs` from now, but only at the end of this event-loop turn, and not at all
+   * when it is cancelled before then. For timeouts of calls that usually settle at once (a
+   * health probe): those never touch the heap.
+   */
+  rearmSoon(delayMs: number): void;
 }
 
 /**
@@ -21,6 +27,9 @@ class Task implements ScheduledTask {
   seq = 0;
   /** Position in the heap; -1 when not scheduled. */
   index = -1;
+  /** When rearmSoon() was called (its delay counts from then); -1 when not waiting to be armed. */
+  soonAt = -1;
+  soonDelay = 0;
 
   constructor(
     readonly owner: Scheduler,
@@ -29,11 +38,17 @@ class Task implements ScheduledTask {
   ) {}
 
   cancel(): void {
+    this.soonAt = -1;
     this.owner.remove(this);
   }
 
   rearm(delayMs: number): void {
+    this.soonAt = -1;
     this.owner.arm(this, delayMs);
+  }
+
+  rearmSoon(delayMs: number): void {
+    this.owner.armSoon(this, delayMs);
   }
 }
 
@@ -81,6 +96,35 @@ export class Scheduler {
     if (this.#gridded(task.at) < this.#timerAt) this.#arm();
   }
 
+  #soon: Task[] = [];
+  #soonScheduled: NodeJS.Immediate | null = null;
+
+  /** @internal See {@link ScheduledTask.rearmSoon}. */
+  armSoon(task: Task, delayMs: number): void {
+    if (this.#closed) return;
+    this.remove(task);
+    task.soonAt = this.#clock.now();
+    task.soonDelay = delayMs;
+    this.#soon.push(task);
+    if (!this.#soonScheduled) {
+      this.#soonScheduled = setImmediate(this.#armSoonTasks);
+      this.#soonScheduled.unref();
+    }
+  }
+
+  readonly #armSoonTasks = () => {
+    this.#soonScheduled = null;
+    const tasks = this.#soon;
+    this.#soon = [];
+    const now = this.#clock.now();
+    for (const t of tasks) {
+      if (t.soonAt < 0) continue; // cancelled (or re-armed) meanwhile
+      const delay = t.soonDelay - (now - t.soonAt);
+      t.soonAt = -1;
+      this.arm(t, delay);
+    }
+  };
+
   /** @internal Takes a task out of the heap (no-op when it is not in it). */
   remove(task: Task): void {
     const i = task.index;
@@ -118,6 +162,10 @@ export class Scheduler {
   /** Cancels everything and the clock timer; later schedules are ignored. */
   close(): void {
     this.#closed = true;
+    if (this.#soonScheduled) clearImmediate(this.#soonScheduled);
+    this.#soonScheduled = null;
+    for (const t of this.#soon) t.soonAt = -1;
+    this.#soon = [];
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerAt = Infinity;

@@ -42,29 +42,46 @@ class ExpiredSignal extends Error {
 class Run {
   readonly cancel = new Cancellation();
   attempt: Attempt | null = null;
-  /** Resolves when the first attempt settles (ready, authenticating, backoff, failed, expired). */
-  readonly settled: Promise<void>;
-  /** Resolves when supervision has ended (the connection is torn down). */
-  readonly done: Promise<void>;
+  // Both promises are made only when somebody waits, and dropped once they are resolved: a
+  // session that runs for days holds neither.
+  #settled: Promise<void> | null = null;
   #settle: (() => void) | null = null;
+  #isSettled = false;
+  #done: Promise<void> | null = null;
   #finish: (() => void) | null = null;
+  #isDone = false;
 
-  constructor() {
-    this.settled = new Promise<void>((r) => (this.#settle = r));
-    this.done = new Promise<void>((r) => (this.#finish = r));
+  /** Resolves when the first attempt settles (ready, authenticating, backoff, failed, expired). */
+  get settled(): Promise<void> {
+    if (this.#isSettled) return RESOLVED;
+    return (this.#settled ??= new Promise<void>((r) => (this.#settle = r)));
+  }
+
+  /** Resolves when supervision has ended (the connection is torn down). */
+  get done(): Promise<void> {
+    if (this.#isDone) return RESOLVED;
+    return (this.#done ??= new Promise<void>((r) => (this.#finish = r)));
   }
 
   settle(): void {
+    if (this.#isSettled) return;
+    this.#isSettled = true;
     this.#settle?.();
     this.#settle = null;
+    this.#settled = null;
   }
 
   finish(): void {
     this.settle();
+    if (this.#isDone) return;
+    this.#isDone = true;
     this.#finish?.();
     this.#finish = null;
+    this.#done = null;
   }
 }
+
+const RESOLVED = Promise.resolve();
 
 /** One connection attempt: connect, start, live, teardown. */
 class Attempt {
@@ -658,8 +675,10 @@ export class SessionRuntime {
     if (attempt.checking) return this.#scheduleHealth(attempt);
     attempt.checking = true;
     const { timeoutMs } = this.#core.options.health;
-    if (attempt.healthTimeout) attempt.healthTimeout.rearm(timeoutMs);
-    else attempt.healthTimeout = this.#core.scheduler.schedule(timeoutMs, SessionRuntime.#onHealthTimeout, attempt);
+    // Armed at the end of this turn, and only if the probe is still running then (most answer
+    // at once, and never touch the timer heap).
+    attempt.healthTimeout ??= this.#core.scheduler.schedule(0, SessionRuntime.#onHealthTimeout, attempt);
+    attempt.healthTimeout.rearmSoon(timeoutMs);
     // Each probe answers for its own check only: a late answer of an abandoned (timed-out)
     // probe must not count for the check after it.
     const seq = ++attempt.checkSeq;
