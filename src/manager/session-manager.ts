@@ -592,6 +592,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
         reject(error);
       };
       const cleanup = () => {
+        if (keepAlive) clearInterval(keepAlive);
         this.#waiters.delete(fail);
         this.off('session.state', onState);
         this.off('session.deleted', onDeleted);
@@ -619,6 +620,9 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
               cleanup();
               reject(new TimeoutError(`Session "${id}" did not reach ${[...wanted].join(' or ')} within ${opts.timeoutMs} ms (it is "${rt.state}").`));
             });
+      // The manager's timers never keep the process alive, but someone awaiting a wait with a
+      // timeout expects its answer: hold the event loop open until it settles (real clock only).
+      const keepAlive = timer && this.#clock === systemClock ? setInterval(() => {}, 1 << 30) : null;
       this.#waiters.add(fail);
       this.on('session.state', onState);
       this.on('session.deleted', onDeleted);
