@@ -82,3 +82,45 @@ describe('many sessions on one scheduler', () => {
     expect(clock.pendingTimers()).toBe(0);
   });
 });
+
+describe('idle expiry of many sessions with different timeouts and activity', () => {
+  it('each session stops exactly when it has been quiet for its own idle timeout', async () => {
+    const N = 300;
+    const clock = createManualClock(Date.UTC(2026, 0, 1), { yieldRounds: 1 });
+    const { adapter } = countingAdapter();
+    const m = new SessionManager({ adapters: [adapter], clock, health: { intervalMs: 700, timeoutMs: 300, jitter: 0.5 }, maxSessions: N });
+    await m.open();
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    const plan = new Map<string, { timeout: number; touchAt: number | null }>();
+    for (let i = 0; i < N; i++) {
+      const id = `s${i}`;
+      const timeout = 1_000 + 10 * Math.floor(rand() * 500); // 1–6 s, on the 10 ms grid
+      const touchAt = rand() < 0.5 ? 10 * Math.floor(rand() * 100) : null; // a touch within the first second
+      plan.set(id, { timeout, touchAt });
+      await m.create({ id, platform: 'counting', idleTimeoutMs: timeout });
+    }
+    await Promise.all([...plan.keys()].map((id) => m.start(id)));
+    const t0 = clock.now();
+    const stopsAt = new Map<string, number>();
+    m.on('session.state', (e) => {
+      if (e.to === 'stopping') stopsAt.set(e.id, e.at - t0);
+    });
+    // Touch at the planned times, in order.
+    const touches = [...plan.entries()].filter(([, p]) => p.touchAt !== null).sort((a, b) => a[1].touchAt! - b[1].touchAt!);
+    for (const [id, p] of touches) {
+      await clock.advance(p.touchAt! - (clock.now() - t0));
+      await m.touch(id);
+    }
+    await clock.advance(8_000 - (clock.now() - t0));
+    for (const [id, p] of plan) {
+      const expected = (p.touchAt ?? 0) + p.timeout;
+      const at = stopsAt.get(id);
+      expect(at, id).toBeGreaterThanOrEqual(expected);
+      expect(at! - expected, `${id} stopped late`).toBeLessThanOrEqual(10); // one scheduler grid step at most
+      expect((await m.get(id)).state).toBe('stopped');
+    }
+    await m.close();
+  });
+});
+
