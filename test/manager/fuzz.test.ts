@@ -166,8 +166,11 @@ async function run(seed: number, steps: number, options: Partial<SessionManagerO
   return log.length;
 }
 
+/** FUZZ_SEEDS=200 runs 200 seeds (from FUZZ_FROM, default 1) for a deeper search; the default run keeps eight. */
+const SEEDS = Array.from({ length: Number(process.env.FUZZ_SEEDS ?? 8) }, (_, i) => Number(process.env.FUZZ_FROM ?? 1) + i);
+
 describe('randomised control, adapter and time events keep every invariant', () => {
-  it.each([1, 2, 3, 4, 5, 6, 7, 8])('seed %i', async (seed) => {
+  it.each(SEEDS)('seed %i', async (seed) => {
     expect(await run(seed, 250)).toBe(250);
   });
 });
