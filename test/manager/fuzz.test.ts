@@ -3,12 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MultisessionError, SessionNotFoundError, canTransition, type SessionManagerEventPayload, type SessionManagerOptions, type SessionState } from 'multisession';
+import { MultisessionError, SessionManager, SessionNotFoundError, canTransition, defineAdapter, type SessionManagerEventPayload, type SessionManagerOptions, type SessionState } from 'multisession';
 import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import pg from 'pg';
 import { afterAll } from 'vitest';
 import { setup } from '../helpers/setup.js';
+import { createManualClock } from 'multisession/testing';
+import { z } from 'zod';
 import { settle } from '../helpers/scripted-adapter.js';
 
 /** A small deterministic PRNG, so a failing seed can be replayed. */
@@ -242,6 +244,104 @@ afterAll(async () => {
       await m.close();
       await admin.query(`drop schema if exists "${pgSchema}_dr" cascade`);
     }
+  });
+});
+
+/** An adapter whose every call may throw, reject, hang or misbehave, decided by a seeded PRNG. */
+function evilAdapter(rand: () => number) {
+  const live = new Set<string>();
+  const never = <T>() => new Promise<T>(() => {});
+  const roll = <T>(ok: () => T | Promise<T>): T | Promise<T> => {
+    const r = rand();
+    if (r < 0.1) throw new Error('thrown synchronously');
+    if (r < 0.2) return Promise.reject(new Error('rejected'));
+    if (r < 0.27) return never<T>();
+    return ok();
+  };
+  let n = 0;
+  const adapter = defineAdapter({
+    name: 'evil',
+    credentials: z.unknown(),
+    config: z.object({}),
+    connect(ctx) {
+      if (rand() < 0.08) throw new Error('connect refused');
+      const me = `${ctx.id}#${++n}`;
+      return {
+        start: () =>
+          roll(async () => {
+            if (rand() < 0.2) ctx.auth.qr('evil-qr');
+            if (rand() < 0.1) void ctx.auth.request('code').catch(() => undefined);
+            if (rand() < 0.05) ctx.expired('evil says no');
+            live.add(me);
+          }) as Promise<void>,
+        stop: () => {
+          live.delete(me);
+          return roll(async () => undefined) as Promise<void>;
+        },
+        health: () => roll(async () => ({ status: (['healthy', 'healthy', 'unhealthy', 'unknown', 'expired'] as const)[Math.floor(rand() * 5)]! })),
+        send: () => roll(async () => ({ ok: true })),
+        submitAuth: () => roll(async () => undefined) as Promise<void>,
+        logout: () => roll(async () => undefined) as Promise<void>,
+      };
+    },
+  });
+  return { adapter, live };
+}
+
+describe('an adapter that throws, rejects or hangs anywhere', () => {
+  it.each([31, 32, 33, 34])('seed %i: every call settles with a typed error or a result, and close() finishes', async (seed) => {
+    const rand = prng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const evil = evilAdapter(prng(seed * 7919));
+    const clock = createManualClock();
+    const m = new SessionManager({
+      adapters: [evil.adapter],
+      clock,
+      health: { intervalMs: 500, timeoutMs: 200, unhealthyThreshold: 2, jitter: 0 },
+      restart: { retries: 2, minDelayMs: 50, maxDelayMs: 200, factor: 2 },
+      authTimeoutMs: 1_000,
+      startTimeoutMs: 1_000,
+      stopTimeoutMs: 300,
+    });
+    await m.open();
+    const managerErrors: unknown[] = [];
+    m.on('manager.error', (e) => managerErrors.push(e.error));
+    for (const id of IDS) await m.create({ id, platform: 'evil' });
+    const pending: { what: string; done: boolean; error?: unknown }[] = [];
+    const fire = (what: string, p: Promise<unknown>) => {
+      const entry: { what: string; done: boolean; error?: unknown } = { what, done: false };
+      pending.push(entry);
+      p.then(
+        () => (entry.done = true),
+        (e: unknown) => {
+          entry.done = true;
+          entry.error = e;
+        },
+      );
+    };
+    for (let step = 0; step < 200; step++) {
+      const id = pick(IDS);
+      const r = rand();
+      if (r < 0.2) fire(`start ${id}`, m.start(id));
+      else if (r < 0.3) fire(`stop ${id}`, m.stop(id));
+      else if (r < 0.38) fire(`restart ${id}`, m.restart(id));
+      else if (r < 0.5) fire(`send ${id}`, m.send(id, { n: step }));
+      else if (r < 0.56) fire(`auth ${id}`, m.submitAuth(id, { kind: 'code', value: '1' }));
+      else if (r < 0.6) fire(`logout ${id}`, m.logout(id));
+      else if (r < 0.63) fire(`delete ${id}`, m.delete(id, { force: true }).then(() => m.create({ id, platform: 'evil' })));
+      else await clock.advance(Math.floor(rand() * 800));
+    }
+    let closed = false;
+    const closing = m.close().then(() => (closed = true));
+    for (let i = 0; i < 50 && !closed; i++) await clock.advance(500);
+    expect(closed, `seed ${seed}: close() finished`).toBe(true);
+    await closing;
+    for (let i = 0; i < 10; i++) await clock.advance(500);
+    const stuck = pending.filter((p) => !p.done).map((p) => p.what);
+    expect(stuck, `seed ${seed}: calls still pending after close()`).toEqual([]);
+    const untyped = pending.filter((p) => p.error !== undefined && !(p.error instanceof MultisessionError)).map((p) => `${p.what}: ${String(p.error)}`);
+    expect(untyped, `seed ${seed}: untyped errors`).toEqual([]);
+    expect(managerErrors, `seed ${seed}`).toEqual([]);
   });
 });
 
