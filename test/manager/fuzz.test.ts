@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MultisessionError, SessionManager, SessionNotFoundError, canTransition, defineAdapter, type SessionManagerEventPayload, type SessionManagerOptions, type SessionState } from 'multisession';
+import { MultisessionError, SessionManager, SessionNotFoundError, canTransition, defineAdapter, type HealthReport, type JsonValue, type SessionManagerEventPayload, type SessionManagerOptions, type SessionState } from 'multisession';
 import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import pg from 'pg';
@@ -278,8 +278,8 @@ function evilAdapter(rand: () => number) {
           live.delete(me);
           return roll(async () => undefined) as Promise<void>;
         },
-        health: () => roll(async () => ({ status: (['healthy', 'healthy', 'unhealthy', 'unknown', 'expired'] as const)[Math.floor(rand() * 5)]! })),
-        send: () => roll(async () => ({ ok: true })),
+        health: () => roll(async () => ({ status: (['healthy', 'healthy', 'unhealthy', 'unknown', 'expired'] as const)[Math.floor(rand() * 5)]! })) as Promise<HealthReport>,
+        send: () => roll(async () => ({ ok: true })) as Promise<JsonValue>,
         submitAuth: () => roll(async () => undefined) as Promise<void>,
         logout: () => roll(async () => undefined) as Promise<void>,
       };
