@@ -7,7 +7,9 @@ import {
   SessionNotFoundError,
   ValidationError,
   defineAdapter,
+  memoryStorage,
   type AdapterContext,
+  type StorageDriver,
   type PlatformConnection,
   type SessionManager,
   type SessionManagerEventPayload,
@@ -188,6 +190,35 @@ describe('isolation: a logger that throws', () => {
     expect((await m.get('a')).state).toBe('ready');
     expect((await m.logs('a')).map((l) => l.msg)).toContain('hello'); // the session's own buffer still has it
     expect((await m.stop('a')).state).toBe('stopped');
+  });
+});
+
+describe('a store that refuses background writes', () => {
+  it('sessions keep working; each failed batch is reported as manager.error', async () => {
+    const inner = memoryStorage();
+    const broken: StorageDriver = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'incrementStats' || prop === 'appendTransitions' || prop === 'saveStatus') {
+          return async () => {
+            throw new Error('disk full');
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const { manager: m, scripted: s } = await make({ storage: broken });
+    const errors: string[] = [];
+    m.on('manager.error', (e) => errors.push(e.error.message));
+    await m.create({ id: 'a', platform: 'scripted' });
+    expect((await m.start('a')).state).toBe('ready');
+    await expect(m.send('a', { text: 'x' })).resolves.toEqual({ delivered: 'x' });
+    await m.stats('a');
+    expect((await m.stop('a')).state).toBe('stopped');
+    expect((await m.start('a')).state).toBe('ready');
+    expect(s.connections('a')).toHaveLength(2);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((e) => /failed: disk full/.test(e))).toBe(true);
   });
 });
 
