@@ -7,12 +7,15 @@ import {
   SECRET_KEY_ENV,
   SecretKeyRequiredError,
   SessionManager,
+  defineAdapter,
   memoryStorage,
   type StorageDriver,
   ValidationError,
   type Logger,
   type SessionManagerEventName,
 } from 'multisession';
+import { z } from 'zod';
+import { createManualClock } from 'multisession/testing';
 import { setup } from '../helpers/setup.js';
 import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
 
@@ -202,6 +205,38 @@ describe('credentials never leave the manager', () => {
     expect((err as ValidationError).issues[0]!.path).toEqual(['credentials']);
     expect(dump(err)).not.toContain(TOKEN);
     expect(await m.list()).toEqual([]);
+  });
+});
+
+describe('credentials that are not strings', () => {
+  it('a numeric PIN in the credentials is scrubbed from adapter errors like a string token', async () => {
+    const pinned = defineAdapter({
+      name: 'pinned',
+      credentials: z.object({ pin: z.number().int(), user: z.string() }),
+      config: z.object({}),
+      connect(ctx) {
+        return {
+          async start() {},
+          async stop() {},
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          async send() {
+            throw new Error(`login with pin ${ctx.credentials.pin} for ${ctx.credentials.user} refused`);
+          },
+        };
+      },
+    });
+    const m = new SessionManager({ adapters: [pinned], clock: createManualClock() });
+    open.push(m);
+    await m.open();
+    await m.create({ id: 'a', platform: 'pinned', credentials: { pin: 48151623, user: 'operator-7781' } });
+    await m.start('a');
+    const err = await m.send('a', 'x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AdapterError);
+    expect((err as Error).message).not.toContain('operator-7781');
+    expect((err as Error).message).not.toContain('48151623');
+    expect(inspect(err, { depth: 10 })).not.toContain('48151623');
   });
 });
 
