@@ -193,6 +193,8 @@ describe('credentials never leave the manager', () => {
     log.info('login', { token: TOKEN }); // a secret-looking key: redacted by name
     log.info('login', { header: `Bearer ${TOKEN}` }); // any other key: the value is scrubbed
     log.warn(`retrying with ${TOKEN}`); // in the message itself
+    log.error('request failed', { err: new Error(`401 for bearer ${TOKEN}`) }); // inside an Error in the data
+    log.info('nested', { request: { headers: [`x-auth: ${TOKEN}`] } }); // deep in the data
     expect((await m.logs('a')).map((l) => l.msg)).toContain('login');
     await h.expectNoSecret(['a']);
   });
