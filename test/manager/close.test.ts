@@ -179,6 +179,27 @@ describe('close()', () => {
     expect(errors).toEqual([]);
   });
 
+  it('a waitFor() with a timeout holds no handle once it has settled (resolved, timed out, aborted, or closed)', async () => {
+    const before = resources();
+    const manager = new SessionManager({ adapters: [scriptedAdapter().adapter] });
+    await manager.open();
+    await manager.create({ id: 'a', platform: 'scripted' });
+    await manager.create({ id: 'g', platform: 'scripted', config: { mode: 'gate' } });
+    const resolved = manager.waitFor('a', 'ready', { timeoutMs: 600_000 });
+    await manager.start('a');
+    await resolved;
+    await expect(manager.waitFor('g', 'ready', { timeoutMs: 20 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const ac = new AbortController();
+    const aborted = manager.waitFor('g', 'ready', { timeoutMs: 600_000, signal: ac.signal }).catch((e: unknown) => e);
+    ac.abort(new Error('no longer needed'));
+    await aborted;
+    const atClose = manager.waitFor('g', 'ready', { timeoutMs: 600_000 }).catch((e: unknown) => e);
+    await manager.close();
+    expect(await atClose).toBeInstanceOf(ManagerClosedError);
+    await new Promise((r) => setImmediate(r));
+    expect(resources().Timeout ?? 0).toBeLessThanOrEqual(before.Timeout ?? 0);
+  });
+
   it('await using closes the manager (Symbol.asyncDispose)', async () => {
     const scripted = scriptedAdapter();
     const counting = countingClock();
