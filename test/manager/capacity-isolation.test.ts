@@ -484,7 +484,7 @@ describe('isolation: a misbehaving adapter touches no other session', () => {
     const logout = m.logout('a').then(() => done.push('logout'), (e: unknown) => done.push(`logout failed: ${String(e)}`));
     const stop = m.stop('a').then(() => done.push('stop'));
     await clock.advance(60_000);
-    await Promise.race([Promise.all([logout, stop]), new Promise((r) => setTimeout(r, 200))]);
+    await Promise.all([logout, stop]); // a hang here is the bug (the test times out)
     expect(done).toContain('stop');
     expect(done.some((d) => d.startsWith('logout'))).toBe(true);
     expect((await m.get('a')).state).toBe('stopped');
@@ -492,7 +492,7 @@ describe('isolation: a misbehaving adapter touches no other session', () => {
     let closed = false;
     const closing = env.manager.close().then(() => (closed = true));
     await clock.advance(60_000);
-    await Promise.race([closing, new Promise((r) => setTimeout(r, 200))]);
+    await closing;
     expect(closed).toBe(true);
   });
 
