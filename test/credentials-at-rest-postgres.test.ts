@@ -1,34 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, describe } from 'vitest';
+import { describe } from 'vitest';
 import { postgresStorage } from 'multisession/postgres';
-import { PG_URL } from './fixtures/storage/helpers.js';
+import { PG_URL, postgresForTests } from './fixtures/storage/helpers.js';
 import { credentialsAtRestCases } from './fixtures/storage/credentials-cases.js';
 
 /** Real server at MULTISESSION_PG_URL; skipped when unreachable, except under CI. */
-const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
-const reachable = await admin.query('select 1').then(
-  () => true,
-  (err: Error) => {
-    if (process.env.CI) throw new Error(`PostgreSQL at ${PG_URL} must be reachable under CI: ${err.message}`);
-    return false;
-  },
-);
-const prefix = `ms_test_${randomBytes(4).toString('hex')}`;
-const schemas: string[] = [];
-
-afterAll(async () => {
-  if (reachable) for (const s of schemas) await admin.query(`drop schema if exists "${s}" cascade`);
-  await admin.end();
-});
+const { reachable, admin, freshSchema } = await postgresForTests();
 
 (reachable ? describe : describe.skip)('credentials at rest on PostgreSQL', () => {
   credentialsAtRestCases({
-    fresh: () => {
-      const schema = `${prefix}_${schemas.length + 1}`;
-      schemas.push(schema);
-      return schema;
-    },
+    fresh: freshSchema,
     storage: (schema) => postgresStorage({ connectionString: PG_URL }, { schema }),
     // Every row of every table in the schema, as text.
     dump: async (schema) => {
