@@ -22,9 +22,13 @@ export function scrubText(text: string, secrets: readonly string[]): string {
   return out;
 }
 
-/** Every string leaf of a credentials value (to scrub from messages). */
+/**
+ * Every string leaf of a credentials value (to scrub from messages), and every number written as
+ * text (a PIN is as secret as a token). `scrubText` skips values shorter than 4 characters.
+ */
 export function secretStrings(value: unknown, out: string[] = []): string[] {
   if (typeof value === 'string') out.push(value);
+  else if (typeof value === 'number' && Number.isFinite(value)) out.push(String(value));
   else if (Array.isArray(value)) for (const v of value) secretStrings(v, out);
   else if (value && typeof value === 'object') for (const v of Object.values(value)) secretStrings(v, out);
   return out;
