@@ -77,6 +77,11 @@ export const controlOptionsSchema = z
     actor: z.string().max(256).optional(),
     /** Free-text reason, carried in the state event. */
     reason: z.string().max(256).optional(),
+    /**
+     * Stops waiting: the call rejects with the signal's reason, while the operation itself (the
+     * start, the stop) goes on; `waitFor` or the state events tell how it ends.
+     */
+    signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
   })
   .default({});
 export type ControlOptions = z.input<typeof controlOptionsSchema>;

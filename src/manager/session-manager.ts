@@ -2,6 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
 import { parseAdapterInput, type Adapter, type SessionKv } from '../adapters/contract.js';
 import {
+  AbortedError,
   AdapterNotFoundError,
   CapacityError,
   ConflictError,
@@ -409,7 +410,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       }
       return { settled: Promise.resolve() };
     });
-    await settled;
+    await this.#untilAborted(settled, ctl.signal);
     return rt.snapshot();
   }
 
@@ -455,7 +456,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       this.#audit('start', id, ctl.actor, {});
       return rt.start(ctl.reason ?? 'start');
     });
-    await settled;
+    await this.#untilAborted(settled, ctl.signal);
     return rt.snapshot();
   }
 
@@ -463,13 +464,14 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   async stop(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
     const rt = this.#runtime(id);
     const ctl = parseWith(controlOptionsSchema, options, 'options');
-    await rt.enqueue(async () => {
+    const stopped = rt.enqueue(async () => {
       this.#assertLive(rt);
       await this.#setDesired(rt, 'stopped');
       if (ctl.reason !== 'idle' || ctl.actor) this.#audit('stop', id, ctl.actor, ctl.reason ? { reason: ctl.reason } : {});
       else this.#audit('stop', id, undefined, { reason: 'idle' });
       await rt.stop(ctl.reason ?? 'stop');
     });
+    await this.#untilAborted(stopped, ctl.signal);
     return rt.snapshot();
   }
 
@@ -487,7 +489,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       this.#audit('restart', id, ctl.actor, {});
       return rt.start(reason);
     });
-    await settled;
+    await this.#untilAborted(settled, ctl.signal);
     return rt.snapshot();
   }
 
@@ -516,7 +518,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       this.#audit('logout', id, ctl.actor, {});
       return wasRunning ? rt.start('logout') : { settled: Promise.resolve() };
     });
-    await settled;
+    await this.#untilAborted(settled, ctl.signal);
     return rt.snapshot();
   }
 
@@ -703,6 +705,32 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** Waits for `work` unless `signal` aborts first (the work itself goes on). */
+  #untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    if (!signal) return work;
+    if (signal.aborted) {
+      work.catch(() => undefined);
+      return Promise.reject(signal.reason ?? new AbortedError());
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        work.catch(() => undefined);
+        reject(signal.reason ?? new AbortedError());
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      work.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
 
   #assertOpen(): void {
     if (this.#phase === 'open') return;
