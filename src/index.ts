@@ -44,6 +44,7 @@ export type {
   TransitionInfo,
   LogEntry,
 } from './manager/snapshot.js';
+export { SESSION_MANAGER_EVENTS } from './manager/events.js';
 export type { SessionManagerEvents, SessionManagerEventName, SessionManagerEventPayload } from './manager/events.js';
 export {
   defineAdapter,

@@ -18,3 +18,22 @@ export interface SessionManagerEvents {
 
 export type SessionManagerEventName = keyof SessionManagerEvents;
 export type SessionManagerEventPayload<E extends SessionManagerEventName> = Parameters<SessionManagerEvents[E]>[0];
+
+/** Every event name, for code that subscribes to all of them (an SSE stream, an audit tap). */
+export const SESSION_MANAGER_EVENTS = [
+  'session.created',
+  'session.updated',
+  'session.deleted',
+  'session.state',
+  'session.auth',
+  'session.ready',
+  'session.health',
+  'session.message',
+  'session.error',
+  'manager.error',
+] as const satisfies readonly SessionManagerEventName[];
+
+// Compile-time check: the list names every event of SessionManagerEvents.
+type MissingEvent = Exclude<SessionManagerEventName, (typeof SESSION_MANAGER_EVENTS)[number]>;
+const _allEventsListed: [MissingEvent] extends [never] ? true : MissingEvent = true;
+void _allEventsListed;

@@ -77,6 +77,11 @@ export class Scheduler {
     return this.#heap.length;
   }
 
+  /** A task not yet armed: `rearm` or `rearmSoon` schedules it. */
+  task<A = undefined>(fn: (arg: A) => void, arg?: A): ScheduledTask {
+    return new Task(this, fn, arg);
+  }
+
   /** Runs `fn(arg)` after `delayMs` (on the injected clock). Passing `arg` spares a closure per task. */
   schedule<A = undefined>(delayMs: number, fn: (arg: A) => void, arg?: A): ScheduledTask {
     const task = new Task(this, fn, arg);

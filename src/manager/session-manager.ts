@@ -467,8 +467,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const stopped = rt.enqueue(async () => {
       this.#assertLive(rt);
       await this.#setDesired(rt, 'stopped');
-      if (ctl.reason !== 'idle' || ctl.actor) this.#audit('stop', id, ctl.actor, ctl.reason ? { reason: ctl.reason } : {});
-      else this.#audit('stop', id, undefined, { reason: 'idle' });
+      this.#audit('stop', id, ctl.actor, ctl.reason ? { reason: ctl.reason } : {});
       await rt.stop(ctl.reason ?? 'stop');
     });
     await this.#untilAborted(stopped, ctl.signal);

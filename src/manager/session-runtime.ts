@@ -10,7 +10,7 @@ import {
   SessionNotReadyError,
   ValidationError,
 } from '../errors.js';
-import { redact, scrubDeep, scrubError, scrubText, secretStrings } from '../security/redact.js';
+import { redact, scrubDeep, scrubError, scrubText } from '../security/redact.js';
 import type { SessionError, SessionRecord } from '../storage/driver.js';
 import { createSessionFetch, type SessionFetch, type SessionFetchHandle } from '../net/session-fetch.js';
 import { SessionRateLimiter } from '../net/session-limiter.js';
@@ -677,8 +677,7 @@ export class SessionRuntime {
     const { timeoutMs } = this.#core.options.health;
     // Armed at the end of this turn, and only if the probe is still running then (most answer
     // at once, and never touch the timer heap).
-    attempt.healthTimeout ??= this.#core.scheduler.schedule(0, SessionRuntime.#onHealthTimeout, attempt);
-    attempt.healthTimeout.rearmSoon(timeoutMs);
+    (attempt.healthTimeout ??= this.#core.scheduler.task(SessionRuntime.#onHealthTimeout, attempt)).rearmSoon(timeoutMs);
     // Each probe answers for its own check only: a late answer of an abandoned (timed-out)
     // probe must not count for the check after it.
     const seq = ++attempt.checkSeq;
@@ -993,4 +992,3 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
   }
 }
 
-export { secretStrings };

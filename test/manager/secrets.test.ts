@@ -12,6 +12,7 @@ import {
   type StorageDriver,
   ValidationError,
   type Logger,
+  SESSION_MANAGER_EVENTS,
   type SessionManagerEventName,
 } from 'multisession';
 import { z } from 'zod';
@@ -20,18 +21,7 @@ import { setup } from '../helpers/setup.js';
 import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
 
 /** Every event of events.ts; the type below fails to compile when one is missing. */
-const EVENT_NAMES = [
-  'session.created',
-  'session.updated',
-  'session.deleted',
-  'session.state',
-  'session.auth',
-  'session.ready',
-  'session.health',
-  'session.message',
-  'session.error',
-  'manager.error',
-] as const satisfies readonly SessionManagerEventName[];
+const EVENT_NAMES = SESSION_MANAGER_EVENTS;
 type Missing = Exclude<SessionManagerEventName, (typeof EVENT_NAMES)[number]>;
 const allEventsListed: [Missing] extends [never] ? true : false = true;
 

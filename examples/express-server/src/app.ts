@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { AuthNotPendingError, sessionIdSchema, type Checkpoint, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
+import { AuthNotPendingError, SESSION_MANAGER_EVENTS, sessionIdSchema, type Checkpoint, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
 import { ApiKeyStore, canAccess, type Principal } from './api-keys.js';
 import { HttpCounters, renderMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -42,18 +42,7 @@ export interface AppHandle {
 
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 
-const EVENT_NAMES = [
-  'session.created',
-  'session.updated',
-  'session.deleted',
-  'session.state',
-  'session.auth',
-  'session.ready',
-  'session.health',
-  'session.message',
-  'session.error',
-  'manager.error',
-] as const;
+const EVENT_NAMES = SESSION_MANAGER_EVENTS;
 
 declare module 'express-serve-static-core' {
   interface Request {
