@@ -32,7 +32,8 @@ export type ErrorCode =
   | 'DUPLICATE_CREDENTIALS'
   | 'ABORTED'
   | 'TIMEOUT'
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  | 'UNSUPPORTED';
 
 export interface ErrorOptions {
   cause?: unknown;
@@ -168,6 +169,13 @@ export class AdapterNotFoundError extends MultisessionError {
   }
 }
 
+/** A call that needs an open manager came before `await manager.open()`. */
+export class ManagerNotOpenError extends MultisessionError {
+  constructor(options: ErrorOptions = {}) {
+    super('MANAGER_NOT_OPEN', 'The SessionManager is not open; call `await manager.open()` first.', options);
+  }
+}
+
 export class ManagerClosedError extends MultisessionError {
   constructor(options: ErrorOptions = {}) {
     super('MANAGER_CLOSED', 'The SessionManager is closed; create a new one.', options);
@@ -215,28 +223,6 @@ export class AbortedError extends MultisessionError {
   }
 }
 
-/** Turns a zod error into our ValidationError. */
-export function fromZodError(what: string, error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }): ValidationError {
-  return new ValidationError(
-    what,
-    error.issues.map((i) => ({
-      path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) as (string | number)[],
-      message: i.message,
-    })),
-  );
-}
-
-/** Parses with a zod schema, throwing our ValidationError. */
-export function parseWith<T>(
-  schema: { safeParse(input: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } } },
-  input: unknown,
-  what: string,
-): T {
-  const result = schema.safeParse(input);
-  if (!result.success) throw fromZodError(what, result.error);
-  return result.data;
-}
-
 /** A wait (e.g. `manager.waitFor`) ran out of time. */
 export class TimeoutError extends MultisessionError {
   constructor(message: string, options: ErrorOptions = {}) {
@@ -260,5 +246,19 @@ export class RateLimitError extends MultisessionError {
       { ...options, context: { ...options.context, sessionId, retryAfterMs: after, maxWaitMs } },
     );
     this.retryAfterMs = after;
+  }
+}
+
+/**
+ * The storage driver in use lacks a capability the call needs (a custom driver without `kv`,
+ * `audit`, `checkpoint` …). Use a driver that has it, or implement the capability.
+ */
+export class UnsupportedError extends MultisessionError {
+  constructor(capability: string, storage: string, options: ErrorOptions = {}) {
+    super(
+      'UNSUPPORTED',
+      `The storage driver "${storage}" has no ${capability} capability; use a driver that has it (memory, sqlite, postgres) or implement StorageDriver.${capability}.`,
+      { ...options, context: { ...options.context, capability, storage } },
+    );
   }
 }

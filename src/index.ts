@@ -17,7 +17,7 @@ export {
   type DesiredState,
   type HealthStatus,
   type AuthKind,
-} from './manager/lifecycle.js';
+} from './lifecycle.js';
 export {
   sessionIdSchema,
   sessionInputSchema,
@@ -76,8 +76,7 @@ export {
 } from './net/index.js';
 export { memoryStorage } from './storage/memory.js';
 export type * from './storage/driver.js';
-export { touchesCredentials } from './storage/driver.js';
 export * from './checkpoint/index.js';
-export { CredentialCodec, parseSecretKey, SECRET_KEY_ENV } from './security/credentials.js';
+export { parseSecretKey, SECRET_KEY_ENV } from './security/credentials.js';
 export { redact, REDACTED } from './security/redact.js';
 export { systemClock, silentLogger, type Clock, type Logger, type JsonValue, type JsonObject, type JsonPrimitive } from './types.js';

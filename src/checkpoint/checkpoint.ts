@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
-import { LeaseLostError, ValidationError, parseWith } from '../errors.js';
+import { LeaseLostError, ValidationError } from '../errors.js';
+import { parseWith } from '../validation.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { JsonValue } from '../types.js';
 import {

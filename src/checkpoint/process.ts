@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { LeaseLostError, ValidationError, parseWith } from '../errors.js';
+import { LeaseLostError, ValidationError } from '../errors.js';
+import { parseWith } from '../validation.js';
 import type { JsonValue } from '../types.js';
 import type { Checkpoint, WorkItem } from './checkpoint.js';
 import type { CheckpointBackend, Lease, LeaseRef } from './contract.js';

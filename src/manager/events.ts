@@ -1,4 +1,4 @@
-import type { AuthKind, HealthStatus, SessionState } from './lifecycle.js';
+import type { AuthKind, HealthStatus, SessionState } from '../lifecycle.js';
 import type { SessionSnapshot } from './snapshot.js';
 import type { JsonValue } from '../types.js';
 

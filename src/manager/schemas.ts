@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Clock, JsonValue, Logger } from '../types.js';
 import type { Adapter } from '../adapters/contract.js';
-import { AUTH_KINDS, DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from './lifecycle.js';
+import { AUTH_KINDS, DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../lifecycle.js';
 
 /** Session ids: 1-64 of `[A-Za-z0-9_-]`. */
 export const sessionIdSchema = z

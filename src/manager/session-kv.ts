@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { SessionKv } from '../adapters/contract.js';
-import { parseWith } from '../errors.js';
+import { parseWith } from '../validation.js';
 import type { KvEntry, KvOperation, StorageDriver } from '../storage/driver.js';
 import type { JsonValue } from '../types.js';
 

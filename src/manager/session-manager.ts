@@ -14,8 +14,8 @@ import {
   StorageError,
   TimeoutError,
   ValidationError,
-  parseWith,
 } from '../errors.js';
+import { parseWith } from '../validation.js';
 import { CredentialCodec, SECRET_KEY_ENV, parseSecretKey } from '../security/credentials.js';
 import { secretStrings } from '../security/redact.js';
 import type { AuditEntry, SessionPatch, SessionRecord, StorageDriver } from '../storage/driver.js';
@@ -24,7 +24,7 @@ import { keepRedactedProxy } from '../net/config.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger, systemClock } from '../types.js';
 import type { SessionManagerEventName, SessionManagerEventPayload, SessionManagerEvents } from './events.js';
-import { SESSION_STATES, type SessionState } from './lifecycle.js';
+import { SESSION_STATES, type SessionState } from '../lifecycle.js';
 import type { ManagerCore } from './manager-core.js';
 import { Persister } from './persister.js';
 import { Scheduler } from './scheduler.js';

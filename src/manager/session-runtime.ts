@@ -16,7 +16,7 @@ import { createSessionFetch, type SessionFetch, type SessionFetchHandle } from '
 import { SessionRateLimiter } from '../net/session-limiter.js';
 import type { TokenBucket } from '../net/token-bucket.js';
 import { cloneJson, deepFreeze, type JsonValue } from '../types.js';
-import { ACTIVE_STATES, HEALTH_STATUSES, canTransition, type AuthKind, type HealthStatus, type SessionState } from './lifecycle.js';
+import { ACTIVE_STATES, HEALTH_STATUSES, canTransition, type AuthKind, type HealthStatus, type SessionState } from '../lifecycle.js';
 import { Cancellation } from './cancellation.js';
 import { LogRing } from './log-ring.js';
 import { redactNetworkSecrets } from '../net/config.js';

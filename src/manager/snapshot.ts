@@ -1,4 +1,4 @@
-import type { AuthKind, DesiredState, HealthStatus, SessionState } from './lifecycle.js';
+import type { AuthKind, DesiredState, HealthStatus, SessionState } from '../lifecycle.js';
 import type { SessionError } from '../storage/driver.js';
 import type { JsonObject, JsonValue } from '../types.js';
 

@@ -1,5 +1,5 @@
 import type { CheckpointBackend } from '../checkpoint/contract.js';
-import type { DesiredState, HealthStatus, SessionState } from '../manager/lifecycle.js';
+import type { DesiredState, HealthStatus, SessionState } from '../lifecycle.js';
 import type { JsonObject, JsonValue } from '../types.js';
 
 /**

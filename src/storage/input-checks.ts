@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { ValidationError, parseWith, type ValidationIssue } from '../errors.js';
-import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../manager/lifecycle.js';
+import { ValidationError, type ValidationIssue } from '../errors.js';
+import { parseWith } from '../validation.js';
+import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../lifecycle.js';
 import type { JsonValue } from '../types.js';
 import type {
   AuditInput,

@@ -5,8 +5,8 @@ import {
   SessionExistsError,
   SessionNotFoundError,
   StorageError,
-  parseWith,
 } from '../errors.js';
+import { parseWith } from '../validation.js';
 import type { CheckpointBackend } from '../checkpoint/contract.js';
 import { createMemoryCheckpointBackend } from '../checkpoint/memory-backend.js';
 import { cloneJson, type JsonValue } from '../types.js';

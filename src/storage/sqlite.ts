@@ -8,8 +8,8 @@ import {
   SessionExistsError,
   SessionNotFoundError,
   StorageError,
-  parseWith,
 } from '../errors.js';
+import { parseWith } from '../validation.js';
 import type { JsonValue } from '../types.js';
 import type {
   AuditEntry,

@@ -11,7 +11,7 @@ import { AbortedError, ValidationError } from '../errors.js';
 import { createSessionFetch } from '../net/session-fetch.js';
 import { SessionRateLimiter } from '../net/session-limiter.js';
 import { systemClock } from '../types.js';
-import type { AuthKind } from '../manager/lifecycle.js';
+import type { AuthKind } from '../lifecycle.js';
 import type { KvEntry, KvOperation } from '../storage/driver.js';
 import { assertKvOperations } from '../storage/input-checks.js';
 import type { JsonValue } from '../types.js';

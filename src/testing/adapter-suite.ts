@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Adapter, HealthReport } from '../adapters/contract.js';
-import { HEALTH_STATUSES } from '../manager/lifecycle.js';
+import { HEALTH_STATUSES } from '../lifecycle.js';
 import { secretStrings } from '../security/redact.js';
 import { findJsonProblem } from '../storage/input-checks.js';
 import type { JsonValue } from '../types.js';

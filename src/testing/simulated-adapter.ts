@@ -1,8 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { defineAdapter, type Adapter, type AdapterContext, type AuthInput, type HealthReport, type PlatformConnection } from '../adapters/contract.js';
-import { AbortedError, AuthNotPendingError, ValidationError, parseWith } from '../errors.js';
-import { HEALTH_STATUSES, type HealthStatus } from '../manager/lifecycle.js';
+import { AbortedError, AuthNotPendingError, ValidationError } from '../errors.js';
+import { parseWith } from '../validation.js';
+import { HEALTH_STATUSES, type HealthStatus } from '../lifecycle.js';
 import type { JsonValue } from '../types.js';
 
 /** A health step of the script: a bare status or a full report. */

@@ -46,6 +46,8 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze
   ABORTED: 503,
   MANAGER_CLOSED: 503,
   MANAGER_NOT_OPEN: 503,
+  // The store lacks a capability (a custom driver): the server cannot do this at all.
+  UNSUPPORTED: 501,
   STORAGE: 503,
   DECRYPTION: 500,
   SECRET_KEY_REQUIRED: 500,

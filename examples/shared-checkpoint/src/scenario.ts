@@ -12,8 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import { createCheckpoint, parseWith, type Checkpoint, type CheckpointItem, type CheckpointStats } from 'multisession';
+import { createCheckpoint, type Checkpoint, type CheckpointItem, type CheckpointStats } from 'multisession';
 import { sqliteStorage } from 'multisession/sqlite';
+import { parse } from './parse.js';
 import { openChats, readChats, seedSource } from './chats.js';
 import type { LoggedEvent } from './worker.js';
 
@@ -297,7 +298,7 @@ function summarise(dir: string): WorkerSummary[] {
  * every check passed); rejects only when the scenario could not be run at all.
  */
 export async function runScenario(input: ScenarioOptions): Promise<ScenarioReport> {
-  const o = parseWith(scenarioOptionsSchema, input, 'scenario options');
+  const o = parse(scenarioOptionsSchema, input, 'scenario options');
   const dir = resolve(o.dir);
   const log = o.log ?? (() => {});
   const started = Date.now();

@@ -20,8 +20,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { LeaseLostError, SessionManager, createCheckpoint, parseWith, type Lease } from 'multisession';
+import { LeaseLostError, SessionManager, createCheckpoint, type Lease } from 'multisession';
 import { sqliteStorage } from 'multisession/sqlite';
+import { parse } from './parse.js';
 import type { ForwardOutcome, SourceMessage } from './chats.js';
 import { telegramAdapter, telegramCredentials } from './telegram-adapter.js';
 
@@ -58,11 +59,11 @@ export type WorkerEvent =
 export type LoggedEvent = WorkerEvent & { t: number; session: string; pid: number };
 
 export async function runWorker(input: WorkerOptions, signal?: AbortSignal): Promise<void> {
-  const o = parseWith(workerOptionsSchema, input, 'worker options');
+  const o = parse(workerOptionsSchema, input, 'worker options');
   const sessionDir = join(o.dir, o.session);
   const logFile = join(sessionDir, 'clone.log');
   const log = (e: WorkerEvent) => appendFileSync(logFile, `${JSON.stringify({ t: Date.now(), session: o.session, pid: process.pid, ...e })}\n`);
-  const file = parseWith(sessionFileSchema, JSON.parse(readFileSync(join(sessionDir, 'session.json'), 'utf8')), 'session.json');
+  const file = parse(sessionFileSchema, JSON.parse(readFileSync(join(sessionDir, 'session.json'), 'utf8')), 'session.json');
 
   // The session: its own manager and store, like the seed's per-session folder and .session file.
   const manager = new SessionManager({

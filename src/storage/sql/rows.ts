@@ -1,6 +1,6 @@
 import type { Insertable, Updateable } from 'kysely';
-import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../../manager/lifecycle.js';
-import type { DesiredState, HealthStatus, SessionState } from '../../manager/lifecycle.js';
+import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../../lifecycle.js';
+import type { DesiredState, HealthStatus, SessionState } from '../../lifecycle.js';
 import type { JsonObject, JsonValue } from '../../types.js';
 import type {
   AuditEntry,
