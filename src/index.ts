@@ -5,7 +5,7 @@
  * `defineAdapter`, and the memory driver. Database drivers live in `multisession/sqlite` and
  * `multisession/postgres`; the conformance kits and simulated adapter in `multisession/testing`.
  */
-export { SessionManager, type AdapterInfo } from './manager/session-manager.js';
+export { SessionManager } from './manager/session-manager.js';
 export {
   SESSION_STATES,
   DESIRED_STATES,
@@ -49,6 +49,7 @@ export type { SessionManagerEvents, SessionManagerEventName, SessionManagerEvent
 export {
   defineAdapter,
   type Adapter,
+  type AdapterInfo,
   type AdapterDefinition,
   type AdapterContext,
   type PlatformConnection,

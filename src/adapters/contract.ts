@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { fromZodError } from '../validation.js';
 import type { AuthKind, HealthStatus } from '../lifecycle.js';
-import type { KvEntry, KvOperation } from '../storage/driver.js';
-import type { JsonValue } from '../types.js';
+import type { KvEntry, KvOperation } from '../storage/contract.js';
+import type { JsonObject, JsonValue } from '../types.js';
 import type { SessionFetch } from '../net/session-fetch.js';
 
 /**
@@ -195,4 +195,30 @@ export function parseAdapterInput<T>(schema: z.ZodType<T>, input: unknown, what:
       base.issues.map((i) => ({ ...i, path: [prefix, ...i.path] })),
     );
   })();
+}
+
+/** What `manager.adapterInfo()` returns for each registered adapter (for forms and API docs). */
+export interface AdapterInfo {
+  name: string;
+  description: string | null;
+  credentialsSchema: JsonObject;
+  configSchema: JsonObject;
+}
+
+function toJsonSchema(schema: z.ZodType): JsonObject {
+  try {
+    return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonObject;
+  } catch {
+    return {};
+  }
+}
+
+/** An adapter's name, description and its credential and config schemas as JSON Schema. */
+export function describeAdapter(adapter: Adapter): AdapterInfo {
+  return {
+    name: adapter.name,
+    description: adapter.description ?? null,
+    credentialsSchema: toJsonSchema(adapter.credentials),
+    configSchema: toJsonSchema(adapter.config),
+  };
 }

@@ -37,3 +37,141 @@ export const SESSION_MANAGER_EVENTS = [
 type MissingEvent = Exclude<SessionManagerEventName, (typeof SESSION_MANAGER_EVENTS)[number]>;
 const _allEventsListed: [MissingEvent] extends [never] ? true : MissingEvent = true;
 void _allEventsListed;
+
+type AnyListener = (payload: never) => void;
+
+interface ListenerRecord {
+  readonly fn: AnyListener;
+  readonly context: unknown;
+  readonly once: boolean;
+}
+
+/**
+ * The listeners of a set of typed events, and the one way to call them. The manager keeps its
+ * hub private and exposes only subscription (`on`, `once`, `off` …), so no code outside the
+ * manager can emit: a forged `session.state` cannot make `waitFor` resolve.
+ *
+ * Delivery follows eventemitter3: listeners run in the order they were added, with `this` set to
+ * the context given; a listener added during an emit is not called by it, one removed during it
+ * still is. Unlike a plain emitter, a listener that throws does not stop the others: the error
+ * goes to `onListenerError`.
+ */
+export class EventHub<Events extends { [E in keyof Events]: (payload: never) => void }> {
+  /** Arrays are replaced, never changed in place, so an emit can walk the one it started with. */
+  #listeners = new Map<keyof Events, readonly ListenerRecord[]>();
+  /** Where an error thrown by a listener goes (set by the owner; by default it is dropped). */
+  onListenerError: (error: unknown, event: keyof Events) => void = () => {};
+
+  add<E extends keyof Events>(event: E, fn: Events[E], context: unknown, once: boolean): void {
+    if (typeof fn !== 'function') throw new TypeError(`The listener of "${String(event)}" must be a function.`);
+    const list = this.#listeners.get(event) ?? [];
+    this.#listeners.set(event, [...list, { fn: fn as AnyListener, context, once }]);
+  }
+
+  /** Removes matching listeners (all of the event's when `fn` is omitted). */
+  remove<E extends keyof Events>(event: E, fn?: Events[E], context?: unknown, once?: boolean): void {
+    const list = this.#listeners.get(event);
+    if (!list) return;
+    const kept = fn === undefined ? [] : list.filter((l) => l.fn !== fn || (once && !l.once) || (context !== undefined && l.context !== context));
+    if (kept.length) this.#listeners.set(event, kept);
+    else this.#listeners.delete(event);
+  }
+
+  removeAll(event?: keyof Events): void {
+    if (event === undefined) this.#listeners.clear();
+    else this.#listeners.delete(event);
+  }
+
+  count(event: keyof Events): number {
+    return this.#listeners.get(event)?.length ?? 0;
+  }
+
+  listeners<E extends keyof Events>(event: E): Events[E][] {
+    return (this.#listeners.get(event) ?? []).map((l) => l.fn as unknown as Events[E]);
+  }
+
+  names(): (keyof Events)[] {
+    return [...this.#listeners.keys()];
+  }
+
+  /** Calls every listener of `event`; returns whether there was any. */
+  emit<E extends keyof Events>(event: E, payload: Parameters<Events[E]>[0]): boolean {
+    const list = this.#listeners.get(event);
+    if (!list) return false;
+    for (const l of list) {
+      if (l.once) this.#removeOne(event, l);
+      try {
+        (l.fn as (this: unknown, p: unknown) => void).call(l.context, payload);
+      } catch (error) {
+        this.onListenerError(error, event);
+      }
+    }
+    return true;
+  }
+
+  #removeOne(event: keyof Events, listener: ListenerRecord): void {
+    const list = this.#listeners.get(event);
+    if (!list) return;
+    const kept = list.filter((l) => l !== listener);
+    if (kept.length) this.#listeners.set(event, kept);
+    else this.#listeners.delete(event);
+  }
+}
+
+type Listener<Events, E extends keyof Events> = (event: Payload<Events, E>) => void;
+type Payload<Events, E extends keyof Events> = Events[E] extends (payload: infer P) => void ? P : never;
+
+/**
+ * The subscription half of a typed emitter, for a public class whose events only it may emit:
+ * the class hands its private {@link EventHub} to this base and keeps `emit` to itself.
+ */
+export class EventSubscriptions<Events extends { [E in keyof Events]: (payload: never) => void }> {
+  readonly #hub: EventHub<Events>;
+
+  constructor(hub: EventHub<Events>) {
+    this.#hub = hub;
+  }
+
+  /** Subscribes to a typed event (`this` is `context` inside the listener). */
+  on<E extends keyof Events>(event: E, listener: Listener<Events, E>, context?: unknown): this {
+    this.#hub.add(event, listener as unknown as Events[E], context, false);
+    return this;
+  }
+
+  /** Like `on`, for the next event only. */
+  once<E extends keyof Events>(event: E, listener: Listener<Events, E>, context?: unknown): this {
+    this.#hub.add(event, listener as unknown as Events[E], context, true);
+    return this;
+  }
+
+  /** Removes a listener (every listener of the event when none is given). */
+  off<E extends keyof Events>(event: E, listener?: Listener<Events, E>, context?: unknown, once?: boolean): this {
+    this.#hub.remove(event, listener as unknown as Events[E] | undefined, context, once);
+    return this;
+  }
+
+  addListener<E extends keyof Events>(event: E, listener: Listener<Events, E>, context?: unknown): this {
+    return this.on(event, listener, context);
+  }
+
+  removeListener<E extends keyof Events>(event: E, listener?: Listener<Events, E>, context?: unknown, once?: boolean): this {
+    return this.off(event, listener, context, once);
+  }
+
+  removeAllListeners(event?: keyof Events): this {
+    this.#hub.removeAll(event);
+    return this;
+  }
+
+  listenerCount(event: keyof Events): number {
+    return this.#hub.count(event);
+  }
+
+  listeners<E extends keyof Events>(event: E): Listener<Events, E>[] {
+    return this.#hub.listeners(event) as unknown as Listener<Events, E>[];
+  }
+
+  eventNames(): (keyof Events)[] {
+    return this.#hub.names();
+  }
+}

@@ -1,4 +1,5 @@
 import type { Logger, Clock } from '../types.js';
+import type { KvStore } from '../storage/contract.js';
 import type { SessionRecord, StorageDriver } from '../storage/driver.js';
 import type { Persister } from './persister.js';
 import type { Scheduler } from './scheduler.js';
@@ -20,4 +21,8 @@ export interface ManagerCore {
   secretStringsOf(record: SessionRecord): string[];
   /** Idle expiry: stop the session (desired state stopped) with reason `idle`. */
   stopForIdle(id: string): void;
+  /** The store's `kv` capability (`UnsupportedError` when it has none). */
+  kvStore(): KvStore;
+  /** The names of the registered adapters (for `AdapterNotFoundError`). */
+  adapterNames(): string[];
 }

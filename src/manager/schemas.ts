@@ -32,6 +32,7 @@ export const sessionInputSchema = z.strictObject({
   allowSharedCredentials: z.boolean().default(false),
 });
 export type SessionInput = z.input<typeof sessionInputSchema>;
+export type ParsedSessionInput = z.output<typeof sessionInputSchema>;
 
 /** What `manager.update()` takes: every field optional; `platform` and `id` cannot change. */
 export const sessionPatchSchema = z.strictObject({
@@ -71,6 +72,22 @@ export const logsQuerySchema = z
   })
   .default({ limit: 100 });
 
+export const auditQuerySchema = z
+  .strictObject({
+    sessionId: sessionIdSchema.optional(),
+    action: z.string().min(1).max(64).optional(),
+    since: z.number().int().min(0).optional(),
+    limit: z.number().int().positive().max(10_000).default(100),
+  })
+  .default({ limit: 100 });
+
+export const waitOptionsSchema = z
+  .strictObject({
+    timeoutMs: z.number().int().positive().optional(),
+    signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
+  })
+  .default({});
+
 export const controlOptionsSchema = z
   .strictObject({
     /** Who asked: recorded in the audit log. */
@@ -85,6 +102,7 @@ export const controlOptionsSchema = z
   })
   .default({});
 export type ControlOptions = z.input<typeof controlOptionsSchema>;
+export type ParsedControlOptions = z.output<typeof controlOptionsSchema>;
 
 export const deleteOptionsSchema = controlOptionsSchema.unwrap().extend({
   /** Delete even when running (stops it first). Without it a running session refuses. */

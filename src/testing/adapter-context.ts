@@ -1,22 +1,14 @@
 import type { z } from 'zod';
-import type {
-  Adapter,
-  AdapterContext,
-  AuthInput,
-  PlatformConnection,
-  SessionKv,
-} from '../adapters/contract.js';
+import { SessionContext, openAuthRequest, type ContextHost, type PendingAuth, type RequestKind } from '../adapters/context.js';
+import type { Adapter, AdapterContext, AuthInput, PlatformConnection } from '../adapters/contract.js';
 import { parseAdapterInput } from '../adapters/contract.js';
-import { AbortedError, ValidationError } from '../errors.js';
+import { AUTH_PREFIX, CONTEXT_PREFIX } from '../adapters/session-kv.js';
+import { AbortedError, SessionNotFoundError, ValidationError } from '../errors.js';
 import { createSessionFetch } from '../net/session-fetch.js';
 import { SessionRateLimiter } from '../net/session-limiter.js';
-import { systemClock } from '../types.js';
-import type { AuthKind } from '../lifecycle.js';
-import type { KvEntry, KvOperation } from '../storage/driver.js';
+import type { KvEntry, KvOperation, KvStore } from '../storage/contract.js';
 import { assertKvOperations } from '../storage/input-checks.js';
-import type { JsonValue } from '../types.js';
-
-type RequestKind = Exclude<AuthKind, 'qr'>;
+import { systemClock, type JsonValue } from '../types.js';
 
 /**
  * How the test context answers an adapter's login steps. Without an answer, a request stays
@@ -107,41 +99,69 @@ function copy<T extends JsonValue>(value: T): T {
   return structuredClone(value);
 }
 
-/** A {@link SessionKv} over a Map, with the checks and copies of a real store. */
-function mapKv(entries: Map<string, JsonValue>): SessionKv {
-  const checkKey = (key: unknown): void => {
-    if (typeof key !== 'string' || key.length === 0 || key.length > 512) {
-      throw new ValidationError('KV key', [{ path: ['key'], message: 'must be a string of 1-512 characters' }]);
-    }
-  };
-  const batch = async (ops: KvOperation[]): Promise<void> => {
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The `kv` capability over a test store's Maps: keys under `ctx:` land in a session's `kv` Map,
+ * keys under `auth:` in its `authState` Map (the namespaces `ctx.kv` and `ctx.authState` use),
+ * with the checks and copies of a real store.
+ */
+class TestKvStore implements KvStore {
+  readonly #store: AdapterTestStore;
+  constructor(store: AdapterTestStore) {
+    this.#store = store;
+  }
+
+  #place(sessionId: string, key: string): { map: Map<string, JsonValue>; key: string } {
+    const space = this.#store.sessions.get(sessionId);
+    if (!space) throw new SessionNotFoundError(sessionId);
+    if (key.startsWith(AUTH_PREFIX)) return { map: space.authState, key: key.slice(AUTH_PREFIX.length) };
+    if (key.startsWith(CONTEXT_PREFIX)) return { map: space.kv, key: key.slice(CONTEXT_PREFIX.length) };
+    throw new ValidationError('KV key', [{ path: ['key'], message: `must start with ${CONTEXT_PREFIX} or ${AUTH_PREFIX}` }]);
+  }
+
+  /** Every stored key of the session, with its namespace prefix. */
+  #entries(sessionId: string): [string, JsonValue][] {
+    const space = this.#store.sessions.get(sessionId);
+    if (!space) return [];
+    return [
+      ...[...space.kv].map(([k, v]): [string, JsonValue] => [CONTEXT_PREFIX + k, v]),
+      ...[...space.authState].map(([k, v]): [string, JsonValue] => [AUTH_PREFIX + k, v]),
+    ];
+  }
+
+  async get(sessionId: string, key: string): Promise<JsonValue | undefined> {
+    const at = this.#place(sessionId, key);
+    const value = at.map.get(at.key);
+    return value === undefined ? undefined : copy(value);
+  }
+
+  async list(sessionId: string, options: { prefix?: string } = {}): Promise<KvEntry[]> {
+    const prefix = options.prefix ?? '';
+    return this.#entries(sessionId)
+      .filter(([k]) => k.startsWith(prefix))
+      .sort(([a], [b]) => byKey(a, b))
+      .map(([key, value]) => ({ key, value: copy(value) }));
+  }
+
+  async write(sessionId: string, ops: KvOperation[]): Promise<void> {
     assertKvOperations(ops);
-    for (const op of ops) checkKey(op.key);
-    const copies = ops.map((op) => (op.op === 'set' ? { ...op, value: copy(op.value) } : op));
-    for (const op of copies) {
-      if (op.op === 'set') entries.set(op.key, op.value);
-      else entries.delete(op.key);
+    const places = ops.map((op) => this.#place(sessionId, op.key)); // all checked before any write
+    ops.forEach((op, i) => {
+      const at = places[i]!;
+      if (op.op === 'set') at.map.set(at.key, copy(op.value));
+      else at.map.delete(at.key);
+    });
+  }
+
+  async clear(sessionId: string, options: { prefix?: string } = {}): Promise<number> {
+    const keys = (await this.list(sessionId, options)).map((e) => e.key);
+    for (const key of keys) {
+      const at = this.#place(sessionId, key);
+      at.map.delete(at.key);
     }
-  };
-  const matching = (prefix = ''): string[] => [...entries.keys()].filter((k) => k.startsWith(prefix)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return {
-    async get<T extends JsonValue = JsonValue>(key: string) {
-      checkKey(key);
-      const value = entries.get(key);
-      return (value === undefined ? undefined : copy(value)) as T | undefined;
-    },
-    set: (key, value) => batch([{ op: 'set', key, value }]),
-    delete: (key) => batch([{ op: 'delete', key }]),
-    async list(options = {}): Promise<KvEntry[]> {
-      return matching(options.prefix).map((key) => ({ key, value: copy(entries.get(key)!) }));
-    },
-    async clear(options = {}) {
-      const keys = matching(options.prefix);
-      for (const key of keys) entries.delete(key);
-      return keys.length;
-    },
-    batch,
-  };
+    return keys.length;
+  }
 }
 
 /**
@@ -173,21 +193,22 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
   if (!space) store.sessions.set(id, (space = { kv: new Map(), authState: new Map() }));
   const answers = options.auth ?? {};
   const controller = new AbortController();
-  let pending: { kind: RequestKind; resolve(value: string): void; reject(error: Error): void } | null = null;
+  const slot: { pending: PendingAuth | null } = { pending: null };
   let connection: PlatformConnection<JsonValue> | null = null;
+  let closed = false;
 
   const onAbort = (): void => {
-    pending?.reject(new AbortedError(`Session "${id}" was stopped.`));
-    pending = null;
+    slot.pending?.reject(new AbortedError(`Session "${id}" was stopped.`));
+    slot.pending = null;
   };
   controller.signal.addEventListener('abort', onAbort, { once: true });
 
   const answer = async (kind: RequestKind, value: string): Promise<void> => {
     if (connection?.submitAuth) await connection.submitAuth({ kind, value });
+    const pending = slot.pending;
     if (pending && pending.kind === kind) {
-      const p = pending;
-      pending = null;
-      p.resolve(value);
+      slot.pending = null;
+      pending.resolve(value);
     }
   };
 
@@ -207,66 +228,60 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     answer,
   };
 
-  const log = (level: RecordedLog['level']) => (msg: string, data?: Record<string, unknown>) => {
-    handle.logs.push(data === undefined ? { level, msg: String(msg) } : { level, msg: String(msg), data });
-  };
-
   // The same ctx.fetch as under a manager: the config's proxy and rate limit (on the real clock).
   const limiter = new SessionRateLimiter(systemClock);
   const net = createSessionFetch({ config, bucket: () => limiter.bucket(config), signal: controller.signal });
+  const kvStore = new TestKvStore(store);
 
-  const ctx: AdapterContext<z.output<TConfig>, z.output<TCredentials>> = {
-    id,
-    fetch: net.fetch,
-    platform: adapter.name,
-    config,
-    credentials,
+  // The kit's side of the one AdapterContext: it records what the adapter does.
+  const host: ContextHost = {
     signal: controller.signal,
-    log: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
-    stats: {
-      increment(name: string, by = 1) {
-        handle.stats[name] = (handle.stats[name] ?? 0) + by;
-      },
+    get closed() {
+      return closed;
     },
-    kv: mapKv(space.kv),
-    authState: mapKv(space.authState),
-    auth: {
-      qr(data: string, qrOptions: { expiresAt?: number } = {}) {
-        handle.qrs.push({ data: String(data), expiresAt: qrOptions.expiresAt ?? null });
-        const scan = answers.qr;
-        if (!scan) return;
-        setImmediate(() => {
-          if (controller.signal.aborted || !connection?.submitAuth) return;
-          const picked = scan(String(data));
-          const input: AuthInput = typeof picked === 'string' ? { kind: 'code', value: picked } : picked;
-          connection.submitAuth(input).catch((error: unknown) => handle.authErrors.push(error));
-        });
-      },
-      request(kind: RequestKind, requestOptions: { data?: JsonValue; expiresAt?: number } = {}) {
-        if (controller.signal.aborted) return Promise.reject(new AbortedError(`Session "${id}" was stopped.`));
-        handle.requests.push({ kind, data: requestOptions.data ?? null, expiresAt: requestOptions.expiresAt ?? null });
-        pending?.reject(new AbortedError('superseded by a newer auth request'));
-        const promise = new Promise<string>((resolve, reject) => {
-          pending = { kind, resolve, reject };
-        });
-        const value = answers[kind];
-        if (value !== undefined) setImmediate(() => void answer(kind, value).catch((error: unknown) => handle.authErrors.push(error)));
-        return promise;
-      },
+    get ended() {
+      return controller.signal.aborted;
     },
-    emitMessage(message: JsonValue) {
+    fetch: () => net.fetch,
+    kvStore: () => kvStore,
+    log(level, msg, data) {
+      handle.logs.push(data === undefined ? { level, msg } : { level, msg, data });
+    },
+    increment(name, by) {
+      handle.stats[name] = (handle.stats[name] ?? 0) + by;
+    },
+    showQr(data, expiresAt) {
+      handle.qrs.push({ data, expiresAt });
+      const scan = answers.qr;
+      if (!scan) return;
+      setImmediate(() => {
+        if (controller.signal.aborted || !connection?.submitAuth) return;
+        const picked = scan(data);
+        const input: AuthInput = typeof picked === 'string' ? { kind: 'code', value: picked } : picked;
+        connection.submitAuth(input).catch((error: unknown) => handle.authErrors.push(error));
+      });
+    },
+    requestAuth(kind, data, expiresAt) {
+      handle.requests.push({ kind, data, expiresAt });
+      const promise = openAuthRequest(slot, kind);
+      const value = answers[kind];
+      if (value !== undefined) setImmediate(() => void answer(kind, value).catch((error: unknown) => handle.authErrors.push(error)));
+      return promise;
+    },
+    inbound(message) {
       handle.messages.push(copy(message));
     },
-    expired(reason: string) {
-      handle.expired.push(String(reason));
+    expired(reason) {
+      handle.expired.push(reason);
     },
-    fail(error: unknown) {
+    fail(error) {
       handle.failures.push(error);
     },
     touch() {
       handle.touches++;
     },
   };
+  const ctx = new SessionContext(host, { id, platform: adapter.name, config, credentials }) as unknown as AdapterContext<z.output<TConfig>, z.output<TCredentials>>;
 
   connection = adapter.connect(ctx) as PlatformConnection<JsonValue>;
   const conn = connection;
@@ -278,6 +293,7 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
       try {
         await conn.stop();
       } finally {
+        closed = true; // as under a manager: a connection that was shut down no longer reaches storage
         await net.close();
       }
     },

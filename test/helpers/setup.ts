@@ -1,4 +1,4 @@
-import { SessionManager, type Adapter, type SessionManagerOptions } from 'multisession';
+import { SessionManager, memoryStorage, type Adapter, type SessionManagerOptions, type StorageDriver } from 'multisession';
 import { createManualClock } from 'multisession/testing';
 import { scriptedAdapter } from './scripted-adapter.js';
 
@@ -9,7 +9,9 @@ import { scriptedAdapter } from './scripted-adapter.js';
 export async function setup(overrides: Partial<SessionManagerOptions> = {}, extraAdapters: Adapter[] = []) {
   const clock = createManualClock();
   const scripted = scriptedAdapter();
+  const storage = overrides.storage ?? memoryStorage();
   const manager = new SessionManager({
+    storage,
     adapters: [scripted.adapter, ...extraAdapters],
     clock,
     health: { intervalMs: 1_000, timeoutMs: 500, unhealthyThreshold: 2, jitter: 0 },
@@ -18,6 +20,7 @@ export async function setup(overrides: Partial<SessionManagerOptions> = {}, extr
     startTimeoutMs: 3_000,
     ...overrides,
   });
+  stores.set(manager, storage);
   await manager.open();
   const edges = new Set<string>();
   const reasons: { id: string; from: string; to: string; reason: string }[] = [];
@@ -25,5 +28,14 @@ export async function setup(overrides: Partial<SessionManagerOptions> = {}, extr
     edges.add(`${e.from}->${e.to}`);
     reasons.push({ id: e.id, from: e.from, to: e.to, reason: e.reason });
   });
-  return { manager, clock, scripted, edges, reasons };
+  return { manager, clock, scripted, edges, reasons, storage };
+}
+
+const stores = new WeakMap<SessionManager, StorageDriver>();
+
+/** The store a manager made by {@link setup} keeps its sessions in (to check what was written). */
+export function storageOf(manager: SessionManager): StorageDriver {
+  const storage = stores.get(manager);
+  if (!storage) throw new Error('storageOf() knows only managers made by setup()');
+  return storage;
 }

@@ -114,7 +114,7 @@ describe('close()', () => {
     manager.on('session.state', (e) => states.push(`${e.id}:${e.to}:${e.reason}`));
     const desiredBefore = Object.fromEntries((await manager.list()).map((s) => [s.id, s.desiredState]));
     expect(desiredBefore['sim-0']).toBe('running');
-    expect((await manager.storage.getSession('sim-0'))!.desiredState).toBe('running');
+    expect((await storage.getSession('sim-0'))!.desiredState).toBe('running');
     await manager.close();
     expect(states.filter((s) => s.endsWith(':stopped:manager closing')).length).toBe(Object.keys(desiredBefore).length);
     await expect(manager.get('sim-0')).rejects.toBeInstanceOf(ManagerClosedError);

@@ -17,7 +17,7 @@ import {
 } from 'multisession';
 import { z } from 'zod';
 import { createManualClock } from 'multisession/testing';
-import { setup } from '../helpers/setup.js';
+import { setup, storageOf } from '../helpers/setup.js';
 import { scriptedAdapter, settle } from '../helpers/scripted-adapter.js';
 
 /** Every event of events.ts; the type below fails to compile when one is missing. */
@@ -72,8 +72,8 @@ async function harness() {
       if (!live) continue;
       out[`logs:${id}`] = dump(await m.logs(id, { limit: 10_000 }));
       out[`stats:${id}`] = dump(await m.stats(id));
-      out[`stored:${id}`] = dump(await m.storage.getSession(id));
-      out[`transitions:${id}`] = dump(await m.storage.listTransitions(id, 1000));
+      out[`stored:${id}`] = dump(await storageOf(m).getSession(id));
+      out[`transitions:${id}`] = dump(await storageOf(m).listTransitions(id, 1000));
     }
     return out;
   }
@@ -243,7 +243,7 @@ describe('duplicate-credential guard', () => {
     expect((dup as DuplicateCredentialsError).context).toMatchObject({ otherSessionId: 'a' });
     expect(dump(dup)).not.toContain(TOKEN);
     expect((await m.list()).map((x) => x.id)).toEqual(['a']);
-    expect(await m.storage.getSession('b')).toBeNull();
+    expect(await storageOf(m).getSession('b')).toBeNull();
 
     // Other credentials are fine; switching them to a's is refused and changes nothing.
     await m.create({ id: 'b', platform: 'scripted', credentials: { token: OTHER_TOKEN } });
@@ -283,11 +283,11 @@ describe('rotateSecretKey', () => {
     await m.create({ id: 'b', platform: 'scripted', credentials: { token: OTHER_TOKEN } });
     await m.create({ id: 'none', platform: 'scripted' });
     await m.start('a');
-    const sealedBefore = (await m.storage.getSession('a'))!.credentials!;
+    const sealedBefore = (await storageOf(m).getSession('a'))!.credentials!;
     expect(sealedBefore.startsWith('v1.')).toBe(true);
     const newKey = randomBytes(32).toString('hex');
     expect(await m.rotateSecretKey(newKey, { actor: 'ops' })).toEqual({ rotated: 2 });
-    const sealedAfter = (await m.storage.getSession('a'))!.credentials!;
+    const sealedAfter = (await storageOf(m).getSession('a'))!.credentials!;
     expect(sealedAfter).not.toBe(sealedBefore);
     expect(sealedAfter.split('.')[1]).not.toBe(sealedBefore.split('.')[1]); // another key id
     expect(sealedAfter).not.toContain(TOKEN);
@@ -368,11 +368,12 @@ describe('a persistent store needs a secret key', () => {
     const saved = process.env[SECRET_KEY_ENV];
     try {
       process.env[SECRET_KEY_ENV] = randomBytes(32).toString('base64');
-      const m = new SessionManager({ storage: persistentMemory(), adapters: [scriptedAdapter().adapter] });
+      const storage = persistentMemory();
+      const m = new SessionManager({ storage, adapters: [scriptedAdapter().adapter] });
       open.push(m);
       await m.open();
       await m.create({ id: 'a', platform: 'scripted', credentials: { token: TOKEN } });
-      const stored = (await m.storage.getSession('a'))!;
+      const stored = (await storage.getSession('a'))!;
       expect(stored.credentials!.startsWith('v1.')).toBe(true);
       expect(JSON.stringify(stored)).not.toContain(TOKEN);
       process.env[SECRET_KEY_ENV] = 'not-a-key';

@@ -1,4 +1,4 @@
-import type { LogEntry } from './snapshot.js';
+import type { LogEntry } from '../snapshot.js';
 
 const LEVEL_RANK = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 

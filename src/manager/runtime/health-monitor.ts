@@ -1,0 +1,116 @@
+import type { HealthReport } from '../../adapters/contract.js';
+import { HEALTH_STATUSES } from '../../lifecycle.js';
+import { scrubText } from '../../security/redact.js';
+import type { Attempt } from './attempt.js';
+import type { SessionRuntime } from './session-runtime.js';
+
+/**
+ * Health checks of a live attempt: a probe every `health.intervalMs` (with jitter), bounded by
+ * `health.timeoutMs`; `unhealthyThreshold` failures in a row make the session `degraded`, one
+ * more failure restarts it; `expired`/`unauthorized` end the attempt as expired. One task object
+ * per attempt is re-armed for every check (no allocation per tick, no closure per session).
+ */
+
+/** Arms the next check of `attempt`. */
+export function scheduleHealth(rt: SessionRuntime, attempt: Attempt): void {
+  const { intervalMs, jitter } = rt.core.options.health;
+  const delay = intervalMs * (1 - jitter * Math.random());
+  attempt.tickPending = true;
+  if (attempt.healthTask) attempt.healthTask.rearm(delay);
+  else attempt.healthTask = rt.core.scheduler.schedule(delay, onHealthTick, attempt);
+}
+
+const onHealthTick = (attempt: Attempt): void => checkHealth(attempt.runtime, attempt);
+
+const onHealthTimeout = (attempt: Attempt): void => {
+  const rt = attempt.runtime;
+  finishHealth(rt, attempt, attempt.checkSeq, { status: 'unhealthy', detail: `health check timed out after ${rt.core.options.health.timeoutMs} ms` });
+};
+
+function checkHealth(rt: SessionRuntime, attempt: Attempt): void {
+  attempt.tickPending = false;
+  if (attempt.ended || !attempt.connection) return;
+  if (attempt.checking) return scheduleHealth(rt, attempt);
+  attempt.checking = true;
+  const { timeoutMs } = rt.core.options.health;
+  // Armed at the end of this turn, and only if the probe is still running then (most answer
+  // at once, and never touch the timer heap).
+  (attempt.healthTimeout ??= rt.core.scheduler.task(onHealthTimeout, attempt)).rearmSoon(timeoutMs);
+  // Each probe answers for its own check only: a late answer of an abandoned (timed-out)
+  // probe must not count for the check after it.
+  const seq = ++attempt.checkSeq;
+  const onReport = (report: HealthReport) =>
+    finishHealth(
+      rt,
+      attempt,
+      seq,
+      report && HEALTH_STATUSES.includes(report.status)
+        ? report
+        : { status: 'unhealthy', detail: `health() returned ${JSON.stringify(report)}; expected { status: ${HEALTH_STATUSES.join(' | ')} }` },
+    );
+  const onError = (cause: unknown) => finishHealth(rt, attempt, seq, { status: 'unhealthy', detail: `health check failed: ${rt.scrub(cause)}` });
+  let probe: Promise<HealthReport>;
+  try {
+    probe = Promise.resolve(attempt.connection.health());
+  } catch (cause) {
+    probe = Promise.reject(cause);
+  }
+  probe.then(onReport, onError);
+}
+
+/** The in-flight check's result (or its timeout); a late result of a timed-out probe is ignored. */
+function finishHealth(rt: SessionRuntime, attempt: Attempt, seq: number, report: HealthReport): void {
+  if (!attempt.checking || seq !== attempt.checkSeq) return;
+  attempt.checking = false;
+  attempt.healthTimeout?.cancel();
+  if (attempt.ended) return;
+  if (report.detail) {
+    const secrets = rt.secrets();
+    if (secrets.length) report = { ...report, detail: scrubText(report.detail, secrets) };
+  }
+  applyHealth(rt, attempt, report);
+  if (!attempt.ended && !attempt.tickPending) scheduleHealth(rt, attempt);
+}
+
+function applyHealth(rt: SessionRuntime, attempt: Attempt, report: HealthReport): void {
+  const previous = rt.health;
+  const { unhealthyThreshold } = rt.core.options.health;
+  const at = rt.core.clock.now();
+  switch (report.status) {
+    case 'healthy':
+      attempt.healthFailures = 0;
+      rt.setHealth('healthy');
+      if (rt.state === 'degraded') rt.transition('ready', 'health recovered');
+      break;
+    case 'expired':
+    case 'unauthorized':
+      rt.setHealth(report.status);
+      attempt.end({ kind: 'expired', reason: report.detail ?? `health reported ${report.status}`, health: report.status });
+      break;
+    case 'unknown':
+      rt.setHealth('unknown');
+      break;
+    default: {
+      attempt.healthFailures++;
+      rt.setHealth('unhealthy');
+      const detail = report.detail ?? 'health check failed';
+      if (rt.state === 'degraded') {
+        attempt.end({ kind: 'failed', error: rt.adapterError('health', new Error(detail)) });
+      } else if (rt.state === 'ready' && attempt.healthFailures >= unhealthyThreshold) {
+        rt.setLastError({ code: 'UNHEALTHY', message: detail, at });
+        rt.transition('degraded', `${attempt.healthFailures} failed health checks: ${detail}`);
+      }
+    }
+  }
+  if (rt.health !== previous || report.status !== 'healthy') {
+    rt.emit('session.health', {
+      id: rt.id,
+      health: rt.health,
+      previous,
+      ...(report.detail ? { detail: report.detail } : {}),
+      failures: attempt.healthFailures,
+      at,
+    });
+    rt.persistStatus();
+  }
+}

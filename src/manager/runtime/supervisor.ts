@@ -1,0 +1,199 @@
+import pRetry from 'p-retry';
+import type { AdapterContext, PlatformConnection } from '../../adapters/contract.js';
+import { SessionContext } from '../../adapters/context.js';
+import { AbortedError, AdapterError, AdapterNotFoundError, MultisessionError } from '../../errors.js';
+import { deepFreeze, type JsonValue } from '../../types.js';
+import type { ScheduledTask } from '../scheduler.js';
+import { Attempt, ExpiredSignal, type Down, type Run } from './attempt.js';
+import { armWatchdog } from './auth-flow.js';
+import { scheduleHealth } from './health-monitor.js';
+import { scheduleIdle } from './idle-timer.js';
+import type { SessionRuntime } from './session-runtime.js';
+
+/**
+ * The supervisor of a running session: a p-retry loop of attempts with back-off, the teardown
+ * of each attempt, and the end of supervision (stopped, failed or expired). Once an attempt is
+ * live the supervision waits on a promise reaction, not a suspended frame: a ready session costs
+ * less.
+ */
+
+function delay(rt: SessionRuntime, n: number): number {
+  const { minDelayMs, maxDelayMs, factor } = rt.core.options.restart;
+  return Math.min(maxDelayMs, minDelayMs * factor ** n);
+}
+
+/** Supervises `run` (already the runtime's current run) until it is stopped, failed or expired. */
+export async function supervise(rt: SessionRuntime, run: Run, reason: string): Promise<void> {
+  let attempt: Attempt;
+  try {
+    attempt = await pRetry((n) => startAttempt(rt, run, n === 1 ? reason : 'retry'), {
+      retries: rt.core.options.restart.retries,
+      minTimeout: 0,
+      maxTimeout: 0,
+      factor: 1,
+      shouldRetry: async ({ error, retriesConsumed }) => {
+        // Only the adapter's own failures are worth retrying: a key that cannot decrypt, stored
+        // credentials that no longer validate, a missing adapter or an auth timeout will not
+        // mend themselves by waiting.
+        if (error instanceof ExpiredSignal || run.cancel.aborted) return false;
+        if (error instanceof MultisessionError && !(error instanceof AdapterError)) return false;
+        rt.transition('backoff', `start failed: ${error.message}`, run);
+        run.settle();
+        rt.countRestart();
+        await rt.core.scheduler.sleep(delay(rt, retriesConsumed), run.cancel);
+        return true;
+      },
+    });
+  } catch (error) {
+    return endSupervision(rt, run, error);
+  }
+  void attempt.down.then((down) => afterDown(rt, run, attempt, down));
+}
+
+/** A live attempt went down: restart after the first back-off step (a fresh p-retry loop), or end. */
+async function afterDown(rt: SessionRuntime, run: Run, attempt: Attempt, down: Down): Promise<void> {
+  await teardown(rt, attempt);
+  try {
+    if (down.kind !== 'failed') throw downError(rt, down);
+    failure(rt, down.error);
+    if (rt.core.options.restart.retries === 0) throw down.error;
+    rt.transition('backoff', `restarting: ${down.error.message}`, run);
+    rt.countRestart();
+    await rt.core.scheduler.sleep(delay(rt, 0), run.cancel);
+  } catch (error) {
+    return endSupervision(rt, run, error);
+  }
+  void supervise(rt, run, 'restart');
+}
+
+/** Supervision is over: record why (unless stopped), and release whoever waits. */
+function endSupervision(rt: SessionRuntime, run: Run, error: unknown): void {
+  if (!run.cancel.aborted) {
+    if (error instanceof ExpiredSignal) {
+      rt.setHealth(error.health);
+      rt.setLastError({ code: 'EXPIRED', message: error.reason, at: rt.core.clock.now() });
+      rt.transition('expired', error.reason, run);
+    } else {
+      const info = rt.errorInfo(error instanceof Error ? error : new Error(String(error)));
+      rt.setLastError(info);
+      rt.transition('failed', info.message, run);
+    }
+    rt.persistStatus();
+  }
+  rt.runEnded(run);
+  run.finish();
+}
+
+/** Connects and starts one attempt. Resolves with it once it is up; throws when it never came up. */
+async function startAttempt(rt: SessionRuntime, run: Run, reason: string): Promise<Attempt> {
+  if (run.cancel.aborted) throw run.cancel.reason;
+  const attempt = new Attempt(rt);
+  run.attempt = attempt;
+  const core = rt.core;
+  rt.transition('starting', reason, run);
+  let started: Promise<Down | null>;
+  try {
+    const adapter = rt.adapter;
+    if (!adapter) throw new AdapterNotFoundError(rt.record.platform, core.adapterNames());
+    const credentials = core.openCredentials(rt.record);
+    rt.count('starts'); // counted once the adapter is really asked to start
+    // The adapter reads the session's own config object, frozen: no copy per attempt.
+    const ctx = new SessionContext(attempt, { id: rt.id, platform: rt.record.platform, config: deepFreeze(rt.record.config), credentials });
+    const connection = adapter.connect(ctx as AdapterContext<any, any>) as PlatformConnection<JsonValue>;
+    if (!connection || typeof connection.start !== 'function' || typeof connection.stop !== 'function' || typeof connection.health !== 'function') {
+      throw new Error('connect() must return an object with start, stop, health and send');
+    }
+    attempt.connection = connection;
+    armWatchdog(rt, attempt);
+    // A start() that throws synchronously is a failed start like any other.
+    started = new Promise<void>((resolve) => resolve(connection.start())).then(
+      () => null,
+      (cause: unknown): Down => ({ kind: 'failed', error: rt.adapterError('start', cause) }),
+    );
+  } catch (cause) {
+    await teardown(rt, attempt);
+    throw failure(rt, cause instanceof MultisessionError ? cause : rt.adapterError('connect', cause));
+  }
+  const outcome = await Promise.race([started, attempt.down]);
+  if (outcome) {
+    attempt.end(outcome);
+    await teardown(rt, attempt);
+    throw downError(rt, outcome);
+  }
+  // Up.
+  attempt.watchdog?.cancel();
+  attempt.authTimer?.cancel();
+  attempt.watchdog = attempt.authTimer = null;
+  attempt.live = true;
+  rt.setAuth(null);
+  const previous = rt.health;
+  rt.setHealth('healthy');
+  // A restart that cured a failing session is announced; a first start is not news.
+  if (previous !== 'healthy' && previous !== 'unknown') {
+    rt.emit('session.health', { id: rt.id, health: 'healthy', previous, detail: 'connected', failures: 0, at: core.clock.now() });
+  }
+  rt.setReadyAt(core.clock.now());
+  rt.touch();
+  rt.transition('ready', 'connected', run);
+  rt.emit('session.ready', { id: rt.id, at: core.clock.now() });
+  run.settle();
+  scheduleHealth(rt, attempt);
+  scheduleIdle(rt, attempt);
+  return attempt;
+}
+
+function downError(rt: SessionRuntime, down: Down): Error {
+  if (down.kind === 'expired') return new ExpiredSignal(down.reason, down.health);
+  if (down.kind === 'aborted') return new AbortedError(`Session "${rt.id}" was stopped.`);
+  return failure(rt, down.error);
+}
+
+/** Counts and reports a failed attempt; returns the error for p-retry. */
+function failure(rt: SessionRuntime, error: Error): Error {
+  rt.count('failures');
+  rt.setLastError(rt.errorInfo(error));
+  rt.reportError(error);
+  return error;
+}
+
+/** Ends an attempt: timers, pending auth, the signal, then the adapter's stop() (bounded). */
+async function teardown(rt: SessionRuntime, attempt: Attempt): Promise<void> {
+  if (attempt.ended) return;
+  attempt.ended = true;
+  attempt.live = false;
+  attempt.cancelTimers();
+  attempt.pending?.reject(new AbortedError(`Session "${rt.id}" stopped waiting for authentication.`));
+  attempt.pending = null;
+  attempt.abort(new AbortedError(`Session "${rt.id}" is stopping.`));
+  rt.setAuth(null);
+  rt.setReadyAt(null);
+  const conn = attempt.connection;
+  if (!conn) {
+    attempt.closed = true;
+    await closeNet(attempt);
+    return;
+  }
+  const core = rt.core;
+  let timer: ScheduledTask | null = null;
+  try {
+    await Promise.race([
+      Promise.resolve().then(() => conn.stop()),
+      new Promise<void>((_, reject) => {
+        timer = core.scheduler.schedule(core.options.stopTimeoutMs, () => reject(new Error(`stop() did not finish within ${core.options.stopTimeoutMs} ms`)));
+      }),
+    ]);
+  } catch (cause) {
+    rt.log('warn', `adapter stop failed: ${rt.scrub(cause)}`);
+  } finally {
+    (timer as ScheduledTask | null)?.cancel();
+    attempt.closed = true;
+    await closeNet(attempt);
+  }
+}
+
+/** Destroys the attempt's proxy dispatcher (its sockets), if `ctx.fetch` made one. */
+async function closeNet(attempt: Attempt): Promise<void> {
+  const net = attempt.net;
+  attempt.net = null;
+  if (net) await net.close();
+}

@@ -1,0 +1,162 @@
+import { z } from 'zod';
+import { parseAdapterInput, type Adapter } from '../adapters/contract.js';
+import { InvalidTransitionError, SessionNotFoundError } from '../errors.js';
+import { keepRedactedProxy } from '../net/config.js';
+import type { CredentialVault } from '../security/credential-vault.js';
+import type { SessionPatch, SessionRecord, StorageDriver } from '../storage/driver.js';
+import type { JsonObject } from '../types.js';
+import type { EventHub, SessionManagerEvents } from './events.js';
+import type { ManagerCore } from './manager-core.js';
+import { SessionRuntime } from './runtime/session-runtime.js';
+import type { ParsedSessionInput, SessionUpdate } from './schemas.js';
+import type { SessionRegistry } from './session-registry.js';
+
+/**
+ * The writes of a session's stored spec: create, update, delete and key rotation. Each keeps the
+ * credential gate (no row sealed with an old key after a rotation read it), writes the audit entry
+ * and announces the change.
+ */
+
+/** The schemas a session whose adapter is not registered is updated with (stored data, as is). */
+const storedConfig = z.record(z.string(), z.json());
+const anyCredentials = z.unknown();
+
+const PLAIN_FIELDS = ['labels', 'metadata', 'priority', 'capacity', 'autoStart', 'idleTimeoutMs', 'allowSharedCredentials'] as const;
+
+/** What an update changes: the patch to write (without credentials), the changed field names, new credentials. */
+export interface UpdatePlan {
+  changes: Omit<SessionPatch, 'updatedAt' | 'credentials' | 'credentialsFingerprint'>;
+  changed: string[];
+  /** The new credentials (checked by the adapter's schema), to seal inside the key gate; undefined when unchanged. */
+  credentials?: unknown;
+}
+
+/**
+ * Compares a validated update with the stored record: a config is merged into the stored one
+ * and checked by the adapter's schema (a redacted proxy written back keeps the stored password),
+ * credentials count as changed when their fingerprint differs, other fields when their JSON does.
+ */
+export function planUpdate(adapter: Adapter | null, current: SessionRecord, data: SessionUpdate, vault: CredentialVault): UpdatePlan {
+  const plan: UpdatePlan = { changes: {}, changed: [] };
+  if (data.config !== undefined) {
+    const merged: Record<string, unknown> = { ...current.config, ...(data.config as object) };
+    if ('proxy' in merged) merged.proxy = keepRedactedProxy(merged.proxy, current.config.proxy);
+    const config = parseAdapterInput(adapter?.config ?? storedConfig, merged, 'session update', 'config') as JsonObject;
+    if (JSON.stringify(config) !== JSON.stringify(current.config)) {
+      plan.changes.config = config;
+      plan.changed.push('config');
+    }
+  }
+  if (data.credentials !== undefined) {
+    const credentials = parseAdapterInput(adapter?.credentials ?? anyCredentials, data.credentials, 'session update', 'credentials');
+    if (vault.fingerprint(credentials) !== current.credentialsFingerprint) {
+      plan.credentials = credentials;
+      plan.changed.push('credentials');
+    }
+  }
+  for (const key of PLAIN_FIELDS) {
+    if (data[key] === undefined) continue;
+    if (JSON.stringify(data[key]) === JSON.stringify(current[key])) continue;
+    (plan.changes as Record<string, unknown>)[key] = data[key];
+    plan.changed.push(key);
+  }
+  return plan;
+}
+
+type Audit = (action: string, sessionId: string | null, actor: string | undefined, details: JsonObject) => void;
+const SETTLED = { settled: Promise.resolve() };
+
+export class SessionWrites {
+  readonly #core: ManagerCore;
+  readonly #storage: StorageDriver;
+  readonly #sessions: SessionRegistry;
+  readonly #vault: CredentialVault;
+  readonly #events: EventHub<SessionManagerEvents>;
+  readonly #audit: Audit;
+
+  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; vault: CredentialVault; events: EventHub<SessionManagerEvents>; audit: Audit }) {
+    this.#core = deps.core;
+    this.#storage = deps.core.storage;
+    this.#sessions = deps.sessions;
+    this.#vault = deps.vault;
+    this.#events = deps.events;
+    this.#audit = deps.audit;
+  }
+
+  /** Stores a new session (stopped) and registers its runtime; `config` and `credentials` are already checked by the adapter. */
+  async create(adapter: Adapter, input: ParsedSessionInput, config: JsonObject, credentials: unknown, actor: string | undefined, fields: string[]): Promise<SessionRuntime> {
+    const release = this.#sessions.reserve();
+    const now = this.#core.clock.now();
+    const { id, labels, metadata, priority, capacity, autoStart, idleTimeoutMs, allowSharedCredentials } = input;
+    const runtime = await this.#vault
+      .withKey(async () => {
+        const sealed = this.#vault.seal(credentials);
+        const record = await this.#storage.createSession({
+          ...{ id, platform: adapter.name, config, labels, metadata, priority, capacity, autoStart, idleTimeoutMs, allowSharedCredentials },
+          ...{ desiredState: 'stopped', credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint },
+          ...{ state: 'stopped', health: 'unknown', lastError: null, lastActivityAt: null, createdAt: now, updatedAt: now },
+        });
+        // Registered inside the gate, so a key rotation that follows sees (and re-seals) it.
+        const created = new SessionRuntime(this.#core, adapter, record, { fresh: true });
+        this.#sessions.add(created);
+        return created;
+      })
+      .finally(release);
+    this.#audit('create', runtime.id, actor, { fields });
+    this.#events.emit('session.created', { id: runtime.id, session: runtime.snapshot(), at: now });
+    return runtime;
+  }
+
+  /** Applies a validated update (inside the session's queue); a config or credentials change restarts a running session. */
+  async update(rt: SessionRuntime, data: SessionUpdate, actor: string | undefined): Promise<{ settled: Promise<void> }> {
+    const plan = planUpdate(rt.adapter, rt.record, data, this.#vault);
+    if (plan.changed.length === 0) return SETTLED;
+    const now = this.#core.clock.now();
+    if (plan.credentials !== undefined) {
+      await this.#vault.withKey(async () => {
+        // Sealed inside the gate: a rotation may have changed the key meanwhile.
+        const sealed = this.#vault.seal(plan.credentials);
+        await rt.write({ ...plan.changes, credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint, updatedAt: now });
+      });
+    } else {
+      await rt.write({ ...plan.changes, updatedAt: now });
+    }
+    const { changed } = plan;
+    this.#audit('update', rt.id, actor, { fields: changed });
+    this.#events.emit('session.updated', { id: rt.id, session: rt.snapshot(), changed, at: now });
+    if (changed.includes('idleTimeoutMs')) rt.rescheduleIdle();
+    if ((changed.includes('config') || changed.includes('credentials')) && rt.record.desiredState === 'running' && rt.state !== 'stopped') {
+      const reason = changed.includes('credentials') ? 'credentials changed' : 'config changed';
+      await rt.stop(reason);
+      return rt.start(reason);
+    }
+    return SETTLED;
+  }
+
+  /** Deletes a session (inside its queue); a running one only with `force`. */
+  async remove(rt: SessionRuntime, force: boolean, actor: string | undefined): Promise<void> {
+    if (rt.deleted) throw new SessionNotFoundError(rt.id);
+    if (rt.state !== 'stopped' && rt.state !== 'failed' && rt.state !== 'expired' && !force) {
+      throw new InvalidTransitionError(rt.id, rt.state, 'deleted', { context: { hint: 'stop it first or pass { force: true }' } });
+    }
+    await rt.remove();
+    this.#sessions.delete(rt.id);
+    this.#vault.forget(rt.id);
+    this.#audit('delete', rt.id, actor, { force });
+    this.#events.emit('session.deleted', { id: rt.id, at: this.#core.clock.now() });
+  }
+
+  /** Re-seals every session's credentials with `newKey` in one transaction. */
+  async rotate(newKey: string, actor: string | undefined): Promise<{ rotated: number }> {
+    const { records, keyId } = await this.#vault.rotate(
+      newKey,
+      () => this.#sessions.all().map((rt) => rt.record),
+      () => this.#core.clock.now(),
+      (rows) => this.#storage.replaceCredentials(rows),
+    );
+    for (const record of records) this.#sessions.find(record.id)?.adoptRecord(record);
+    this.#audit('rotate-key', null, actor, { sessions: records.length, keyId });
+    await this.#core.persister.flush();
+    return { rotated: records.length };
+  }
+}

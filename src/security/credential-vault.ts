@@ -1,0 +1,127 @@
+import type { z } from 'zod';
+import { DecryptionError, ValidationError } from '../errors.js';
+import type { CredentialRewrite, SessionRecord } from '../storage/contract.js';
+import type { JsonValue } from '../types.js';
+import { CredentialCodec, parseSecretKey } from './credentials.js';
+import { secretStrings } from './redact.js';
+
+/**
+ * Everything the manager does with credentials, in one place: sealing before a write, opening for
+ * an adapter (checked by its schema), the secret strings to scrub from messages (cached per record
+ * version), and key rotation behind a readers–writer gate, so no row is sealed with the old key
+ * after a rotation has read it.
+ */
+export class CredentialVault {
+  #codec: CredentialCodec;
+  #secretCache = new Map<string, { version: number; strings: string[] }>();
+  /** Credential writes in flight, and the key rotation that waits for them. */
+  #writes = 0;
+  #drained: (() => void) | null = null;
+  #rotation: Promise<unknown> | null = null;
+
+  /** `key` (32 bytes, base64 or hex) may be absent only on a store that is not persistent. */
+  constructor(key: string | undefined, persistent: boolean) {
+    if (key !== undefined) parseSecretKey(key); // a bad key fails here, with a ValidationError
+    this.#codec = new CredentialCodec(key || undefined, persistent);
+  }
+
+  /** Sealed credentials and their fingerprint (both null when there are none). */
+  seal(credentials: unknown): { credentials: string | null; fingerprint: string | null } {
+    if (credentials === undefined || credentials === null) return { credentials: null, fingerprint: null };
+    const json = credentials as JsonValue;
+    return { credentials: this.#codec.seal(json), fingerprint: this.#codec.fingerprint(json) };
+  }
+
+  /** The keyed fingerprint of plain credentials (null when there are none). */
+  fingerprint(credentials: unknown): string | null {
+    return credentials === undefined || credentials === null ? null : this.#codec.fingerprint(credentials as JsonValue);
+  }
+
+  /** Decrypts a session's credentials and checks them with its adapter's schema (when it has one). */
+  open(record: SessionRecord, schema: z.ZodType | null): unknown {
+    const plain = record.credentials === null ? undefined : this.#codec.open(record.credentials);
+    if (!schema) return plain;
+    const parsed = schema.safeParse(plain);
+    if (!parsed.success) {
+      throw new ValidationError('stored credentials', parsed.error.issues.map((i) => ({ path: ['credentials', ...(i.path as (string | number)[])], message: i.message })));
+    }
+    return parsed.data;
+  }
+
+  /** The string values of the record's credentials, to scrub from messages. */
+  secretStringsOf(record: SessionRecord): string[] {
+    if (record.credentials === null) return [];
+    const cached = this.#secretCache.get(record.id);
+    if (cached && cached.version === record.version) return cached.strings;
+    let strings: string[] = [];
+    try {
+      strings = secretStrings(this.#codec.open(record.credentials));
+    } catch {
+      strings = [];
+    }
+    this.#secretCache.set(record.id, { version: record.version, strings: strings.slice() });
+    return strings;
+  }
+
+  /** Forgets what it cached about a deleted session. */
+  forget(id: string): void {
+    this.#secretCache.delete(id);
+  }
+
+  /**
+   * Runs a write that seals credentials with the current key. Many may run at once; a key
+   * rotation waits for them to finish and holds new ones back.
+   */
+  async withKey<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#rotation) await this.#rotation.catch(() => undefined);
+    this.#writes++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#writes === 0) this.#drained?.();
+    }
+  }
+
+  /**
+   * Re-seals every record `records()` gives (read once the credential writes in flight have
+   * landed) with `newKey` and hands the rewrites to `store` (one transaction); from then on the
+   * vault uses the new key. Throws `DecryptionError` (and changes
+   * nothing) when any record cannot be opened with the current key.
+   */
+  async rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[]) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
+    parseSecretKey(newKey);
+    while (this.#rotation) await this.#rotation.catch(() => undefined);
+    const rotation = this.#rotate(newKey, records, now, store);
+    this.#rotation = rotation;
+    try {
+      return await rotation;
+    } finally {
+      this.#rotation = null;
+    }
+  }
+
+  async #rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[]) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
+    if (this.#writes > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    this.#drained = null;
+    const next = this.#codec.withKey(newKey);
+    // Read once every credential write that started before the rotation has landed.
+    const rows = records()
+      .filter((r) => r.credentials !== null)
+      .map((r) => {
+        let plain: JsonValue;
+        try {
+          plain = this.#codec.open(r.credentials!);
+        } catch (cause) {
+          throw new DecryptionError(
+            `Key rotation stopped: the credentials of session "${r.id}" cannot be decrypted with the current key; set them again or delete the session first. Nothing was changed.`,
+            { cause, context: { sessionId: r.id } },
+          );
+        }
+        return { id: r.id, credentials: next.seal(plain), credentialsFingerprint: next.fingerprint(plain), expectedVersion: r.version, updatedAt: now() };
+      });
+    const written = await store(rows);
+    this.#codec = next;
+    this.#secretCache.clear();
+    return { records: written, keyId: next.keyId };
+  }
+}
