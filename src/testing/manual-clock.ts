@@ -52,7 +52,7 @@ class ManualTimerHandle {
   constructor(timer: Timer) {
     this.#timer = timer;
   }
-  /** @internal */
+  /** The timer behind a handle (for this clock's own clearTimeout). */
   static timerOf(handle: unknown): Timer | undefined {
     return handle instanceof ManualTimerHandle ? handle.#timer : undefined;
   }
