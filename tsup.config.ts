@@ -1,14 +1,23 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
-// One entry per subpath export. p-retry is ESM-only, so the CJS build bundles it;
-// the ESM build keeps every dependency external.
+// One entry per subpath export. Built-in adapters follow one pattern: the folder
+// src/adapters/<name>/ with an index.ts is the subpath multisession/adapters/<name>
+// (the `./adapters/*` entry of package.json), with nothing else to register.
+const adapters = Object.fromEntries(
+  readdirSync('src/adapters', { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(`src/adapters/${d.name}/index.ts`))
+    .map((d) => [`adapters/${d.name}/index`, `src/adapters/${d.name}/index.ts`]),
+);
 const entry = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
   'sqlite/index': 'src/storage/sqlite.ts',
   'postgres/index': 'src/storage/postgres.ts',
+  ...adapters,
 };
-// Database clients are the app's (optional peers), loaded only by their driver subpath.
+// Database clients and platform SDKs are the app's (optional peers), loaded only by their subpath.
+// p-retry is ESM-only, so the CJS build bundles it; the ESM build keeps every dependency external.
 const external = ['better-sqlite3', 'pg', 'kysely'];
 
 export default defineConfig([

@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^multisession\/testing$/, replacement: src('testing/index.ts') },
       { find: /^multisession\/sqlite$/, replacement: src('storage/sqlite.ts') },
       { find: /^multisession\/postgres$/, replacement: src('storage/postgres.ts') },
+      { find: /^multisession\/adapters\/([a-z0-9_-]+)$/, replacement: src('adapters/$1/index.ts') },
     ],
   },
   test: {

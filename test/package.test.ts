@@ -1,26 +1,51 @@
 /**
- * The package as users install it: every `exports` entry resolves for ESM and CommonJS, with
- * types, from outside the repository, and the published files hold no sources or tests.
+ * The package as users install it: the tarball `npm pack` makes from a fresh build, unpacked
+ * outside the repository; every `exports` entry (each adapter of `./adapters/*` too) resolves for
+ * ESM and CommonJS, with types, and the published files hold no sources or tests.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error a plain ES module of the build scripts, without types
+import { isFresh } from '../scripts/build-stamp.mjs';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
-const consumer = join(root, '.artifacts', 'consumer');
-const subpaths = ['multisession', 'multisession/testing', 'multisession/sqlite', 'multisession/postgres'];
+const artifacts = join(root, '.artifacts');
+const consumer = join(artifacts, 'consumer');
+const installed = join(consumer, 'node_modules', 'multisession');
+let subpaths: string[] = [];
+let packed: string[] = [];
+
+/** Every import specifier the exports map offers, the adapters of the wildcard entry by name. */
+function exportedSpecifiers(): string[] {
+  const { exports } = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+  return Object.keys(exports)
+    .filter((key) => key !== './package.json')
+    .flatMap((key) => {
+      if (!key.includes('*')) return [key === '.' ? 'multisession' : `multisession${key.slice(1)}`];
+      const folder = join(installed, 'dist', key.slice(2, key.indexOf('*')));
+      return existsSync(folder) ? readdirSync(folder).map((name) => `multisession${key.slice(1).replace('*', name)}`) : [];
+    });
+}
 
 beforeAll(async () => {
-  // CI builds before testing; a bare `npm test` on a fresh clone builds here.
-  if (!existsSync(join(root, 'dist', 'index.js'))) await run('npm', ['run', 'build'], { cwd: root, timeout: 240_000 });
+  // A build older than the sources (or none) is rebuilt: the test checks what the code is now.
+  if (!(isFresh as () => boolean)()) await run('npm', ['run', 'build'], { cwd: root, timeout: 300_000 });
   rmSync(consumer, { recursive: true, force: true });
   mkdirSync(join(consumer, 'node_modules'), { recursive: true });
-  symlinkSync(root, join(consumer, 'node_modules', 'multisession'), 'dir');
+  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', artifacts], { cwd: root });
+  const [info] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
+  packed = info!.files.map((f) => f.path);
+  mkdirSync(installed);
+  // Dependencies resolve from the repository's node_modules (the consumer sits inside it).
+  await run('tar', ['-xzf', join(artifacts, info!.filename), '-C', installed, '--strip-components=1']);
+  rmSync(join(artifacts, info!.filename));
   writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-}, 300_000);
+  subpaths = exportedSpecifiers();
+}, 400_000);
 
 describe('the published package', () => {
   it('every subpath loads with import and with require, with the same exports', async () => {
@@ -77,12 +102,21 @@ describe('the published package', () => {
     expect(result).toBe('');
   });
 
-  it('publishes only the build, README and CHANGELOG', async () => {
-    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root });
-    const files: string[] = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path);
+  it('publishes the build, README, CHANGELOG and the docs README links to; no sources or tests', async () => {
+    const files = packed;
     for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/sqlite/index.js', 'dist/postgres/index.cjs', 'dist/testing/index.d.ts', 'README.md', 'CHANGELOG.md', 'package.json']) {
       expect(files, f).toContain(f);
     }
-    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('examples/'))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('examples/') || f.endsWith('.build-stamp'))).toEqual([]);
+    // Every relative link of the README reaches a file of the package.
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const links = [...readme.matchAll(/\]\(((?!https?:|#)[^)#\s]+)/g)].map((m) => m[1]!.replace(/^\.\//, ''));
+    expect(links.length).toBeGreaterThan(0);
+    expect(links.filter((l) => !files.includes(l) && !files.some((f) => f.startsWith(`${l.replace(/\/$/, '')}/`)))).toEqual([]);
+  });
+
+  it('every exports entry is listed in the test (a new subpath cannot ship untested)', () => {
+    expect(subpaths).toEqual(expect.arrayContaining(['multisession', 'multisession/testing', 'multisession/sqlite', 'multisession/postgres']));
+    for (const p of subpaths) expect(p.startsWith('multisession')).toBe(true);
   });
 });

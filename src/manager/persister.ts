@@ -1,3 +1,4 @@
+import { StorageError } from '../errors.js';
 import type { AuditInput, StatDelta, StatusUpdate, StorageDriver, TransitionRecord } from '../storage/driver.js';
 
 const BATCH = 1000;
@@ -103,7 +104,7 @@ export class Persister {
       try {
         await fn();
       } catch (error) {
-        this.#onError(Object.assign(new Error(`Writing ${what} to storage failed: ${(error as Error)?.message ?? error}`), { cause: error }));
+        this.#onError(new StorageError(`Writing ${what} to storage failed: ${(error as Error)?.message ?? error}`, { cause: error }));
       }
     };
     for (let i = 0; i < audit.length; i += BATCH) await run('audit entries', () => this.#storage.appendAudit(audit.slice(i, i + BATCH)));
