@@ -1,29 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { postgresStorage } from 'multisession/postgres';
 import { checkpointConformanceSuite, sampleSessionRecord, storageConformanceSuite } from 'multisession/testing';
-import { PG_URL, fixture, runTs } from './fixtures/storage/helpers.js';
+import { PG_URL, fixture, postgresForTests, runTs } from './fixtures/storage/helpers.js';
 
 /**
  * Runs against the real server at MULTISESSION_PG_URL, in a fresh schema dropped afterwards.
  * Without a reachable server the file is skipped, except under CI where it must run.
  */
-const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
-const reachable = await admin.query('select 1').then(
-  () => true,
-  (err: Error) => {
-    if (process.env.CI) throw new Error(`PostgreSQL at ${PG_URL} must be reachable under CI: ${err.message}`);
-    return false;
-  },
-);
-const schema = `ms_test_${randomBytes(5).toString('hex')}`;
+const { reachable, admin, freshSchema } = await postgresForTests();
+const schema = freshSchema();
 const q = (name: string) => `"${schema}"."${name}"`;
-
-afterAll(async () => {
-  if (reachable) await admin.query(`drop schema if exists "${schema}" cascade`);
-  await admin.end();
-});
 
 const suite = reachable ? describe : describe.skip;
 const T0 = Date.UTC(2026, 0, 1);

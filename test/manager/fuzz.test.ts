@@ -6,8 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MultisessionError, SessionManager, SessionNotFoundError, canTransition, defineAdapter, type HealthReport, type JsonValue, type SessionManagerEventPayload, type SessionManagerOptions, type SessionState } from 'multisession';
 import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
-import pg from 'pg';
-import { afterAll } from 'vitest';
+import { PG_URL, postgresForTests } from '../helpers/postgres.js';
 import { setup, storageOf } from '../helpers/setup.js';
 import { createManualClock } from 'multisession/testing';
 import { z } from 'zod';
@@ -190,35 +189,18 @@ describe('the same on a real SQLite file (write-behind against a persistent stor
 });
 
 /** PostgreSQL at MULTISESSION_PG_URL, in a throw-away schema; skipped when unreachable, except under CI. */
-const PG_URL = process.env.MULTISESSION_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
-const pgReachable = await admin.query('select 1').then(
-  () => true,
-  (err: Error) => {
-    if (process.env.CI) throw new Error(`PostgreSQL at ${PG_URL} must be reachable under CI: ${err.message}`);
-    return false;
-  },
-);
-const pgSchema = `ms_fuzz_${randomBytes(5).toString('hex')}`;
-afterAll(async () => {
-  if (pgReachable) await admin.query(`drop schema if exists "${pgSchema}" cascade`);
-  await admin.end();
-});
+const { reachable: pgReachable, freshSchema } = await postgresForTests('ms_fuzz');
 
 (pgReachable ? describe : describe.skip)('the same on PostgreSQL (a store whose calls really interleave)', () => {
   it.each([21, 22])('seed %i', async (seed) => {
-    const storage = postgresStorage({ connectionString: PG_URL }, { schema: `${pgSchema}_${seed}`, poolSize: 4 });
-    try {
-      expect(await run(seed, 150, { storage, secretKey: randomBytes(32).toString('base64') })).toBe(150);
-    } finally {
-      await admin.query(`drop schema if exists "${pgSchema}_${seed}" cascade`);
-    }
+    const storage = postgresStorage({ connectionString: PG_URL }, { schema: freshSchema(), poolSize: 4 });
+    expect(await run(seed, 150, { storage, secretKey: randomBytes(32).toString('base64') })).toBe(150);
   });
 });
 
 (pgReachable ? describe : describe.skip)('delete and re-create on PostgreSQL while writes are behind', () => {
   it('the new session never inherits the deleted one\'s counters, history or context data', async () => {
-    const storage = postgresStorage({ connectionString: PG_URL }, { schema: `${pgSchema}_dr`, poolSize: 4 });
+    const storage = postgresStorage({ connectionString: PG_URL }, { schema: freshSchema(), poolSize: 4 });
     const { manager: m, scripted: s } = await setup({ storage, secretKey: randomBytes(32).toString('base64') });
     const dirty: string[] = [];
     try {
@@ -242,7 +224,6 @@ afterAll(async () => {
       expect(dirty).toEqual([]);
     } finally {
       await m.close();
-      await admin.query(`drop schema if exists "${pgSchema}_dr" cascade`);
     }
   });
 });

@@ -1,27 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { PG_URL, postgresForTests } from '../../../test/helpers/postgres.js';
 import { codeFromQr, startTestServer, waitForState } from './helpers.js';
 
 /**
  * The server on the real PostgreSQL server (`--db postgres://…`), in a fresh schema dropped
  * afterwards. Skipped only when no server is reachable outside CI; under CI it must run.
  */
-const PG_URL = process.env.MULTISESSION_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
-const reachable = await admin.query('select 1').then(
-  () => true,
-  (err: Error) => {
-    if (process.env.CI) throw new Error(`PostgreSQL at ${PG_URL} must be reachable under CI: ${err.message}`);
-    return false;
-  },
-);
-const schema = `ms_server_${randomBytes(5).toString('hex')}`;
-
-afterAll(async () => {
-  if (reachable) await admin.query(`drop schema if exists "${schema}" cascade`);
-  await admin.end();
-});
+const { reachable, freshSchema } = await postgresForTests('ms_server');
+const schema = freshSchema();
 
 (reachable ? describe : describe.skip)('server on PostgreSQL', () => {
   it('serves the API from PostgreSQL and restores a running session after a restart', async () => {
