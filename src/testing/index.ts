@@ -33,5 +33,5 @@ export { checkpointConformanceSuite, CHECKPOINT_SUITE_GROUPS } from './checkpoin
 export type { CheckpointSuiteGroup, CheckpointSuiteOptions, CheckpointSuiteTarget } from './checkpoint-suite.js';
 export { connectForTest, createAdapterTestStore } from './adapter-context.js';
 export type { AdapterTestContext, AdapterTestStore, AuthAnswers, ConnectForTestOptions, RecordedLog } from './adapter-context.js';
-export { adapterConformanceSuite, ADAPTER_SUITE_GROUPS } from './adapter-suite.js';
-export type { AdapterSuiteGroup, AdapterSuiteOptions } from './adapter-suite.js';
+export { adapterConformanceSuite, ADAPTER_SUITE_GROUPS } from './adapter-suite/index.js';
+export type { AdapterSuiteGroup, AdapterSuiteOptions } from './adapter-suite/index.js';
