@@ -1,6 +1,7 @@
-import { AbortedError, ManagerClosedError, SessionNotFoundError, TimeoutError } from '../errors.js';
+import { ManagerClosedError, SessionNotFoundError, TimeoutError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
 import { systemClock, type Clock } from '../types.js';
+import { abortReason } from './abort.js';
 import type { EventHub } from './events.js';
 import type { SessionManagerEvents } from './events.js';
 import type { SessionRuntime } from './runtime/session-runtime.js';
@@ -30,7 +31,7 @@ export class Waits {
     const id = rt.id;
     if (wanted.has(rt.state)) return Promise.resolve(rt.snapshot());
     const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason ?? new AbortedError('The wait was aborted.'));
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<SessionSnapshot>((resolve, reject) => {
       const fail = (error: Error) => {
         cleanup();
@@ -52,7 +53,7 @@ export class Waits {
       const onDeleted = (e: { id: string }) => {
         if (e.id === id) fail(new SessionNotFoundError(id));
       };
-      const onAbort = () => fail(signal?.reason ?? new AbortedError('The wait was aborted.'));
+      const onAbort = () => fail(abortReason(signal!) as Error);
       const timer =
         options.timeoutMs === undefined
           ? null

@@ -14,6 +14,29 @@ describe('the public surface', () => {
     await manager.close();
   });
 
+  it('a wait whose signal aborts without a reason rejects with AbortedError (not a TimeoutError)', async () => {
+    const manager = new SessionManager({ adapters: [], clock: createManualClock() });
+    await manager.open();
+    const keeper = defineAdapter({
+      name: 'keeper',
+      credentials: z.undefined(),
+      config: z.object({}),
+      connect: () => ({ async start() {}, async stop() {}, async health() { return { status: 'healthy' as const }; }, async send() {} }),
+    });
+    const m = new SessionManager({ adapters: [keeper], clock: createManualClock() });
+    await m.open();
+    await m.create({ id: 'a', platform: 'keeper' });
+    const ac = new AbortController();
+    const waiting = m.waitFor('a', 'ready', { signal: ac.signal });
+    ac.abort();
+    await expect(waiting).rejects.toMatchObject({ code: 'ABORTED', name: 'AbortedError' });
+    const before = new AbortController();
+    before.abort();
+    await expect(m.waitFor('a', 'ready', { signal: before.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    await m.close();
+    await manager.close();
+  });
+
   it('the store is not a public field (a write behind the manager would break its versions); its kind is', async () => {
     const manager = new SessionManager({ adapters: [] });
     expect('storage' in manager).toBe(false);

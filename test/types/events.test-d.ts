@@ -219,3 +219,11 @@ describe('defineAdapter generics', () => {
     });
   });
 });
+
+describe('only the manager emits', () => {
+  it('has no emit() and no public store', () => {
+    expectTypeOf(manager).not.toHaveProperty('emit');
+    expectTypeOf(manager).not.toHaveProperty('storage');
+    expectTypeOf(manager.on).returns.toEqualTypeOf<SessionManager>();
+  });
+});
