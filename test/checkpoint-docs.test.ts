@@ -26,8 +26,8 @@ function runnableBlocks(): { line: number; code: string }[] {
 describe('docs/checkpoint.md', () => {
   const blocks = runnableBlocks();
 
-  it('has both uses marked runnable', () => {
-    expect(blocks.length).toBe(2);
+  it('has both uses and the manual-clock example marked runnable', () => {
+    expect(blocks.length).toBe(3);
   });
 
   it.each(blocks.map((b) => [b.line, b.code] as const))('the example at line %i runs as written and prints what it says', async (line, code) => {

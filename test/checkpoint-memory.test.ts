@@ -52,7 +52,8 @@ describe('memory checkpoint with a manual clock', () => {
 
 describe('process() when the store fails now and then', () => {
   it('retries claims and completions after an error and still finishes every item once', async () => {
-    const inner = createMemoryCheckpointBackend();
+    const clock = createManualClock();
+    const inner = createMemoryCheckpointBackend({ clock });
     let claimFailures = 1;
     let completeFailures = 1;
     const flaky = {
@@ -66,22 +67,32 @@ describe('process() when the store fails now and then', () => {
         return inner.complete(...args);
       },
     };
-    const cp = createCheckpoint({ storage: flaky, stream: 'flaky' });
+    const cp = createCheckpoint({ storage: flaky, stream: 'flaky', clock });
     await cp.add(Array.from({ length: 40 }, (_, i) => ({ key: `k${i}` })));
     const errors: string[] = [];
     cp.on('process.error', (e) => errors.push(e.operation));
-    const summary = await cp.process(async () => 'ok', { owner: 'w', concurrency: 4, batchSize: 10, pollMs: 20, leaseMs: 10_000 });
+    let settled = false;
+    const running = cp
+      .process(async () => 'ok', { owner: 'w', concurrency: 4, batchSize: 10, pollMs: 20, leaseMs: 10_000 })
+      .finally(() => (settled = true));
+    // Each pause after an error is 20 ms of the manual clock; well within the 10 s lease.
+    for (let step = 0; step < 50 && !settled; step++) await clock.advance(20);
+    const summary = await running;
     expect(summary).toMatchObject({ reason: 'drained', completed: 40, lost: 0, errors: 2 });
     expect(errors.sort()).toEqual(['claim', 'complete']);
     expect(await cp.stats()).toMatchObject({ done: 40, processing: 0 });
   });
 
   it('stops polling an empty stream when its signal aborts (until: aborted)', async () => {
-    const cp = createCheckpoint({ storage: createMemoryCheckpointBackend(), stream: 'idle' });
+    const clock = createManualClock();
+    const cp = createCheckpoint({ storage: createMemoryCheckpointBackend({ clock }), stream: 'idle', clock });
     const ac = new AbortController();
     const running = cp.process(async () => {}, { owner: 'w', until: 'aborted', signal: ac.signal, pollMs: 10 });
+    await clock.advance(0); // the first claim finds the stream empty
     await cp.add([{ key: 'late' }]);
-    await new Promise((r) => setTimeout(r, 60));
+    expect((await cp.get('late'))?.status).toBe('pending');
+    await clock.advance(60); // a later poll picks it up
+    expect((await cp.get('late'))?.status).toBe('done');
     ac.abort();
     const summary = await running;
     expect(summary).toMatchObject({ reason: 'aborted', completed: 1 });
@@ -90,9 +101,9 @@ describe('process() when the store fails now and then', () => {
 });
 
 describe('process() in a script that does nothing else', () => {
-  it('keeps the process alive until it returns (its own waits are not unref\'d)', () => {
+  it('keeps the process alive until it returns (the unref\'d clock timers do not end it early), and leaves no handle behind', () => {
     const script = fileURLToPath(new URL('./fixtures/checkpoint/alive-script.ts', import.meta.url));
     const out = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 20_000 });
-    expect(out.trim().split('\n')).toEqual(['done 100', 'aborted aborted']);
+    expect(out.trim().split('\n')).toEqual(['done 100', 'aborted aborted', 'retried 1 1', 'handles left 0']);
   });
 });

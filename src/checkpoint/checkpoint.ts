@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { LeaseLostError, ValidationError } from '../errors.js';
 import { parseWith } from '../validation.js';
 import type { StorageDriver } from '../storage/driver.js';
-import type { JsonValue } from '../types.js';
+import { systemClock, type Clock, type JsonValue } from '../types.js';
 import {
   CHECKPOINT_STATUSES,
   type CheckpointBackend,
@@ -15,7 +15,8 @@ import {
   type ListPage,
   type NewCheckpointItem,
 } from './contract.js';
-import { runProcess, type ProcessOptions, type ProcessSummary, type WorkHandler } from './process.js';
+import type { ProcessOptions, ProcessSummary, WorkHandler } from './process.js';
+import { runProcess } from './worker/process-runner.js';
 
 const MAX_LEASE_MS = 24 * 60 * 60 * 1000;
 const streamSchema = z.string().min(1, 'give the stream a non-empty name').max(200);
@@ -37,6 +38,17 @@ export const checkpointOptionsSchema = z.object({
     })
     .refine((b) => b.maxMs >= b.minMs, { message: 'backoff.maxMs must be at least backoff.minMs' })
     .default({ minMs: 1000, maxMs: 5 * 60_000, factor: 2 }),
+  /**
+   * The time source of `process()`: its timers (renewal, deadlines, flush window, pauses) and its
+   * time reads. Default `systemClock`; pass `createManualClock()` to drive it by hand in tests.
+   * Lease expiry is still judged by the store's clock.
+   */
+  clock: z
+    .custom<Clock>(
+      (v) => !!v && typeof (v as Clock).now === 'function' && typeof (v as Clock).setTimeout === 'function' && typeof (v as Clock).clearTimeout === 'function',
+      'must have now(), setTimeout() and clearTimeout()',
+    )
+    .optional(),
 });
 
 const newItemSchema = z.object({
@@ -153,6 +165,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   readonly maxAttempts: number;
   readonly backoff: Readonly<{ minMs: number; maxMs: number; factor: number }>;
   readonly #backend: CheckpointBackend;
+  readonly #clock: Clock;
   #ready: Promise<void> | null = null;
 
   constructor(options: CheckpointOptions) {
@@ -162,6 +175,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     this.stream = parsed.stream;
     this.maxAttempts = parsed.maxAttempts;
     this.backoff = Object.freeze({ ...parsed.backoff });
+    this.#clock = parsed.clock ?? systemClock;
   }
 
   /** The backend kind: `memory`, `sqlite` or `postgres`. */
@@ -169,8 +183,8 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     return this.#backend.kind;
   }
 
-  /** @internal the backend, once its tables exist. */
-  async backend(): Promise<CheckpointBackend> {
+  /** The backend, once its tables exist. */
+  async #store(): Promise<CheckpointBackend> {
     if (!this.#ready) {
       this.#ready = this.#backend.init().catch((err: unknown) => {
         this.#ready = null;
@@ -197,7 +211,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       });
     }
     if (!unique.length) return 0;
-    return (await this.backend()).add(this.stream, unique);
+    return (await this.#store()).add(this.stream, unique);
   }
 
   /**
@@ -213,7 +227,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     const o = plain
       ? { owner: owner as string, limit: limit as number, leaseMs: leaseMs as number }
       : parseWith(claimSchema, options, 'claim options');
-    return (await this.backend()).claim(this.stream, { ...o, maxAttempts: this.maxAttempts });
+    return (await this.#store()).claim(this.stream, { ...o, maxAttempts: this.maxAttempts });
   }
 
   /**
@@ -223,7 +237,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   async claimKey(key: string, options: { owner: string; leaseMs?: number; payload?: JsonValue }): Promise<Lease | null> {
     const k = parseWith(keySchema, key, 'item key');
     const o = parseWith(claimKeySchema, options, 'claimKey options');
-    return (await this.backend()).claimKey(this.stream, k, {
+    return (await this.#store()).claimKey(this.stream, k, {
       owner: o.owner,
       leaseMs: o.leaseMs,
       payload: (o.payload as JsonValue | undefined) ?? null,
@@ -257,8 +271,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     return { key: l.key, token: l.token, owner: l.owner };
   }
 
-  /** @internal */
-  lost(ref: LeaseRef, operation: string): LeaseLostError {
+  #lost(ref: LeaseRef, operation: string): LeaseLostError {
     return new LeaseLostError(
       `Cannot ${operation} "${ref.key}" in stream "${this.stream}": the lease (token ${ref.token}, owner "${ref.owner}") is no longer held — it expired, was taken over, or was already completed, failed or released. Nothing was changed; claim the item again if it still needs work.`,
       { context: { stream: this.stream, key: ref.key, token: ref.token, owner: ref.owner, operation } },
@@ -269,8 +282,8 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   async renew(lease: Lease, leaseMs = 30_000): Promise<Lease> {
     const ref = this.#ref(lease);
     const ms = parseWith(leaseMsSchema, leaseMs, 'leaseMs');
-    const [expiresAt] = await (await this.backend()).renew(this.stream, [ref], ms);
-    if (expiresAt === null || expiresAt === undefined) throw this.lost(ref, 'renew');
+    const [expiresAt] = await (await this.#store()).renew(this.stream, [ref], ms);
+    if (expiresAt === null || expiresAt === undefined) throw this.#lost(ref, 'renew');
     return { ...lease, expiresAt };
   }
 
@@ -295,11 +308,11 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       rows[i] = { lease: refs[i]!, result };
     }
     if (!entries.length) return [];
-    const out = await (await this.backend()).complete(this.stream, rows);
+    const out = await (await this.#store()).complete(this.stream, rows);
     const outcomes = new Array<CompleteOutcome>(entries.length);
     for (let i = 0; i < entries.length; i++) {
       const lease = entries[i]!.lease;
-      outcomes[i] = out[i]?.ok ? { lease, ok: true } : { lease, ok: false, error: this.lost(refs[i]!, 'complete') };
+      outcomes[i] = out[i]?.ok ? { lease, ok: true } : { lease, ok: false, error: this.#lost(refs[i]!, 'complete') };
     }
     return outcomes;
   }
@@ -321,42 +334,42 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     const dead = attempts + 1 >= this.maxAttempts;
     const retryInMs = dead ? 0 : (o.retryInMs ?? this.retryDelay(attempts));
     const status = dead ? 'dead' : 'failed';
-    const res = await (await this.backend()).fail(this.stream, ref, { error: errorMessage(error), status, retryInMs });
-    if (!res.ok) throw this.lost(ref, 'fail');
+    const res = await (await this.#store()).fail(this.stream, ref, { error: errorMessage(error), status, retryInMs });
+    if (!res.ok) throw this.#lost(ref, 'fail');
     return { status, attempts: attempts + 1, retryInMs };
   }
 
   /** Gives the item back (pending, no attempt counted). */
   async release(lease: Lease): Promise<void> {
     const ref = this.#ref(lease);
-    const [res] = await (await this.backend()).release(this.stream, [ref]);
-    if (!res?.ok) throw this.lost(ref, 'release');
+    const [res] = await (await this.#store()).release(this.stream, [ref]);
+    if (!res?.ok) throw this.#lost(ref, 'release');
   }
 
   async get(key: string): Promise<CheckpointItem | null> {
-    return (await this.backend()).get(this.stream, parseWith(keySchema, key, 'item key'));
+    return (await this.#store()).get(this.stream, parseWith(keySchema, key, 'item key'));
   }
 
   /** Items ordered by key, a page at a time. */
   async list(query: { status?: CheckpointStatus; limit?: number; cursor?: string | null } = {}): Promise<ListPage> {
     const q = parseWith(listSchema, query, 'list query');
-    return (await this.backend()).list(this.stream, { status: q.status, limit: q.limit, cursor: q.cursor ?? null });
+    return (await this.#store()).list(this.stream, { status: q.status, limit: q.limit, cursor: q.cursor ?? null });
   }
 
   async stats(): Promise<CheckpointStats> {
-    return (await this.backend()).stats(this.stream);
+    return (await this.#store()).stats(this.stream);
   }
 
   /** Dead items back to pending with their attempts reset; returns how many. */
   async retryDead(): Promise<number> {
-    return (await this.backend()).retryDead(this.stream);
+    return (await this.#store()).retryDead(this.stream);
   }
 
   /** Deletes finished items (default status `done`) last changed at least `olderThanMs` ago. */
   async purge(options: { status?: Exclude<CheckpointStatus, 'processing'> | Exclude<CheckpointStatus, 'processing'>[]; olderThanMs?: number } = {}): Promise<number> {
     const o = parseWith(purgeSchema, options, 'purge options');
     const statuses = Array.isArray(o.status) ? o.status : [o.status];
-    return (await this.backend()).purge(this.stream, { statuses: [...new Set(statuses)], olderThanMs: o.olderThanMs });
+    return (await this.#store()).purge(this.stream, { statuses: [...new Set(statuses)], olderThanMs: o.olderThanMs });
   }
 
   /**
@@ -367,7 +380,21 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
    * or when `signal` aborts.
    */
   process(handler: WorkHandler, options: ProcessOptions): Promise<ProcessSummary> {
-    return runProcess(this, handler, options);
+    return runProcess(
+      {
+        stream: this.stream,
+        maxAttempts: this.maxAttempts,
+        clock: this.#clock,
+        backend: () => this.#store(),
+        retryDelay: (attempts) => this.retryDelay(attempts),
+        lost: (ref, operation) => this.#lost(ref, operation),
+        // The host's emit is typed per event already; widen the map so the generic call checks.
+        emit: (event, payload) => void (this as EventEmitter<Record<keyof CheckpointEvents, (payload: unknown) => void>>).emit(event, payload),
+        listens: (event) => this.listenerCount(event) > 0,
+      },
+      handler,
+      options,
+    );
   }
 }
 

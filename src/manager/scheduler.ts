@@ -89,7 +89,7 @@ export class Scheduler {
     return task;
   }
 
-  /** Used by tasks: (re)schedules a task `delayMs` from now. */
+  /** For {@link Task}: (re)schedules it `delayMs` from now. */
   arm(task: Task, delayMs: number): void {
     if (this.#closed) return;
     if (task.index >= 0) this.remove(task);
@@ -104,7 +104,7 @@ export class Scheduler {
   #soon: Task[] = [];
   #soonScheduled: NodeJS.Immediate | null = null;
 
-  /** Used by tasks: see {@link ScheduledTask.rearmSoon}. */
+  /** For {@link Task}: see {@link ScheduledTask.rearmSoon}. */
   armSoon(task: Task, delayMs: number): void {
     if (this.#closed) return;
     this.remove(task);
@@ -130,7 +130,7 @@ export class Scheduler {
     }
   };
 
-  /** Used by tasks: takes a task out of the heap (no-op when it is not in it). */
+  /** For {@link Task}: takes it out of the heap (no-op when it is not in it). */
   remove(task: Task): void {
     const i = task.index;
     if (i === DUE) task.index = -1; // taken out to run in this batch: cancelled before its turn

@@ -52,7 +52,7 @@ class ManualTimerHandle {
   constructor(timer: Timer) {
     this.#timer = timer;
   }
-  /** The timer behind a handle (for this clock's own clearTimeout). */
+  /** The timer behind a handle this module made (the class is not exported). */
   static timerOf(handle: unknown): Timer | undefined {
     return handle instanceof ManualTimerHandle ? handle.#timer : undefined;
   }

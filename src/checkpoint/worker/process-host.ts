@@ -1,0 +1,24 @@
+import type { LeaseLostError } from '../../errors.js';
+import type { Clock } from '../../types.js';
+import type { CheckpointEvents } from '../checkpoint.js';
+import type { CheckpointBackend, LeaseRef } from '../contract.js';
+
+/** What a checkpoint hands its `process()` runner: never part of the public class. */
+export interface ProcessHost {
+  readonly stream: string;
+  readonly maxAttempts: number;
+  /** Every timer and time read of the run. */
+  readonly clock: Clock;
+  /** The backend, once it is ready. */
+  backend(): Promise<CheckpointBackend>;
+  /** Retry delay after a lease that had `attempts` earlier failures fails again. */
+  retryDelay(attempts: number): number;
+  /** The error of a lease lost during `operation`. */
+  lost(ref: LeaseRef, operation: string): LeaseLostError;
+  emit<E extends keyof CheckpointEvents>(event: E, payload: Parameters<CheckpointEvents[E]>[0]): void;
+  /** Whether anyone listens (spares building payloads nobody reads). */
+  listens(event: keyof CheckpointEvents): boolean;
+}
+
+/** Where a lease was lost (the `lease.lost` event's `phase`). */
+export type LossPhase = Parameters<CheckpointEvents['lease.lost']>[0]['phase'];

@@ -1,0 +1,122 @@
+import { createCheckpoint, type CheckpointOptions } from '../../checkpoint/checkpoint.js';
+import type { CheckpointBackend } from '../../checkpoint/contract.js';
+import type { StorageDriver } from '../../storage/driver.js';
+import type { TestRunner } from '../runner.js';
+import { addGroup } from './add.js';
+import { claimKeyGroup } from './claim-key.js';
+import { claimGroup } from './claim.js';
+import { completeGroup } from './complete.js';
+import type { SuiteContext } from './context.js';
+import { expiryGroup } from './expiry.js';
+import { failGroup } from './fail.js';
+import { fencingGroup } from './fencing.js';
+import { inspectGroup } from './inspect.js';
+import { processGroup } from './process.js';
+import { releaseGroup } from './release.js';
+import { renewGroup } from './renew.js';
+import { validationGroup } from './validation.js';
+
+/** Groups of {@link checkpointConformanceSuite}; pass names in `skip` to switch groups off. */
+export const CHECKPOINT_SUITE_GROUPS = [
+  'add',
+  'claim',
+  'fencing',
+  'expiry',
+  'claim-key',
+  'renew',
+  'complete',
+  'fail',
+  'release',
+  'inspect',
+  'validation',
+  'process',
+] as const;
+export type CheckpointSuiteGroup = (typeof CHECKPOINT_SUITE_GROUPS)[number];
+
+/** Each group's tests, in the order above. */
+const GROUPS: Record<CheckpointSuiteGroup, (s: SuiteContext) => void> = {
+  add: addGroup,
+  claim: claimGroup,
+  fencing: fencingGroup,
+  expiry: expiryGroup,
+  'claim-key': claimKeyGroup,
+  renew: renewGroup,
+  complete: completeGroup,
+  fail: failGroup,
+  release: releaseGroup,
+  inspect: inspectGroup,
+  validation: validationGroup,
+  process: processGroup,
+};
+
+/** What the suite's factory returns for each test. */
+export interface CheckpointSuiteTarget {
+  /** A storage driver with `checkpoint()`, or a checkpoint backend. */
+  storage: StorageDriver | CheckpointBackend;
+  /** Called after each test. */
+  close?: () => Promise<void>;
+}
+
+export interface CheckpointSuiteOptions {
+  /** Shown in the suite's title: `checkpoint conformance: <name>`. */
+  name?: string;
+  /** Groups to leave out (see {@link CHECKPOINT_SUITE_GROUPS}). */
+  skip?: readonly CheckpointSuiteGroup[];
+}
+
+let streamCounter = 0;
+
+/**
+ * The checkpoint conformance suite: every rule of the checkpoint contract (atomic claims, fencing
+ * tokens that only grow, compare-and-swap changes that raise `LeaseLostError` and change nothing,
+ * expiry taken back by the claim, attempts and `dead`, `process()`), checked through the public
+ * `createCheckpoint` API. Our memory, SQLite and PostgreSQL backends pass it; run it on yours.
+ *
+ * Every test works in a stream of its own, so the factory may return the same store each time.
+ * Expiry is checked with short real leases (tens of milliseconds) and waits; nothing asserts on
+ * elapsed time. `process()`'s own timing (renewal) runs on a manual clock.
+ *
+ * One file per group in this folder; this one composes them.
+ *
+ * @example
+ * ```ts
+ * import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+ * import { memoryStorage } from 'multisession';
+ * import { checkpointConformanceSuite } from 'multisession/testing';
+ *
+ * checkpointConformanceSuite({ describe, it, expect, beforeEach, afterEach }, async () => ({ storage: memoryStorage() }), { name: 'memory' });
+ * ```
+ */
+export function checkpointConformanceSuite(
+  runner: TestRunner,
+  factory: () => Promise<CheckpointSuiteTarget>,
+  options: CheckpointSuiteOptions = {},
+): void {
+  const { describe, it, expect, beforeEach, afterEach } = runner;
+  const skip = new Set<string>(options.skip ?? []);
+  let target: CheckpointSuiteTarget | undefined;
+  let stream = '';
+  const context: SuiteContext = {
+    it,
+    expect,
+    open: (extra: Partial<Omit<CheckpointOptions, 'storage'>> = {}) => createCheckpoint({ storage: target!.storage, stream, ...extra }),
+    storage: () => target!.storage,
+    stream: () => stream,
+  };
+
+  describe(`checkpoint conformance: ${options.name ?? 'backend'}`, () => {
+    beforeEach(async () => {
+      target = await factory();
+      stream = `suite-${process.pid}-${Date.now().toString(36)}-${++streamCounter}`;
+    });
+    afterEach(async () => {
+      const t = target;
+      target = undefined;
+      await t?.close?.();
+    });
+
+    for (const name of CHECKPOINT_SUITE_GROUPS) {
+      if (!skip.has(name)) describe(name, () => GROUPS[name](context));
+    }
+  });
+}
