@@ -1,4 +1,6 @@
+import { z } from 'zod';
 import { ValidationError } from './errors.js';
+import type { Clock } from './types.js';
 
 /**
  * Validation helpers shared inside the library (not exported from the package root): zod
@@ -26,3 +28,9 @@ export function parseWith<T>(
   if (!result.success) throw fromZodError(what, result.error);
   return result.data;
 }
+
+/** An injected {@link Clock}: `now()`, `setTimeout()` and `clearTimeout()`. */
+export const clockSchema = z.custom<Clock>(
+  (v) => !!v && typeof (v as Clock).now === 'function' && typeof (v as Clock).setTimeout === 'function' && typeof (v as Clock).clearTimeout === 'function',
+  'must have now(), setTimeout() and clearTimeout()',
+);

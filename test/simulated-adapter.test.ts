@@ -4,6 +4,7 @@ import {
   adapterConformanceSuite,
   connectForTest,
   createAdapterTestStore,
+  createManualClock,
   parseSimulatedQr,
   simulatedAdapter,
   SIMULATED_AUTH_KEY,
@@ -138,10 +139,11 @@ describe('simulatedAdapter options', () => {
   });
 
   it('hangs on start until ctx.signal aborts', async () => {
-    const t = connectForTest(simulatedAdapter({ hangOnStart: true }), { credentials });
+    const clock = createManualClock();
+    const t = connectForTest(simulatedAdapter({ hangOnStart: true, clock }), { credentials });
     let settled = false;
     const start = t.connection.start().finally(() => (settled = true));
-    await new Promise((r) => setTimeout(r, 20));
+    await clock.advance(3_600_000); // an hour of its own time: nothing ends the hang but the signal
     expect(settled).toBe(false);
     t.controller.abort();
     await expect(start).rejects.toMatchObject({ code: 'ABORTED' });
@@ -149,12 +151,13 @@ describe('simulatedAdapter options', () => {
   });
 
   it('hangs on health until ctx.signal aborts', async () => {
-    const t = connectForTest(simulatedAdapter({ hangOnHealth: true }), { credentials });
+    const clock = createManualClock();
+    const t = connectForTest(simulatedAdapter({ hangOnHealth: true, clock }), { credentials });
     await t.connection.start();
     let settled = false;
     const checks = [t.connection.health(), t.connection.health()];
     void Promise.allSettled(checks).then(() => (settled = true));
-    await new Promise((r) => setTimeout(r, 20));
+    await clock.advance(3_600_000);
     expect(settled).toBe(false);
     await t.stop();
     for (const check of checks) await expect(check).rejects.toMatchObject({ code: 'ABORTED' });
@@ -227,15 +230,18 @@ describe('simulatedAdapter options', () => {
   });
 
   it('rotates the QR code when it expires', async () => {
-    const t = connectForTest(simulatedAdapter({ auth: 'qr', rotateQr: true, qrTtlMs: 10 }), { credentials });
+    const clock = createManualClock(0);
+    const t = connectForTest(simulatedAdapter({ auth: 'qr', rotateQr: true, qrTtlMs: 10, clock }), { credentials });
     const start = t.connection.start();
-    await until(() => t.qrs.length >= 3, 'three QR codes');
+    await until(() => t.qrs.length === 1, 'the first QR code');
+    await clock.advance(20);
+    expect(t.qrs.map((q) => q.expiresAt)).toEqual([10, 20, 30]);
+    expect(new Set(t.qrs.map((q) => parseSimulatedQr(q.data)!.code)).size).toBe(3);
     const last = parseSimulatedQr(t.qrs.at(-1)!.data)!.code;
     await t.connection.submitAuth!({ kind: 'code', value: last });
     await start;
-    const shown = t.qrs.length;
-    await new Promise((r) => setTimeout(r, 40));
-    expect(t.qrs).toHaveLength(shown);
+    await clock.advance(40);
+    expect(t.qrs).toHaveLength(3);
     await t.stop();
   });
 
@@ -280,9 +286,13 @@ describe('simulatedAdapter options', () => {
   });
 
   it('drops a live connection after disconnectAfterMs through ctx.fail', async () => {
-    const t = connectForTest(simulatedAdapter({ disconnectAfterMs: 10 }), { credentials });
+    const clock = createManualClock();
+    const t = connectForTest(simulatedAdapter({ disconnectAfterMs: 10, clock }), { credentials });
     await t.connection.start();
-    await until(() => t.failures.length === 1, 'the disconnect');
+    await clock.advance(9);
+    expect(t.failures).toEqual([]);
+    await clock.advance(1);
+    expect(t.failures).toHaveLength(1);
     expect(String(t.failures[0])).toMatch(/connection lost/);
     expect((await t.connection.health()).status).toBe('unknown');
     await expect(t.connection.send('x')).rejects.toThrow(/not connected/);
@@ -290,14 +300,14 @@ describe('simulatedAdapter options', () => {
   });
 
   it('delivers inbound traffic while ready, and none after stop', async () => {
-    const t = connectForTest(simulatedAdapter({ inboundEveryMs: 2 }), { credentials });
+    const clock = createManualClock();
+    const t = connectForTest(simulatedAdapter({ inboundEveryMs: 2, clock }), { credentials });
     await t.connection.start();
-    await until(() => t.messages.length >= 3, 'three inbound messages');
-    expect(t.messages.slice(0, 3)).toEqual([1, 2, 3].map((n) => ({ from: 'peer', text: `simulated inbound #${n}`, n })));
+    await clock.advance(6);
+    expect(t.messages).toEqual([1, 2, 3].map((n) => ({ from: 'peer', text: `simulated inbound #${n}`, n })));
     await t.stop();
-    const seen = t.messages.length;
-    await new Promise((r) => setTimeout(r, 20));
-    expect(t.messages).toHaveLength(seen);
+    await clock.advance(20);
+    expect(t.messages).toHaveLength(3);
     expect(t.failures).toEqual([]);
   });
 
@@ -362,9 +372,11 @@ describe('simulatedAdapter under a SessionManager', () => {
   });
 
   it('recovers from a simulated disconnect with a restart', async () => {
+    const clock = createManualClock();
     manager = new SessionManager({
-      adapters: [simulatedAdapter({ disconnectAfterMs: 20 })],
+      adapters: [simulatedAdapter({ disconnectAfterMs: 20, clock })],
       restart: { retries: 3, minDelayMs: 1, maxDelayMs: 5, factor: 1 },
+      clock,
     });
     await manager.open();
     const seen: string[] = [];
@@ -373,7 +385,9 @@ describe('simulatedAdapter under a SessionManager', () => {
     });
     await manager.create({ id: 'd-1', platform: 'simulated', credentials });
     await manager.start('d-1');
-    await until(() => seen.filter((s) => s === 'ready').length >= 2, 'a second ready after the drop');
+    await clock.advance(20); // the drop
+    await clock.advance(10); // the back-off (1 ms, on the scheduler's 10 ms grid) and the start
+    expect(seen.filter((s) => s === 'ready')).toHaveLength(2);
     expect(seen.slice(0, 4)).toEqual(['starting', 'ready', 'backoff', 'starting']);
     expect((await manager.stats('d-1')).failures).toBeGreaterThan(0);
   });

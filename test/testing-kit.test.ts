@@ -328,9 +328,13 @@ describe('connectForTest', () => {
       credentials: { token: 'tok-1' },
       auth: { qr: () => 'not-a-code' },
     });
-    const start = t.connection.start();
-    await new Promise((r) => setTimeout(r, 20));
+    let settled = false;
+    const start = t.connection.start().finally(() => (settled = true));
+    // The kit answers on a later turn of the event loop: wait for turns, not for time.
+    for (let i = 0; i < 50 && t.authErrors.length === 0; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
     // the wrong scan is recorded and the login stays pending
+    expect(settled).toBe(false);
     expect(t.authErrors).toHaveLength(1);
     expect(t.authErrors[0]).toMatchObject({ code: 'VALIDATION' });
     await t.stop();

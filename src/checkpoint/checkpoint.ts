@@ -1,7 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
 import { LeaseLostError, ValidationError } from '../errors.js';
-import { parseWith } from '../validation.js';
+import { clockSchema, parseWith } from '../validation.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { systemClock, type Clock, type JsonValue } from '../types.js';
 import {
@@ -43,12 +43,7 @@ export const checkpointOptionsSchema = z.object({
    * time reads. Default `systemClock`; pass `createManualClock()` to drive it by hand in tests.
    * Lease expiry is still judged by the store's clock.
    */
-  clock: z
-    .custom<Clock>(
-      (v) => !!v && typeof (v as Clock).now === 'function' && typeof (v as Clock).setTimeout === 'function' && typeof (v as Clock).clearTimeout === 'function',
-      'must have now(), setTimeout() and clearTimeout()',
-    )
-    .optional(),
+  clock: clockSchema.optional(),
 });
 
 const newItemSchema = z.object({

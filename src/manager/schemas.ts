@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { StorageDriver } from '../storage/driver.js';
-import type { Clock, JsonValue, Logger } from '../types.js';
+import type { JsonValue, Logger } from '../types.js';
+import { clockSchema } from '../validation.js';
 import type { Adapter } from '../adapters/contract.js';
 import { AUTH_KINDS, DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../lifecycle.js';
 
@@ -110,10 +111,6 @@ export const deleteOptionsSchema = controlOptionsSchema.unwrap().extend({
 }).default({ force: false });
 export type DeleteOptions = z.input<typeof deleteOptionsSchema>;
 
-const clockSchema = z.custom<Clock>(
-  (v) => !!v && typeof (v as Clock).now === 'function' && typeof (v as Clock).setTimeout === 'function' && typeof (v as Clock).clearTimeout === 'function',
-  'must have now(), setTimeout() and clearTimeout()',
-);
 const loggerSchema = z.custom<Logger>(
   (v) => !!v && ['debug', 'info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
   'must be pino-compatible: debug, info, warn and error methods',

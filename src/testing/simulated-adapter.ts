@@ -3,111 +3,10 @@ import { z } from 'zod';
 import { defineAdapter, type Adapter, type AdapterContext, type AuthInput, type HealthReport, type PlatformConnection } from '../adapters/contract.js';
 import { AbortedError, AuthNotPendingError, ValidationError } from '../errors.js';
 import { parseWith } from '../validation.js';
-import { HEALTH_STATUSES, type HealthStatus } from '../lifecycle.js';
-import type { JsonValue } from '../types.js';
+import type { Clock, JsonValue } from '../types.js';
+import { healthStepSchema, optionsSchema, type ResolvedOptions, type SimulatedAdapterOptions, type SimulatedHealthStep } from './simulated-options.js';
 
-/** A health step of the script: a bare status or a full report. */
-export type SimulatedHealthStep = HealthStatus | HealthReport;
-
-/** Options of {@link simulatedAdapter}. */
-export interface SimulatedAdapterOptions {
-  /** Platform name sessions refer to. Default `simulated`. */
-  name?: string;
-  description?: string;
-  /**
-   * How a session logs in. `none` (default): at once. `qr`: shows a QR code whose data is
-   * `multisession-demo:<session id>:<6-digit code>` and waits until the code is submitted
-   * (`manager.submitAuth(id, { kind: 'code', value: code })`, which is what "scanning" it means).
-   * `code` / `password`: asks with `ctx.auth.request(kind)` and checks the answer against
-   * `expectedCode` / `expectedPassword`.
-   */
-  auth?: 'none' | 'qr' | 'code' | 'password';
-  /** The code a `code` login expects. Default `'12345'`. */
-  expectedCode?: string;
-  /** The password a `password` login expects. Default `'secret'`. */
-  expectedPassword?: string;
-  /** QR login: accept any submitted value instead of only the QR's code. */
-  acceptAnyCode?: boolean;
-  /** QR login: how long a QR code is valid (its `expiresAt`). Default 60,000. */
-  qrTtlMs?: number;
-  /** QR login: show a fresh QR code (new code) each time one expires, as WhatsApp does. */
-  rotateQr?: boolean;
-  /** Wrong answers to a code/password request before start() rejects. Default 3. */
-  authAttempts?: number;
-  /** Remember a completed login in `ctx.authState`, so the next start skips the QR/code step. */
-  remember?: boolean;
-  /** Delay before start() proceeds, in ms (real, unref'd timer; aborted by ctx.signal). */
-  startDelayMs?: number;
-  /** Delay of stop(), in ms. */
-  stopDelayMs?: number;
-  /**
-   * What health() reports, check after check (counted per session id across restarts):
-   * an array of steps, or a function of the check number (from 0). Default: always healthy.
-   */
-  health?: readonly SimulatedHealthStep[] | ((n: number, info: { sessionId: string; start: number }) => SimulatedHealthStep);
-  /** With an array script: `hold` the last step (default) or `cycle` through the script again. */
-  healthMode?: 'hold' | 'cycle';
-  /** The first N start attempts of each session reject (counted per session id). */
-  failStarts?: number;
-  /** start() never resolves (until ctx.signal aborts it). */
-  hangOnStart?: boolean;
-  /** health() never resolves (until ctx.signal aborts it). */
-  hangOnHealth?: boolean;
-  /** send() rejects (with this message when a string). */
-  throwOnSend?: boolean | string;
-  /** Every sent action comes back as an inbound message through `ctx.emitMessage`. */
-  echo?: boolean;
-  /** When false, sessions may omit credentials. Default true. */
-  requireCredentials?: boolean;
-  /**
-   * Once ready, the connection drops after this many ms (real, unref'd timer): the adapter calls
-   * `ctx.fail(…)`, as a socket closing would, and the manager restarts it with back-off.
-   */
-  disconnectAfterMs?: number;
-  /** While ready, an inbound message `{ from: 'peer', text, n }` arrives every this many ms. */
-  inboundEveryMs?: number;
-  /**
-   * Tokens the platform refuses, like a revoked bot token: start() calls
-   * `ctx.expired('token rejected')` and rejects.
-   */
-  rejectTokens?: readonly string[];
-}
-
-const healthStepSchema = z.union([
-  z.enum(HEALTH_STATUSES),
-  z.strictObject({ status: z.enum(HEALTH_STATUSES), detail: z.string().optional() }),
-]);
-
-const optionsSchema = z.strictObject({
-  name: z.string().optional(),
-  description: z.string().optional(),
-  auth: z.enum(['none', 'qr', 'code', 'password']).default('none'),
-  expectedCode: z.string().min(1).default('12345'),
-  expectedPassword: z.string().min(1).default('secret'),
-  acceptAnyCode: z.boolean().default(false),
-  qrTtlMs: z.number().int().positive().default(60_000),
-  rotateQr: z.boolean().default(false),
-  authAttempts: z.number().int().positive().default(3),
-  remember: z.boolean().default(false),
-  startDelayMs: z.number().int().min(0).default(0),
-  stopDelayMs: z.number().int().min(0).default(0),
-  health: z
-    .union([
-      z.array(healthStepSchema).min(1, 'give at least one step'),
-      z.custom<(n: number, info: { sessionId: string; start: number }) => SimulatedHealthStep>((v) => typeof v === 'function', 'must be an array or a function'),
-    ])
-    .optional(),
-  healthMode: z.enum(['hold', 'cycle']).default('hold'),
-  failStarts: z.number().int().min(0).default(0),
-  hangOnStart: z.boolean().default(false),
-  hangOnHealth: z.boolean().default(false),
-  throwOnSend: z.union([z.boolean(), z.string()]).default(false),
-  echo: z.boolean().default(false),
-  requireCredentials: z.boolean().default(true),
-  rejectTokens: z.array(z.string()).default([]),
-  disconnectAfterMs: z.number().int().positive().optional(),
-  inboundEveryMs: z.number().int().positive().optional(),
-});
+export type { SimulatedAdapterOptions, SimulatedHealthStep };
 
 /**
  * The simulated adapter's per-session config.
@@ -167,19 +66,18 @@ export function parseSimulatedQr(data: string): { sessionId: string; code: strin
   return match ? { sessionId: match[1]!, code: match[2]! } : null;
 }
 
-/** Resolves after `ms` on an unref'd timer; rejects when `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Resolves after `ms` on `clock` (the system clock's timers are unref'd); rejects when `signal` aborts. */
+function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(abortReason(signal));
     const onAbort = (): void => {
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       reject(abortReason(signal!));
     };
-    const timer = setTimeout(() => {
+    const timer = clock.setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
-    timer.unref();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -198,7 +96,6 @@ function abortReason(signal: AbortSignal): Error {
   return reason instanceof Error && reason.name !== 'AbortError' ? reason : new AbortedError('The session was stopped.');
 }
 
-type ResolvedOptions = z.output<typeof optionsSchema>;
 type SimulatedContext = AdapterContext<SimulatedConfig, SimulatedCredentials | undefined>;
 
 /**
@@ -209,11 +106,11 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
   #phase: 'idle' | 'starting' | 'ready' | 'stopped' = 'idle';
   #sends = 0;
   /** The pending QR scan, while one is shown. */
-  #qr: { code: string; resolve(): void; timer: NodeJS.Timeout | null } | null = null;
+  #qr: { code: string; resolve(): void; timer: unknown } | null = null;
   /** One shared "never" for hung calls, so repeated hung health checks add no listeners. */
   #hung: Promise<never> | null = null;
   /** Timers of a live connection (disconnect, inbound), cleared on stop. */
-  #timers: NodeJS.Timeout[] | null = null;
+  #timers: unknown[] | null = null;
 
   constructor(
     private readonly o: ResolvedOptions,
@@ -235,11 +132,8 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
     const qr = this.#qr;
     if (!qr) return;
     qr.code = sixDigits();
-    this.ctx.auth.qr(`${QR_PREFIX}:${this.ctx.id}:${qr.code}`, { expiresAt: Date.now() + this.o.qrTtlMs });
-    if (this.o.rotateQr) {
-      qr.timer = setTimeout(() => this.#showQr(), this.o.qrTtlMs);
-      qr.timer.unref();
-    }
+    this.ctx.auth.qr(`${QR_PREFIX}:${this.ctx.id}:${qr.code}`, { expiresAt: this.o.clock.now() + this.o.qrTtlMs });
+    if (this.o.rotateQr) qr.timer = this.o.clock.setTimeout(() => this.#showQr(), this.o.qrTtlMs);
   }
 
   async #loginWithQr(): Promise<void> {
@@ -250,7 +144,7 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
     try {
       await Promise.race([scanned, untilAborted(this.ctx.signal)]);
     } finally {
-      if (this.#qr?.timer) clearTimeout(this.#qr.timer);
+      if (this.#qr?.timer) this.o.clock.clearTimeout(this.#qr.timer);
       this.#qr = null;
     }
   }
@@ -273,7 +167,7 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
     const { o, ctx } = this;
     this.#phase = 'starting';
     // ctx.signal is read only after a wait: a signal costs memory the moment it is first touched.
-    if (o.startDelayMs > 0) await sleep(o.startDelayMs, ctx.signal);
+    if (o.startDelayMs > 0) await sleep(o.clock, o.startDelayMs, ctx.signal);
     if (o.hangOnStart) await this.#hang();
     if (o.startDelayMs > 0 && ctx.signal.aborted) throw abortReason(ctx.signal);
     if (this.startNo <= o.failStarts) {
@@ -301,38 +195,37 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
   #armLiveTimers(): void {
     const { o, ctx } = this;
     if (o.disconnectAfterMs === undefined && o.inboundEveryMs === undefined) return;
-    const timers: NodeJS.Timeout[] = (this.#timers = []);
+    const timers: unknown[] = (this.#timers = []);
     if (o.disconnectAfterMs !== undefined) {
-      timers.push(
-        setTimeout(() => {
-          if (this.#phase !== 'ready') return;
-          this.#phase = 'stopped';
-          this.#clearTimers();
-          ctx.fail(new Error('connection lost (simulated disconnect)'));
-        }, o.disconnectAfterMs),
-      );
+      timers[0] = o.clock.setTimeout(() => {
+        if (this.#phase !== 'ready') return;
+        this.#phase = 'stopped';
+        this.#clearTimers();
+        ctx.fail(new Error('connection lost (simulated disconnect)'));
+      }, o.disconnectAfterMs);
     }
     if (o.inboundEveryMs !== undefined) {
       let n = 0;
-      timers.push(
-        setInterval(() => {
-          if (this.#phase === 'ready') ctx.emitMessage({ from: 'peer', text: `simulated inbound #${++n}`, n });
-        }, o.inboundEveryMs),
-      );
+      const every = o.inboundEveryMs;
+      const tick = (): void => {
+        if (this.#timers !== timers) return;
+        if (this.#phase === 'ready') ctx.emitMessage({ from: 'peer', text: `simulated inbound #${++n}`, n });
+        timers[1] = o.clock.setTimeout(tick, every);
+      };
+      timers[1] = o.clock.setTimeout(tick, every);
     }
-    for (const t of timers) t.unref();
   }
 
   #clearTimers(): void {
-    for (const t of this.#timers ?? []) clearTimeout(t);
+    for (const t of this.#timers ?? []) if (t !== undefined) this.o.clock.clearTimeout(t);
     this.#timers = null;
   }
 
   async stop(): Promise<void> {
     this.#phase = 'stopped';
     this.#clearTimers();
-    if (this.#qr?.timer) clearTimeout(this.#qr.timer);
-    if (this.o.stopDelayMs > 0) await sleep(this.o.stopDelayMs);
+    if (this.#qr?.timer) this.o.clock.clearTimeout(this.#qr.timer);
+    if (this.o.stopDelayMs > 0) await sleep(this.o.clock, this.o.stopDelayMs);
   }
 
   async health(): Promise<HealthReport> {
