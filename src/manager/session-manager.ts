@@ -375,7 +375,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    */
   checkpoint(stream: string, options: Omit<CheckpointOptions, 'storage' | 'stream'> = {}): Checkpoint {
     this.#assertOpen();
-    return createCheckpoint({ ...options, storage: this.#storage, stream } as CheckpointOptions);
+    return createCheckpoint({ clock: this.#clock, ...options, storage: this.#storage, stream } as CheckpointOptions);
   }
 
   /**
