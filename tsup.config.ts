@@ -5,8 +5,8 @@ import { defineConfig } from 'tsup';
 const entry = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
-  'sqlite/index': 'src/storage/sqlite.ts',
-  'postgres/index': 'src/storage/postgres.ts',
+  'sqlite/index': 'src/storage/sqlite/index.ts',
+  'postgres/index': 'src/storage/postgres/index.ts',
 };
 // Database clients are the app's (optional peers), loaded only by their driver subpath.
 const external = ['better-sqlite3', 'pg', 'kysely'];

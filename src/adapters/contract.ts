@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { fromZodError } from '../validation.js';
 import type { AuthKind, HealthStatus } from '../lifecycle.js';
-import type { KvEntry, KvOperation } from '../storage/driver.js';
+import type { KvEntry, KvOperation } from '../storage/contract.js';
 import type { JsonValue } from '../types.js';
 import type { SessionFetch } from '../net/session-fetch.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { StorageDriver } from '../storage/driver.js';
+import type { StorageDriver } from '../storage/contract.js';
 import type { Clock, JsonValue, Logger } from '../types.js';
 import type { Adapter } from '../adapters/contract.js';
 import { AUTH_KINDS, DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../lifecycle.js';
@@ -101,7 +101,7 @@ const loggerSchema = z.custom<Logger>(
   'must be pino-compatible: debug, info, warn and error methods',
 );
 const storageSchema = z.custom<StorageDriver>(
-  (v) => !!v && typeof (v as StorageDriver).init === 'function' && typeof (v as StorageDriver).createSession === 'function',
+  (v) => !!v && typeof (v as StorageDriver).init === 'function' && typeof (v as StorageDriver).sessions?.create === 'function',
   'must be a StorageDriver (memoryStorage(), sqliteStorage(…), postgresStorage(…))',
 );
 const adapterSchema = z.custom<Adapter>(

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { SessionKv } from '../adapters/contract.js';
 import { parseWith } from '../validation.js';
-import type { KvEntry, KvOperation, StorageDriver } from '../storage/driver.js';
+import type { KvEntry, KvOperation, KvStore } from '../storage/contract.js';
 import type { JsonValue } from '../types.js';
 
 const keySchema = z.string().min(1, 'must not be empty').max(512, 'must be at most 512 characters');
@@ -18,18 +18,18 @@ const opsSchema = z.array(
 );
 
 /**
- * One session's key-value space over the storage driver. Keys live under a namespace prefix
+ * One session's key-value space over the store's `kv` capability. Keys live under a namespace prefix
  * (`ctx:` for context data, `auth:` for auth state), so `clear()` and `logout()` can drop one
  * namespace and keep the other; the session id scopes every call, so no session reaches another's.
  */
 export class NamespacedKv implements SessionKv {
-  readonly #storage: StorageDriver;
+  readonly #storage: KvStore;
   readonly #sessionId: string;
   readonly #prefix: string;
   readonly #guard: () => void;
 
   /** `guard` throws when this view may no longer be used (a connection that was shut down). */
-  constructor(storage: StorageDriver, sessionId: string, prefix: string, guard: () => void = () => {}) {
+  constructor(storage: KvStore, sessionId: string, prefix: string, guard: () => void = () => {}) {
     this.#storage = storage;
     this.#sessionId = sessionId;
     this.#prefix = prefix;
@@ -39,7 +39,7 @@ export class NamespacedKv implements SessionKv {
   async get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined> {
     this.#guard();
     parseWith(keySchema, key, 'KV key');
-    return (await this.#storage.kvGet(this.#sessionId, this.#prefix + key)) as T | undefined;
+    return (await this.#storage.get(this.#sessionId, this.#prefix + key)) as T | undefined;
   }
 
   async set(key: string, value: JsonValue): Promise<void> {
@@ -53,20 +53,20 @@ export class NamespacedKv implements SessionKv {
   async list(options?: { prefix?: string }): Promise<KvEntry[]> {
     this.#guard();
     const prefix = this.#prefix + (parseWith(prefixOptionsSchema, options, 'KV list options').prefix ?? '');
-    const entries = await this.#storage.kvList(this.#sessionId, { prefix });
+    const entries = await this.#storage.list(this.#sessionId, { prefix });
     return entries.map((e) => ({ key: e.key.slice(this.#prefix.length), value: e.value }));
   }
 
   async clear(options?: { prefix?: string }): Promise<number> {
     this.#guard();
     const prefix = parseWith(prefixOptionsSchema, options, 'KV clear options').prefix ?? '';
-    return this.#storage.kvClear(this.#sessionId, { prefix: this.#prefix + prefix });
+    return this.#storage.clear(this.#sessionId, { prefix: this.#prefix + prefix });
   }
 
   async batch(ops: KvOperation[]): Promise<void> {
     this.#guard();
     const checked = parseWith(opsSchema, ops, 'KV operations');
-    await this.#storage.kvWrite(
+    await this.#storage.write(
       this.#sessionId,
       checked.map((o) => (o.op === 'set' ? { op: 'set', key: this.#prefix + o.key, value: o.value } : { op: 'delete', key: this.#prefix + o.key })),
     );

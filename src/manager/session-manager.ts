@@ -18,8 +18,9 @@ import {
 import { parseWith } from '../validation.js';
 import { CredentialCodec, SECRET_KEY_ENV, parseSecretKey } from '../security/credentials.js';
 import { secretStrings } from '../security/redact.js';
-import type { AuditEntry, SessionPatch, SessionRecord, StorageDriver } from '../storage/driver.js';
-import { memoryStorage } from '../storage/memory.js';
+import { requireCapability, type AuditEntry, type SessionPatch, type SessionRecord, type StorageDriver } from '../storage/contract.js';
+import { guardStore } from '../storage/guarded-storage.js';
+import { memoryStorage } from '../storage/memory/memory-storage.js';
 import { keepRedactedProxy } from '../net/config.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger, systemClock } from '../types.js';
@@ -134,7 +135,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     super();
     const opts = parseWith(managerOptionsSchema, options, 'SessionManager options');
     this.options = Object.freeze(opts);
-    this.storage = opts.storage ?? memoryStorage();
+    this.storage = guardStore(opts.storage ?? memoryStorage());
     this.#clock = opts.clock ?? systemClock;
     this.#logger = opts.logger ?? silentLogger;
     for (const adapter of opts.adapters) {
@@ -181,7 +182,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     this.#phase = 'opening';
     try {
       await this.storage.init();
-      const records = await this.storage.listSessions();
+      const records = await this.storage.sessions.list();
       const toStart: SessionRuntime[] = [];
       for (const record of records) {
         const adapter = this.#adapters.get(record.platform);
@@ -287,7 +288,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     this.#creating++;
     const runtime = await this.#withCredentialKey(async () => {
       const sealed = this.#seal(credentials);
-      const record = await this.storage.createSession({
+      const record = await this.storage.sessions.create({
       id: data.id,
       platform: adapter.name,
       config,
@@ -431,7 +432,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       // session lands after the delete (on a new session that takes the same id).
       this.#persister.forget(id);
       await this.#persister.flush();
-      await this.storage.deleteSession(id);
+      await this.storage.sessions.delete(id);
       this.#runtimes.delete(id);
       this.#secretCache.delete(id);
       this.#audit('delete', id, opts.actor, { force: opts.force });
@@ -513,7 +514,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
         await rt.platformLogout();
         await rt.stop('logout');
       }
-      await this.storage.kvClear(id, { prefix: AUTH_PREFIX });
+      await this.storage.kv?.clear(id, { prefix: AUTH_PREFIX });
       this.#audit('logout', id, ctl.actor, {});
       return wasRunning ? rt.start('logout') : { settled: Promise.resolve() };
     });
@@ -527,7 +528,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const ctl = parseWith(controlOptionsSchema, options, 'options');
     return rt.enqueue(async () => {
       this.#assertLive(rt);
-      const removed = await this.storage.kvClear(id, { prefix: CONTEXT_PREFIX });
+      const removed = (await this.storage.kv?.clear(id, { prefix: CONTEXT_PREFIX })) ?? 0;
       this.#audit('clear', id, ctl.actor, { removed });
       return removed;
     });
@@ -546,7 +547,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   /** The session's context-data KV (the same space the adapter sees as `ctx.kv`). */
   kv(id: string): SessionKv {
     this.#runtime(id);
-    return new NamespacedKv(this.storage, id, CONTEXT_PREFIX);
+    return new NamespacedKv(requireCapability(this.storage, 'kv'), id, CONTEXT_PREFIX);
   }
 
   // ------------------------------------------------------------------ observability
@@ -563,8 +564,9 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   /** Built-in counters and the adapter's custom counters. */
   async stats(id: string): Promise<SessionStatistics> {
     this.#runtime(id);
+    const counters = requireCapability(this.storage, 'counters');
     await this.#persister.flush();
-    const raw = await this.storage.getStats(id);
+    const raw = await counters.get(id);
     const stats: SessionStatistics = { id, starts: 0, restarts: 0, failures: 0, messagesIn: 0, messagesOut: 0, errors: 0, custom: {} };
     for (const [name, value] of Object.entries(raw)) {
       if (name.startsWith(CUSTOM_COUNTER_PREFIX)) stats.custom[name.slice(CUSTOM_COUNTER_PREFIX.length)] = value;
@@ -634,9 +636,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   /** The audit log, newest first. */
   async audit(query: { sessionId?: string; action?: string; since?: number; limit?: number } = {}): Promise<AuditEntry[]> {
     this.#assertOpen();
+    const audit = requireCapability(this.storage, 'audit');
     const q = parseWith(auditQuerySchema, query, 'audit query');
     await this.#persister.flush();
-    return this.storage.listAudit(q);
+    return audit.list(q);
   }
 
   /**
@@ -652,7 +655,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    */
   checkpoint(stream: string, options: Omit<CheckpointOptions, 'storage' | 'stream'> = {}): Checkpoint {
     this.#assertOpen();
-    return createCheckpoint({ ...options, storage: this.storage, stream } as CheckpointOptions);
+    // The storage is open and its lifecycle is the manager's: the checkpoint must not reopen it
+    // after close() (its calls are refused then), so it gets a view whose init() opens nothing.
+    const storage = { kind: this.storage.kind, init: async () => {}, checkpoint: requireCapability(this.storage, 'checkpoint') };
+    return createCheckpoint({ ...options, storage, stream } as CheckpointOptions);
   }
 
   // ------------------------------------------------------------------ secrets
@@ -691,7 +697,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       }
       return { id: rt.id, credentials: next.seal(plain), credentialsFingerprint: next.fingerprint(plain), expectedVersion: rt.record.version, updatedAt: this.#clock.now() };
     });
-    const records = await this.storage.replaceCredentials(rows);
+    const records = await this.storage.sessions.replaceCredentials(rows);
+    if (!records) throw await this.#lostRewrite(rows);
     for (const record of records) {
       const rt = this.#runtimes.get(record.id);
       if (rt) rt.record = record;
@@ -781,15 +788,23 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** Versioned write; on a lost update re-reads the record so the caller's retry can succeed. */
   async #write(rt: SessionRuntime, patch: SessionPatch): Promise<SessionRecord> {
-    try {
-      return await this.storage.updateSession(rt.id, patch, rt.record.version);
-    } catch (error) {
-      if (error instanceof ConflictError) {
-        const fresh = await this.storage.getSession(rt.id).catch(() => null);
-        if (fresh && !fresh.readError) rt.record = fresh;
-      }
-      throw error;
+    const expectedVersion = rt.record.version;
+    const updated = await this.storage.sessions.update(rt.id, patch, expectedVersion);
+    if (updated) return updated;
+    const fresh = await this.storage.sessions.get(rt.id).catch(() => undefined);
+    if (fresh === null) throw new SessionNotFoundError(rt.id);
+    if (fresh && !fresh.readError) rt.record = fresh;
+    throw conflictError(rt.id, expectedVersion, fresh?.version ?? null, 'read it again and retry');
+  }
+
+  /** Why a key rotation's compare-and-swap was lost: the first session gone or changed meanwhile. */
+  async #lostRewrite(rows: { id: string; expectedVersion: number }[]): Promise<MultisessionError> {
+    for (const { id, expectedVersion } of rows) {
+      const fresh = await this.storage.sessions.get(id).catch(() => undefined);
+      if (fresh === null) return new SessionNotFoundError(id);
+      if (fresh?.version !== expectedVersion) return conflictError(id, expectedVersion, fresh?.version ?? null, 'nothing was rewritten, read it again and retry');
     }
+    return conflictError(rows[0]!.id, rows[0]!.expectedVersion, null, 'nothing was rewritten, read it again and retry');
   }
 
   /**
@@ -871,4 +886,12 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     }
     this.#emit('manager.error', { error: err, at: this.#clock.now() });
   }
+}
+
+/** A lost compare-and-swap on a session's version, with the versions in `context`. */
+function conflictError(sessionId: string, expectedVersion: number, actualVersion: number | null, advice: string): ConflictError {
+  return new ConflictError(
+    `Session "${sessionId}" was changed by someone else (expected version ${expectedVersion}${actualVersion === null ? '' : `, stored version ${actualVersion}`}); ${advice}.`,
+    { context: { sessionId, expectedVersion, actualVersion } },
+  );
 }

@@ -11,7 +11,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import { redact, scrubDeep, scrubError, scrubText } from '../security/redact.js';
-import type { SessionError, SessionRecord } from '../storage/driver.js';
+import { requireCapability, type SessionError, type SessionRecord } from '../storage/contract.js';
 import { createSessionFetch, type SessionFetch, type SessionFetchHandle } from '../net/session-fetch.js';
 import { SessionRateLimiter } from '../net/session-limiter.js';
 import type { TokenBucket } from '../net/token-bucket.js';
@@ -210,7 +210,7 @@ export class SessionRuntime {
    */
   loadHistory(): Promise<void> {
     if (this.#history === true) return Promise.resolve();
-    this.#history ??= this.#core.storage.listTransitions(this.id, this.#core.options.historySize).then(
+    this.#history ??= (this.#core.storage.history?.list(this.id, this.#core.options.historySize) ?? Promise.resolve([])).then(
       (stored) => {
         this.transitions = stored.map((t) => ({ from: t.from, to: t.to, reason: t.reason, at: t.at })).concat(this.transitions).slice(-this.#core.options.historySize);
         this.#history = true;
@@ -946,11 +946,11 @@ class RuntimeContext implements AdapterContext<unknown, unknown> {
   };
 
   get kv(): NamespacedKv {
-    return (this.#kv ??= new NamespacedKv(this.#rt.core.storage, this.id, CONTEXT_PREFIX, this.#guard));
+    return (this.#kv ??= new NamespacedKv(requireCapability(this.#rt.core.storage, 'kv'), this.id, CONTEXT_PREFIX, this.#guard));
   }
 
   get authState(): NamespacedKv {
-    return (this.#authState ??= new NamespacedKv(this.#rt.core.storage, this.id, AUTH_PREFIX, this.#guard));
+    return (this.#authState ??= new NamespacedKv(requireCapability(this.#rt.core.storage, 'kv'), this.id, AUTH_PREFIX, this.#guard));
   }
 
   get auth(): SessionAuth {

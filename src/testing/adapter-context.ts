@@ -12,7 +12,7 @@ import { createSessionFetch } from '../net/session-fetch.js';
 import { SessionRateLimiter } from '../net/session-limiter.js';
 import { systemClock } from '../types.js';
 import type { AuthKind } from '../lifecycle.js';
-import type { KvEntry, KvOperation } from '../storage/driver.js';
+import type { KvEntry, KvOperation } from '../storage/contract.js';
 import { assertKvOperations } from '../storage/input-checks.js';
 import type { JsonValue } from '../types.js';
 

@@ -1,6 +1,5 @@
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
-import type { CheckpointBackend, Lease } from '../checkpoint/contract.js';
-import type { StorageDriver } from '../storage/driver.js';
+import type { CheckpointHost, Lease } from '../checkpoint/contract.js';
 import { rejectsWithCode, type TestRunner } from './runner.js';
 
 /** Groups of {@link checkpointConformanceSuite}; pass names in `skip` to switch groups off. */
@@ -22,8 +21,8 @@ export type CheckpointSuiteGroup = (typeof CHECKPOINT_SUITE_GROUPS)[number];
 
 /** What the suite's factory returns for each test. */
 export interface CheckpointSuiteTarget {
-  /** A storage driver with `checkpoint()`, or a checkpoint backend. */
-  storage: StorageDriver | CheckpointBackend;
+  /** A store with the checkpoint: a storage driver (`memoryStorage()` …) or a checkpoint store (`memoryCheckpoint()` …). */
+  storage: CheckpointHost;
   /** Called after each test. */
   close?: () => Promise<void>;
 }

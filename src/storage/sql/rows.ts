@@ -12,7 +12,7 @@ import type {
   StatDelta,
   StatusUpdate,
   TransitionRecord,
-} from '../driver.js';
+} from '../contract.js';
 import type { SqlDialectName } from './migrations.js';
 import type { SessionRow, SessionsTable } from './schema.js';
 
