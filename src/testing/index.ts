@@ -29,8 +29,8 @@ export type {
   SimulatedConfig,
   SimulatedCredentials,
 } from './simulated-adapter.js';
-export { checkpointConformanceSuite, CHECKPOINT_SUITE_GROUPS } from './checkpoint-suite.js';
-export type { CheckpointSuiteGroup, CheckpointSuiteOptions, CheckpointSuiteTarget } from './checkpoint-suite.js';
+export { checkpointConformanceSuite, CHECKPOINT_SUITE_GROUPS } from './checkpoint-suite/index.js';
+export type { CheckpointSuiteGroup, CheckpointSuiteOptions, CheckpointSuiteTarget } from './checkpoint-suite/index.js';
 export { connectForTest, createAdapterTestStore } from './adapter-context.js';
 export type { AdapterTestContext, AdapterTestStore, AuthAnswers, ConnectForTestOptions, RecordedLog } from './adapter-context.js';
 export { adapterConformanceSuite, ADAPTER_SUITE_GROUPS } from './adapter-suite.js';
