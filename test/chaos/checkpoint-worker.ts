@@ -33,7 +33,8 @@ interface Ledger {
 async function open(): Promise<{ store: CheckpointHost; ledger: Ledger }> {
   if (env('CHAOS_BACKEND') === 'sqlite') {
     const { default: Database } = await import('better-sqlite3');
-    const { sqliteCheckpoint } = await import('../../src/storage/sqlite/index.js');
+    // The module itself, not the subpath entry: a worker restarted under chaos starts faster without the storage driver.
+    const { sqliteCheckpoint } = await import('../../src/storage/sqlite/sqlite-checkpoint.js');
     const db = new Database(env('CHAOS_DB'), { timeout: 30_000 });
     const write = db.prepare(`INSERT INTO chaos_ledger (key, token, worker, writes) VALUES (?, ?, ?, 1)
       ON CONFLICT (key) DO UPDATE SET token = excluded.token, worker = excluded.worker, writes = writes + 1
@@ -47,7 +48,7 @@ async function open(): Promise<{ store: CheckpointHost; ledger: Ledger }> {
     };
   }
   const { default: pg } = await import('pg');
-  const { postgresCheckpoint } = await import('../../src/storage/postgres/index.js');
+  const { postgresCheckpoint } = await import('../../src/storage/postgres/postgres-checkpoint.js');
   const schema = env('CHAOS_SCHEMA');
   const pool = new pg.Pool({ connectionString: env('CHAOS_PG_URL'), max: 6 });
   const sql = `INSERT INTO "${schema}".chaos_ledger (key, token, worker, writes) VALUES ($1, $2, $3, 1)

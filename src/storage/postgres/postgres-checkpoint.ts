@@ -12,13 +12,14 @@ import type {
 } from '../../checkpoint/contract.js';
 import type { CheckpointStore } from '../contract.js';
 import { guardStore } from '../guarded-storage.js';
-import { CHECKPOINT_MIGRATIONS } from '../sql/migrations.js';
+import { CHECKPOINT_MIGRATIONS } from '../sql/migration-sets.js';
 import { pgCode, poolQuery, type PostgresPoolLike } from './postgres-client.js';
 import {
   closePostgres,
   openPostgres,
   parsePostgresConfig,
   PostgresScope,
+  quoteIdent,
   type PostgresConnection,
   type PostgresOptions,
   type PostgresTarget,
@@ -29,10 +30,6 @@ import {
 const NOW = '(SELECT (extract(epoch from now()) * 1000)::bigint)'; // an initplan: computed once per statement
 const STATUSES = "('pending', 'failed', 'processing')";
 const dead = (t: string) => `(${t}.status = 'processing' AND ${t}.attempts + 1 >= $max)`;
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));

@@ -1,17 +1,15 @@
-import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
-import type { PostgresPool, RawBuilder, Transaction } from 'kysely';
 import { z } from 'zod';
 import { MultisessionError } from '../../errors.js';
 import { parseWith } from '../../validation.js';
 import { storageError } from '../guarded-storage.js';
-import type { MigrationSet } from '../sql/migrations.js';
-import type { StorageDatabase } from '../sql/schema.js';
-import { pgCode, type PostgresPoolLike } from './postgres-client.js';
+import { isPending, type MigrationSet } from '../sql/migration-sets.js';
+import { pgCode, poolQuery, type PostgresPoolLike } from './postgres-client.js';
 
 /**
  * Connecting to PostgreSQL for `multisession/postgres` (the storage driver and the stand-alone
  * checkpoint alike): the target and options, loading pg, the Kysely migrations in the store's
- * schema (safe from several processes at once), errors without the password, and retries.
+ * schema (safe from several processes at once; Kysely is loaded only when there is something to
+ * migrate), errors without the password, and retries.
  */
 
 const urlTarget = z.strictObject({ connectionString: z.string().min(1, 'give a postgres:// URL') });
@@ -50,15 +48,10 @@ export function parsePostgresConfig(target: unknown, options: unknown, what: str
   return { target: t, options: Object.freeze(parseWith(optionsSchema, options, `${what} options`)) };
 }
 
-type Db = Kysely<StorageDatabase>;
-
-/** An open store: the pool, Kysely without the schema plugin (raw statements name the schema themselves) and with it. */
+/** An open store: the pool, and whether the store made it (and ends it on close). */
 export interface PostgresConnection {
   readonly pool: PostgresPoolLike;
   readonly owned: boolean;
-  readonly base: Db;
-  /** Every table reference goes to the store's schema. */
-  readonly db: Db;
 }
 
 /** Errors worth retrying while two processes create the same schema objects at once. */
@@ -77,25 +70,22 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function openPostgres(target: PostgresTarget, options: ResolvedPostgresOptions, sets: readonly MigrationSet[]): Promise<PostgresConnection> {
   const owned = 'connectionString' in target;
   const pool = 'connectionString' in target ? await createPool(target.connectionString, options.poolSize) : target.pool;
-  // Kysely ends the pool it was given on destroy(): hand it one that ends ours only if we made it.
-  const kyselyPool: PostgresPool = {
-    connect: () => pool.connect() as ReturnType<PostgresPool['connect']>,
-    end: () => (owned ? pool.end() : Promise.resolve()),
-  };
-  const base = new Kysely<StorageDatabase>({ dialect: new PostgresDialect({ pool: kyselyPool }) });
   try {
-    await migrate(base, options.schema, sets);
+    await migrate(pool, options.schema, sets);
   } catch (err) {
-    await base.destroy().catch(() => {});
+    if (owned) await pool.end().catch(() => {});
     throw postgresError('init', err, target);
   }
-  return { pool, owned, base, db: base.withSchema(options.schema) };
+  return { pool, owned };
 }
 
 /** Releases what {@link openPostgres} opened (never a pool passed in). */
 export async function closePostgres(c: PostgresConnection): Promise<void> {
-  await c.base.destroy();
+  if (c.owned) await c.pool.end();
 }
+
+/** A quoted identifier (the schema name is checked against `^[A-Za-z_][A-Za-z0-9_]*$` already). */
+export const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
 async function createPool(connectionString: string, max: number): Promise<PostgresPoolLike> {
   let Pool: new (config: object) => PostgresPoolLike & { on(event: 'error', fn: (err: Error) => void): unknown };
@@ -111,20 +101,14 @@ async function createPool(connectionString: string, max: number): Promise<Postgr
   return pool;
 }
 
-async function migrate(base: Db, schema: string, sets: readonly MigrationSet[]): Promise<void> {
+async function migrate(pool: PostgresPoolLike, schema: string, sets: readonly MigrationSet[]): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await sql`create schema if not exists ${sql.id(schema)}`.execute(base);
+      await poolQuery(pool, `create schema if not exists ${quoteIdent(schema)}`);
       for (const set of sets) {
-        const migrator = new Migrator({
-          db: base,
-          provider: set.provider('postgres', schema),
-          migrationTableSchema: schema,
-          migrationTableName: set.table,
-          migrationLockTableName: set.lockTable,
-        });
-        const { error } = await migrator.migrateToLatest();
-        if (error) throw error;
+        if (!(await hasPendingMigrations(pool, schema, set))) continue;
+        const { runPostgresMigrations } = await import('./postgres-kysely.js');
+        await runPostgresMigrations(pool, schema, set);
       }
       return;
     } catch (err) {
@@ -133,6 +117,17 @@ async function migrate(base: Db, schema: string, sets: readonly MigrationSet[]):
       if (!code || !RACE_CODES.has(code) || attempt >= 10) throw err;
       await sleep(20 * attempt);
     }
+  }
+}
+
+/** True unless every migration of `set` this version knows has run in `schema` (one plain query). */
+async function hasPendingMigrations(pool: PostgresPoolLike, schema: string, set: MigrationSet): Promise<boolean> {
+  try {
+    const { rows } = await poolQuery(pool, `select name from ${quoteIdent(schema)}.${quoteIdent(set.table)}`);
+    return isPending(set, (rows as { name: string }[]).map((r) => r.name));
+  } catch (err) {
+    if (pgCode(err) === '42P01') return true; // no bookkeeping table yet
+    throw err;
   }
 }
 
@@ -174,11 +169,6 @@ export class PostgresScope {
     return c;
   }
 
-  /** A table of the store's schema, for raw statements. */
-  table(name: string): RawBuilder<unknown> {
-    return sql.id(this.schema, name);
-  }
-
   error(operation: string, err: unknown): Error {
     return postgresError(operation, err, this.#target);
   }
@@ -189,11 +179,6 @@ export class PostgresScope {
     } catch (err) {
       throw this.error(operation, err);
     }
-  }
-
-  /** One transaction, run again when PostgreSQL picked it as a deadlock or serialization victim. */
-  tx<T>(operation: string, fn: (trx: Transaction<StorageDatabase>) => Promise<T>): Promise<T> {
-    return this.retry(operation, () => this.c.db.transaction().execute(fn));
   }
 
   /**

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { HistoryStore, TransitionRecord } from '../contract.js';
 import * as check from '../input-checks.js';
 import { transitionFromRow, type TransitionRow } from '../sql/rows.js';
-import type { PostgresScope } from './postgres-connection.js';
+import type { PostgresSqlScope } from './postgres-kysely.js';
 import { byText } from './postgres-sessions.js';
 
 interface HistoryRequest {
@@ -17,11 +17,11 @@ interface HistoryRequest {
  * reads are batched (see {@link PostgresHistory.list}).
  */
 export class PostgresHistory implements HistoryStore {
-  readonly #scope: PostgresScope;
+  readonly #scope: PostgresSqlScope;
   #queue: HistoryRequest[] = [];
   #inFlight = 0;
 
-  constructor(scope: PostgresScope) {
+  constructor(scope: PostgresSqlScope) {
     this.#scope = scope;
   }
 
@@ -58,7 +58,7 @@ export class PostgresHistory implements HistoryStore {
           from (select session_id, least(count(*), ${keep}) as added from given group by session_id) c
         )
         delete from ${t} d using cutoffs
-        where d.session_id = cutoffs.session_id and cutoffs.cutoff is not null and d.id <= cutoffs.cutoff`.execute(this.#scope.c.base),
+        where d.session_id = cutoffs.session_id and cutoffs.cutoff is not null and d.id <= cutoffs.cutoff`.execute(this.#scope.base),
     );
   }
 
@@ -99,7 +99,7 @@ export class PostgresHistory implements HistoryStore {
           select id, from_state, to_state, reason, at from ${t} h
           where h.session_id = u.session_id order by h.id desc limit ${limit}
         ) x
-        order by u.session_id, x.id desc`.execute(this.#scope.c.base);
+        order by u.session_id, x.id desc`.execute(this.#scope.base);
       const bySession = new Map<string, TransitionRecord[]>();
       for (const row of rows) {
         let list = bySession.get(row.session_id);

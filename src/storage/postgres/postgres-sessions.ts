@@ -14,7 +14,7 @@ import * as check from '../input-checks.js';
 import * as reads from '../sql/queries.js';
 import { mergeStatusUpdates, patchToRow, sessionFromRow, sessionToRow } from '../sql/rows.js';
 import type { SessionRow, StorageDatabase } from '../sql/schema.js';
-import type { PostgresScope } from './postgres-connection.js';
+import type { PostgresSqlScope } from './postgres-kysely.js';
 
 export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -24,8 +24,8 @@ export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 
  * `pg_advisory_xact_lock`. Status batches are one multi-row statement over `unnest` arrays.
  */
 export class PostgresSessions implements SessionStore {
-  readonly #scope: PostgresScope;
-  constructor(scope: PostgresScope) {
+  readonly #scope: PostgresSqlScope;
+  constructor(scope: PostgresSqlScope) {
     this.#scope = scope;
   }
 
@@ -51,11 +51,11 @@ export class PostgresSessions implements SessionStore {
 
   async get(id: string): Promise<SessionRecord | null> {
     check.checkId(id);
-    return this.#scope.wrap('getSession', reads.getSession(this.#scope.c.db, id));
+    return this.#scope.wrap('getSession', reads.getSession(this.#scope.db, id));
   }
 
   async list(): Promise<SessionRecord[]> {
-    return this.#scope.wrap('listSessions', reads.listSessions(this.#scope.c.db));
+    return this.#scope.wrap('listSessions', reads.listSessions(this.#scope.db));
   }
 
   async update(id: string, input: SessionPatch, expectedVersion: number): Promise<SessionRecord | null> {
@@ -104,13 +104,13 @@ export class PostgresSessions implements SessionStore {
           ${merged.map((m) => m.lastError ?? null)}::text[], ${merged.map((m) => m.lastActivityAt !== undefined)}::boolean[],
           ${merged.map((m) => m.lastActivityAt ?? null)}::bigint[]
         ) as u(id, state, health, set_error, last_error, set_activity, last_activity_at)
-        where s.id = u.id`.execute(this.#scope.c.base),
+        where s.id = u.id`.execute(this.#scope.base),
     );
   }
 
   async delete(id: string): Promise<boolean> {
     check.checkId(id);
-    const result = await this.#scope.retry('deleteSession', () => this.#scope.c.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
+    const result = await this.#scope.retry('deleteSession', () => this.#scope.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
     return Number(result.numDeletedRows) > 0;
   }
 
@@ -120,7 +120,7 @@ export class PostgresSessions implements SessionStore {
     const t = this.#scope.table('sessions');
     return this.#scope.retry('replaceCredentials', async () => {
       try {
-        return await this.#scope.c.db.transaction().execute(async (trx) => {
+        return await this.#scope.db.transaction().execute(async (trx) => {
           const result = await sql<SessionRow & { ord: string }>`
             update ${t} as s set credentials = u.credentials, credentials_fingerprint = u.fingerprint,
               updated_at = u.updated_at, version = s.version + 1

@@ -16,7 +16,7 @@ import type {
 } from '../contract.js';
 import { guardStore } from '../guarded-storage.js';
 import * as check from '../input-checks.js';
-import { STORAGE_MIGRATION_SETS } from '../sql/migrations.js';
+import { STORAGE_MIGRATION_SETS } from '../sql/migration-sets.js';
 import * as reads from '../sql/queries.js';
 import { charLength, collapseKvOps, jsonText, sumStatDeltas } from '../sql/rows.js';
 import { postgresCheckpointBackend } from './postgres-checkpoint.js';
@@ -24,12 +24,12 @@ import {
   closePostgres,
   openPostgres,
   parsePostgresConfig,
-  PostgresScope,
   type PostgresConnection,
   type PostgresOptions,
   type PostgresTarget,
   type ResolvedPostgresOptions,
 } from './postgres-connection.js';
+import { postgresKysely, PostgresSqlScope, type PostgresKysely } from './postgres-kysely.js';
 import { PostgresHistory } from './postgres-history.js';
 import { byText, PostgresSessions } from './postgres-sessions.js';
 
@@ -73,13 +73,13 @@ class PostgresStorage implements StorageDriver {
   readonly checkpoint: CheckpointBackend;
   readonly #target: PostgresTarget;
   readonly #options: ResolvedPostgresOptions;
-  readonly #scope: PostgresScope;
-  #connection: PostgresConnection | null = null;
+  readonly #scope: PostgresSqlScope;
+  #open: { c: PostgresConnection; k: PostgresKysely } | null = null;
 
   constructor(target: PostgresTarget, options: ResolvedPostgresOptions) {
     this.#target = target;
     this.#options = options;
-    const scope = (this.#scope = new PostgresScope(target, options.schema, () => this.#connection));
+    const scope = (this.#scope = new PostgresSqlScope(target, options.schema, () => this.#open?.c ?? null, () => this.#open?.k ?? null));
     this.sessions = new PostgresSessions(scope);
     this.kv = new PostgresKv(scope);
     this.counters = new PostgresCounters(scope);
@@ -89,36 +89,39 @@ class PostgresStorage implements StorageDriver {
   }
 
   async init(): Promise<void> {
-    this.#connection = await openPostgres(this.#target, this.#options, STORAGE_MIGRATION_SETS);
+    const c = await openPostgres(this.#target, this.#options, STORAGE_MIGRATION_SETS);
+    this.#open = { c, k: postgresKysely(c.pool, this.#options.schema) };
   }
 
   async close(): Promise<void> {
-    const c = this.#connection;
-    this.#connection = null;
-    if (c) await closePostgres(c);
+    const open = this.#open;
+    this.#open = null;
+    if (!open) return;
+    await open.k.base.destroy();
+    await closePostgres(open.c);
   }
 
   async ping(): Promise<void> {
-    await this.#scope.wrap('ping', sql`select 1`.execute(this.#scope.c.base));
+    await this.#scope.wrap('ping', sql`select 1`.execute(this.#scope.base));
   }
 }
 
 class PostgresKv implements KvStore {
-  readonly #scope: PostgresScope;
-  constructor(scope: PostgresScope) {
+  readonly #scope: PostgresSqlScope;
+  constructor(scope: PostgresSqlScope) {
     this.#scope = scope;
   }
 
   async get(sessionId: string, key: string): Promise<JsonValue | undefined> {
     check.checkId(sessionId);
     check.checkKey(key);
-    return this.#scope.wrap('kvGet', reads.kvGet(this.#scope.c.db, sessionId, key));
+    return this.#scope.wrap('kvGet', reads.kvGet(this.#scope.db, sessionId, key));
   }
 
   async list(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]> {
     check.checkId(sessionId);
     const prefix = check.checkPrefix(options, 'KV list options');
-    return this.#scope.wrap('kvList', reads.kvList(this.#scope.c.db, sessionId, prefix));
+    return this.#scope.wrap('kvList', reads.kvList(this.#scope.db, sessionId, prefix));
   }
 
   async write(sessionId: string, ops: KvOperation[]): Promise<void> {
@@ -146,7 +149,7 @@ class PostgresKv implements KvStore {
     check.checkId(sessionId);
     const prefix = check.checkPrefix(options, 'KV clear options');
     const result = await this.#scope.retry('kvClear', () => {
-      let q = this.#scope.c.db.deleteFrom('session_kv').where('session_id', '=', sessionId);
+      let q = this.#scope.db.deleteFrom('session_kv').where('session_id', '=', sessionId);
       if (prefix) q = q.where('key', '>=', prefix).where(sql<string>`substr(key, 1, ${charLength(prefix)})`, '=', prefix);
       return q.executeTakeFirst();
     });
@@ -155,8 +158,8 @@ class PostgresKv implements KvStore {
 }
 
 class PostgresCounters implements CounterStore {
-  readonly #scope: PostgresScope;
-  constructor(scope: PostgresScope) {
+  readonly #scope: PostgresSqlScope;
+  constructor(scope: PostgresSqlScope) {
     this.#scope = scope;
   }
 
@@ -173,19 +176,19 @@ class PostgresCounters implements CounterStore {
         from unnest(${sums.map((d) => d.sessionId)}::text[], ${sums.map((d) => d.name)}::text[], ${sums.map((d) => d.delta)}::float8[])
           as u(session_id, name, delta)
         where exists (select 1 from ${sessions} s where s.id = u.session_id)
-        on conflict (session_id, name) do update set value = st.value + excluded.value`.execute(this.#scope.c.base),
+        on conflict (session_id, name) do update set value = st.value + excluded.value`.execute(this.#scope.base),
     );
   }
 
   async get(sessionId: string): Promise<Record<string, number>> {
     check.checkId(sessionId);
-    return this.#scope.wrap('getStats', reads.getStats(this.#scope.c.db, sessionId));
+    return this.#scope.wrap('getStats', reads.getStats(this.#scope.db, sessionId));
   }
 }
 
 class PostgresAudit implements AuditStore {
-  readonly #scope: PostgresScope;
-  constructor(scope: PostgresScope) {
+  readonly #scope: PostgresSqlScope;
+  constructor(scope: PostgresSqlScope) {
     this.#scope = scope;
   }
 
@@ -202,11 +205,11 @@ class PostgresAudit implements AuditStore {
           ${entries.map((e) => e.at)}::bigint[], ${entries.map((e) => e.sessionId)}::text[], ${entries.map((e) => e.action)}::text[],
           ${entries.map((e) => e.actor)}::text[], ${entries.map((e) => jsonText(e.details))}::text[]
         ) with ordinality as u(at, session_id, action, actor, details, ord)
-        order by u.ord`.execute(this.#scope.c.base),
+        order by u.ord`.execute(this.#scope.base),
     );
   }
 
   async list(query: AuditQuery): Promise<AuditEntry[]> {
-    return this.#scope.wrap('listAudit', reads.listAudit(this.#scope.c.db, check.checkAuditQuery(query)));
+    return this.#scope.wrap('listAudit', reads.listAudit(this.#scope.db, check.checkAuditQuery(query)));
   }
 }

@@ -1,53 +1,28 @@
 import { sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { MigrationSet, SqlDialectName } from './migration-sets.js';
 
-/** Which SQL dialect a migration writes for. */
-export type SqlDialectName = 'sqlite' | 'postgres';
+export type { SqlDialectName } from './migration-sets.js';
 
-/**
- * A set of versioned schema migrations with its own bookkeeping tables (Kysely's `Migrator`), so
- * one set runs without the other: a stand-alone checkpoint store makes only the checkpoint tables,
- * a storage driver runs both sets. Migrations are provided from code (no files to ship); names
- * sort in the order they run. Never rename or edit a released migration: add a new one.
- */
-export interface MigrationSet {
-  readonly name: 'sessions' | 'checkpoint';
-  /** Bookkeeping tables, kept apart from other apps' (and the other set's) migrations. */
-  readonly table: string;
-  readonly lockTable: string;
-  provider(dialect: SqlDialectName, schema?: string): MigrationProvider;
+type Up = (db: Kysely<any>, dialect: SqlDialectName, schema: string | undefined) => Promise<void>;
+
+/** The migrations of every set, by `<set>/<name>` (the names and their order are in `migration-sets.ts`). */
+const UP: Record<string, Up> = {
+  'sessions/0001_initial': initial,
+  'sessions/0002_hot_status_updates': hotStatusUpdates,
+  'checkpoint/0001_checkpoint': (db, dialect, schema) => (dialect === 'postgres' ? checkpointPostgres(db, schema) : checkpointSqlite(db)),
+};
+
+/** The Kysely `MigrationProvider` of `set`, for one dialect (and PostgreSQL schema). */
+export function migrationProvider(set: MigrationSet, dialect: SqlDialectName, schema?: string): MigrationProvider {
+  const migrations: Record<string, Migration> = {};
+  for (const name of set.migrations) {
+    const up = UP[`${set.name}/${name}`];
+    if (!up) throw new Error(`migration ${set.name}/${name} has no implementation`);
+    migrations[name] = { up: (db) => up(db, dialect, schema) };
+  }
+  return { getMigrations: async () => migrations };
 }
-
-/** The session tables: sessions, per-session KV, counters, history, the audit log. */
-export const SESSION_MIGRATIONS: MigrationSet = Object.freeze({
-  name: 'sessions',
-  // The names the first releases used (kept so existing databases upgrade in place).
-  table: 'multisession_migration',
-  lockTable: 'multisession_migration_lock',
-  provider: (dialect: SqlDialectName, schema?: string): MigrationProvider => {
-    const migrations: Record<string, Migration> = {
-      '0001_initial': { up: (db) => initial(db, dialect, schema) },
-      '0002_hot_status_updates': { up: (db) => hotStatusUpdates(db, dialect, schema) },
-    };
-    return { getMigrations: async () => migrations };
-  },
-});
-
-/** The checkpoint tables (items, streams or the fencing sequence). */
-export const CHECKPOINT_MIGRATIONS: MigrationSet = Object.freeze({
-  name: 'checkpoint',
-  table: 'multisession_checkpoint_migration',
-  lockTable: 'multisession_checkpoint_migration_lock',
-  provider: (dialect: SqlDialectName, schema?: string): MigrationProvider => {
-    const migrations: Record<string, Migration> = {
-      '0001_checkpoint': { up: (db) => (dialect === 'postgres' ? checkpointPostgres(db, schema) : checkpointSqlite(db)) },
-    };
-    return { getMigrations: async () => migrations };
-  },
-});
-
-/** What a storage driver's `init` runs, in order; a checkpoint store runs only the checkpoint set. */
-export const STORAGE_MIGRATION_SETS: readonly MigrationSet[] = [SESSION_MIGRATIONS, CHECKPOINT_MIGRATIONS];
 
 async function initial(db: Kysely<any>, dialect: SqlDialectName, schema: string | undefined): Promise<void> {
   const pg = dialect === 'postgres';

@@ -13,7 +13,7 @@ import type {
   StatusUpdate,
   TransitionRecord,
 } from '../contract.js';
-import type { SqlDialectName } from './migrations.js';
+import type { SqlDialectName } from './migration-sets.js';
 import type { SessionRow, SessionsTable } from './schema.js';
 
 /** Mapping between stored rows and the driver contract's plain records, for both dialects. */

@@ -1,7 +1,7 @@
 import type { CheckpointBackend } from '../../checkpoint/contract.js';
 import type { CheckpointStore } from '../contract.js';
 import { guardStore, storageError } from '../guarded-storage.js';
-import { CHECKPOINT_MIGRATIONS } from '../sql/migrations.js';
+import { CHECKPOINT_MIGRATIONS } from '../sql/migration-sets.js';
 import type { SqliteClient } from './sqlite-client.js';
 import { prepareCheckpointQueries, type CheckpointQueries } from './sqlite-checkpoint-queries.js';
 import {
@@ -118,7 +118,7 @@ class SqliteCheckpointStore implements CheckpointStore {
   async close(): Promise<void> {
     const c = this.#connection;
     this.#connection = null;
-    if (c) await closeSqlite(c);
+    if (c) closeSqlite(c);
   }
 
   async ping(): Promise<void> {

@@ -1,16 +1,14 @@
-import { CompiledQuery, Kysely, Migrator, SqliteAdapter, SqliteDialect, SqliteDriver } from 'kysely';
-import type { DatabaseConnection, DialectAdapter, Driver, SqliteDialectConfig } from 'kysely';
 import { z } from 'zod';
 import { parseWith } from '../../validation.js';
 import { storageError, wrapStorageError } from '../guarded-storage.js';
-import type { MigrationSet } from '../sql/migrations.js';
-import type { StorageDatabase } from '../sql/schema.js';
+import { isPending, type MigrationSet } from '../sql/migration-sets.js';
 import type { SqliteClient } from './sqlite-client.js';
 
 /**
  * Opening a SQLite database for `multisession/sqlite` (the storage driver and the stand-alone
  * checkpoint alike): the target and options, loading better-sqlite3, the pragmas, and the Kysely
- * migrations (a busy retry against other processes, one at a time within this one).
+ * migrations (a busy retry against other processes, one at a time within this one). Kysely itself
+ * is loaded only when there is something to migrate.
  */
 
 const filenameTarget = z.strictObject({
@@ -52,10 +50,9 @@ export function parseSqliteConfig(target: unknown, options: unknown, what: strin
 export const isPersistent = (target: SqliteTarget): boolean =>
   'filename' in target ? target.filename !== ':memory:' : !target.database.memory;
 
-/** An open database: the client, a Kysely instance over it, and whether the store opened the client itself. */
+/** An open database: the client, and whether the store opened it itself. */
 export interface SqliteConnection {
   readonly db: SqliteClient;
-  readonly kysely: Kysely<StorageDatabase>;
   readonly owned: boolean;
 }
 
@@ -75,20 +72,17 @@ export function sqliteError(operation: string, err: unknown): Error {
 export async function openSqlite(target: SqliteTarget, options: ResolvedSqliteOptions, sets: readonly MigrationSet[]): Promise<SqliteConnection> {
   const owned = 'filename' in target;
   const db = 'filename' in target ? await openFile(target.filename, options) : target.database;
-  const kysely = new Kysely<StorageDatabase>({ dialect: new MultisessionSqliteDialect({ database: db }) });
   try {
-    await migrate(db, kysely, options, sets);
-    return { db, kysely, owned };
+    await migrate(db, options, sets);
+    return { db, owned };
   } catch (err) {
-    await kysely.destroy().catch(() => undefined);
     if (owned && db.open) db.close();
     throw sqliteError('init', err);
   }
 }
 
 /** Releases what {@link openSqlite} opened (never a database passed in). */
-export async function closeSqlite(c: SqliteConnection): Promise<void> {
-  await c.kysely.destroy();
+export function closeSqlite(c: SqliteConnection): void {
   if (c.owned && c.db.open) c.db.close();
 }
 
@@ -110,7 +104,7 @@ async function openFile(filename: string, options: ResolvedSqliteOptions): Promi
 // the process alive, or a script awaiting init() would exit mid-way.
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function migrate(db: SqliteClient, kysely: Kysely<StorageDatabase>, options: ResolvedSqliteOptions, sets: readonly MigrationSet[]): Promise<void> {
+async function migrate(db: SqliteClient, options: ResolvedSqliteOptions, sets: readonly MigrationSet[]): Promise<void> {
   // Another process may hold the lock while it migrates or switches to WAL: wait and retry.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -121,15 +115,9 @@ async function migrate(db: SqliteClient, kysely: Kysely<StorageDatabase>, option
       for (const set of sets) {
         // Up to date (the usual case): skip the Migrator, whose BEGIN IMMEDIATE across awaits
         // would block another connection of this process that writes meanwhile.
-        if (!(await hasPendingMigrations(db, set))) continue;
-        const migrator = new Migrator({
-          db: kysely,
-          provider: set.provider('sqlite'),
-          migrationTableName: set.table,
-          migrationLockTableName: set.lockTable,
-        });
-        const { error } = await serialised(() => migrator.migrateToLatest());
-        if (error) throw error;
+        if (!hasPendingMigrations(db, set)) continue;
+        const { runSqliteMigrations } = await import('./sqlite-kysely.js');
+        await serialised(() => runSqliteMigrations(db, set));
       }
       return;
     } catch (err) {
@@ -140,15 +128,14 @@ async function migrate(db: SqliteClient, kysely: Kysely<StorageDatabase>, option
 }
 
 /** True unless every migration of `set` this version knows has run on this database. */
-async function hasPendingMigrations(db: SqliteClient, set: MigrationSet): Promise<boolean> {
-  const known = Object.keys(await set.provider('sqlite').getMigrations());
-  let done: Set<string>;
+function hasPendingMigrations(db: SqliteClient, set: MigrationSet): boolean {
+  let done: string[];
   try {
-    done = new Set((db.prepare(`SELECT name FROM ${set.table}`).all() as { name: string }[]).map((r) => r.name));
+    done = (db.prepare(`SELECT name FROM ${set.table}`).all() as { name: string }[]).map((r) => r.name);
   } catch {
     return true; // no bookkeeping table yet
   }
-  return known.some((name) => !done.has(name));
+  return isPending(set, done);
 }
 
 /**
@@ -161,35 +148,4 @@ function serialised<T>(fn: () => Promise<T>): Promise<T> {
   const run = migrationQueue.then(fn, fn);
   migrationQueue = run.catch(() => undefined);
   return run;
-}
-
-/** Kysely transactions on this connection take the write lock up front (used by migrations). */
-class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
-  }
-  override async destroy(): Promise<void> {
-    // The store closes the client itself (and only when it opened it).
-  }
-}
-
-/** SQLite runs DDL in transactions: the migrator then holds `BEGIN IMMEDIATE` for the whole run. */
-class TransactionalSqliteAdapter extends SqliteAdapter {
-  override get supportsTransactionalDdl(): boolean {
-    return true;
-  }
-}
-
-class MultisessionSqliteDialect extends SqliteDialect {
-  readonly #config: SqliteDialectConfig;
-  constructor(config: SqliteDialectConfig) {
-    super(config);
-    this.#config = config;
-  }
-  override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config);
-  }
-  override createAdapter(): DialectAdapter {
-    return new TransactionalSqliteAdapter();
-  }
 }

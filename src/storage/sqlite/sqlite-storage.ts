@@ -1,3 +1,4 @@
+import type { Kysely } from 'kysely';
 import { DuplicateCredentialsError, SessionExistsError, SessionNotFoundError } from '../../errors.js';
 import type { CheckpointBackend } from '../../checkpoint/contract.js';
 import type { JsonValue } from '../../types.js';
@@ -24,7 +25,7 @@ import {
 } from '../contract.js';
 import { guardStore, storageError } from '../guarded-storage.js';
 import * as check from '../input-checks.js';
-import { STORAGE_MIGRATION_SETS } from '../sql/migrations.js';
+import { STORAGE_MIGRATION_SETS } from '../sql/migration-sets.js';
 import * as reads from '../sql/queries.js';
 import {
   charLength,
@@ -39,7 +40,7 @@ import {
   transitionFromRow,
   type TransitionRow,
 } from '../sql/rows.js';
-import type { SessionRow } from '../sql/schema.js';
+import type { SessionRow, StorageDatabase } from '../sql/schema.js';
 import { sqliteCheckpointBackend } from './sqlite-checkpoint.js';
 import {
   closeSqlite,
@@ -52,6 +53,7 @@ import {
   type SqliteOptions,
   type SqliteTarget,
 } from './sqlite-connection.js';
+import { sqliteKysely } from './sqlite-kysely.js';
 import { prepareStatements, type SqliteStatements } from './sqlite-statements.js';
 
 /**
@@ -87,6 +89,8 @@ export function sqliteStorage(target: SqliteTarget, options?: SqliteOptions): St
 
 interface Open {
   readonly c: SqliteConnection;
+  /** The query builder of the reads written once for both SQL drivers (sql/queries.ts). */
+  readonly kysely: Kysely<StorageDatabase>;
   readonly s: SqliteStatements;
 }
 
@@ -123,9 +127,9 @@ class SqliteStorage implements StorageDriver {
   async init(): Promise<void> {
     const c = await openSqlite(this.#target, this.#options, STORAGE_MIGRATION_SETS);
     try {
-      this.#open = { c, s: prepareStatements(c.db) };
+      this.#open = { c, kysely: sqliteKysely(c.db), s: prepareStatements(c.db) };
     } catch (err) {
-      await closeSqlite(c);
+      closeSqlite(c);
       throw sqliteError('init', err);
     }
   }
@@ -133,7 +137,9 @@ class SqliteStorage implements StorageDriver {
   async close(): Promise<void> {
     const open = this.#open;
     this.#open = null;
-    if (open) await closeSqlite(open.c);
+    if (!open) return;
+    await open.kysely.destroy();
+    closeSqlite(open.c);
   }
 
   async ping(): Promise<void> {
@@ -193,7 +199,7 @@ class SqliteSessions implements SessionStore {
   }
 
   async list(): Promise<SessionRecord[]> {
-    return wrapAsync('listSessions', reads.listSessions(this.#open().c.kysely));
+    return wrapAsync('listSessions', reads.listSessions(this.#open().kysely));
   }
 
   async update(id: string, input: SessionPatch, expectedVersion: number): Promise<SessionRecord | null> {
@@ -393,6 +399,6 @@ class SqliteAudit implements AuditStore {
 
   async list(query: AuditQuery): Promise<AuditEntry[]> {
     const p = this.#open();
-    return wrapAsync('listAudit', reads.listAudit(p.c.kysely, check.checkAuditQuery(query)));
+    return wrapAsync('listAudit', reads.listAudit(p.kysely, check.checkAuditQuery(query)));
   }
 }
