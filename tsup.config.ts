@@ -12,8 +12,8 @@ const adapters = Object.fromEntries(
 const entry = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
-  'sqlite/index': 'src/storage/sqlite.ts',
-  'postgres/index': 'src/storage/postgres.ts',
+  'sqlite/index': 'src/storage/sqlite/index.ts',
+  'postgres/index': 'src/storage/postgres/index.ts',
   ...adapters,
 };
 // Database clients and platform SDKs are the app's (optional peers), loaded only by their subpath.

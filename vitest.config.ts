@@ -9,8 +9,8 @@ export default defineConfig({
     alias: [
       { find: /^multisession$/, replacement: src('index.ts') },
       { find: /^multisession\/testing$/, replacement: src('testing/index.ts') },
-      { find: /^multisession\/sqlite$/, replacement: src('storage/sqlite.ts') },
-      { find: /^multisession\/postgres$/, replacement: src('storage/postgres.ts') },
+      { find: /^multisession\/sqlite$/, replacement: src('storage/sqlite/index.ts') },
+      { find: /^multisession\/postgres$/, replacement: src('storage/postgres/index.ts') },
       { find: /^multisession\/adapters\/([a-z0-9_-]+)$/, replacement: src('adapters/$1/index.ts') },
     ],
   },

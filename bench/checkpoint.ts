@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { createCheckpoint, type Checkpoint } from '../src/checkpoint/index.js';
-import { createPostgresCheckpointBackend } from '../src/checkpoint/postgres-backend.js';
-import { createSqliteCheckpointBackend } from '../src/checkpoint/sqlite-backend.js';
+import { postgresCheckpoint } from '../src/storage/postgres/index.js';
+import { sqliteCheckpoint } from '../src/storage/sqlite/index.js';
 
 const PG_URL = process.env.MULTISESSION_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -131,7 +131,7 @@ function sqliteHarness(): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'ms-bench-cp-'));
   const db = new Database(join(dir, 'bench.db'));
   db.pragma('journal_mode = WAL');
-  const storage = createSqliteCheckpointBackend(db);
+  const storage = sqliteCheckpoint({ database: db });
   // Items keyed per stream, as the checkpoint's are: (stream, key) unique, claimable rows indexed per stream.
   db.exec(`CREATE TABLE base_items (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
       priority INTEGER NOT NULL DEFAULT 0, owner TEXT, token INTEGER NOT NULL DEFAULT 0, expires_at INTEGER NOT NULL DEFAULT 0, UNIQUE (stream, key));
@@ -184,6 +184,7 @@ function sqliteHarness(): Harness {
       completeMany: async (owner, leases) => completeMany(owner, leases, Date.now()),
     },
     close: async () => {
+      await storage.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -201,7 +202,7 @@ async function postgresHarness(): Promise<Harness | null> {
     return null;
   }
   const schema = `cp_bench_${process.pid}`;
-  const storage = createPostgresCheckpointBackend(pool, { schema });
+  const storage = postgresCheckpoint({ pool }, { schema });
   await storage.init();
   const T = `"${schema}".base_items`;
   // Items keyed per stream, as the checkpoint's are.
@@ -256,6 +257,7 @@ async function postgresHarness(): Promise<Harness | null> {
         ).rowCount ?? 0,
     },
     close: async () => {
+      await storage.close();
       await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
       await pool.end();
     },

@@ -21,7 +21,7 @@ import { postgresStorage } from 'multisession/postgres';
 import { sqliteStorage } from 'multisession/sqlite';
 import { simulatedAdapter } from 'multisession/testing';
 import { CredentialCodec } from '../src/security/credentials.js';
-import type { NewSessionRecord, StorageDriver } from '../src/storage/driver.js';
+import type { NewSessionRecord, StorageDriver } from '../src/storage/contract.js';
 
 const SESSIONS = Number(process.env.SESSIONS ?? 10_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -64,7 +64,7 @@ async function seed(store: StorageDriver): Promise<void> {
   await store.init();
   let next = 0;
   const worker = async () => {
-    while (next < SESSIONS) await store.createSession(record(next++));
+    while (next < SESSIONS) await store.sessions.create(record(next++));
   };
   await Promise.all(Array.from({ length: 8 }, worker));
   await store.close();
@@ -117,9 +117,9 @@ async function measure(name: string, makeStore: () => StorageDriver, rawRead: ()
     await store.init();
     gc();
     t = performance.now();
-    const list = await store.listSessions();
+    const list = await store.sessions.list();
     lists.push(performance.now() - t);
-    if (list.length !== SESSIONS) throw new Error(`listSessions saw ${list.length} rows`);
+    if (list.length !== SESSIONS) throw new Error(`sessions.list saw ${list.length} rows`);
     await store.close();
 
     results.push(await restore(makeStore));
@@ -180,10 +180,10 @@ try {
 }
 
 console.log(`\nrestore ${SESSIONS.toLocaleString('en')} sessions to ready (median of ${ROUNDS}; node ${process.version})`);
-console.log('store     | raw read (baseline) | listSessions (×baseline) | open() (×)           | all ready (×)        | persisted (×)');
+console.log('store     | raw read (baseline) | sessions.list (×baseline) | open() (×)           | all ready (×)        | persisted (×)');
 for (const r of rows) {
   const x = (v: number) => `${ms(v)} ${(v / r.baseline).toFixed(1).padStart(6)}×`;
-  console.log(`${r.store.padEnd(9)} | ${ms(r.baseline)}         | ${x(r.list)}      | ${x(r.open)} | ${x(r.ready)} | ${x(r.persisted)}`);
+  console.log(`${r.store.padEnd(9)} | ${ms(r.baseline)}         | ${x(r.list)}       | ${x(r.open)} | ${x(r.ready)} | ${x(r.persisted)}`);
 }
 const sqlite = rows.find((r) => r.store === 'sqlite');
 if (sqlite) {

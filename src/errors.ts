@@ -262,3 +262,11 @@ export class UnsupportedError extends MultisessionError {
     );
   }
 }
+
+/** A lost compare-and-swap on a session's version (`ConflictError` with both versions in `context`). */
+export function versionConflict(sessionId: string, expectedVersion: number, actualVersion: number | null, advice: string): ConflictError {
+  return new ConflictError(
+    `Session "${sessionId}" was changed by someone else (expected version ${expectedVersion}${actualVersion === null ? '' : `, stored version ${actualVersion}`}); ${advice}.`,
+    { context: { sessionId, expectedVersion, actualVersion } },
+  );
+}

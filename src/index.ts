@@ -75,8 +75,11 @@ export {
   type ResolvedProxy,
   type SessionFetch,
 } from './net/index.js';
-export { memoryStorage } from './storage/memory.js';
-export type * from './storage/driver.js';
+export { memoryStorage, type MemoryStorageOptions } from './storage/memory/memory-storage.js';
+export { memoryCheckpoint, type MemoryCheckpointOptions } from './storage/memory/memory-checkpoint.js';
+export type * from './storage/contract.js';
+export { STORAGE_CAPABILITIES, touchesCredentials } from './storage/contract.js';
+export { guardStore, isGuarded, storageError, wrapStorageError } from './storage/guarded-storage.js';
 export * from './checkpoint/index.js';
 export { parseSecretKey, SECRET_KEY_ENV } from './security/credentials.js';
 export { redact, REDACTED } from './security/redact.js';

@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCheckpoint, createMemoryCheckpointBackend, memoryStorage } from 'multisession';
+import { createCheckpoint, memoryCheckpoint, memoryStorage, type CheckpointHost } from 'multisession';
 import { checkpointConformanceSuite } from 'multisession/testing';
 import { createManualClock } from 'multisession/testing';
 
 checkpointConformanceSuite(
   { describe, it, expect, beforeEach, afterEach },
-  async () => ({ storage: createMemoryCheckpointBackend() }),
-  { name: 'memory' },
+  async () => ({ storage: memoryCheckpoint() }),
+  { name: 'memoryCheckpoint()' },
 );
 
 checkpointConformanceSuite(
@@ -18,7 +18,7 @@ checkpointConformanceSuite(
     await storage.init();
     return { storage, close: () => storage.close() };
   },
-  { name: 'memoryStorage().checkpoint()' },
+  { name: 'memoryStorage().checkpoint' },
 );
 
 describe('memoryStorage checkpoint capability', () => {
@@ -30,14 +30,32 @@ describe('memoryStorage checkpoint capability', () => {
     await a.add([{ key: 'x' }]);
     expect((await b.get('x'))?.status).toBe('pending');
     expect(await other.get('x')).toBeNull();
-    expect(storage.checkpoint?.()).toBe(storage.checkpoint?.());
+    expect(storage.checkpoint).toBeDefined();
+  });
+
+  it('a store without the capability is refused with UnsupportedError, something that is no store with ValidationError', () => {
+    const sessionsOnly = { kind: 'sessions-only', init: async () => {} };
+    expect(() => createCheckpoint({ storage: sessionsOnly, stream: 'jobs' })).toThrow(
+      expect.objectContaining({ code: 'UNSUPPORTED', context: { capability: 'checkpoint', storage: 'sessions-only' } }),
+    );
+    expect(() => createCheckpoint({ storage: { claim: () => [] } as never, stream: 'jobs' })).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+  });
+
+  it('opens the store on first use and is refused once the store is closed', async () => {
+    const storage = memoryCheckpoint();
+    const cp = createCheckpoint({ storage, stream: 'jobs' });
+    await cp.add([{ key: 'x' }]);
+    await storage.close();
+    await expect(cp.stats()).rejects.toMatchObject({ code: 'STORAGE', message: expect.stringMatching(/^\[memory\] the store is closed/) });
+    await storage.init(); // the memory store keeps its items across close()
+    expect((await cp.stats()).total).toBe(1);
   });
 });
 
 describe('memory checkpoint with a manual clock', () => {
   it('judges expiry by the injected clock', async () => {
     const clock = createManualClock();
-    const cp = createCheckpoint({ storage: createMemoryCheckpointBackend({ clock }), stream: 's' });
+    const cp = createCheckpoint({ storage: memoryCheckpoint({ clock }), stream: 's' });
     await cp.add([{ key: 'a' }]);
     const [lease] = await cp.claim({ owner: 'w1', limit: 1, leaseMs: 1_000 });
     expect(await cp.claim({ owner: 'w2', limit: 1 })).toEqual([]);
@@ -53,18 +71,22 @@ describe('memory checkpoint with a manual clock', () => {
 describe('process() when the store fails now and then', () => {
   it('retries claims and completions after an error and still finishes every item once', async () => {
     const clock = createManualClock();
-    const inner = createMemoryCheckpointBackend({ clock });
+    const store = memoryCheckpoint({ clock });
+    const inner = store.checkpoint;
     let claimFailures = 1;
     let completeFailures = 1;
-    const flaky = {
-      ...inner,
-      claim: async (...args: Parameters<typeof inner.claim>) => {
-        if (claimFailures-- > 0) throw new Error('connection reset (claim)');
-        return inner.claim(...args);
-      },
-      complete: async (...args: Parameters<typeof inner.complete>) => {
-        if (completeFailures-- > 0) throw new Error('connection reset (complete)');
-        return inner.complete(...args);
+    const flaky: CheckpointHost = {
+      ...store,
+      checkpoint: {
+        ...inner,
+        claim: async (...args: Parameters<typeof inner.claim>) => {
+          if (claimFailures-- > 0) throw new Error('connection reset (claim)');
+          return inner.claim(...args);
+        },
+        complete: async (...args: Parameters<typeof inner.complete>) => {
+          if (completeFailures-- > 0) throw new Error('connection reset (complete)');
+          return inner.complete(...args);
+        },
       },
     };
     const cp = createCheckpoint({ storage: flaky, stream: 'flaky', clock });
@@ -85,7 +107,7 @@ describe('process() when the store fails now and then', () => {
 
   it('stops polling an empty stream when its signal aborts (until: aborted)', async () => {
     const clock = createManualClock();
-    const cp = createCheckpoint({ storage: createMemoryCheckpointBackend({ clock }), stream: 'idle', clock });
+    const cp = createCheckpoint({ storage: memoryCheckpoint({ clock }), stream: 'idle', clock });
     const ac = new AbortController();
     const running = cp.process(async () => {}, { owner: 'w', until: 'aborted', signal: ac.signal, pollMs: 10 });
     await clock.advance(0); // the first claim finds the stream empty

@@ -1,43 +1,82 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCheckpoint } from 'multisession';
+import { postgresCheckpoint } from 'multisession/postgres';
 import { checkpointConformanceSuite } from 'multisession/testing';
-import { createPostgresCheckpointBackend } from '../src/checkpoint/postgres-backend.js';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailable } from './fixtures/checkpoint/pg.js';
+import { fixture, runTs } from './fixtures/storage/helpers.js';
 
 const available = await pgAvailable();
 const schema = freshSchemaName('cp_suite');
 const pool = new pg.Pool({ connectionString: PG_URL, max: 10 });
-const backend = createPostgresCheckpointBackend(pool, { schema });
+const store = postgresCheckpoint({ pool }, { schema });
 
 afterAll(async () => {
+  await store.close();
   if (available) await dropSchema(pool, schema);
   await pool.end();
 });
 
 describe.skipIf(!available)('postgres checkpoint', () => {
   beforeAll(async () => {
-    await backend.init();
+    await store.init();
   });
 
   checkpointConformanceSuite(
     { describe, it, expect, beforeEach, afterEach },
-    async () => ({ storage: backend }),
+    async () => ({ storage: store }),
     { name: 'postgres' },
   );
+
+  it('makes only the checkpoint tables, in its schema', async () => {
+    const { rows } = await pool.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [schema]);
+    expect(rows.map((r: { table_name: string }) => r.table_name)).toEqual([
+      'checkpoint_items',
+      'multisession_checkpoint_migration',
+      'multisession_checkpoint_migration_lock',
+    ]);
+    expect(store).toMatchObject({ kind: 'postgres', persistent: true });
+  });
+
+  it('refuses bad targets and options with a ValidationError that names the field', () => {
+    expect(() => postgresCheckpoint({ connectionString: '' })).toThrow(expect.objectContaining({ code: 'VALIDATION', message: expect.stringMatching(/postgresCheckpoint/) }));
+    expect(() => postgresCheckpoint({ pool: {} as never })).toThrow(/pg Pool/);
+    expect(() => postgresCheckpoint({ pool }, { schema: 'bad-name; drop' })).toThrow(/schema/);
+  });
 
   it('creates its tables from several processes-worth of pools at once', async () => {
     const other = freshSchemaName('cp_init');
     const pools = Array.from({ length: 3 }, () => new pg.Pool({ connectionString: PG_URL, max: 2 }));
+    const stores = pools.map((p) => postgresCheckpoint({ pool: p }, { schema: other }));
     try {
-      await Promise.all(pools.map((p) => createPostgresCheckpointBackend(p, { schema: other }).init()));
-      const cp = createCheckpoint({ storage: createPostgresCheckpointBackend(pools[0]!, { schema: other }), stream: 's' });
+      await Promise.all(stores.map((s) => s.init()));
+      const cp = createCheckpoint({ storage: stores[0]!, stream: 's' });
       expect(await cp.add([{ key: 'a' }])).toBe(1);
     } finally {
+      await Promise.all(stores.map((s) => s.close()));
       await dropSchema(pools[0]!, other);
       await Promise.all(pools.map((p) => p.end()));
     }
   });
+
+  it('two real processes initialising the same new schema at once both succeed', async () => {
+    for (let round = 0; round < 3; round++) {
+      const fresh = freshSchemaName(`cp_proc${round}`);
+      const startAt = String(Date.now() + 1500);
+      try {
+        const [one, two] = await Promise.all([
+          runTs(fixture('init-child.ts'), ['postgres-checkpoint', fresh, 'p1', startAt], { MULTISESSION_PG_URL: PG_URL }),
+          runTs(fixture('init-child.ts'), ['postgres-checkpoint', fresh, 'p2', startAt], { MULTISESSION_PG_URL: PG_URL }),
+        ]);
+        expect({ code: one.code, out: one.stdout, err: one.stderr }).toMatchObject({ code: 0, out: 'ok p1\n' });
+        expect({ code: two.code, out: two.stdout, err: two.stderr }).toMatchObject({ code: 0, out: 'ok p2\n' });
+        const { rows } = await pool.query(`select key from "${fresh}".checkpoint_items order by key`);
+        expect(rows).toEqual([{ key: 'p1' }, { key: 'p2' }]);
+      } finally {
+        await dropSchema(pool, fresh);
+      }
+    }
+  }, 60_000);
 
   it('claims with SKIP LOCKED through the partial index', async () => {
     const { rows } = await pool.query(

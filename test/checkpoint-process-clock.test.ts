@@ -1,12 +1,12 @@
 // process() on a manual clock: renewal, deadlines, the flush window and the pauses after a store
 // error, driven by advancing time by hand. Nothing here waits on the wall clock.
 import { describe, expect, it } from 'vitest';
-import { createCheckpoint, createMemoryCheckpointBackend, type CheckpointBackend, type LeaseRef } from 'multisession';
+import { createCheckpoint, memoryCheckpoint, type CheckpointBackend, type CheckpointHost, type LeaseRef } from 'multisession';
 import { createManualClock, type ManualClock } from 'multisession/testing';
 
 /** A memory backend on `clock`, with every call counted and any method replaceable. */
 function recordingBackend(clock: ManualClock, patch: (inner: CheckpointBackend) => Partial<CheckpointBackend> = () => ({})) {
-  const inner = createMemoryCheckpointBackend({ clock });
+  const inner = memoryCheckpoint({ clock }).checkpoint;
   const calls = { claim: 0, renew: [] as { at: number; keys: string[] }[], complete: [] as { at: number; keys: string[] }[] };
   const overrides = patch(inner);
   const backend: CheckpointBackend = {
@@ -27,6 +27,9 @@ function recordingBackend(clock: ManualClock, patch: (inner: CheckpointBackend) 
   return { backend, calls };
 }
 
+/** A store around a (recording) backend, as `createCheckpoint` takes it. */
+const hostOf = (checkpoint: CheckpointBackend): CheckpointHost => ({ kind: 'memory', init: async () => {}, checkpoint });
+
 /** A promise the test resolves. */
 function gate(): { open: () => void; opened: Promise<void> } {
   let open!: () => void;
@@ -42,7 +45,7 @@ describe('process() on a manual clock', () => {
     const clock = createManualClock();
     const t0 = clock.now();
     const { backend, calls } = recordingBackend(clock);
-    const cp = createCheckpoint({ storage: backend, stream: 's', clock });
+    const cp = createCheckpoint({ storage: hostOf(backend), stream: 's', clock });
     await cp.add([{ key: 'a' }, { key: 'b' }, { key: 'c' }]);
     const g = gate();
     const expiries: number[] = [];
@@ -73,7 +76,7 @@ describe('process() on a manual clock', () => {
 
   it('loses a lease whose renewal is refused: the signal aborts at the tick and the result is not stored', async () => {
     const clock = createManualClock();
-    const cp = createCheckpoint({ storage: createMemoryCheckpointBackend({ clock }), stream: 's', clock });
+    const cp = createCheckpoint({ storage: memoryCheckpoint({ clock }), stream: 's', clock });
     await cp.add([{ key: 'job' }]);
     const lost: string[] = [];
     cp.on('lease.lost', (e) => lost.push(`${e.key}:${e.phase}:${e.error.code}`));
@@ -106,7 +109,7 @@ describe('process() on a manual clock', () => {
     const { backend } = recordingBackend(clock, (inner) => ({
       renew: (...args) => new Promise((resolve) => clock.setTimeout(() => resolve(inner.renew(...args)), 10_000)),
     }));
-    const cp = createCheckpoint({ storage: backend, stream: 's', clock });
+    const cp = createCheckpoint({ storage: hostOf(backend), stream: 's', clock });
     await cp.add([{ key: 'job' }, { key: 'queued' }]);
     const lost: string[] = [];
     cp.on('lease.lost', (e) => lost.push(`${e.key}:${e.phase}@${clock.now() - t0}`));
@@ -139,7 +142,7 @@ describe('process() on a manual clock', () => {
     const clock = createManualClock();
     const t0 = clock.now();
     const { backend, calls } = recordingBackend(clock);
-    const cp = createCheckpoint({ storage: backend, stream: 's', clock });
+    const cp = createCheckpoint({ storage: hostOf(backend), stream: 's', clock });
     await cp.add([{ key: 'a' }, { key: 'b' }, { key: 'slow' }]);
     const g = gate();
     const run = cp.process(
@@ -186,7 +189,7 @@ describe('process() on a manual clock', () => {
         return inner.claim(...args);
       },
     }));
-    const cp = createCheckpoint({ storage: backend, stream: 's', clock });
+    const cp = createCheckpoint({ storage: hostOf(backend), stream: 's', clock });
     await cp.add([{ key: 'a' }]);
     const errors: string[] = [];
     cp.on('process.error', (e) => errors.push(e.operation));
@@ -219,7 +222,7 @@ describe('process() on a manual clock', () => {
         throw new Error('connection reset (renew)');
       },
     }));
-    const cp = createCheckpoint({ storage: backend, stream: 's', clock });
+    const cp = createCheckpoint({ storage: hostOf(backend), stream: 's', clock });
     await cp.add([{ key: 'job' }]);
     const lost: string[] = [];
     cp.on('lease.lost', (e) => lost.push(`${e.key}:${e.phase}@${clock.now() - t0}`));
@@ -242,7 +245,7 @@ describe('process() on a manual clock', () => {
   it('polls a drained stream every pollMs until the signal aborts (until: aborted)', async () => {
     const clock = createManualClock();
     const { backend, calls } = recordingBackend(clock);
-    const cp = createCheckpoint({ storage: backend, stream: 's', clock });
+    const cp = createCheckpoint({ storage: hostOf(backend), stream: 's', clock });
     const ac = new AbortController();
     const run = cp.process(async () => {}, { owner: 'w', until: 'aborted', signal: ac.signal, pollMs: 1_000 });
     await clock.advance(0);

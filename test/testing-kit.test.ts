@@ -415,18 +415,21 @@ async function storageRun(make: () => StorageDriver): Promise<{ passed: string[]
   );
 }
 
-/** The memory driver with one method replaced. */
-function brokenMemory(patch: (inner: StorageDriver) => Partial<StorageDriver>): () => StorageDriver {
+type Overrides = { [K in 'sessions' | 'kv' | 'counters' | 'history' | 'audit']?: Partial<NonNullable<StorageDriver[K]>> };
+
+/** The memory driver with methods of its capabilities replaced. */
+function brokenMemory(patch: (inner: StorageDriver) => Overrides): () => StorageDriver {
   return () => {
     const inner = memoryStorage();
-    const overrides = patch(inner);
-    return new Proxy(inner, {
-      get(target, key, receiver) {
-        if (typeof key === 'string' && key in overrides) return overrides[key as keyof StorageDriver];
-        const value = Reflect.get(target, key, receiver) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const o = patch(inner);
+    return {
+      ...inner,
+      sessions: { ...inner.sessions, ...o.sessions },
+      kv: { ...inner.kv!, ...o.kv },
+      counters: { ...inner.counters!, ...o.counters },
+      history: { ...inner.history!, ...o.history },
+      audit: { ...inner.audit!, ...o.audit },
+    };
   };
 }
 
@@ -440,21 +443,25 @@ describe('storageConformanceSuite can fail', () => {
   it('catches a driver without compare-and-swap', async () => {
     const { failed } = await storageRun(
       brokenMemory((inner) => ({
-        async updateSession(id, patch) {
-          const current = await inner.getSession(id);
-          return inner.updateSession(id, patch, current?.version ?? 1);
+        sessions: {
+          async update(id, patch) {
+            const current = await inner.sessions.get(id);
+            return inner.sessions.update(id, patch, current?.version ?? 1);
+          },
         },
       })),
     );
-    expect(failed).toContain('versioning > throws ConflictError for a stale version and changes nothing');
+    expect(failed).toContain('versioning > returns null for a stale version (a lost compare-and-swap is an outcome) and changes nothing');
     expect(failed.every((n) => n.startsWith('versioning') || n.startsWith('sessions'))).toBe(true);
   });
 
   it('catches a kvWrite that applies operations one by one', async () => {
     const { failed } = await storageRun(
       brokenMemory((inner) => ({
-        async kvWrite(id, ops) {
-          for (const op of ops) await inner.kvWrite(id, [op]);
+        kv: {
+          async write(id, ops) {
+            for (const op of ops) await inner.kv!.write(id, [op]);
+          },
         },
       })),
     );
@@ -465,9 +472,11 @@ describe('storageConformanceSuite can fail', () => {
     const like = (prefix: string) => new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/_/g, '.').replace(/%/g, '.*')}`);
     const { failed } = await storageRun(
       brokenMemory((inner) => ({
-        async kvList(id, options) {
-          const all = await inner.kvList(id);
-          return options?.prefix ? all.filter((e) => like(options.prefix!).test(e.key)) : all;
+        kv: {
+          async list(id, options) {
+            const all = await inner.kv!.list(id);
+            return options?.prefix ? all.filter((e) => like(options.prefix!).test(e.key)) : all;
+          },
         },
       })),
     );
@@ -477,11 +486,15 @@ describe('storageConformanceSuite can fail', () => {
   it('catches an audit log listed oldest first and a history that is not trimmed', async () => {
     const { failed } = await storageRun(
       brokenMemory((inner) => ({
-        async listAudit(query) {
-          return (await inner.listAudit({ ...query, limit: 100_000 })).reverse().slice(0, query.limit ?? 100);
+        audit: {
+          async list(query) {
+            return (await inner.audit!.list({ ...query, limit: 100_000 })).reverse().slice(0, query.limit ?? 100);
+          },
         },
-        appendTransitions(entries) {
-          return inner.appendTransitions(entries, 1_000);
+        history: {
+          append(entries) {
+            return inner.history!.append(entries, 1_000);
+          },
         },
       })),
     );
@@ -492,16 +505,55 @@ describe('storageConformanceSuite can fail', () => {
   it('catches a driver whose records share state with the caller', async () => {
     const { failed } = await storageRun(
       brokenMemory((inner) => {
-        const handedOut = new Map<string, Awaited<ReturnType<StorageDriver['getSession']>>>();
+        const handedOut = new Map<string, Awaited<ReturnType<StorageDriver['sessions']['get']>>>();
         return {
-          async getSession(id) {
-            if (!handedOut.has(id)) handedOut.set(id, await inner.getSession(id));
-            return handedOut.get(id) ?? null;
+          sessions: {
+            async get(id) {
+              if (!handedOut.has(id)) handedOut.set(id, await inner.sessions.get(id));
+              return handedOut.get(id) ?? null;
+            },
           },
         };
       }),
     );
     expect(failed).toContain('sessions > returns copies: mutating a returned record changes nothing stored');
+  });
+
+  it('catches a driver that throws on a lost compare-and-swap instead of returning null', async () => {
+    const { failed } = await storageRun(
+      brokenMemory((inner) => ({
+        sessions: {
+          async update(id, patch, expectedVersion) {
+            const updated = await inner.sessions.update(id, patch, expectedVersion);
+            if (!updated) throw Object.assign(new Error('conflict'), { code: 'CONFLICT' });
+            return updated;
+          },
+        },
+      })),
+    );
+    expect(failed).toContain('versioning > returns null for a stale version (a lost compare-and-swap is an outcome) and changes nothing');
+    expect(failed).toContain('versioning > returns null when updating a missing session, and creates nothing');
+  });
+
+  it('needs no open/closed bookkeeping in the driver: the suite guards it as the manager does', async () => {
+    const { failed } = await storageRun(() => {
+      const inner = memoryStorage();
+      let open = true;
+      return {
+        ...inner,
+        init: async () => {
+          open = true;
+          await inner.init();
+        },
+        close: async () => {
+          open = false; // the inner store stays open: calls still reach it
+        },
+        ping: async () => {
+          if (!open) throw new Error('closed');
+        },
+      };
+    });
+    expect(failed).toEqual([]);
   });
 
   it('switches groups off with skip', async () => {

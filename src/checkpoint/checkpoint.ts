@@ -1,12 +1,12 @@
 import { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
-import { LeaseLostError, ValidationError } from '../errors.js';
+import { LeaseLostError, UnsupportedError, ValidationError } from '../errors.js';
 import { clockSchema, parseWith } from '../validation.js';
-import type { StorageDriver } from '../storage/driver.js';
 import { systemClock, type Clock, type JsonValue } from '../types.js';
 import {
   CHECKPOINT_STATUSES,
   type CheckpointBackend,
+  type CheckpointHost,
   type CheckpointItem,
   type CheckpointStats,
   type CheckpointStatus,
@@ -86,8 +86,11 @@ const purgeSchema = z.object({
 });
 
 export type CheckpointOptions = z.input<typeof checkpointOptionsSchema> & {
-  /** A storage driver with the `checkpoint()` capability, or a checkpoint backend itself. */
-  storage: StorageDriver | CheckpointBackend;
+  /**
+   * The store that holds the stream: a storage driver with the `checkpoint` capability, or a
+   * stand-alone checkpoint store (`memoryCheckpoint()`, `sqliteCheckpoint(…)`, `postgresCheckpoint(…)`).
+   */
+  storage: CheckpointHost;
 };
 
 /** A leased item as the `process()` handler sees it. */
@@ -119,16 +122,19 @@ export interface CheckpointEvents {
   'process.error': (event: { stream: string; owner: string; error: Error; operation: string }) => void;
 }
 
-function backendOf(storage: unknown): CheckpointBackend {
-  const s = storage as Partial<StorageDriver & CheckpointBackend> | null | undefined;
-  if (s && typeof s.claim === 'function' && typeof s.complete === 'function') return s as CheckpointBackend;
-  if (s && typeof s.checkpoint === 'function') return s.checkpoint();
-  throw new ValidationError('checkpoint options', [
-    {
-      path: ['storage'],
-      message: 'pass a storage driver that has the checkpoint() capability (memory, sqlite, postgres) or a checkpoint backend',
-    },
-  ]);
+/** The store's checkpoint backend: `ValidationError` for something that is no store, `UnsupportedError` for a store without one. */
+function backendOf(storage: unknown): { store: CheckpointHost; backend: CheckpointBackend } {
+  const s = storage as Partial<CheckpointHost> | null | undefined;
+  if (!s || typeof s !== 'object' || typeof s.kind !== 'string' || typeof s.init !== 'function') {
+    throw new ValidationError('checkpoint options', [
+      {
+        path: ['storage'],
+        message: 'pass a store: a storage driver (memoryStorage(), sqliteStorage(…), postgresStorage(…)) or a checkpoint store (memoryCheckpoint(), sqliteCheckpoint(…), postgresCheckpoint(…))',
+      },
+    ]);
+  }
+  if (!s.checkpoint || typeof s.checkpoint.claim !== 'function') throw new UnsupportedError('checkpoint', s.kind);
+  return { store: s as CheckpointHost, backend: s.checkpoint };
 }
 
 export function errorMessage(error: unknown): string {
@@ -159,6 +165,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   readonly stream: string;
   readonly maxAttempts: number;
   readonly backoff: Readonly<{ minMs: number; maxMs: number; factor: number }>;
+  readonly #host: CheckpointHost;
   readonly #backend: CheckpointBackend;
   readonly #clock: Clock;
   #ready: Promise<void> | null = null;
@@ -166,7 +173,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   constructor(options: CheckpointOptions) {
     super();
     const parsed = parseWith(checkpointOptionsSchema, { ...options, storage: undefined }, 'checkpoint options');
-    this.#backend = backendOf(options.storage);
+    ({ store: this.#host, backend: this.#backend } = backendOf(options.storage));
     this.stream = parsed.stream;
     this.maxAttempts = parsed.maxAttempts;
     this.backoff = Object.freeze({ ...parsed.backoff });
@@ -181,7 +188,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   /** The backend, once its tables exist. */
   async #store(): Promise<CheckpointBackend> {
     if (!this.#ready) {
-      this.#ready = this.#backend.init().catch((err: unknown) => {
+      this.#ready = this.#host.init().catch((err: unknown) => {
         this.#ready = null;
         throw err;
       });
@@ -394,7 +401,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
 }
 
 /**
- * Makes a checkpoint over a storage driver (or a backend) for one stream.
+ * Makes a checkpoint over a store (a storage driver or a checkpoint store) for one stream.
  *
  * @example
  * ```ts

@@ -124,14 +124,14 @@ export interface FailChange {
 export type CasResult = { ok: true } | { ok: false };
 
 /**
- * What a storage backend implements. All methods take the stream name first; every change of a
- * leased item is a compare-and-swap on (key, token, owner, status = processing, not expired).
+ * What a checkpoint backend implements: the `checkpoint` capability of a store. All methods take
+ * the stream name first; every change of a leased item is a compare-and-swap on (key, token,
+ * owner, status = processing, not expired). The backend has no lifecycle of its own: the store it
+ * belongs to opens it (its tables come with the store's migrations) and closes it.
  */
 export interface CheckpointBackend {
   /** Short name for logs: `memory`, `sqlite`, `postgres`. */
   readonly kind: string;
-  /** Creates tables and indexes idempotently; safe from two processes at once. */
-  init(): Promise<void>;
   /** Inserts items whose key is new in the stream; returns how many were inserted. */
   add(stream: string, items: NewCheckpointItem[]): Promise<number>;
   /** Leases up to `limit` claimable items in one atomic step. */
@@ -158,6 +158,17 @@ export interface CheckpointBackend {
   retryDead(stream: string): Promise<number>;
   /** Deletes items in the given statuses last changed at least `olderThanMs` ago; returns how many. */
   purge(stream: string, options: { statuses: CheckpointStatus[]; olderThanMs: number }): Promise<number>;
-  /** Releases what the backend itself opened (never the injected client). Idempotent. */
-  close?(): Promise<void>;
+}
+
+/**
+ * What `createCheckpoint({ storage })` takes, typed by shape: a store with a name, an `init()` that
+ * opens it (idempotent: the stores of `multisession` are guarded) and, when it has the capability,
+ * its `checkpoint` backend. A storage driver (`memoryStorage()`, `sqliteStorage(…)`,
+ * `postgresStorage(…)`) and a stand-alone checkpoint store (`memoryCheckpoint()`,
+ * `sqliteCheckpoint(…)`, `postgresCheckpoint(…)`) both fit.
+ */
+export interface CheckpointHost {
+  readonly kind: string;
+  init(): Promise<void>;
+  readonly checkpoint?: CheckpointBackend;
 }

@@ -2,6 +2,7 @@ export {
   CHECKPOINT_STATUSES,
   type CasResult,
   type CheckpointBackend,
+  type CheckpointHost,
   type CheckpointItem,
   type CheckpointStats,
   type CheckpointStatus,
@@ -21,4 +22,3 @@ export {
   type WorkItem,
 } from './checkpoint.js';
 export type { ProcessOptions, ProcessSummary, WorkContext, WorkHandler } from './process.js';
-export { createMemoryCheckpointBackend } from './memory-backend.js';

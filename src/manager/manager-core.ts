@@ -1,6 +1,5 @@
 import type { Logger, Clock } from '../types.js';
-import type { KvStore } from '../storage/contract.js';
-import type { SessionRecord, StorageDriver } from '../storage/driver.js';
+import type { KvStore, SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { Persister } from './persister.js';
 import type { Scheduler } from './scheduler.js';
 import type { ResolvedManagerOptions } from './schemas.js';

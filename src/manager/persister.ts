@@ -1,5 +1,5 @@
 import { StorageError } from '../errors.js';
-import type { AuditInput, StatDelta, StatusUpdate, StorageDriver, TransitionRecord } from '../storage/driver.js';
+import type { AuditInput, StatDelta, StatusUpdate, StorageDriver, TransitionRecord } from '../storage/contract.js';
 
 const BATCH = 1000;
 
@@ -107,11 +107,15 @@ export class Persister {
         this.#onError(new StorageError(`Writing ${what} to storage failed: ${(error as Error)?.message ?? error}`, { cause: error }));
       }
     };
-    for (let i = 0; i < audit.length; i += BATCH) await run('audit entries', () => this.#storage.appendAudit(audit.slice(i, i + BATCH)));
-    for (let i = 0; i < status.length; i += BATCH) await run('session status', () => this.#storage.saveStatus(status.slice(i, i + BATCH)));
-    for (let i = 0; i < transitions.length; i += BATCH) {
-      await run('transitions', () => this.#storage.appendTransitions(transitions.slice(i, i + BATCH), this.#historySize));
+    // A capability the store lacks is skipped: transitions then stay in memory, counters and audit entries are not kept.
+    const { audit: auditStore, history, counters, sessions } = this.#storage;
+    if (auditStore) for (let i = 0; i < audit.length; i += BATCH) await run('audit entries', () => auditStore.append(audit.slice(i, i + BATCH)));
+    for (let i = 0; i < status.length; i += BATCH) await run('session status', () => sessions.saveStatus(status.slice(i, i + BATCH)));
+    if (history) {
+      for (let i = 0; i < transitions.length; i += BATCH) {
+        await run('transitions', () => history.append(transitions.slice(i, i + BATCH), this.#historySize));
+      }
     }
-    for (let i = 0; i < stats.length; i += BATCH) await run('counters', () => this.#storage.incrementStats(stats.slice(i, i + BATCH)));
+    if (counters) for (let i = 0; i < stats.length; i += BATCH) await run('counters', () => counters.increment(stats.slice(i, i + BATCH)));
   }
 }

@@ -1,6 +1,6 @@
 import type { Adapter } from '../adapters/contract.js';
 import { AdapterNotFoundError } from '../errors.js';
-import type { SessionRecord } from '../storage/driver.js';
+import type { SessionRecord } from '../storage/contract.js';
 import type { ManagerCore } from './manager-core.js';
 import { SessionRuntime } from './runtime/session-runtime.js';
 

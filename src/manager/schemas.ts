@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { StorageDriver } from '../storage/driver.js';
+import type { StorageDriver } from '../storage/contract.js';
 import type { JsonValue, Logger } from '../types.js';
 import { clockSchema } from '../validation.js';
 import type { Adapter } from '../adapters/contract.js';
@@ -116,7 +116,7 @@ const loggerSchema = z.custom<Logger>(
   'must be pino-compatible: debug, info, warn and error methods',
 );
 const storageSchema = z.custom<StorageDriver>(
-  (v) => !!v && typeof (v as StorageDriver).init === 'function' && typeof (v as StorageDriver).createSession === 'function',
+  (v) => !!v && typeof (v as StorageDriver).init === 'function' && typeof (v as StorageDriver).sessions?.create === 'function',
   'must be a StorageDriver (memoryStorage(), sqliteStorage(…), postgresStorage(…))',
 );
 const adapterSchema = z.custom<Adapter>(

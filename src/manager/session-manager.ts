@@ -3,13 +3,13 @@ import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, typ
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { AdapterNotFoundError, ManagerClosedError, ManagerNotOpenError, MultisessionError, SessionNotFoundError } from '../errors.js';
-import { StorageError, UnsupportedError, ValidationError } from '../errors.js';
+import { StorageError, ValidationError } from '../errors.js';
 import { SESSION_STATES, type SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
-import type { KvStore } from '../storage/contract.js';
-import type { AuditEntry, StorageDriver } from '../storage/driver.js';
-import { memoryStorage } from '../storage/memory.js';
+import { requireCapability, type AuditEntry, type KvStore, type StorageDriver } from '../storage/contract.js';
+import { guardStore } from '../storage/guarded-storage.js';
+import { memoryStorage } from '../storage/memory/memory-storage.js';
 import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger, systemClock } from '../types.js';
 import { parseWith } from '../validation.js';
 import { untilAborted } from './abort.js';
@@ -76,7 +76,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const opts = parseWith(managerOptionsSchema, options, 'SessionManager options');
     this.options = Object.freeze(opts);
     this.#sessions = new SessionRegistry(opts.maxSessions);
-    this.#storage = opts.storage ?? memoryStorage();
+    this.#storage = guardStore(opts.storage ?? memoryStorage());
     this.#clock = opts.clock ?? systemClock;
     this.#logger = opts.logger ?? silentLogger;
     for (const adapter of opts.adapters) {
@@ -129,7 +129,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     this.#phase = 'opening';
     try {
       await this.#storage.init();
-      const { all, toStart } = await loadRuntimes(this.#core, await this.#storage.listSessions(), this.#adapters, (e) => this.#managerError(e));
+      const { all, toStart } = await loadRuntimes(this.#core, await this.#storage.sessions.list(), this.#adapters, (e) => this.#managerError(e));
       for (const rt of all) this.#sessions.add(rt);
       if (this.#phase !== 'opening') return; // closed meanwhile
       this.#phase = 'open';
@@ -283,7 +283,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
         await rt.platformLogout();
         await rt.stop('logout');
       }
-      await this.#kvStore().clear(id, { prefix: AUTH_PREFIX });
+      await this.#storage.kv?.clear(id, { prefix: AUTH_PREFIX });
       this.#audit('logout', id, ctl.actor, {});
       return wasRunning ? rt.start('logout') : SETTLED;
     });
@@ -295,7 +295,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const ctl = parseWith(controlOptionsSchema, options, 'options');
     return rt.enqueue(async () => {
       this.#assertLive(rt);
-      const removed = await this.#kvStore().clear(id, { prefix: CONTEXT_PREFIX });
+      const removed = (await this.#storage.kv?.clear(id, { prefix: CONTEXT_PREFIX })) ?? 0;
       this.#audit('clear', id, ctl.actor, { removed });
       return removed;
     });
@@ -331,8 +331,9 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   /** Built-in counters and the adapter's custom counters. */
   async stats(id: string): Promise<SessionStatistics> {
     this.#runtime(id);
+    const counters = requireCapability(this.#storage, 'counters');
     await this.#persister.flush();
-    return statisticsOf(id, await this.#storage.getStats(id));
+    return statisticsOf(id, await counters.get(id));
   }
 
   /** The session's newest log lines (oldest first) from its ring buffer. */
@@ -357,9 +358,10 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   /** The audit log, newest first. */
   async audit(query: { sessionId?: string; action?: string; since?: number; limit?: number } = {}): Promise<AuditEntry[]> {
     this.#assertOpen();
+    const audit = requireCapability(this.#storage, 'audit');
     const q = parseWith(auditQuerySchema, query, 'audit query');
     await this.#persister.flush();
-    return this.#storage.listAudit(q);
+    return audit.list(q);
   }
 
   /**
@@ -375,7 +377,10 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    */
   checkpoint(stream: string, options: Omit<CheckpointOptions, 'storage' | 'stream'> = {}): Checkpoint {
     this.#assertOpen();
-    return createCheckpoint({ clock: this.#clock, ...options, storage: this.#storage, stream } as CheckpointOptions);
+    // The store's lifecycle is the manager's: the checkpoint gets a view whose init() opens
+    // nothing, so it cannot reopen the store after close() (its calls are refused then).
+    const storage = { kind: this.#storage.kind, init: async () => {}, checkpoint: requireCapability(this.#storage, 'checkpoint') };
+    return createCheckpoint({ clock: this.#clock, ...options, storage, stream } as CheckpointOptions);
   }
 
   /**
@@ -432,9 +437,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   }
 
   #kvStore(): KvStore {
-    const s = this.#storage;
-    if (typeof s.kvGet !== 'function') throw new UnsupportedError('kv', s.kind);
-    return { get: (a, b) => s.kvGet(a, b), list: (a, b) => s.kvList(a, b), write: (a, b) => s.kvWrite(a, b), clear: (a, b) => s.kvClear(a, b) };
+    return requireCapability(this.#storage, 'kv');
   }
 
   #audit(action: string, sessionId: string | null, actor: string | undefined, details: JsonObject): void {

@@ -1,7 +1,7 @@
 import { CapacityError, SessionNotFoundError, ValidationError } from '../errors.js';
 import type { SessionRuntime } from './runtime/session-runtime.js';
 import { sessionIdSchema, type SessionFilter } from './schemas.js';
-import type { SessionRecord } from '../storage/driver.js';
+import type { SessionRecord } from '../storage/contract.js';
 
 type ParsedFilter = Exclude<SessionFilter, undefined>;
 

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { parseAdapterInput, type Adapter } from '../adapters/contract.js';
-import { InvalidTransitionError, SessionNotFoundError } from '../errors.js';
+import { InvalidTransitionError, SessionNotFoundError, versionConflict } from '../errors.js';
 import { keepRedactedProxy } from '../net/config.js';
 import type { CredentialVault } from '../security/credential-vault.js';
-import type { SessionPatch, SessionRecord, StorageDriver } from '../storage/driver.js';
+import type { SessionPatch, SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { JsonObject } from '../types.js';
 import type { EventHub, SessionManagerEvents } from './events.js';
 import type { ManagerCore } from './manager-core.js';
@@ -91,7 +91,7 @@ export class SessionWrites {
     const runtime = await this.#vault
       .withKey(async () => {
         const sealed = this.#vault.seal(credentials);
-        const record = await this.#storage.createSession({
+        const record = await this.#storage.sessions.create({
           ...{ id, platform: adapter.name, config, labels, metadata, priority, capacity, autoStart, idleTimeoutMs, allowSharedCredentials },
           ...{ desiredState: 'stopped', credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint },
           ...{ state: 'stopped', health: 'unknown', lastError: null, lastActivityAt: null, createdAt: now, updatedAt: now },
@@ -152,11 +152,21 @@ export class SessionWrites {
       newKey,
       () => this.#sessions.all().map((rt) => rt.record),
       () => this.#core.clock.now(),
-      (rows) => this.#storage.replaceCredentials(rows),
+      async (rows) => (await this.#storage.sessions.replaceCredentials(rows)) ?? Promise.reject(await this.#lostRewrite(rows)),
     );
     for (const record of records) this.#sessions.find(record.id)?.adoptRecord(record);
     this.#audit('rotate-key', null, actor, { sessions: records.length, keyId });
     await this.#core.persister.flush();
     return { rotated: records.length };
+  }
+
+  /** Why a rotation's compare-and-swap was lost: the first session gone or changed meanwhile. Nothing was rewritten. */
+  async #lostRewrite(rows: { id: string; expectedVersion: number }[]): Promise<Error> {
+    for (const { id, expectedVersion } of rows) {
+      const fresh = await this.#storage.sessions.get(id).catch(() => undefined);
+      if (fresh === null) return new SessionNotFoundError(id);
+      if (fresh?.version !== expectedVersion) return versionConflict(id, expectedVersion, fresh?.version ?? null, 'nothing was rewritten, read it again and retry');
+    }
+    return versionConflict(rows[0]!.id, rows[0]!.expectedVersion, null, 'nothing was rewritten, read it again and retry');
   }
 }

@@ -1,5 +1,5 @@
 import type { AuthKind, DesiredState, HealthStatus, SessionState } from '../lifecycle.js';
-import type { SessionError } from '../storage/driver.js';
+import type { SessionError } from '../storage/contract.js';
 import type { JsonObject, JsonValue } from '../types.js';
 
 /** The pending authentication step while a session is `authenticating`. */

@@ -1,4 +1,5 @@
 import type { CheckpointBackend } from '../checkpoint/contract.js';
+import { UnsupportedError } from '../errors.js';
 import type { DesiredState, HealthStatus, SessionState } from '../lifecycle.js';
 import type { JsonObject, JsonValue } from '../types.js';
 
@@ -137,6 +138,13 @@ export interface AuditStore {
 /** The optional capabilities, by name (for conformance groups and `UnsupportedError`). */
 export const STORAGE_CAPABILITIES = ['kv', 'counters', 'history', 'audit', 'checkpoint'] as const;
 export type StorageCapability = (typeof STORAGE_CAPABILITIES)[number];
+
+/** The store's `name` capability, or `UnsupportedError` when it lacks it. */
+export function requireCapability<K extends StorageCapability>(storage: StorageDriver, name: K): NonNullable<StorageDriver[K]> {
+  const capability = storage[name];
+  if (!capability) throw new UnsupportedError(name, storage.kind);
+  return capability as NonNullable<StorageDriver[K]>;
+}
 
 /** Whether an update patch changes what the duplicate-credential guard judges. */
 export function touchesCredentials(patch: Partial<Pick<SessionRecord, 'credentialsFingerprint' | 'allowSharedCredentials'>>): boolean {

@@ -21,9 +21,12 @@ const GUARDED = Symbol.for('multisession.guardedStore');
 
 type Phase = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 
-/** `[<kind>] <message>`: the one prefix of errors a store raises (see docs/storage/custom-driver.md). */
-export function storageError(kind: string, message: string, cause?: unknown): StorageError {
-  return new StorageError(`[${kind}] ${message}`, cause === undefined ? {} : { cause });
+/**
+ * `[<kind>] <message>`: the one prefix of errors a store raises (see docs/storage/custom-driver.md),
+ * with the driver's own error as `cause` and optional structured `context` (e.g. a SQLSTATE).
+ */
+export function storageError(kind: string, message: string, cause?: unknown, context?: Record<string, unknown>): StorageError {
+  return new StorageError(`[${kind}] ${message}`, { ...(cause === undefined ? {} : { cause }), ...(context ? { context } : {}) });
 }
 
 /** Wraps a driver's failure as a `StorageError` naming the store and the operation (our own errors pass). */
@@ -66,11 +69,12 @@ export function guardStore<T extends StoreLifecycle>(store: T): T {
       .then(() => store.init())
       .then(
         () => {
-          phase = 'open';
+          // A close() meanwhile owns the phase: it closes the store once this opening is done.
+          if (phase === 'opening') phase = 'open';
           opening = null;
         },
         (error: unknown) => {
-          phase = before; // a failed opening may be retried
+          if (phase === 'opening') phase = before; // a failed opening may be retried
           opening = null;
           throw error;
         },
@@ -120,6 +124,8 @@ export function guardStore<T extends StoreLifecycle>(store: T): T {
 
   const guardMethods = (target: object): object => {
     const out: Record<string | symbol, unknown> = {};
+    // Plain values (a checkpoint backend's `kind`) are copied as they are.
+    for (const [name, value] of Object.entries(target)) if (typeof value !== 'function') out[name] = value;
     for (const name of methodNames(target)) {
       const method = (target as Record<string, unknown>)[name] as (...args: unknown[]) => unknown;
       out[name] = (...args: unknown[]) => {
@@ -140,12 +146,13 @@ export function guardStore<T extends StoreLifecycle>(store: T): T {
     init,
     close,
     ping: () => (phase === 'open' ? store.ping() : whenOpen(() => store.ping())),
-    [GUARDED]: true,
   };
   for (const name of CAPABILITY_NAMES) {
     const capability = (store as unknown as Record<string, unknown>)[name];
     if (capability && typeof capability === 'object') guarded[name] = guardMethods(capability);
   }
+  // Not enumerable: a spread copy (`{ ...store, kv: myKv }`) is not taken for a guarded store.
+  Object.defineProperty(guarded, GUARDED, { value: true });
   return Object.freeze(guarded) as unknown as T;
 }
 

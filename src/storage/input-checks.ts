@@ -13,7 +13,7 @@ import type {
   StatDelta,
   StatusUpdate,
   TransitionRecord,
-} from './driver.js';
+} from './contract.js';
 
 /**
  * Input checks every bundled driver applies (memory, SQLite, PostgreSQL): drivers take plain

@@ -12,8 +12,8 @@
  */
 export { createManualClock } from './manual-clock.js';
 export type { ManualClock, ManualClockOptions } from './manual-clock.js';
-export { storageConformanceSuite, sampleSessionRecord, STORAGE_SUITE_GROUPS } from './storage-suite.js';
-export type { StorageSuiteGroup, StorageSuiteOptions } from './storage-suite.js';
+export { storageConformanceSuite, sampleSessionRecord, STORAGE_SUITE_GROUPS } from './storage-suite/index.js';
+export type { StorageSuiteGroup, StorageSuiteOptions } from './storage-suite/index.js';
 export type { TestRunner, SuiteAssertion } from './runner.js';
 export {
   simulatedAdapter,

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCheckpoint } from '../../src/checkpoint/index.js';
-import { createPostgresCheckpointBackend } from '../../src/checkpoint/postgres-backend.js';
+import { postgresCheckpoint } from '../../src/storage/postgres/index.js';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailable } from '../fixtures/checkpoint/pg.js';
 import { runChaos, verifyChaos, type ChaosOptions } from './harness.js';
 
@@ -16,7 +16,7 @@ afterAll(async () => {
 
 describe.skipIf(!available)('chaos: PostgreSQL checkpoint shared by 4 processes', () => {
   it('drains 5,000 items through SIGKILLs and a SIGSTOP longer than the lease, each effect exactly once', async () => {
-    const checkpoint = createCheckpoint({ storage: createPostgresCheckpointBackend(pool, { schema }), stream: 'chaos', maxAttempts: 1000 });
+    const checkpoint = createCheckpoint({ storage: postgresCheckpoint({ pool }, { schema }), stream: 'chaos', maxAttempts: 1000 });
     expect(await checkpoint.add(Array.from({ length: ITEMS }, (_, i) => ({ key: `item-${String(i).padStart(5, '0')}`, payload: { i } })))).toBe(ITEMS);
     await pool.query(`CREATE TABLE IF NOT EXISTS "${schema}".chaos_ledger (key text PRIMARY KEY, token bigint NOT NULL, worker text NOT NULL, writes integer NOT NULL)`);
     const options: ChaosOptions = {

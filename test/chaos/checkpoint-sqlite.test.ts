@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCheckpoint } from '../../src/checkpoint/index.js';
-import { createSqliteCheckpointBackend } from '../../src/checkpoint/sqlite-backend.js';
+import { sqliteCheckpoint } from '../../src/storage/sqlite/index.js';
 import { runChaos, verifyChaos, type ChaosOptions } from './harness.js';
 
 const ITEMS = 5000;
@@ -18,7 +18,7 @@ afterAll(() => {
 
 describe('chaos: SQLite checkpoint shared by 4 processes', () => {
   it('drains 5,000 items through SIGKILLs and a SIGSTOP longer than the lease, each effect exactly once', async () => {
-    const checkpoint = createCheckpoint({ storage: createSqliteCheckpointBackend(db), stream: 'chaos', maxAttempts: 1000 });
+    const checkpoint = createCheckpoint({ storage: sqliteCheckpoint({ database: db }, { busyTimeoutMs: 30_000 }), stream: 'chaos', maxAttempts: 1000 });
     db.exec('CREATE TABLE IF NOT EXISTS chaos_ledger (key TEXT PRIMARY KEY, token INTEGER NOT NULL, worker TEXT NOT NULL, writes INTEGER NOT NULL)');
     expect(await checkpoint.add(Array.from({ length: ITEMS }, (_, i) => ({ key: `item-${String(i).padStart(5, '0')}`, payload: { i } })))).toBe(ITEMS);
     const options: ChaosOptions = {

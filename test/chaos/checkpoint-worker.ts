@@ -11,7 +11,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createCheckpoint, type CheckpointBackend, type Lease } from '../../src/checkpoint/index.js';
+import { createCheckpoint, type CheckpointHost, type Lease } from '../../src/checkpoint/index.js';
 
 const env = (name: string): string => {
   const v = process.env[name];
@@ -30,16 +30,17 @@ interface Ledger {
   close(): Promise<void>;
 }
 
-async function open(): Promise<{ backend: CheckpointBackend; ledger: Ledger }> {
+async function open(): Promise<{ store: CheckpointHost; ledger: Ledger }> {
   if (env('CHAOS_BACKEND') === 'sqlite') {
     const { default: Database } = await import('better-sqlite3');
-    const { createSqliteCheckpointBackend } = await import('../../src/checkpoint/sqlite-backend.js');
+    // The module itself, not the subpath entry: a worker restarted under chaos starts faster without the storage driver.
+    const { sqliteCheckpoint } = await import('../../src/storage/sqlite/sqlite-checkpoint.js');
     const db = new Database(env('CHAOS_DB'), { timeout: 30_000 });
     const write = db.prepare(`INSERT INTO chaos_ledger (key, token, worker, writes) VALUES (?, ?, ?, 1)
       ON CONFLICT (key) DO UPDATE SET token = excluded.token, worker = excluded.worker, writes = writes + 1
       WHERE excluded.token > chaos_ledger.token`);
     return {
-      backend: createSqliteCheckpointBackend(db),
+      store: sqliteCheckpoint({ database: db }, { busyTimeoutMs: 30_000 }),
       ledger: {
         write: async (key, token) => write.run(key, token, id).changes === 1,
         close: async () => void db.close(),
@@ -47,14 +48,14 @@ async function open(): Promise<{ backend: CheckpointBackend; ledger: Ledger }> {
     };
   }
   const { default: pg } = await import('pg');
-  const { createPostgresCheckpointBackend } = await import('../../src/checkpoint/postgres-backend.js');
+  const { postgresCheckpoint } = await import('../../src/storage/postgres/postgres-checkpoint.js');
   const schema = env('CHAOS_SCHEMA');
   const pool = new pg.Pool({ connectionString: env('CHAOS_PG_URL'), max: 6 });
   const sql = `INSERT INTO "${schema}".chaos_ledger (key, token, worker, writes) VALUES ($1, $2, $3, 1)
     ON CONFLICT (key) DO UPDATE SET token = excluded.token, worker = excluded.worker, writes = chaos_ledger.writes + 1
     WHERE excluded.token > chaos_ledger.token`;
   return {
-    backend: createPostgresCheckpointBackend(pool, { schema }),
+    store: postgresCheckpoint({ pool }, { schema }),
     ledger: {
       write: async (key, token) => ((await pool.query(sql, [key, token, id])).rowCount ?? 0) === 1,
       close: () => pool.end(),
@@ -62,8 +63,8 @@ async function open(): Promise<{ backend: CheckpointBackend; ledger: Ledger }> {
   };
 }
 
-const { backend, ledger } = await open();
-const cp = createCheckpoint({ storage: backend, stream: 'chaos', maxAttempts: 1000 });
+const { store, ledger } = await open();
+const cp = createCheckpoint({ storage: store, stream: 'chaos', maxAttempts: 1000 });
 cp.on('batch.claimed', (e) => log(`claim ${id} ${Date.now()} ${e.leases.map((l) => `${l.key}:${l.token}`).join(',')}`));
 cp.on('item.completed', (e) => log(`ok ${id} ${e.key} ${e.token}`));
 cp.on('lease.lost', (e) => log(`lost ${id} ${e.key} ${e.token} ${e.phase} ${e.error.code}`));

@@ -44,7 +44,7 @@ describe('the public surface', () => {
   });
 
   it('the root exports no internals', () => {
-    for (const name of ['CredentialCodec', 'parseWith', 'fromZodError', 'touchesCredentials', 'createMemoryCheckpointBackend']) {
+    for (const name of ['CredentialCodec', 'CredentialVault', 'parseWith', 'fromZodError', 'SessionRuntime', 'EventHub', 'createMemoryCheckpointBackend']) {
       expect(Object.keys(root)).not.toContain(name);
     }
   });

@@ -43,14 +43,14 @@ afterEach(async () => {
 /** Everything stored or observable, to compare before and after a refused call. */
 async function everything(m: SessionManager) {
   const audit = await m.audit({ limit: 10_000 }); // also flushes the write-behind queue
-  const ids = (await storageOf(m).listSessions()).map((s) => s.id);
+  const ids = (await storageOf(m).sessions.list()).map((s) => s.id);
   return JSON.stringify({
     list: await m.list(),
     statuses: (await m.statuses()).map((x) => ({ ...x, uptimeMs: null })), // uptime moves with the clock
-    stored: await storageOf(m).listSessions(),
+    stored: await storageOf(m).sessions.list(),
     stats: await Promise.all(ids.map((id) => m.stats(id))),
-    kv: await Promise.all(ids.map((id) => storageOf(m).kvList(id))),
-    transitions: await Promise.all(ids.map((id) => storageOf(m).listTransitions(id, 100))),
+    kv: await Promise.all(ids.map((id) => storageOf(m).kv!.list(id))),
+    transitions: await Promise.all(ids.map((id) => storageOf(m).history!.list(id, 100))),
     logs: await Promise.all(ids.map((id) => m.logs(id))),
     audit,
     connections: ids.map((id) => env.scripted.connections(id).length),

@@ -76,7 +76,7 @@ describe('maxSessions', () => {
     expect((err as CapacityError).context).toMatchObject({ maxSessions: 2 });
     expect((err as Error).message).toMatch(/maxSessions/);
     expect((await m.list()).map((s) => s.id)).toEqual(['a', 'b']);
-    expect(await storageOf(m).getSession('c')).toBeNull();
+    expect(await storageOf(m).sessions.get('c')).toBeNull();
     await expect(m.get('c')).rejects.toBeInstanceOf(SessionNotFoundError);
     expect(created).toEqual(['a', 'b']);
     expect(await m.audit({ sessionId: 'c' })).toEqual([]);
@@ -107,7 +107,7 @@ describe('maxSessions', () => {
     expect(rejected).toHaveLength(2);
     for (const r of rejected) expect(r.reason).toBeInstanceOf(CapacityError);
     expect(await m.list()).toHaveLength(1);
-    expect(await storageOf(m).listSessions()).toHaveLength(1);
+    expect(await storageOf(m).sessions.list()).toHaveLength(1);
   });
 });
 
@@ -196,17 +196,15 @@ describe('isolation: a logger that throws', () => {
 describe('a store that refuses background writes', () => {
   it('sessions keep working; each failed batch is reported as manager.error', async () => {
     const inner = memoryStorage();
-    const broken: StorageDriver = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'incrementStats' || prop === 'appendTransitions' || prop === 'saveStatus') {
-          return async () => {
-            throw new Error('disk full');
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const refuse = async () => {
+      throw new Error('disk full');
+    };
+    const broken: StorageDriver = {
+      ...inner,
+      sessions: { ...inner.sessions, saveStatus: refuse },
+      counters: { ...inner.counters!, increment: refuse },
+      history: { ...inner.history!, append: refuse },
+    };
     const { manager: m, scripted: s } = await make({ storage: broken });
     const errors: string[] = [];
     m.on('manager.error', (e) => errors.push(e.error.message));
@@ -240,7 +238,7 @@ describe('isolation: a deleted session and a new one with the same id', () => {
     }
     old.log.info('a late line from the deleted session');
     expect(await m.kv('a').list()).toEqual([]);
-    expect(await storageOf(m).kvList('a')).toEqual([]);
+    expect(await storageOf(m).kv!.list('a')).toEqual([]);
     expect((await m.stats('a')).custom).toEqual({});
     expect(await m.logs('a')).toEqual([]);
   });
@@ -273,7 +271,7 @@ describe('a connection may save its state while it stops, and nothing after', ()
     await m.create({ id: 'a', platform: 'saving' });
     await m.start('a');
     await m.stop('a');
-    expect(await storageOf(m).kvList('a')).toEqual([
+    expect(await storageOf(m).kv!.list('a')).toEqual([
       { key: 'auth:session-file', value: { saved: 'on stop' } },
       { key: 'ctx:last-seen', value: 42 },
     ]);
@@ -281,7 +279,7 @@ describe('a connection may save its state while it stops, and nothing after', ()
     const late = await holders.ctx!.kv.set('late', 1).then(() => 'written', (e: unknown) => e);
     expect(late).toBeInstanceOf(Error);
     expect((late as { code?: string }).code).toBe('ABORTED');
-    expect((await storageOf(m).kvList('a')).map((e) => e.key)).toEqual(['auth:session-file', 'ctx:last-seen']);
+    expect((await storageOf(m).kv!.list('a')).map((e) => e.key)).toEqual(['auth:session-file', 'ctx:last-seen']);
     // The saved state is there for the next connection.
     await m.start('a');
     expect(await holders.ctx!.authState.get('session-file')).toEqual({ saved: 'on stop' });

@@ -114,14 +114,14 @@ describe('close()', () => {
     manager.on('session.state', (e) => states.push(`${e.id}:${e.to}:${e.reason}`));
     const desiredBefore = Object.fromEntries((await manager.list()).map((s) => [s.id, s.desiredState]));
     expect(desiredBefore['sim-0']).toBe('running');
-    expect((await storage.getSession('sim-0'))!.desiredState).toBe('running');
+    expect((await storage.sessions.get('sim-0'))!.desiredState).toBe('running');
     await manager.close();
     expect(states.filter((s) => s.endsWith(':stopped:manager closing')).length).toBe(Object.keys(desiredBefore).length);
     await expect(manager.get('sim-0')).rejects.toBeInstanceOf(ManagerClosedError);
 
     // The same (memory) store, opened again: the records still say running.
     await storage.init();
-    for (const [id, desired] of Object.entries(desiredBefore)) expect((await storage.getSession(id))!.desiredState, id).toBe(desired);
+    for (const [id, desired] of Object.entries(desiredBefore)) expect((await storage.sessions.get(id))!.desiredState, id).toBe(desired);
     await storage.close();
 
     // A new manager on it brings the running ones back.

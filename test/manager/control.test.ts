@@ -159,7 +159,7 @@ describe('update', () => {
     expect(s.connections('a')).toHaveLength(2);
     expect(s.connections('a')[0]!.stopped).toBe(true);
     expect(s.last('a').ctx.config).toEqual({ mode: 'qr' });
-    expect((await storageOf(m).getSession('a'))!.config).toEqual({ mode: 'qr' });
+    expect((await storageOf(m).sessions.get('a'))!.config).toEqual({ mode: 'qr' });
   });
 
   it('a credentials change on a running session restarts it with reason "credentials changed"', async () => {
@@ -214,14 +214,14 @@ describe('update', () => {
       const err = await b.update('s', { labels: { owner: 'b' } }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConflictError);
       expect((err as ConflictError).code).toBe('CONFLICT');
-      const stored = await storage.getSession('s');
+      const stored = await storage.sessions.get('s');
       expect(stored!.labels).toEqual({ owner: 'a' });
       expect(stored!.version).toBe(2);
       // The manager re-read the record: the retry goes through.
       const retried = await b.update('s', { labels: { owner: 'b' } });
       expect(retried.labels).toEqual({ owner: 'b' });
       expect(retried.version).toBe(3);
-      expect((await storage.getSession('s'))!.labels).toEqual({ owner: 'b' });
+      expect((await storage.sessions.get('s'))!.labels).toEqual({ owner: 'b' });
     } finally {
       await b.close(); // closes the shared driver: a's close then has nothing left to write
       await a.close();
@@ -255,10 +255,10 @@ describe('delete', () => {
     await expect(m.stats('a')).rejects.toBeInstanceOf(SessionNotFoundError);
     await expect(m.delete('a', { force: true })).rejects.toBeInstanceOf(SessionNotFoundError);
     expect(await m.list()).toEqual([]);
-    expect(await storageOf(m).getSession('a')).toBeNull();
-    expect(await storageOf(m).kvList('a')).toEqual([]);
-    expect(await storageOf(m).getStats('a')).toEqual({});
-    expect(await storageOf(m).listTransitions('a', 100)).toEqual([]);
+    expect(await storageOf(m).sessions.get('a')).toBeNull();
+    expect(await storageOf(m).kv!.list('a')).toEqual([]);
+    expect(await storageOf(m).counters!.get('a')).toEqual({});
+    expect(await storageOf(m).history!.list('a', 100)).toEqual([]);
     expect((await m.audit({ sessionId: 'a', action: 'delete' }))[0]).toMatchObject({ actor: 'admin', details: { force: true } });
 
     // The id is free again, with nothing left over.
@@ -266,7 +266,7 @@ describe('delete', () => {
     expect(again.transitions).toEqual([]);
     expect(await m.stats('a')).toEqual({ id: 'a', starts: 0, restarts: 0, failures: 0, messagesIn: 0, messagesOut: 0, errors: 0, custom: {} });
     expect(await m.kv('a').list()).toEqual([]);
-    expect(await storageOf(m).listTransitions('a', 100)).toEqual([]);
+    expect(await storageOf(m).history!.list('a', 100)).toEqual([]);
   });
 
   it('a stopped, failed or expired session deletes without force', async () => {
@@ -313,7 +313,7 @@ describe('logout and clear', () => {
     const snap = await m.logout('a');
     expect(snap.state).toBe('stopped');
     expect(s.connections('a')).toHaveLength(1);
-    expect((await storageOf(m).kvList('a')).map((e) => e.key)).toEqual([]);
+    expect((await storageOf(m).kv!.list('a')).map((e) => e.key)).toEqual([]);
   });
 
   it('clear drops ctx.kv only: auth state, config and credentials stay, the session keeps running', async () => {
@@ -451,7 +451,7 @@ describe('logs', () => {
     const snap = await m.get('a');
     expect(snap.transitions.map((t) => `${t.from}->${t.to}`)).toEqual(['stopping->stopped']);
     await m.stats('a'); // flushes the write-behind queue
-    expect((await storageOf(m).listTransitions('a', 100)).map((t) => `${t.from}->${t.to}`)).toEqual(['stopping->stopped']);
+    expect((await storageOf(m).history!.list('a', 100)).map((t) => `${t.from}->${t.to}`)).toEqual(['stopping->stopped']);
   });
 
   it('logBufferSize 0 keeps nothing but still logs', async () => {

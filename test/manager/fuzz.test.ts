@@ -149,14 +149,14 @@ async function run(seed: number, steps: number, options: Partial<SessionManagerO
   await m.audit({ limit: 1 });
   for (const id of IDS) {
     const snap = await m.get(id);
-    const stored = (await storageOf(m).getSession(id))!;
+    const stored = (await storageOf(m).sessions.get(id))!;
     expect({ state: stored.state, health: stored.health, lastError: stored.lastError, desired: stored.desiredState }, `seed ${seed}: ${id} stored`).toEqual({
       state: snap.state,
       health: snap.health,
       lastError: snap.lastError,
       desired: snap.desiredState,
     });
-    const history = await storageOf(m).listTransitions(id, 1_000);
+    const history = await storageOf(m).history!.list(id, 1_000);
     expect(history.map(({ from, to, reason, at }) => ({ from, to, reason, at })).slice(-snap.transitions.length), `seed ${seed}: ${id} history`).toEqual(snap.transitions);
   }
   if (process.env.FUZZ_DEBUG) console.log('generations', [...gen.values()], 'kv', await Promise.all(IDS.map(async (id) => (await m.kv(id).list()).length)));
@@ -214,8 +214,8 @@ const { reachable: pgReachable, freshSchema } = await postgresForTests('ms_fuzz'
         await m.delete('x', { force: true });
         await m.create({ id: 'x', platform: 'scripted' });
         const stats = await m.stats('x');
-        const history = await storageOf(m).listTransitions('x', 100);
-        const kv = await storageOf(m).kvList('x');
+        const history = await storageOf(m).history!.list('x', 100);
+        const kv = await storageOf(m).kv!.list('x');
         if (stats.starts || stats.messagesIn || stats.messagesOut || Object.keys(stats.custom).length || history.length || kv.length) {
           dirty.push(`round ${round}: ${JSON.stringify({ stats, history: history.length, kv: kv.length })}`);
         }

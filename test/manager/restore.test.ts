@@ -84,18 +84,13 @@ describe('open()', () => {
   it('a store that cannot be opened fails open() with StorageError; a later open() succeeds', async () => {
     const inner = memoryStorage();
     let failures = 1;
-    const flaky: StorageDriver = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'init') {
-          return async () => {
-            if (failures-- > 0) throw new Error('connection refused');
-            return target.init();
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const flaky: StorageDriver = {
+      ...inner,
+      init: async () => {
+        if (failures-- > 0) throw new Error('connection refused');
+        return inner.init();
       },
-    });
+    };
     const manager = new SessionManager({ storage: flaky, adapters: [scriptedAdapter().adapter], clock: createManualClock() });
     const err = await manager.open().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageError);
@@ -110,13 +105,7 @@ describe('open()', () => {
   it('open() twice at once opens once', async () => {
     const storage = memoryStorage();
     let inits = 0;
-    const counted: StorageDriver = new Proxy(storage, {
-      get(target, prop) {
-        if (prop === 'init') return async () => (inits++, target.init());
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const counted: StorageDriver = { ...storage, init: async () => (inits++, storage.init()) };
     const manager = new SessionManager({ storage: counted, adapters: [scriptedAdapter().adapter], clock: createManualClock() });
     await Promise.all([manager.open(), manager.open()]);
     await manager.open();

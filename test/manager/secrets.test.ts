@@ -72,8 +72,8 @@ async function harness() {
       if (!live) continue;
       out[`logs:${id}`] = dump(await m.logs(id, { limit: 10_000 }));
       out[`stats:${id}`] = dump(await m.stats(id));
-      out[`stored:${id}`] = dump(await storageOf(m).getSession(id));
-      out[`transitions:${id}`] = dump(await storageOf(m).listTransitions(id, 1000));
+      out[`stored:${id}`] = dump(await storageOf(m).sessions.get(id));
+      out[`transitions:${id}`] = dump(await storageOf(m).history!.list(id, 1000));
     }
     return out;
   }
@@ -243,7 +243,7 @@ describe('duplicate-credential guard', () => {
     expect((dup as DuplicateCredentialsError).context).toMatchObject({ otherSessionId: 'a' });
     expect(dump(dup)).not.toContain(TOKEN);
     expect((await m.list()).map((x) => x.id)).toEqual(['a']);
-    expect(await storageOf(m).getSession('b')).toBeNull();
+    expect(await storageOf(m).sessions.get('b')).toBeNull();
 
     // Other credentials are fine; switching them to a's is refused and changes nothing.
     await m.create({ id: 'b', platform: 'scripted', credentials: { token: OTHER_TOKEN } });
@@ -283,11 +283,11 @@ describe('rotateSecretKey', () => {
     await m.create({ id: 'b', platform: 'scripted', credentials: { token: OTHER_TOKEN } });
     await m.create({ id: 'none', platform: 'scripted' });
     await m.start('a');
-    const sealedBefore = (await storageOf(m).getSession('a'))!.credentials!;
+    const sealedBefore = (await storageOf(m).sessions.get('a'))!.credentials!;
     expect(sealedBefore.startsWith('v1.')).toBe(true);
     const newKey = randomBytes(32).toString('hex');
     expect(await m.rotateSecretKey(newKey, { actor: 'ops' })).toEqual({ rotated: 2 });
-    const sealedAfter = (await storageOf(m).getSession('a'))!.credentials!;
+    const sealedAfter = (await storageOf(m).sessions.get('a'))!.credentials!;
     expect(sealedAfter).not.toBe(sealedBefore);
     expect(sealedAfter.split('.')[1]).not.toBe(sealedBefore.split('.')[1]); // another key id
     expect(sealedAfter).not.toContain(TOKEN);
@@ -335,14 +335,7 @@ describe('rotateSecretKey racing credential writes', () => {
 describe('a persistent store needs a secret key', () => {
   /** The memory driver dressed up as persistent (as SQLite and PostgreSQL are). */
   function persistentMemory(): StorageDriver {
-    const inner = memoryStorage();
-    return new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'persistent') return true;
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    return { ...memoryStorage(), persistent: true };
   }
 
   it('without a key, credentials are refused with SecretKeyRequiredError and nothing is stored; sessions without credentials work', async () => {
@@ -373,7 +366,7 @@ describe('a persistent store needs a secret key', () => {
       open.push(m);
       await m.open();
       await m.create({ id: 'a', platform: 'scripted', credentials: { token: TOKEN } });
-      const stored = (await storage.getSession('a'))!;
+      const stored = (await storageOf(m).sessions.get('a'))!;
       expect(stored.credentials!.startsWith('v1.')).toBe(true);
       expect(JSON.stringify(stored)).not.toContain(TOKEN);
       process.env[SECRET_KEY_ENV] = 'not-a-key';

@@ -1,7 +1,7 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import {
   createCheckpoint,
-  createMemoryCheckpointBackend,
+  memoryCheckpoint,
   systemClock,
   type Checkpoint,
   type CheckpointOptions,
@@ -20,8 +20,8 @@ declare const cp: Checkpoint;
 describe('Checkpoint public surface', () => {
   it('takes a clock (any Clock, the manual one included)', () => {
     expectTypeOf<CheckpointOptions['clock']>().toEqualTypeOf<Clock | undefined>();
-    createCheckpoint({ storage: createMemoryCheckpointBackend(), stream: 's', clock: createManualClock() });
-    createCheckpoint({ storage: createMemoryCheckpointBackend(), stream: 's', clock: systemClock });
+    createCheckpoint({ storage: memoryCheckpoint(), stream: 's', clock: createManualClock() });
+    createCheckpoint({ storage: memoryCheckpoint(), stream: 's', clock: systemClock });
   });
 
   it('keeps its backend and its lost-lease factory to itself', () => {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { createCheckpoint, type Checkpoint, type CheckpointItem, type CheckpointStats } from 'multisession';
-import { sqliteStorage } from 'multisession/sqlite';
+import { sqliteCheckpoint } from 'multisession/sqlite';
 import { parse } from './parse.js';
 import { openChats, readChats, seedSource } from './chats.js';
 import type { LoggedEvent } from './worker.js';
@@ -204,7 +204,7 @@ function readEvents(dir: string): LoggedEvent[] {
 /** Checks the finished run from its files alone: checkpoint, target chat and worker logs. */
 export async function verifyRun(dir: string, messages: number): Promise<Pick<ScenarioReport, 'checkpoint' | 'target' | 'violations'>> {
   const violations: string[] = [];
-  const storage = sqliteStorage({ filename: join(dir, 'shared', 'checkpoint.db') });
+  const storage = sqliteCheckpoint({ filename: join(dir, 'shared', 'checkpoint.db') });
   const cp = createCheckpoint({ storage, stream: 'messages' });
   try {
     const stats = await cp.stats();
@@ -307,7 +307,7 @@ export async function runScenario(input: ScenarioOptions): Promise<ScenarioRepor
   prepareDir(dir, o.messages);
   log(`seeded ${o.messages} messages in ${join(dir, 'shared', 'chats.db')}`);
 
-  const storage = sqliteStorage({ filename: join(dir, 'shared', 'checkpoint.db') });
+  const storage = sqliteCheckpoint({ filename: join(dir, 'shared', 'checkpoint.db') });
   const cp = createCheckpoint({ storage, stream: 'messages' });
   await cp.stats(); // creates the checkpoint tables before the workers race to
   const probes = [join(dir, 'shared', 'checkpoint.db'), join(dir, 'shared', 'chats.db')].map(

@@ -21,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { LeaseLostError, SessionManager, createCheckpoint, type Lease } from 'multisession';
-import { sqliteStorage } from 'multisession/sqlite';
+import { sqliteCheckpoint, sqliteStorage } from 'multisession/sqlite';
 import { parse } from './parse.js';
 import type { ForwardOutcome, SourceMessage } from './chats.js';
 import { telegramAdapter, telegramCredentials } from './telegram-adapter.js';
@@ -73,7 +73,7 @@ export async function runWorker(input: WorkerOptions, signal?: AbortSignal): Pro
     restart: { retries: 10, minDelayMs: 100, maxDelayMs: 2_000, factor: 2 },
   });
   // The lock: a checkpoint on the SHARED file, the seed's sessions/shared/checkpoint.db.
-  const shared = sqliteStorage({ filename: join(o.dir, 'shared', 'checkpoint.db') }, { busyTimeoutMs: 30_000 });
+  const shared = sqliteCheckpoint({ filename: join(o.dir, 'shared', 'checkpoint.db') }, { busyTimeoutMs: 30_000 });
   const checkpoint = createCheckpoint({ storage: shared, stream: 'messages', maxAttempts: 50 });
   const owner = `${o.session}:${process.pid}`;
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCheckpoint } from 'multisession';
-import { sqliteStorage } from 'multisession/sqlite';
+import { sqliteCheckpoint } from 'multisession/sqlite';
 import { runScenario, verifyRun, type ScenarioReport } from '../run.js';
 import { chatStatements, openChats, seedSource } from '../src/chats.js';
 
@@ -58,7 +58,7 @@ describe('shared checkpoint example: two worker processes, one source, one targe
     expect(authors.map((a) => a.s)).toEqual(['session1', 'session2']); // both sessions did part of the work
 
     // The checkpoint: all done, and each target message carries the token of the lease that completed it.
-    const storage = sqliteStorage({ filename: join(dir, 'shared', 'checkpoint.db') });
+    const storage = sqliteCheckpoint({ filename: join(dir, 'shared', 'checkpoint.db') });
     const cp = createCheckpoint({ storage, stream: 'messages' });
     try {
       expect(await cp.stats()).toMatchObject({ done: N, total: N, pending: 0, processing: 0, failed: 0, dead: 0 });
@@ -84,7 +84,7 @@ describe('shared checkpoint example: two worker processes, one source, one targe
     const chats = openChats(join(d, 'shared', 'chats.db'));
     seedSource(chats, 30);
     const forward = chatStatements(chats).forward;
-    const storage = sqliteStorage({ filename: join(d, 'shared', 'checkpoint.db') });
+    const storage = sqliteCheckpoint({ filename: join(d, 'shared', 'checkpoint.db') });
     const cp = createCheckpoint({ storage, stream: 'messages' });
     try {
       for (const m of chats.prepare('SELECT id, text FROM source_messages').all() as { id: number; text: string }[]) {

@@ -1,10 +1,10 @@
 import type { Adapter, AuthInput } from '../../adapters/contract.js';
-import { AbortedError, AdapterError, ConflictError, InvalidTransitionError, MultisessionError, SessionNotFoundError } from '../../errors.js';
+import { AbortedError, AdapterError, InvalidTransitionError, MultisessionError, SessionNotFoundError, versionConflict } from '../../errors.js';
 import { canTransition, type DesiredState, type HealthStatus, type SessionState } from '../../lifecycle.js';
 import { SessionRateLimiter } from '../../net/session-limiter.js';
 import type { TokenBucket } from '../../net/token-bucket.js';
 import { redact, scrubDeep, scrubError, scrubText } from '../../security/redact.js';
-import type { SessionError, SessionPatch, SessionRecord } from '../../storage/driver.js';
+import type { SessionError, SessionPatch, SessionRecord } from '../../storage/contract.js';
 import type { JsonValue } from '../../types.js';
 import type { SessionManagerEventName, SessionManagerEventPayload } from '../events.js';
 import type { ManagerCore } from '../manager-core.js';
@@ -129,7 +129,8 @@ export class SessionRuntime {
    */
   loadHistory(): Promise<void> {
     if (this.#history === true) return Promise.resolve();
-    this.#history ??= this.#core.storage.listTransitions(this.id, this.#core.options.historySize).then(
+    // Without the history capability, transitions are kept in memory only.
+    this.#history ??= (this.#core.storage.history?.list(this.id, this.#core.options.historySize) ?? Promise.resolve([])).then(
       (stored) => {
         const keep = this.#core.options.historySize;
         this.#transitions = stored.map((t) => ({ from: t.from, to: t.to, reason: t.reason, at: t.at })).concat(this.#transitions).slice(-keep);
@@ -181,15 +182,15 @@ export class SessionRuntime {
 
   /** Versioned write of the stored record; on a lost update the record is read again, so a retry can succeed. */
   async write(patch: SessionPatch): Promise<SessionRecord> {
-    const updated = await this.#core.storage.updateSession(this.id, patch, this.#record.version).catch(async (error: unknown) => {
-      if (error instanceof ConflictError) {
-        const fresh = await this.#core.storage.getSession(this.id).catch(() => null);
-        if (fresh && !fresh.readError) this.#record = fresh;
-      }
-      throw error;
-    });
-    this.#record = updated;
-    return updated;
+    const sessions = this.#core.storage.sessions;
+    const expected = this.#record.version;
+    const updated = await sessions.update(this.id, patch, expected);
+    if (updated) return (this.#record = updated);
+    // Lost: read the record again (so a retry can succeed) and say why.
+    const fresh = await sessions.get(this.id).catch(() => undefined);
+    if (fresh === null) throw new SessionNotFoundError(this.id);
+    if (fresh && !fresh.readError) this.#record = fresh;
+    throw versionConflict(this.id, expected, fresh?.version ?? null, 'read it again and retry');
   }
 
   async setDesired(desired: DesiredState): Promise<void> {
@@ -213,7 +214,7 @@ export class SessionRuntime {
     this.#deleted = true;
     this.#core.persister.forget(this.id);
     await this.#core.persister.flush();
-    await this.#core.storage.deleteSession(this.id);
+    await this.#core.storage.sessions.delete(this.id);
   }
 
   /** Marks a session whose stored row, credentials or adapter cannot be used: `failed`, not started. */

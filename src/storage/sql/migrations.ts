@@ -1,18 +1,26 @@
 import { sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { MigrationSet, SqlDialectName } from './migration-sets.js';
 
-/** Which SQL dialect a migration writes for. */
-export type SqlDialectName = 'sqlite' | 'postgres';
+export type { SqlDialectName } from './migration-sets.js';
 
-/**
- * The versioned schema migrations, provided from code (no migration files to ship). Names sort
- * in the order they run; never rename or edit a released migration: add a new one.
- */
-export function migrationProvider(dialect: SqlDialectName, schema?: string): MigrationProvider {
-  const migrations: Record<string, Migration> = {
-    '0001_initial': { up: (db) => initial(db, dialect, schema) },
-    '0002_hot_status_updates': { up: (db) => hotStatusUpdates(db, dialect, schema) },
-  };
+type Up = (db: Kysely<any>, dialect: SqlDialectName, schema: string | undefined) => Promise<void>;
+
+/** The migrations of every set, by `<set>/<name>` (the names and their order are in `migration-sets.ts`). */
+const UP: Record<string, Up> = {
+  'sessions/0001_initial': initial,
+  'sessions/0002_hot_status_updates': hotStatusUpdates,
+  'checkpoint/0001_checkpoint': (db, dialect, schema) => (dialect === 'postgres' ? checkpointPostgres(db, schema) : checkpointSqlite(db)),
+};
+
+/** The Kysely `MigrationProvider` of `set`, for one dialect (and PostgreSQL schema). */
+export function migrationProvider(set: MigrationSet, dialect: SqlDialectName, schema?: string): MigrationProvider {
+  const migrations: Record<string, Migration> = {};
+  for (const name of set.migrations) {
+    const up = UP[`${set.name}/${name}`];
+    if (!up) throw new Error(`migration ${set.name}/${name} has no implementation`);
+    migrations[name] = { up: (db) => up(db, dialect, schema) };
+  }
   return { getMigrations: async () => migrations };
 }
 
@@ -106,4 +114,83 @@ async function hotStatusUpdates(db: Kysely<any>, dialect: SqlDialectName, schema
   const table = (name: string) => (schema ? sql.id(schema, name) : sql.id(name));
   await sql`alter table ${table('sessions')} set (fillfactor = 70)`.execute(db);
   await sql`alter table ${table('session_stats')} set (fillfactor = 70)`.execute(db);
+}
+
+// The checkpoint tables were first made by raw `CREATE … IF NOT EXISTS` DDL in the backends. The
+// migration makes the same tables and indexes, also with IF NOT EXISTS, so a database made by
+// that code upgrades in place: its tables and rows stay, the migration is only recorded.
+
+async function checkpointSqlite(db: Kysely<any>): Promise<void> {
+  await db.schema
+    .createTable('checkpoint_items')
+    .ifNotExists()
+    .addColumn('seq', 'integer', (c) => c.primaryKey())
+    // checkpoint_streams.id: small keys keep the indexes small
+    .addColumn('stream', 'integer', (c) => c.notNull())
+    .addColumn('key', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('payload', 'text')
+    .addColumn('result', 'text')
+    .addColumn('error', 'text')
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('owner', 'text')
+    .addColumn('token', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('run_at', 'integer', (c) => c.notNull())
+    .addColumn('avail_at', 'integer', (c) => c.notNull())
+    .addColumn('created_at', 'integer', (c) => c.notNull())
+    .addColumn('updated_at', 'integer', (c) => c.notNull())
+    .addColumn('completed_at', 'integer')
+    .addUniqueConstraint('checkpoint_items_stream_key', ['stream', 'key'])
+    .execute();
+  // Claimable rows only; status rides along so a claim scans the index alone (ties: status, then rowid).
+  await db.schema
+    .createIndex('checkpoint_items_claimable')
+    .ifNotExists()
+    .on('checkpoint_items')
+    .columns(['stream', 'priority desc', 'avail_at', 'status'])
+    .where(sql<boolean>`status in ('pending', 'failed', 'processing')`)
+    .execute();
+  await db.schema
+    .createTable('checkpoint_streams')
+    .ifNotExists()
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('name', 'text', (c) => c.notNull().unique())
+    .addColumn('fence', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
+}
+
+async function checkpointPostgres(db: Kysely<any>, schema: string | undefined): Promise<void> {
+  const s = schema ? db.schema.withSchema(schema) : db.schema;
+  const key = sql`text collate "C"`;
+  await s
+    .createTable('checkpoint_items')
+    .ifNotExists()
+    .addColumn('seq', 'bigint', (c) => c.generatedAlwaysAsIdentity())
+    .addColumn('stream', key, (c) => c.notNull())
+    .addColumn('key', key, (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('payload', 'jsonb')
+    .addColumn('result', 'jsonb')
+    .addColumn('error', 'text')
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('owner', 'text')
+    .addColumn('token', 'bigint', (c) => c.notNull().defaultTo(0))
+    .addColumn('run_at', 'bigint', (c) => c.notNull())
+    .addColumn('avail_at', 'bigint', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addColumn('completed_at', 'bigint')
+    .addPrimaryKeyConstraint('checkpoint_items_pkey', ['stream', 'key'])
+    .execute();
+  // One sequence for every fencing token of the schema: tokens only grow, in every stream.
+  await sql`create sequence if not exists ${schema ? sql.id(schema, 'checkpoint_fence') : sql.id('checkpoint_fence')}`.execute(db);
+  await s
+    .createIndex('checkpoint_items_claimable')
+    .ifNotExists()
+    .on('checkpoint_items')
+    .columns(['stream', 'priority desc', 'avail_at', 'seq'])
+    .where(sql<boolean>`status in ('pending', 'failed', 'processing')`)
+    .execute();
 }

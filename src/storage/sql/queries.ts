@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { JsonValue } from '../../types.js';
-import type { AuditEntry, AuditQuery, KvEntry, SessionRecord } from '../driver.js';
+import type { AuditEntry, AuditQuery, KvEntry, SessionRecord } from '../contract.js';
 import { auditFromRow, charLength, kvValueFromText, sessionFromRow, statValue } from './rows.js';
 import type { SessionRow, StorageDatabase } from './schema.js';
 

@@ -12,8 +12,8 @@ import type {
   StatDelta,
   StatusUpdate,
   TransitionRecord,
-} from '../driver.js';
-import type { SqlDialectName } from './migrations.js';
+} from '../contract.js';
+import type { SqlDialectName } from './migration-sets.js';
 import type { SessionRow, SessionsTable } from './schema.js';
 
 /** Mapping between stored rows and the driver contract's plain records, for both dialects. */

@@ -79,7 +79,3 @@ export interface StorageDatabase {
 export type SessionRow = {
   [K in keyof SessionsTable]: SessionsTable[K] extends ColumnType<infer S, unknown, unknown> ? S : SessionsTable[K];
 };
-
-/** Migration bookkeeping tables (Kysely's Migrator), kept apart from other apps' migrations. */
-export const MIGRATION_TABLE = 'multisession_migration';
-export const MIGRATION_LOCK_TABLE = 'multisession_migration_lock';

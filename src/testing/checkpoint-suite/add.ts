@@ -1,9 +1,9 @@
 import { createCheckpoint } from '../../checkpoint/checkpoint.js';
-import { type SuiteContext, keys } from './context.js';
+import type { CheckpointSuiteContext } from './context.js';
 
-/** `add`: idempotent by key, streams kept apart, `runAt` respected. */
-export function addGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `add`: idempotent by key, streams kept apart. */
+export function addGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open, keys } = t;
   it('adds items idempotently by key and returns how many were new', async () => {
     const cp = open();
     expect(await cp.add([{ key: 'a', payload: { n: 1 } }, { key: 'b' }, { key: 'a', payload: { n: 2 } }])).toBe(2);
@@ -18,13 +18,13 @@ export function addGroup(s: SuiteContext): void {
 
   it('keeps streams apart', async () => {
     const cp = open();
-    const other = createCheckpoint({ storage: s.storage(), stream: `${s.stream()}-other` });
+    const other = createCheckpoint({ storage: t.storage, stream: `${t.stream}-other` });
     await cp.add([{ key: 'x' }]);
     await other.add([{ key: 'x' }, { key: 'y' }]);
     expect((await cp.stats()).total).toBe(1);
     expect((await other.stats()).total).toBe(2);
     const [lease] = await cp.claim({ owner: 'w', limit: 10 });
-    expect(lease?.stream).toBe(s.stream());
+    expect(lease?.stream).toBe(t.stream);
     expect((await other.get('x'))?.status).toBe('pending');
   });
 

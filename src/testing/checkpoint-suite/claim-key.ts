@@ -1,13 +1,13 @@
 import { rejectsWithCode } from '../runner.js';
-import { type SuiteContext, sleep } from './context.js';
+import { sleep, type CheckpointSuiteContext } from './context.js';
 
-/** `claimKey`: lock one known item (created when absent); exactly one of many concurrent callers wins. */
-export function claimKeyGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `claimKey`: a lease on one known item, created when absent. */
+export function claimKeyGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open } = t;
   it('creates an absent item and locks it; a second worker gets null', async () => {
     const cp = open();
     const lease = await cp.claimKey('msg-100', { owner: 's1', leaseMs: 10_000, payload: { chat: 7 } });
-    expect(lease).toMatchObject({ stream: s.stream(), key: 'msg-100', owner: 's1', payload: { chat: 7 }, attempts: 0 });
+    expect(lease).toMatchObject({ stream: t.stream, key: 'msg-100', owner: 's1', payload: { chat: 7 }, attempts: 0 });
     expect(await cp.claimKey('msg-100', { owner: 's2', leaseMs: 10_000 })).toBeNull();
     expect((await cp.get('msg-100'))?.status).toBe('processing');
     await cp.complete(lease!);

@@ -1,8 +1,8 @@
-import { type SuiteContext, items, keys, sleep } from './context.js';
+import { sleep, type CheckpointSuiteContext } from './context.js';
 
-/** `claim`: priority then age, up to the limit, never one item to two claimers. */
-export function claimGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `claim`: atomic, by priority then age, one holder at a time. */
+export function claimGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open, keys, items } = t;
   it('claims by priority, then age, up to the limit, with the payload', async () => {
     const cp = open();
     await cp.add([{ key: 'low1' }, { key: 'high', priority: 5, payload: 'h' }]);
@@ -10,7 +10,7 @@ export function claimGroup(s: SuiteContext): void {
     await cp.add([{ key: 'low2' }, { key: 'mid', priority: 1 }]);
     const leases = await cp.claim({ owner: 'w1', limit: 3, leaseMs: 10_000 });
     expect(leases.map((l) => l.key)).toEqual(['high', 'mid', 'low1']);
-    expect(leases[0]).toMatchObject({ stream: s.stream(), key: 'high', owner: 'w1', payload: 'h', priority: 5, attempts: 0 });
+    expect(leases[0]).toMatchObject({ stream: t.stream, key: 'high', owner: 'w1', payload: 'h', priority: 5, attempts: 0 });
     expect(leases[0]!.expiresAt).toBeGreaterThan(Date.now() - 60_000);
     const item = await cp.get('high');
     expect(item).toMatchObject({ status: 'processing', owner: 'w1', token: leases[0]!.token });

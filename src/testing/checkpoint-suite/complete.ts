@@ -1,10 +1,10 @@
 import type { Lease } from '../../checkpoint/contract.js';
 import { rejectsWithCode } from '../runner.js';
-import { type SuiteContext, items } from './context.js';
+import type { CheckpointSuiteContext } from './context.js';
 
-/** `complete` / `completeMany`: once, with the result; each lost lease gets its own `LeaseLostError`. */
-export function completeGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `complete` / `completeMany`: once, with the result; a stale lease raises LeaseLostError per entry. */
+export function completeGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open, items } = t;
   it('completes once, stores the result, and refuses a second completion', async () => {
     const cp = open();
     await cp.add([{ key: 'job' }]);

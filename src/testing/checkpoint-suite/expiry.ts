@@ -1,9 +1,9 @@
 import { rejectsWithCode } from '../runner.js';
-import { type SuiteContext, sleep } from './context.js';
+import { sleep, type CheckpointSuiteContext } from './context.js';
 
-/** Expiry: an expired lease is taken back by the claim itself; the old holder changes nothing; expired leases count as attempts. */
-export function expiryGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** Expired leases are taken back by the claim itself; attempts count; poison items end dead. */
+export function expiryGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open } = t;
   it('takes an expired lease back in the claim itself; the old holder gets LeaseLostError and changes nothing', async () => {
     const cp = open();
     await cp.add([{ key: 'job', payload: 1 }]);

@@ -1,9 +1,9 @@
 import { rejectsWithCode } from '../runner.js';
-import { type SuiteContext, keys } from './context.js';
+import type { CheckpointSuiteContext } from './context.js';
 
-/** `fail`: attempts, back-off, `dead` after `maxAttempts`; `retryDead`. */
-export function failGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `fail`: attempts, back-off, dead; `retryDead`. */
+export function failGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open, keys } = t;
   it('counts attempts, backs off, and goes dead after maxAttempts; retryDead brings it back', async () => {
     const cp = open({ maxAttempts: 3, backoff: { minMs: 60_000, maxMs: 120_000, factor: 2 } });
     await cp.add([{ key: 'job' }]);

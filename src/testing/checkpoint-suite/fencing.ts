@@ -1,8 +1,8 @@
-import { type SuiteContext, items } from './context.js';
+import type { CheckpointSuiteContext } from './context.js';
 
-/** Fencing tokens: every claim, reclaim and `claimKey` raises the token. */
-export function fencingGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** Fencing tokens only grow. */
+export function fencingGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open, items } = t;
   it('raises the fencing token with every claim, reclaim and claimKey', async () => {
     const cp = open();
     await cp.add(items(4));

@@ -1,12 +1,10 @@
-import { createCheckpoint, type CheckpointOptions } from '../../checkpoint/checkpoint.js';
-import type { CheckpointBackend } from '../../checkpoint/contract.js';
-import type { StorageDriver } from '../../storage/driver.js';
+import type { CheckpointHost } from '../../checkpoint/contract.js';
 import type { TestRunner } from '../runner.js';
 import { addGroup } from './add.js';
 import { claimKeyGroup } from './claim-key.js';
 import { claimGroup } from './claim.js';
 import { completeGroup } from './complete.js';
-import type { SuiteContext } from './context.js';
+import { checkpointSuiteContext, type CheckpointSuiteContext } from './context.js';
 import { expiryGroup } from './expiry.js';
 import { failGroup } from './fail.js';
 import { fencingGroup } from './fencing.js';
@@ -33,8 +31,22 @@ export const CHECKPOINT_SUITE_GROUPS = [
 ] as const;
 export type CheckpointSuiteGroup = (typeof CHECKPOINT_SUITE_GROUPS)[number];
 
-/** Each group's tests, in the order above. */
-const GROUPS: Record<CheckpointSuiteGroup, (s: SuiteContext) => void> = {
+/** What the suite's factory returns for each test. */
+export interface CheckpointSuiteTarget {
+  /** A store with the checkpoint: a storage driver (`memoryStorage()` …) or a checkpoint store (`memoryCheckpoint()` …). */
+  storage: CheckpointHost;
+  /** Called after each test. */
+  close?: () => Promise<void>;
+}
+
+export interface CheckpointSuiteOptions {
+  /** Shown in the suite's title: `checkpoint conformance: <name>`. */
+  name?: string;
+  /** Groups to leave out (see {@link CHECKPOINT_SUITE_GROUPS}). */
+  skip?: readonly CheckpointSuiteGroup[];
+}
+
+const GROUPS: Record<CheckpointSuiteGroup, (t: CheckpointSuiteContext) => void> = {
   add: addGroup,
   claim: claimGroup,
   fencing: fencingGroup,
@@ -49,21 +61,6 @@ const GROUPS: Record<CheckpointSuiteGroup, (s: SuiteContext) => void> = {
   process: processGroup,
 };
 
-/** What the suite's factory returns for each test. */
-export interface CheckpointSuiteTarget {
-  /** A storage driver with `checkpoint()`, or a checkpoint backend. */
-  storage: StorageDriver | CheckpointBackend;
-  /** Called after each test. */
-  close?: () => Promise<void>;
-}
-
-export interface CheckpointSuiteOptions {
-  /** Shown in the suite's title: `checkpoint conformance: <name>`. */
-  name?: string;
-  /** Groups to leave out (see {@link CHECKPOINT_SUITE_GROUPS}). */
-  skip?: readonly CheckpointSuiteGroup[];
-}
-
 let streamCounter = 0;
 
 /**
@@ -74,17 +71,15 @@ let streamCounter = 0;
  *
  * Every test works in a stream of its own, so the factory may return the same store each time.
  * Expiry is checked with short real leases (tens of milliseconds) and waits; nothing asserts on
- * elapsed time. `process()`'s own timing (renewal) runs on a manual clock.
- *
- * One file per group in this folder; this one composes them.
+ * elapsed time.
  *
  * @example
  * ```ts
  * import { describe, it, expect, beforeEach, afterEach } from 'vitest';
- * import { memoryStorage } from 'multisession';
+ * import { memoryCheckpoint } from 'multisession';
  * import { checkpointConformanceSuite } from 'multisession/testing';
  *
- * checkpointConformanceSuite({ describe, it, expect, beforeEach, afterEach }, async () => ({ storage: memoryStorage() }), { name: 'memory' });
+ * checkpointConformanceSuite({ describe, it, expect, beforeEach, afterEach }, async () => ({ storage: memoryCheckpoint() }), { name: 'memory' });
  * ```
  */
 export function checkpointConformanceSuite(
@@ -92,16 +87,13 @@ export function checkpointConformanceSuite(
   factory: () => Promise<CheckpointSuiteTarget>,
   options: CheckpointSuiteOptions = {},
 ): void {
-  const { describe, it, expect, beforeEach, afterEach } = runner;
+  const { describe, beforeEach, afterEach } = runner;
   const skip = new Set<string>(options.skip ?? []);
   let target: CheckpointSuiteTarget | undefined;
   let stream = '';
-  const context: SuiteContext = {
-    it,
-    expect,
-    open: (extra: Partial<Omit<CheckpointOptions, 'storage'>> = {}) => createCheckpoint({ storage: target!.storage, stream, ...extra }),
-    storage: () => target!.storage,
-    stream: () => stream,
+  const current = () => {
+    if (!target) throw new Error('checkpointConformanceSuite: no store (the factory has not run for this test).');
+    return { storage: target.storage, stream };
   };
 
   describe(`checkpoint conformance: ${options.name ?? 'backend'}`, () => {
@@ -116,7 +108,7 @@ export function checkpointConformanceSuite(
     });
 
     for (const name of CHECKPOINT_SUITE_GROUPS) {
-      if (!skip.has(name)) describe(name, () => GROUPS[name](context));
+      if (!skip.has(name)) describe(name, () => GROUPS[name](checkpointSuiteContext(runner, current)));
     }
   });
 }

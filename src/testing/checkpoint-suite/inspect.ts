@@ -1,8 +1,8 @@
-import { type SuiteContext, items } from './context.js';
+import type { CheckpointSuiteContext } from './context.js';
 
-/** `list`, `stats`, `purge`. */
-export function inspectGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `get`, `list`, `stats`, `purge`. */
+export function inspectGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open, items } = t;
   it('lists by key a page at a time, filters by status, and counts by status', async () => {
     const cp = open();
     await cp.add(items(7));

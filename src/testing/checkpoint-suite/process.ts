@@ -1,9 +1,9 @@
 import { createManualClock } from '../manual-clock.js';
-import { type SuiteContext, items, sleep } from './context.js';
+import { sleep, type CheckpointSuiteContext } from './context.js';
 
-/** `process()`: drains with concurrency, fails and retries, aborts a handler whose lease is lost, shares a stream, stops on abort. */
-export function processGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `process()`: concurrency, results, failures, lost leases, several workers, abort. */
+export function processGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open, items } = t;
   it('drains the stream with concurrency, storing results, and reports a summary and events', async () => {
     const cp = open();
     await cp.add(items(120));

@@ -1,9 +1,9 @@
 import { rejectsWithCode } from '../runner.js';
-import { type SuiteContext } from './context.js';
+import type { CheckpointSuiteContext } from './context.js';
 
-/** `release`: back to pending without counting an attempt. */
-export function releaseGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `release`: back to pending without an attempt. */
+export function releaseGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open } = t;
   it('puts the item back without counting an attempt', async () => {
     const cp = open();
     await cp.add([{ key: 'job' }]);

@@ -1,8 +1,8 @@
-import { type SuiteContext, sleep } from './context.js';
+import { sleep, type CheckpointSuiteContext } from './context.js';
 
-/** `renew`: extends a live lease and keeps it from being taken. */
-export function renewGroup(s: SuiteContext): void {
-  const { it, expect, open } = s;
+/** `renew`: extends a live lease. */
+export function renewGroup(t: CheckpointSuiteContext): void {
+  const { it, expect, open } = t;
   it('extends a live lease and keeps it from being taken', async () => {
     const cp = open();
     await cp.add([{ key: 'job' }]);

@@ -1,4 +1,8 @@
-import { systemClock, type Clock, type JsonValue } from '../types.js';
+import { z } from 'zod';
+import { guardStore } from '../guarded-storage.js';
+import type { CheckpointStore } from '../contract.js';
+import { parseWith } from '../../validation.js';
+import { systemClock, type Clock, type JsonValue } from '../../types.js';
 import type {
   CasResult,
   CheckpointBackend,
@@ -11,7 +15,7 @@ import type {
   ListPage,
   ListQuery,
   NewCheckpointItem,
-} from './contract.js';
+} from '../../checkpoint/contract.js';
 
 interface Row extends CheckpointItem {
   seq: number;
@@ -45,17 +49,44 @@ function toItem(row: Row): CheckpointItem {
   };
 }
 
+/** Options of {@link memoryCheckpoint} (and the `clock` of `memoryStorage`). */
+export interface MemoryCheckpointOptions {
+  /** Judges lease expiry and retry times; default the system clock (a manual clock in tests). */
+  clock?: Clock;
+}
+
+export const clockSchema = z.custom<Clock>(
+  (v) => !!v && typeof (v as Clock).now === 'function',
+  'must be a Clock ({ now(), setTimeout(), clearTimeout() }), e.g. createManualClock() from multisession/testing',
+);
+const optionsSchema = z.strictObject({ clock: clockSchema.optional() });
+
 /**
- * The checkpoint on process memory: one process, many async workers. Used by `memoryStorage()`
- * (one backend per driver instance) and handy in tests with a manual clock.
+ * A stand-alone checkpoint in process memory: one process, many async workers. Judges expiry by
+ * its `clock`. Nothing outlives the process; `close()` keeps the items (a later `init()` opens the
+ * same store again) and refuses calls in between.
  *
  * @example
  * ```ts
- * const checkpoint = createCheckpoint({ storage: createMemoryCheckpointBackend(), stream: 'jobs' });
+ * import { createCheckpoint, memoryCheckpoint } from 'multisession';
+ * const checkpoint = createCheckpoint({ storage: memoryCheckpoint(), stream: 'jobs' });
  * ```
  */
-export function createMemoryCheckpointBackend(options: { clock?: Clock } = {}): CheckpointBackend {
-  const clock = options.clock ?? systemClock;
+export function memoryCheckpoint(options: MemoryCheckpointOptions = {}): CheckpointStore {
+  const { clock } = parseWith(optionsSchema, options, 'memoryCheckpoint options');
+  const checkpoint = memoryCheckpointBackend(clock ?? systemClock);
+  return guardStore({
+    kind: 'memory',
+    persistent: false,
+    init: async () => {},
+    close: async () => {},
+    ping: async () => {},
+    checkpoint,
+  });
+}
+
+/** The checkpoint backend on process memory (the `checkpoint` of `memoryStorage` and `memoryCheckpoint`). */
+export function memoryCheckpointBackend(clock: Clock): CheckpointBackend {
   const streams = new Map<string, StreamState>();
   let seq = 0;
 
@@ -109,7 +140,6 @@ export function createMemoryCheckpointBackend(options: { clock?: Clock } = {}): 
 
   return {
     kind: 'memory',
-    async init() {},
 
     async add(stream, items: NewCheckpointItem[]) {
       const s = streamOf(stream);

@@ -1,4 +1,4 @@
-import type { JsonValue } from '../types.js';
+import type { JsonValue } from '../../types.js';
 import type {
   CasResult,
   CheckpointBackend,
@@ -9,26 +9,27 @@ import type {
   LeaseRef,
   ListPage,
   NewCheckpointItem,
-} from './contract.js';
-
-/** The part of a node-postgres `Pool` the checkpoint uses (structural: the core never imports pg). */
-export interface PostgresCheckpointPool {
-  query(text: string, values?: unknown[]): Promise<{ rows: any[]; rowCount: number | null }>;
-  connect(): Promise<PostgresCheckpointClient>;
-}
-export interface PostgresCheckpointClient {
-  query(text: string, values?: unknown[]): Promise<{ rows: any[]; rowCount: number | null }>;
-  release(err?: Error | boolean): void;
-}
+} from '../../checkpoint/contract.js';
+import type { CheckpointStore } from '../contract.js';
+import { guardStore } from '../guarded-storage.js';
+import { CHECKPOINT_MIGRATIONS } from '../sql/migration-sets.js';
+import { pgCode, poolQuery, type PostgresPoolLike } from './postgres-client.js';
+import {
+  closePostgres,
+  openPostgres,
+  parsePostgresConfig,
+  PostgresScope,
+  quoteIdent,
+  type PostgresConnection,
+  type PostgresOptions,
+  type PostgresTarget,
+  type ResolvedPostgresOptions,
+} from './postgres-connection.js';
 
 /** Epoch milliseconds on the database's clock: every expiry is judged by PostgreSQL's `now()`. */
 const NOW = '(SELECT (extract(epoch from now()) * 1000)::bigint)'; // an initplan: computed once per statement
 const STATUSES = "('pending', 'failed', 'processing')";
 const dead = (t: string) => `(${t}.status = 'processing' AND ${t}.attempts + 1 >= $max)`;
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -62,59 +63,35 @@ function named(sql: string, names: string[]): string {
 }
 
 /**
- * The checkpoint on PostgreSQL, shared by several machines. Claims are one statement
+ * The checkpoint backend on PostgreSQL (the `checkpoint` of `postgresStorage` and of
+ * `postgresCheckpoint`), shared by several machines. Claims are one statement
  * (`UPDATE … WHERE (stream, key) IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`), expiry is
  * judged by the server's `now()`, fencing tokens come from one sequence (so they only grow, in every
- * stream), and batched changes are one compare-and-swap statement over `unnest` arrays.
- *
- * @example
- * ```ts
- * import pg from 'pg';
- * const pool = new pg.Pool({ connectionString: process.env.MULTISESSION_PG_URL });
- * const checkpoint = createCheckpoint({ storage: createPostgresCheckpointBackend(pool, { schema: 'app' }), stream: 'jobs' });
- * ```
+ * stream), and batched changes are one compare-and-swap statement over `unnest` arrays. Its tables
+ * live in `scope.schema` (made by the checkpoint migrations).
  */
-export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, options: { schema?: string } = {}): CheckpointBackend {
-  const schema = options.schema ?? 'public';
-  const S = quoteIdent(schema);
+export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBackend {
+  const S = quoteIdent(scope.schema);
   const T = `${S}.checkpoint_items`;
   const fence = `nextval('${`${S}.checkpoint_fence`.replace(/'/g, "''")}')`;
-  let ready: Promise<void> | null = null;
-
-  const ddl = [
-    `CREATE SCHEMA IF NOT EXISTS ${S}`,
-    `CREATE TABLE IF NOT EXISTS ${T} (
-      seq bigint GENERATED ALWAYS AS IDENTITY,
-      stream text COLLATE "C" NOT NULL,
-      key text COLLATE "C" NOT NULL,
-      status text NOT NULL,
-      priority integer NOT NULL DEFAULT 0,
-      payload jsonb,
-      result jsonb,
-      error text,
-      attempts integer NOT NULL DEFAULT 0,
-      owner text,
-      token bigint NOT NULL DEFAULT 0,
-      run_at bigint NOT NULL,
-      avail_at bigint NOT NULL,
-      created_at bigint NOT NULL,
-      updated_at bigint NOT NULL,
-      completed_at bigint,
-      PRIMARY KEY (stream, key)
-    )`,
-    `CREATE SEQUENCE IF NOT EXISTS ${S}.checkpoint_fence`,
-    `CREATE INDEX IF NOT EXISTS checkpoint_items_claimable ON ${T} (stream, priority DESC, avail_at, seq) WHERE status IN ${STATUSES}`,
-  ];
+  const pool = (): PostgresPoolLike => scope.c.pool;
+  const query = async (operation: string, text: string, values: unknown[]) => {
+    try {
+      return await poolQuery(pool(), text, values);
+    } catch (err) {
+      throw scope.error(`checkpoint ${operation}`, err);
+    }
+  };
 
   /** Runs one statement, retrying when PostgreSQL breaks a deadlock between two batches. */
-  async function run(sql: string, values: unknown[]): Promise<any[]> {
+  async function run(operation: string, sql: string, values: unknown[]): Promise<any[]> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await pool.query(sql, values)).rows;
+        return (await poolQuery(pool(), sql, values)).rows;
       } catch (err) {
-        const code = (err as { code?: string }).code;
+        const code = pgCode(err);
         if ((code === '40P01' || code === '40001') && attempt < 5) continue;
-        throw err;
+        throw scope.error(`checkpoint ${operation}`, err);
       }
     }
   }
@@ -191,55 +168,19 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
       }));
 
   /** Runs a CAS statement over many leases; returns which ordinals (1-based) won. */
-  async function cas(sql: string, stream: string, leases: LeaseRef[], extra: unknown[]): Promise<Map<number, Record<string, unknown>>> {
+  async function cas(operation: string, sql: string, stream: string, leases: LeaseRef[], extra: unknown[]): Promise<Map<number, Record<string, unknown>>> {
     if (!leases.length) return new Map();
-    const rows = await run(sql, [stream, leases.map((l) => l.key), leases.map((l) => l.token), leases.map((l) => l.owner), ...extra]);
+    const rows = await run(operation, sql, [stream, leases.map((l) => l.key), leases.map((l) => l.token), leases.map((l) => l.owner), ...extra]);
     return new Map(rows.map((r: Record<string, unknown>) => [Number(r.n), r]));
-  }
-
-  async function init(): Promise<void> {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`multisession:checkpoint:${schema}`]);
-      for (const sql of ddl) await client.query(sql);
-      await client.query('COMMIT');
-    } catch (err) {
-      broken = err as Error;
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release(broken);
-    }
   }
 
   return {
     kind: 'postgres',
-    init() {
-      if (!ready) {
-        ready = (async () => {
-          try {
-            await init();
-          } catch (err) {
-            // Two processes creating the same schema at once can collide outside our lock: retry once.
-            const code = (err as { code?: string }).code;
-            if (code === '23505' || code === '42P06' || code === '42P07') await init();
-            else throw err;
-          }
-        })().catch((err: unknown) => {
-          ready = null;
-          throw err;
-        });
-      }
-      return ready;
-    },
-
     async add(stream, items: NewCheckpointItem[]) {
       let added = 0;
       for (let i = 0; i < items.length; i += 5000) {
         const chunk = items.slice(i, i + 5000);
-        const res = await pool.query(addSql, [
+        const res = await query('add', addSql, [
           stream,
           chunk.map((it) => it.key),
           chunk.map((it) => it.priority ?? 0),
@@ -252,15 +193,15 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     },
 
     async claim(stream, o) {
-      const rows: Record<string, unknown>[] = await run(claimSql, [stream, o.owner, o.limit, o.leaseMs]);
+      const rows: Record<string, unknown>[] = await run('claim', claimSql, [stream, o.owner, o.limit, o.leaseMs]);
       const spent = rows.filter((r) => num(r.attempts) >= o.maxAttempts);
       if (!spent.length) return toLeases(stream, o.owner, rows);
-      await run(killSql, [stream, spent.map((r) => r.key), spent.map((r) => num(r.token))]);
+      await run('claim', killSql, [stream, spent.map((r) => r.key), spent.map((r) => num(r.token))]);
       return toLeases(stream, o.owner, rows.filter((r) => num(r.attempts) < o.maxAttempts));
     },
 
     async claimKey(stream, key, o) {
-      const rows = await run(claimKeySql, [
+      const rows = await run('claimKey', claimKeySql, [
         stream,
         key,
         o.owner,
@@ -272,7 +213,7 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     },
 
     async renew(stream, leases, leaseMs) {
-      const won = await cas(renewSql, stream, leases, [leaseMs]);
+      const won = await cas('renew', renewSql, stream, leases, [leaseMs]);
       return leases.map((_, i) => {
         const r = won.get(i + 1);
         return r ? num(r.avail_at) : null;
@@ -283,32 +224,34 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
       const withResults = entries.some((e) => e.result !== null);
       const won = withResults
         ? await cas(
+            'complete',
             completeSql,
             stream,
             entries.map((e) => e.lease),
             [entries.map((e) => (e.result === null ? null : JSON.stringify(e.result)))],
           )
-        : await cas(completeNoResultSql, stream, entries.map((e) => e.lease), []);
+        : await cas('complete', completeNoResultSql, stream, entries.map((e) => e.lease), []);
       return entries.map((_, i): CasResult => ({ ok: won.has(i + 1) }));
     },
 
     async fail(stream, lease, change) {
-      const won = await cas(failSql, stream, [lease], [change.status, change.error, change.retryInMs]);
+      const won = await cas('fail', failSql, stream, [lease], [change.status, change.error, change.retryInMs]);
       return { ok: won.has(1) };
     },
 
     async release(stream, leases) {
-      const won = await cas(releaseSql, stream, leases, []);
+      const won = await cas('release', releaseSql, stream, leases, []);
       return leases.map((_, i): CasResult => ({ ok: won.has(i + 1) }));
     },
 
     async get(stream, key) {
-      const { rows } = await pool.query(`SELECT * FROM ${T} WHERE stream = $1 AND key = $2`, [stream, key]);
+      const { rows } = await query('get', `SELECT * FROM ${T} WHERE stream = $1 AND key = $2`, [stream, key]);
       return rows[0] ? toItem(rows[0]) : null;
     },
 
     async list(stream, q): Promise<ListPage> {
-      const { rows } = await pool.query(
+      const { rows } = await query(
+        'list',
         `SELECT * FROM ${T} WHERE stream = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR key > $3)
          ORDER BY key LIMIT $4`,
         [stream, q.status ?? null, q.cursor ?? null, q.limit + 1],
@@ -319,7 +262,8 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     },
 
     async stats(stream): Promise<CheckpointStats> {
-      const { rows } = await pool.query(
+      const { rows } = await query(
+        'stats',
         `SELECT status, count(*)::bigint AS n, ${NOW} - min(created_at) AS age FROM ${T} WHERE stream = $1 GROUP BY status`,
         [stream],
       );
@@ -333,7 +277,8 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     },
 
     async retryDead(stream) {
-      const res = await pool.query(
+      const res = await query(
+        'retryDead',
         `UPDATE ${T} SET status = 'pending', attempts = 0, owner = NULL, run_at = ${NOW}, avail_at = ${NOW}, updated_at = ${NOW}
          WHERE stream = $1 AND status = 'dead'`,
         [stream],
@@ -342,11 +287,65 @@ export function createPostgresCheckpointBackend(pool: PostgresCheckpointPool, op
     },
 
     async purge(stream, o) {
-      const res = await pool.query(
+      const res = await query(
+        'purge',
         `DELETE FROM ${T} WHERE stream = $1 AND status = ANY($2::text[]) AND updated_at <= ${NOW} - $3::bigint`,
         [stream, o.statuses, o.olderThanMs],
       );
       return res.rowCount ?? 0;
     },
   };
+}
+
+/**
+ * A stand-alone checkpoint on PostgreSQL: only the checkpoint tables, in `schema` (default
+ * `multisession`, created if missing; made by their own migrations, safe from several processes
+ * at once), shared by every machine that reaches the server. `init()` connects and migrates;
+ * `close()` ends the pool it made (never a `pool` passed in); calls before `init()` open it first.
+ *
+ * @param target `{ connectionString }` (a pool of its own, `poolSize` connections, default 10) or
+ *   `{ pool }` (a pg `Pool` you made and end yourself).
+ *
+ * @example
+ * ```ts
+ * import { createCheckpoint } from 'multisession';
+ * import { postgresCheckpoint } from 'multisession/postgres';
+ * const storage = postgresCheckpoint({ connectionString: process.env.DATABASE_URL! }, { schema: 'jobs' });
+ * const checkpoint = createCheckpoint({ storage, stream: 'messages' });
+ * ```
+ */
+export function postgresCheckpoint(target: PostgresTarget, options?: PostgresOptions): CheckpointStore {
+  const config = parsePostgresConfig(target, options, 'postgresCheckpoint');
+  return guardStore(new PostgresCheckpointStore(config.target, config.options));
+}
+
+class PostgresCheckpointStore implements CheckpointStore {
+  readonly kind = 'postgres';
+  readonly persistent = true;
+  readonly checkpoint: CheckpointBackend;
+  readonly #target: PostgresTarget;
+  readonly #options: ResolvedPostgresOptions;
+  readonly #scope: PostgresScope;
+  #connection: PostgresConnection | null = null;
+
+  constructor(target: PostgresTarget, options: ResolvedPostgresOptions) {
+    this.#target = target;
+    this.#options = options;
+    this.#scope = new PostgresScope(target, options.schema, () => this.#connection);
+    this.checkpoint = postgresCheckpointBackend(this.#scope);
+  }
+
+  async init(): Promise<void> {
+    this.#connection = await openPostgres(this.#target, this.#options, [CHECKPOINT_MIGRATIONS]);
+  }
+
+  async close(): Promise<void> {
+    const c = this.#connection;
+    this.#connection = null;
+    if (c) await closePostgres(c);
+  }
+
+  async ping(): Promise<void> {
+    await this.#scope.wrap('ping', poolQuery(this.#scope.c.pool, 'select 1'));
+  }
 }

@@ -1,0 +1,163 @@
+import { sql } from 'kysely';
+import type { Transaction } from 'kysely';
+import { DuplicateCredentialsError, SessionExistsError } from '../../errors.js';
+import {
+  touchesCredentials,
+  type CredentialRewrite,
+  type NewSessionRecord,
+  type SessionPatch,
+  type SessionRecord,
+  type SessionStore,
+  type StatusUpdate,
+} from '../contract.js';
+import * as check from '../input-checks.js';
+import * as reads from '../sql/queries.js';
+import { mergeStatusUpdates, patchToRow, sessionFromRow, sessionToRow } from '../sql/rows.js';
+import type { SessionRow, StorageDatabase } from '../sql/schema.js';
+import type { PostgresSqlScope } from './postgres-kysely.js';
+
+export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The sessions of the PostgreSQL driver. Writes that read first run in one transaction; the
+ * duplicate-credential check and the write it guards are serialised per fingerprint with
+ * `pg_advisory_xact_lock`. Status batches are one multi-row statement over `unnest` arrays.
+ */
+export class PostgresSessions implements SessionStore {
+  readonly #scope: PostgresSqlScope;
+  constructor(scope: PostgresSqlScope) {
+    this.#scope = scope;
+  }
+
+  async create(input: NewSessionRecord): Promise<SessionRecord> {
+    const record = check.checkNewRecord(input);
+    const row = sessionToRow('postgres', record);
+    return this.#scope.tx('createSession', async (trx) => {
+      const fingerprint = record.credentialsFingerprint;
+      if (fingerprint) {
+        await this.#lockFingerprint(trx, fingerprint);
+        if (!record.allowSharedCredentials) await checkDuplicate(trx, record.id, fingerprint);
+      }
+      const inserted = await trx
+        .insertInto('sessions')
+        .values(row)
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (!inserted) throw new SessionExistsError(record.id);
+      return sessionFromRow(inserted as SessionRow);
+    });
+  }
+
+  async get(id: string): Promise<SessionRecord | null> {
+    check.checkId(id);
+    return this.#scope.wrap('getSession', reads.getSession(this.#scope.db, id));
+  }
+
+  async list(): Promise<SessionRecord[]> {
+    return this.#scope.wrap('listSessions', reads.listSessions(this.#scope.db));
+  }
+
+  async update(id: string, input: SessionPatch, expectedVersion: number): Promise<SessionRecord | null> {
+    check.checkId(id);
+    const patch = check.checkPatch(input);
+    check.checkVersion(expectedVersion);
+    const row = patchToRow('postgres', patch);
+    return this.#scope.tx('updateSession', async (trx) => {
+      const current = (await trx.selectFrom('sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()) as
+        | SessionRow
+        | undefined;
+      if (!current || current.version !== expectedVersion) return null;
+      const fingerprint = patch.credentialsFingerprint !== undefined ? patch.credentialsFingerprint : current.credentials_fingerprint;
+      const allow = patch.allowSharedCredentials ?? current.allow_shared_credentials === true;
+      if (fingerprint && touchesCredentials(patch)) {
+        await this.#lockFingerprint(trx, fingerprint);
+        if (!allow) await checkDuplicate(trx, id, fingerprint);
+      }
+      const updated = await trx
+        .updateTable('sessions')
+        .set({ ...row, version: sql<number>`version + 1` })
+        .where('id', '=', id)
+        .where('version', '=', expectedVersion)
+        .returningAll()
+        .executeTakeFirst();
+      return updated ? sessionFromRow(updated as SessionRow) : null;
+    });
+  }
+
+  async saveStatus(updates: StatusUpdate[]): Promise<void> {
+    const merged = mergeStatusUpdates(check.checkStatus(updates));
+    if (merged.length === 0) return;
+    const t = this.#scope.table('sessions');
+    // Rows are locked in id order, so concurrent batches do not deadlock on each other.
+    merged.sort((a, b) => byText(a.id, b.id));
+    await this.#scope.retry('saveStatus', () =>
+      sql`
+        update ${t} as s set
+          state = coalesce(u.state, s.state),
+          health = coalesce(u.health, s.health),
+          last_error = case when u.set_error then u.last_error else s.last_error end,
+          last_activity_at = case when u.set_activity then u.last_activity_at else s.last_activity_at end
+        from unnest(
+          ${merged.map((m) => m.id)}::text[], ${merged.map((m) => m.state ?? null)}::text[],
+          ${merged.map((m) => m.health ?? null)}::text[], ${merged.map((m) => m.lastError !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastError ?? null)}::text[], ${merged.map((m) => m.lastActivityAt !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastActivityAt ?? null)}::bigint[]
+        ) as u(id, state, health, set_error, last_error, set_activity, last_activity_at)
+        where s.id = u.id`.execute(this.#scope.base),
+    );
+  }
+
+  async delete(id: string): Promise<boolean> {
+    check.checkId(id);
+    const result = await this.#scope.retry('deleteSession', () => this.#scope.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async replaceCredentials(input: CredentialRewrite[]): Promise<SessionRecord[] | null> {
+    const rows = check.checkRewrites(input);
+    if (rows.length === 0) return [];
+    const t = this.#scope.table('sessions');
+    return this.#scope.retry('replaceCredentials', async () => {
+      try {
+        return await this.#scope.db.transaction().execute(async (trx) => {
+          const result = await sql<SessionRow & { ord: string }>`
+            update ${t} as s set credentials = u.credentials, credentials_fingerprint = u.fingerprint,
+              updated_at = u.updated_at, version = s.version + 1
+            from unnest(
+              ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.credentials)}::text[],
+              ${rows.map((r) => r.credentialsFingerprint)}::text[], ${rows.map((r) => r.updatedAt)}::bigint[],
+              ${rows.map((r) => r.expectedVersion)}::integer[]
+            ) with ordinality as u(id, credentials, fingerprint, updated_at, expected, ord)
+            where s.id = u.id and s.version = u.expected
+            returning s.*, u.ord`.execute(trx);
+          if (result.rows.length !== rows.length) throw LOST; // rolls back the rows that did match
+          return result.rows.sort((a, b) => Number(a.ord) - Number(b.ord)).map(({ ord: _ord, ...row }) => sessionFromRow(row));
+        });
+      } catch (err) {
+        if (err === LOST) return null;
+        throw err;
+      }
+    });
+  }
+
+  /** Serialises every write that involves this fingerprint (two-key advisory lock, per schema). */
+  async #lockFingerprint(trx: Transaction<StorageDatabase>, fingerprint: string): Promise<void> {
+    await sql`select pg_advisory_xact_lock(hashtext(${`multisession:${this.#scope.schema}:fingerprint`}), hashtext(${fingerprint}))`.execute(trx);
+  }
+}
+
+/** Thrown inside a transaction to roll it back when a compare-and-swap is lost. */
+const LOST = Symbol('lost compare-and-swap');
+
+async function checkDuplicate(trx: Transaction<StorageDatabase>, id: string, fingerprint: string): Promise<void> {
+  const other = await trx
+    .selectFrom('sessions')
+    .select('id')
+    .where('credentials_fingerprint', '=', fingerprint)
+    .where('id', '<>', id)
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
+  if (other) throw new DuplicateCredentialsError(id, other.id);
+}
