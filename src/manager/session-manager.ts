@@ -1,13 +1,12 @@
-import { z } from 'zod';
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { AdapterNotFoundError, ManagerClosedError, ManagerNotOpenError, MultisessionError, SessionNotFoundError } from '../errors.js';
 import { StorageError, ValidationError } from '../errors.js';
-import { SESSION_STATES, type SessionState } from '../lifecycle.js';
+import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
-import { requireCapability, type AuditEntry, type KvStore, type StorageDriver } from '../storage/contract.js';
+import { requireCapability, type AuditEntry, type StorageDriver } from '../storage/contract.js';
 import { guardStore } from '../storage/guarded-storage.js';
 import { memoryStorage } from '../storage/memory/memory-storage.js';
 import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger, systemClock } from '../types.js';
@@ -22,14 +21,13 @@ import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
 import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionFilter, SessionInput, SessionManagerOptions, SessionUpdate } from './schemas.js';
 import { auditQuerySchema, authInputSchema, controlOptionsSchema, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
-import { sessionFilterSchema, sessionInputSchema, sessionPatchSchema, waitOptionsSchema } from './schemas.js';
+import { sessionFilterSchema, sessionInputSchema, sessionPatchSchema } from './schemas.js';
 import { SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
 import { Waits } from './wait-for.js';
 
 type Phase = 'new' | 'opening' | 'open' | 'closing' | 'closed';
-const stateListSchema = z.union([z.enum(SESSION_STATES), z.array(z.enum(SESSION_STATES)).min(1)]);
 const SETTLED = { settled: Promise.resolve() };
 
 /**
@@ -100,7 +98,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       openCredentials: (record) => this.#vault.open(record, this.#adapters.get(record.platform)?.credentials ?? null),
       secretStringsOf: (record) => this.#vault.secretStringsOf(record),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
-      kvStore: () => this.#kvStore(),
+      kvStore: () => requireCapability(this.#storage, 'kv'),
       adapterNames: () => [...this.#adapters.keys()],
     };
     const audit = this.#audit.bind(this);
@@ -314,7 +312,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   /** The session's context-data KV (the same space the adapter sees as `ctx.kv`). */
   kv(id: string): SessionKv {
     this.#runtime(id);
-    return new NamespacedKv(this.#kvStore(), id, CONTEXT_PREFIX);
+    return new NamespacedKv(requireCapability(this.#storage, 'kv'), id, CONTEXT_PREFIX);
   }
 
   // ------------------------------------------------------------------ observability
@@ -349,10 +347,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    * aborts, `SessionNotFoundError` when the session is deleted, `ManagerClosedError` on close.
    */
   async waitFor(id: string, states: SessionState | SessionState[], options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<SessionSnapshot> {
-    const rt = this.#runtime(id);
-    const parsed = parseWith(stateListSchema, Array.isArray(states) ? states : [states], 'states');
-    const wanted = new Set(Array.isArray(parsed) ? parsed : [parsed]);
-    return this.#waits.wait(rt, wanted, parseWith(waitOptionsSchema, options, 'wait options'));
+    return this.#waits.wait(this.#runtime(id), states, options);
   }
 
   /** The audit log, newest first. */
@@ -434,10 +429,6 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     if (adapter) return adapter;
     const err = new AdapterNotFoundError(platform, [...this.#adapters.keys()]);
     throw new ValidationError('session input', [{ path: ['platform'], message: err.message }]);
-  }
-
-  #kvStore(): KvStore {
-    return requireCapability(this.#storage, 'kv');
   }
 
   #audit(action: string, sessionId: string | null, actor: string | undefined, details: JsonObject): void {

@@ -1,6 +1,10 @@
 import { ManagerClosedError, SessionNotFoundError, TimeoutError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
+import { z } from 'zod';
+import { SESSION_STATES } from '../lifecycle.js';
 import { systemClock, type Clock } from '../types.js';
+import { parseWith } from '../validation.js';
+import { waitOptionsSchema } from './schemas.js';
 import { abortReason } from './abort.js';
 import type { EventHub } from './events.js';
 import type { SessionManagerEvents } from './events.js';
@@ -14,6 +18,8 @@ import type { SessionSnapshot } from './snapshot.js';
  * (`TimeoutError`), the caller's signal aborts (its reason, or `AbortedError`) or the manager
  * closes (`ManagerClosedError`). A settled wait leaves no listener and no timer behind.
  */
+const stateListSchema = z.union([z.enum(SESSION_STATES), z.array(z.enum(SESSION_STATES)).min(1)]);
+
 export class Waits {
   readonly #events: EventHub<SessionManagerEvents>;
   readonly #scheduler: Scheduler;
@@ -27,7 +33,11 @@ export class Waits {
     this.#clock = clock;
   }
 
-  wait(rt: SessionRuntime, wanted: ReadonlySet<SessionState>, options: { timeoutMs?: number; signal?: AbortSignal }): Promise<SessionSnapshot> {
+  /** Validates `states` and `options`, then waits (see the class). */
+  wait(rt: SessionRuntime, states: SessionState | SessionState[], waitOptions: { timeoutMs?: number; signal?: AbortSignal }): Promise<SessionSnapshot> {
+    const parsed = parseWith(stateListSchema, Array.isArray(states) ? states : [states], 'states');
+    const wanted = new Set(Array.isArray(parsed) ? parsed : [parsed]);
+    const options = parseWith(waitOptionsSchema, waitOptions, 'wait options');
     const id = rt.id;
     if (wanted.has(rt.state)) return Promise.resolve(rt.snapshot());
     const signal = options.signal;

@@ -366,7 +366,7 @@ describe('a persistent store needs a secret key', () => {
       open.push(m);
       await m.open();
       await m.create({ id: 'a', platform: 'scripted', credentials: { token: TOKEN } });
-      const stored = (await storageOf(m).sessions.get('a'))!;
+      const stored = (await storage.sessions.get('a'))!;
       expect(stored.credentials!.startsWith('v1.')).toBe(true);
       expect(JSON.stringify(stored)).not.toContain(TOKEN);
       process.env[SECRET_KEY_ENV] = 'not-a-key';
