@@ -1,3 +1,4 @@
+import { TimeoutError } from '../errors.js';
 import type { Clock } from '../types.js';
 
 /** Options of {@link createManualClock}. */
@@ -204,7 +205,7 @@ export function createManualClock(startAt: number = Date.UTC(2026, 0, 1), option
         const timer = nextLive();
         if (timer === undefined) return fired;
         if (fired >= maxTimers) {
-          throw new Error(`runAll fired ${maxTimers} timers and more are pending (${live}); a timer probably re-arms itself`);
+          throw new TimeoutError(`runAll fired ${maxTimers} timers and more are pending (${live}); a timer probably re-arms itself`);
         }
         fire(timer);
         fired++;

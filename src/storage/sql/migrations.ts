@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { StorageError } from '../../errors.js';
 import type { MigrationSet, SqlDialectName } from './migration-sets.js';
 
 export type { SqlDialectName } from './migration-sets.js';
@@ -18,7 +19,7 @@ export function migrationProvider(set: MigrationSet, dialect: SqlDialectName, sc
   const migrations: Record<string, Migration> = {};
   for (const name of set.migrations) {
     const up = UP[`${set.name}/${name}`];
-    if (!up) throw new Error(`migration ${set.name}/${name} has no implementation`);
+    if (!up) throw new StorageError(`[${dialect}] migration ${set.name}/${name} has no implementation (a broken build of the package)`);
     migrations[name] = { up: (db) => up(db, dialect, schema) };
   }
   return { getMigrations: async () => migrations };
