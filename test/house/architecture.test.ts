@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The house rules of src/ (docs/concepts.md, "Layout"), checked on every run: no import goes up
+ * The house rules of src/ (docs/concepts.md, "Layout of the code"), checked on every run: no import goes up
  * to the manager, no import loop between folders, no file past 450 lines, nothing `@internal`.
  */
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
