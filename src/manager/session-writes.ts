@@ -91,10 +91,27 @@ export class SessionWrites {
     const runtime = await this.#vault
       .withKey(async () => {
         const sealed = this.#vault.seal(credentials);
+        // One plain literal (spreads would make a slow-mode object on the create path).
         const record = await this.#storage.sessions.create({
-          ...{ id, platform: adapter.name, config, labels, metadata, priority, capacity, autoStart, idleTimeoutMs, allowSharedCredentials },
-          ...{ desiredState: 'stopped', credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint },
-          ...{ state: 'stopped', health: 'unknown', lastError: null, lastActivityAt: null, createdAt: now, updatedAt: now },
+          id,
+          platform: adapter.name,
+          config,
+          labels,
+          metadata,
+          priority,
+          capacity,
+          autoStart,
+          idleTimeoutMs,
+          allowSharedCredentials,
+          desiredState: 'stopped',
+          credentials: sealed.credentials,
+          credentialsFingerprint: sealed.fingerprint,
+          state: 'stopped',
+          health: 'unknown',
+          lastError: null,
+          lastActivityAt: null,
+          createdAt: now,
+          updatedAt: now,
         });
         // Registered inside the gate, so a key rotation that follows sees (and re-seals) it.
         const created = new SessionRuntime(this.#core, adapter, record, { fresh: true });
