@@ -66,7 +66,7 @@ for (let i = 0; i < N; i += BATCH) {
   );
 }
 const createStartMs = ms(process.hrtime.bigint() - t1);
-const ready = (await manager.list({ state: 'ready' })).length;
+const ready = (await manager.list({ state: 'ready' })).items.length;
 if (ready !== N) throw new Error(`only ${ready} of ${N} sessions are ready`);
 const perSession = (heap() - heap1) / N;
 

@@ -23,6 +23,7 @@ export {
   sessionInputSchema,
   sessionPatchSchema,
   sessionFilterSchema,
+  sessionListQuerySchema,
   authInputSchema,
   logsQuerySchema,
   controlOptionsSchema,
@@ -31,6 +32,7 @@ export {
   type SessionInput,
   type SessionUpdate,
   type SessionFilter,
+  type SessionListQuery,
   type ControlOptions,
   type DeleteOptions,
   type SessionManagerOptions,
@@ -38,6 +40,7 @@ export {
 } from './manager/schemas.js';
 export type {
   SessionSnapshot,
+  SessionPage,
   SessionStatus,
   SessionStatistics,
   SessionAuthInfo,

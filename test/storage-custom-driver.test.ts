@@ -47,7 +47,7 @@ describe('a sessions-only custom driver', () => {
       expect(() => manager.checkpoint('jobs')).toThrow(unsupported('checkpoint'));
       expect(await manager.clear('a')).toBe(0); // no context data to drop
       await manager.delete('a');
-      expect(await manager.list()).toEqual([]);
+      expect((await manager.list()).items).toEqual([]);
     } finally {
       await manager.close();
     }

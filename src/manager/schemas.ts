@@ -49,17 +49,28 @@ export const sessionPatchSchema = z.strictObject({
 });
 export type SessionUpdate = z.input<typeof sessionPatchSchema>;
 
-export const sessionFilterSchema = z
+const sessionFilterShape = {
+  state: z.union([z.enum(SESSION_STATES), z.array(z.enum(SESSION_STATES))]).optional(),
+  desiredState: z.enum(DESIRED_STATES).optional(),
+  platform: z.string().optional(),
+  health: z.union([z.enum(HEALTH_STATUSES), z.array(z.enum(HEALTH_STATUSES))]).optional(),
+  /** Every listed label must match. */
+  labels: z.record(z.string(), z.string()).optional(),
+};
+export const sessionFilterSchema = z.strictObject(sessionFilterShape).default({});
+export type SessionFilter = z.input<typeof sessionFilterSchema>;
+
+/** What `manager.list()` takes: the filter, and a page size and cursor to read it a page at a time. */
+export const sessionListQuerySchema = z
   .strictObject({
-    state: z.union([z.enum(SESSION_STATES), z.array(z.enum(SESSION_STATES))]).optional(),
-    desiredState: z.enum(DESIRED_STATES).optional(),
-    platform: z.string().optional(),
-    health: z.union([z.enum(HEALTH_STATUSES), z.array(z.enum(HEALTH_STATUSES))]).optional(),
-    /** Every listed label must match. */
-    labels: z.record(z.string(), z.string()).optional(),
+    ...sessionFilterShape,
+    /** Most sessions on the page; without it, every matching session. */
+    limit: z.number().int().min(1).max(10_000).optional(),
+    /** The `nextCursor` of the previous page (the filter must be the same). */
+    cursor: z.string().min(1).max(400).optional(),
   })
   .default({});
-export type SessionFilter = z.input<typeof sessionFilterSchema>;
+export type SessionListQuery = z.input<typeof sessionListQuerySchema>;
 
 export const authInputSchema = z.strictObject({
   kind: z.enum(AUTH_KINDS.filter((k) => k !== 'qr') as ['code', 'password', 'pairing-code']),

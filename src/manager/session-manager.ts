@@ -19,12 +19,13 @@ import { loadRuntimes, restoreRuntimes } from './restore.js';
 import { SessionRuntime } from './runtime/session-runtime.js';
 import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
-import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionFilter, SessionInput, SessionManagerOptions, SessionUpdate } from './schemas.js';
+import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionInput, SessionListQuery, SessionManagerOptions, SessionUpdate } from './schemas.js';
 import { auditQuerySchema, authInputSchema, controlOptionsSchema, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
-import { sessionFilterSchema, sessionInputSchema, sessionPatchSchema } from './schemas.js';
+import { sessionInputSchema, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
 import { SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
-import type { LogEntry, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
+import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
+import { decodeCursor, encodeCursor } from './session-registry.js';
 import { Waits } from './wait-for.js';
 
 type Phase = 'new' | 'opening' | 'open' | 'closing' | 'closed';
@@ -200,13 +201,23 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     return rt.snapshot();
   }
 
-  /** Sessions matching every given filter, ordered by id. */
-  async list(filter: SessionFilter = {}): Promise<SessionSnapshot[]> {
+  /**
+   * Sessions matching every given filter, ordered by id: all of them, or a page of `limit` with the
+   * `nextCursor` to pass for the next (`null` after the last page).
+   *
+   * @example
+   * ```ts
+   * let page = await manager.list({ platform: 'telegram', limit: 100 });
+   * while (page.nextCursor) page = await manager.list({ platform: 'telegram', limit: 100, cursor: page.nextCursor });
+   * ```
+   */
+  async list(query: SessionListQuery = {}): Promise<SessionPage> {
     this.#assertOpen();
-    const f = parseWith(sessionFilterSchema, filter, 'session filter');
-    const all = this.#sessions.all();
-    await Promise.all(all.map((rt) => rt.loadHistory()));
-    return this.#sessions.filter(f).map((rt) => rt.snapshot());
+    const { limit, cursor, ...filter } = parseWith(sessionListQuerySchema, query, 'session list query');
+    const { items, more } = this.#sessions.page(filter, limit ?? Infinity, cursor === undefined ? null : decodeCursor(cursor));
+    await Promise.all(items.map((rt) => rt.loadHistory()));
+    const last = items.at(-1);
+    return { items: items.map((rt) => rt.snapshot()), nextCursor: more && last ? encodeCursor(last.id) : null };
   }
 
   /**

@@ -5,11 +5,60 @@ import type { SessionRecord } from '../storage/contract.js';
 
 type ParsedFilter = Exclude<SessionFilter, undefined>;
 
-const byId = (a: SessionRuntime, b: SessionRuntime): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** A page cursor: the last id of the page, opaque to callers. */
+export function encodeCursor(id: string): string {
+  return Buffer.from(`s:${id}`).toString('base64url');
+}
 
-/** The runtimes of a manager's sessions by id, with the `maxSessions` limit and the list filter. */
+/** The id a cursor of {@link encodeCursor} holds; `ValidationError` for anything else. */
+export function decodeCursor(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const id = text.startsWith('s:') ? text.slice(2) : '';
+  if (!sessionIdSchema.safeParse(id).success || encodeCursor(id) !== cursor) {
+    throw new ValidationError('session list query', [{ path: ['cursor'], message: 'is not a cursor returned by list(); pass nextCursor unchanged' }]);
+  }
+  return id;
+}
+
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The index of the first id greater than `after` in sorted `ids`. */
+function firstAfter(ids: readonly string[], after: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Two sorted id lists as one (an id in both, deleted and created again, appears twice: pages skip the copy). */
+function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
+  const out = new Array<string>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
+}
+
+/**
+ * The runtimes of a manager's sessions by id, with the `maxSessions` limit and the ordered,
+ * filtered pages of `list()`. The id order is kept without sorting every session on every page:
+ * ids added since the last page wait in a short list that is sorted and merged in on the next
+ * page, and deleted ids are skipped until enough of them pile up to compact.
+ */
 export class SessionRegistry {
   readonly #runtimes = new Map<string, SessionRuntime>();
+  /** Ids in code-point order (some may be deleted: check `#runtimes`). */
+  #sorted: string[] = [];
+  /** Ids added since `#sorted` was last brought up to date. */
+  #added: string[] = [];
+  #deletedInSorted = 0;
   readonly #maxSessions: number;
   /** Creates in flight: they count against the limit too, so concurrent creates cannot pass it together. */
   #creating = 0;
@@ -40,15 +89,19 @@ export class SessionRegistry {
   }
 
   add(rt: SessionRuntime): void {
+    if (!this.#runtimes.has(rt.id)) this.#added.push(rt.id);
     this.#runtimes.set(rt.id, rt);
   }
 
   delete(id: string): void {
-    this.#runtimes.delete(id);
+    if (this.#runtimes.delete(id)) this.#deletedInSorted++;
   }
 
   clear(): void {
     this.#runtimes.clear();
+    this.#sorted = [];
+    this.#added = [];
+    this.#deletedInSorted = 0;
   }
 
   /** Holds a place for a session being created (`CapacityError` past `maxSessions`); call the result when done. */
@@ -68,11 +121,14 @@ export class SessionRegistry {
 
   /** Runtimes ordered by id. */
   sorted(): SessionRuntime[] {
-    return this.all().sort(byId);
+    return this.page({}, Infinity, null).items;
   }
 
-  /** Runtimes matching every given filter, ordered by id. */
-  filter(f: ParsedFilter): SessionRuntime[] {
+  /**
+   * Up to `limit` runtimes matching every given filter, ordered by id, after the id `after`
+   * (exclusive; `null`: from the start), and whether more match beyond them.
+   */
+  page(f: ParsedFilter, limit: number, after: string | null): { items: SessionRuntime[]; more: boolean } {
     const states = f.state === undefined ? null : new Set(Array.isArray(f.state) ? f.state : [f.state]);
     const healths = f.health === undefined ? null : new Set(Array.isArray(f.health) ? f.health : [f.health]);
     const labels = f.labels ? Object.entries(f.labels) : [];
@@ -82,6 +138,29 @@ export class SessionRegistry {
       (!f.platform || r.platform === f.platform) &&
       (!f.desiredState || r.desiredState === f.desiredState) &&
       !labels.some(([k, v]) => r.labels[k] !== v);
-    return this.sorted().filter((rt) => matches(rt, rt.record));
+    const ids = this.#ordered();
+    const items: SessionRuntime[] = [];
+    for (let i = after === null ? 0 : firstAfter(ids, after); i < ids.length; i++) {
+      if (i > 0 && ids[i - 1] === ids[i]) continue; // deleted and created again: listed once
+      const rt = this.#runtimes.get(ids[i]!);
+      if (!rt || rt.deleted || !matches(rt, rt.record)) continue;
+      if (items.length === limit) return { items, more: true };
+      items.push(rt);
+    }
+    return { items, more: false };
+  }
+
+  /** `#sorted`, with the ids added since merged in and, when many were deleted, compacted. */
+  #ordered(): string[] {
+    if (this.#added.length) {
+      const added = this.#added.sort(byKey);
+      this.#added = [];
+      this.#sorted = mergeSorted(this.#sorted, added);
+    }
+    if (this.#deletedInSorted > 64 && this.#deletedInSorted * 4 > this.#sorted.length) {
+      this.#sorted = this.#sorted.filter((id, i, all) => this.#runtimes.has(id) && (i === 0 || all[i - 1] !== id));
+      this.#deletedInSorted = 0;
+    }
+    return this.#sorted;
   }
 }

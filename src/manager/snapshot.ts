@@ -43,6 +43,13 @@ export interface SessionSnapshot {
   version: number;
 }
 
+/** A page of `manager.list()`. */
+export interface SessionPage {
+  items: SessionSnapshot[];
+  /** Pass as `cursor` for the next page; `null` when this is the last. */
+  nextCursor: string | null;
+}
+
 /** Live status, cheaper than a full snapshot. */
 export interface SessionStatus {
   id: string;

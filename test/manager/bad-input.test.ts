@@ -45,7 +45,7 @@ async function everything(m: SessionManager) {
   const audit = await m.audit({ limit: 10_000 }); // also flushes the write-behind queue
   const ids = (await storageOf(m).sessions.list()).map((s) => s.id);
   return JSON.stringify({
-    list: await m.list(),
+    list: (await m.list()).items,
     statuses: (await m.statuses()).map((x) => ({ ...x, uptimeMs: null })), // uptime moves with the clock
     stored: await storageOf(m).sessions.list(),
     stats: await Promise.all(ids.map((id) => m.stats(id))),

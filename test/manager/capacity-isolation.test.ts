@@ -75,7 +75,7 @@ describe('maxSessions', () => {
     expect((err as CapacityError).code).toBe('CAPACITY');
     expect((err as CapacityError).context).toMatchObject({ maxSessions: 2 });
     expect((err as Error).message).toMatch(/maxSessions/);
-    expect((await m.list()).map((s) => s.id)).toEqual(['a', 'b']);
+    expect((await m.list()).items.map((s) => s.id)).toEqual(['a', 'b']);
     expect(await storageOf(m).sessions.get('c')).toBeNull();
     await expect(m.get('c')).rejects.toBeInstanceOf(SessionNotFoundError);
     expect(created).toEqual(['a', 'b']);
@@ -106,7 +106,7 @@ describe('maxSessions', () => {
     const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(rejected).toHaveLength(2);
     for (const r of rejected) expect(r.reason).toBeInstanceOf(CapacityError);
-    expect(await m.list()).toHaveLength(1);
+    expect((await m.list()).items).toHaveLength(1);
     expect(await storageOf(m).sessions.list()).toHaveLength(1);
   });
 });

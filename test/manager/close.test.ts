@@ -112,7 +112,7 @@ describe('close()', () => {
     const { manager } = await busyManager({ storage });
     const states: string[] = [];
     manager.on('session.state', (e) => states.push(`${e.id}:${e.to}:${e.reason}`));
-    const desiredBefore = Object.fromEntries((await manager.list()).map((s) => [s.id, s.desiredState]));
+    const desiredBefore = Object.fromEntries((await manager.list()).items.map((s) => [s.id, s.desiredState]));
     expect(desiredBefore['sim-0']).toBe('running');
     expect((await storage.sessions.get('sim-0'))!.desiredState).toBe('running');
     await manager.close();
@@ -136,7 +136,7 @@ describe('close()', () => {
       expect((await next.get('sim-3')).state).toBe('ready');
       expect((await next.get('codey')).state).toBe('authenticating');
       expect((await next.get('gated')).state).toBe('backoff');
-      expect((await next.list({ desiredState: 'running' })).map((s) => s.id).sort()).toEqual(
+      expect((await next.list({ desiredState: 'running' })).items.map((s) => s.id).sort()).toEqual(
         Object.entries(desiredBefore).filter(([, d]) => d === 'running').map(([id]) => id).sort(),
       );
     } finally {

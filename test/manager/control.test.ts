@@ -254,7 +254,7 @@ describe('delete', () => {
     await expect(m.get('a')).rejects.toBeInstanceOf(SessionNotFoundError);
     await expect(m.stats('a')).rejects.toBeInstanceOf(SessionNotFoundError);
     await expect(m.delete('a', { force: true })).rejects.toBeInstanceOf(SessionNotFoundError);
-    expect(await m.list()).toEqual([]);
+    expect((await m.list()).items).toEqual([]);
     expect(await storageOf(m).sessions.get('a')).toBeNull();
     expect(await storageOf(m).kv!.list('a')).toEqual([]);
     expect(await storageOf(m).counters!.get('a')).toEqual({});
@@ -280,7 +280,7 @@ describe('delete', () => {
     s.last('expired').ctx.expired('revoked');
     await m.waitFor('expired', 'expired');
     for (const id of ['stopped', 'failed', 'expired']) await m.delete(id);
-    expect(await m.list()).toEqual([]);
+    expect((await m.list()).items).toEqual([]);
   });
 });
 
@@ -479,7 +479,7 @@ describe('list and statuses', () => {
     await m.start('d');
     s.behave('d', { health: { status: 'unhealthy' } });
     await clock.advance(1_000);
-    const ids = async (f: Parameters<SessionManager['list']>[0]) => (await m.list(f)).map((x) => x.id);
+    const ids = async (f: Parameters<SessionManager['list']>[0]) => (await m.list(f)).items.map((x) => x.id);
     expect(await ids({})).toEqual(['a', 'b', 'c', 'd']);
     expect(await ids(undefined)).toEqual(['a', 'b', 'c', 'd']);
     expect(await ids({ state: 'ready' })).toEqual(['a', 'c', 'd']);

@@ -197,7 +197,7 @@ describe('health', () => {
     await m.stop('h');
     expect((await m.get('h')).health).toBe('unknown');
     expect((await m.status('h')).health).toBe('unknown');
-    expect(await m.list({ health: 'healthy' })).toEqual([]);
+    expect((await m.list({ health: 'healthy' })).items).toEqual([]);
     // Same after a failure: failed is at rest too.
     s.behave('h', { failStarts: 1_000 });
     await m.start('h');

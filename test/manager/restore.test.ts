@@ -75,7 +75,7 @@ describe('open() restores desired-running sessions', () => {
     expect(again.lastError).toMatchObject({ code: 'ADAPTER_NOT_FOUND' });
     // It can still be deleted.
     await manager.delete('orphan');
-    expect((await manager.list()).map((s) => s.id)).toEqual(['kept']);
+    expect((await manager.list()).items.map((s) => s.id)).toEqual(['kept']);
     await manager.close();
   });
 });
@@ -98,7 +98,7 @@ describe('open()', () => {
     await expect(manager.list()).rejects.toMatchObject({ code: 'MANAGER_NOT_OPEN' });
     await manager.open();
     await manager.create({ id: 'a', platform: 'scripted' });
-    expect((await manager.list()).map((x) => x.id)).toEqual(['a']);
+    expect((await manager.list()).items.map((x) => x.id)).toEqual(['a']);
     await manager.close();
   });
 

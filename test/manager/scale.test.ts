@@ -46,7 +46,7 @@ describe('many sessions on one scheduler', () => {
       await m.create({ id, platform: 'counting', idleTimeoutMs: i % 10 === 0 ? 7_000 : null });
     }
     await Promise.all(ids.map((id) => m.start(id)));
-    expect((await m.list({ state: 'ready' })).length).toBe(N);
+    expect((await m.list({ state: 'ready' })).items.length).toBe(N);
 
     // 10 s: every session checked every 500–1,000 ms → 10 to 20 checks; every tenth one idles out at 7 s.
     const idled = ids.filter((_, i) => i % 10 === 0);

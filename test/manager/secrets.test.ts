@@ -63,12 +63,12 @@ async function harness() {
       events: dump(events),
       logger: loggerOut.join('\n'),
       thrown: dump(thrown),
-      list: dump(await m.list()),
+      list: dump((await m.list()).items),
       statuses: dump(await m.statuses()),
       audit: dump(await m.audit({ limit: 10_000 })),
     };
     for (const id of ids) {
-      const live = (await m.list()).some((s) => s.id === id);
+      const live = (await m.list()).items.some((s) => s.id === id);
       if (!live) continue;
       out[`logs:${id}`] = dump(await m.logs(id, { limit: 10_000 }));
       out[`stats:${id}`] = dump(await m.stats(id));
@@ -196,7 +196,7 @@ describe('credentials never leave the manager', () => {
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).issues[0]!.path).toEqual(['credentials']);
     expect(dump(err)).not.toContain(TOKEN);
-    expect(await m.list()).toEqual([]);
+    expect((await m.list()).items).toEqual([]);
   });
 });
 
@@ -242,7 +242,7 @@ describe('duplicate-credential guard', () => {
     expect((dup as DuplicateCredentialsError).code).toBe('DUPLICATE_CREDENTIALS');
     expect((dup as DuplicateCredentialsError).context).toMatchObject({ otherSessionId: 'a' });
     expect(dump(dup)).not.toContain(TOKEN);
-    expect((await m.list()).map((x) => x.id)).toEqual(['a']);
+    expect((await m.list()).items.map((x) => x.id)).toEqual(['a']);
     expect(await storageOf(m).sessions.get('b')).toBeNull();
 
     // Other credentials are fine; switching them to a's is refused and changes nothing.
@@ -349,7 +349,7 @@ describe('a persistent store needs a secret key', () => {
       expect(err).toBeInstanceOf(SecretKeyRequiredError);
       expect((err as Error).message).toMatch(/secret key/i);
       expect(dump(err)).not.toContain(TOKEN);
-      expect(await m.list()).toEqual([]);
+      expect((await m.list()).items).toEqual([]);
       expect((await m.create({ id: 'b', platform: 'scripted' })).hasCredentials).toBe(false);
     } finally {
       if (saved === undefined) delete process.env[SECRET_KEY_ENV];

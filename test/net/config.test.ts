@@ -92,7 +92,7 @@ describe('network settings in the session config', () => {
     expect(port!.issues).toEqual([{ path: ['config', 'proxy', 'port'], message: 'port must be an integer from 1 to 65535' }]);
     const kind = await refusal(create(m, 'c', { proxy: 42 }));
     expect(kind!.issues[0]!.path).toEqual(['config', 'proxy']);
-    expect(await m.list()).toEqual([]);
+    expect((await m.list()).items).toEqual([]);
   });
 
   it('bad rate limits name their field', async () => {
@@ -103,7 +103,7 @@ describe('network settings in the session config', () => {
     expect(burst!.issues[0]!.path).toEqual(['config', 'rateLimit', 'burst']);
     const extra = await refusal(create(m, 'a', { rateLimit: { perSecond: 1, perMinute: 3 } }));
     expect(extra).toBeInstanceOf(ValidationError);
-    expect(await m.list()).toEqual([]);
+    expect((await m.list()).items).toEqual([]);
   });
 
   it('a bad proxy at update is refused and the stored config stays; null removes the proxy', async () => {

@@ -41,7 +41,7 @@ describe('proxy passwords are secrets', () => {
     await m.update('p', { config: { proxy: 'http://127.0.0.1:3129' } });
     expect((await m.get('p')).config.proxy).toBe('http://127.0.0.1:3129');
     expect(JSON.stringify(events)).not.toContain(PASSWORD);
-    expect(JSON.stringify(await m.list())).not.toContain(PASSWORD);
+    expect(JSON.stringify((await m.list()).items)).not.toContain(PASSWORD);
     await m.close();
   });
 

@@ -12,6 +12,7 @@ import {
   type SessionManagerEventName,
   type SessionManagerEventPayload,
   type SessionSnapshot,
+  type SessionPage,
   type SessionState,
   type SessionStatistics,
   type SessionStatus,
@@ -108,7 +109,7 @@ describe('typed events', () => {
 describe('public method types', () => {
   it('return snapshots, statuses, stats and logs', () => {
     expectTypeOf(manager.get).returns.toEqualTypeOf<Promise<SessionSnapshot>>();
-    expectTypeOf(manager.list).returns.toEqualTypeOf<Promise<SessionSnapshot[]>>();
+    expectTypeOf(manager.list).returns.toEqualTypeOf<Promise<SessionPage>>();
     expectTypeOf(manager.status).returns.toEqualTypeOf<Promise<SessionStatus>>();
     expectTypeOf(manager.statuses).returns.toEqualTypeOf<Promise<SessionStatus[]>>();
     expectTypeOf(manager.stats).returns.toEqualTypeOf<Promise<SessionStatistics>>();

@@ -288,7 +288,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       ...(q.platform ? { platform: q.platform } : {}),
       ...(q.label ? { labels } : {}),
     });
-    res.json(list.filter((x) => visible(req, x.id)));
+    res.json(list.items.filter((x) => visible(req, x.id)));
   });
 
   api.get('/sessions/status', async (req, res) => {

@@ -79,7 +79,7 @@ export async function runWorker(input: WorkerOptions, signal?: AbortSignal): Pro
 
   try {
     await manager.open(); // brings the session back when it was running before a crash
-    const restored = (await manager.list()).some((s) => s.id === o.session);
+    const restored = (await manager.list()).items.some((s) => s.id === o.session);
     if (!restored) {
       await manager.create({
         id: o.session,
