@@ -17,7 +17,6 @@ const entry = {
   ...adapters,
 };
 // Database clients and platform SDKs are the app's (optional peers), loaded only by their subpath.
-// p-retry is ESM-only, so the CJS build bundles it; the ESM build keeps every dependency external.
 const external = ['better-sqlite3', 'pg', 'kysely'];
 
 export default defineConfig([
@@ -39,6 +38,5 @@ export default defineConfig([
     dts: true,
     sourcemap: true,
     target: 'node20',
-    noExternal: ['p-retry', 'is-network-error'],
   },
 ]);

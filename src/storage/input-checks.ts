@@ -204,10 +204,12 @@ const positiveInt = z.number().int().positive();
 const prefixOptions = z.object({ prefix: z.string().optional() }).optional();
 
 export const checkId = (v: string): string => parseWith(id, v, 'session id');
-export const checkKey = (v: string): string => parseWith(z.string(), v, 'KV key');
+const keyString = z.string();
+const versionInt = z.number().int();
+export const checkKey = (v: string): string => parseWith(keyString, v, 'KV key');
 export const checkNewRecord = (v: NewSessionRecord): NewSessionRecord => parseWith(newRecord, v, 'session record') as NewSessionRecord;
 export const checkPatch = (v: SessionPatch): SessionPatch => parseWith(patch, v, 'session patch') as SessionPatch;
-export const checkVersion = (v: number): number => parseWith(z.number().int(), v, 'expected version');
+export const checkVersion = (v: number): number => parseWith(versionInt, v, 'expected version');
 export const checkStatus = (v: StatusUpdate[]): StatusUpdate[] => parseWith(status, v, 'status updates') as StatusUpdate[];
 export const checkDeltas = (v: StatDelta[]): StatDelta[] => parseWith(deltas, v, 'stat deltas');
 export const checkTransitions = (v: TransitionRecord[]): TransitionRecord[] => parseWith(transitions, v, 'transitions');

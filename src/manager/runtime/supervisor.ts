@@ -1,4 +1,3 @@
-import pRetry from 'p-retry';
 import type { AdapterContext, PlatformConnection } from '../../adapters/contract.js';
 import { SessionContext } from '../../adapters/context.js';
 import { AbortedError, AdapterError, AdapterNotFoundError, MultisessionError } from '../../errors.js';
@@ -11,7 +10,7 @@ import { scheduleIdle } from './idle-timer.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 /**
- * The supervisor of a running session: a p-retry loop of attempts with back-off, the teardown
+ * The supervisor of a running session: a loop of attempts with back-off, the teardown
  * of each attempt, and the end of supervision (stopped, failed or expired). Once an attempt is
  * live the supervision waits on a promise reaction, not a suspended frame: a ready session costs
  * less.
@@ -26,31 +25,43 @@ function delay(rt: SessionRuntime, n: number): number {
 export async function supervise(rt: SessionRuntime, run: Run, reason: string): Promise<void> {
   let attempt: Attempt;
   try {
-    attempt = await pRetry((n) => startAttempt(rt, run, n === 1 ? reason : 'retry'), {
-      retries: rt.core.options.restart.retries,
-      minTimeout: 0,
-      maxTimeout: 0,
-      factor: 1,
-      shouldRetry: async ({ error, retriesConsumed }) => {
-        // Only the adapter's own failures are worth retrying: a key that cannot decrypt, stored
-        // credentials that no longer validate, a missing adapter or an auth timeout will not
-        // mend themselves by waiting.
-        if (error instanceof ExpiredSignal || run.cancel.aborted) return false;
-        if (error instanceof MultisessionError && !(error instanceof AdapterError)) return false;
-        rt.transition('backoff', `start failed: ${error.message}`, run);
-        run.settle();
-        rt.countRestart();
-        await rt.core.scheduler.sleep(delay(rt, retriesConsumed), run.cancel);
-        return true;
-      },
-    });
+    attempt = await firstLive(rt, run, reason);
   } catch (error) {
     return endSupervision(rt, run, error);
   }
   void attempt.down.then((down) => afterDown(rt, run, attempt, down));
 }
 
-/** A live attempt went down: restart after the first back-off step (a fresh p-retry loop), or end. */
+/**
+ * Starts attempts until one comes up: after a failure, `backoff` for the next delay and try
+ * again, up to `restart.retries` times. Throws what ended the tries.
+ */
+async function firstLive(rt: SessionRuntime, run: Run, reason: string): Promise<Attempt> {
+  const { retries } = rt.core.options.restart;
+  for (let n = 0; ; n++) {
+    try {
+      return await startAttempt(rt, run, n === 0 ? reason : 'retry');
+    } catch (error) {
+      if (n >= retries || !worthRetrying(error, run)) throw error;
+      rt.transition('backoff', `start failed: ${(error as Error).message}`, run);
+      run.settle();
+      rt.countRestart();
+      await rt.core.scheduler.sleep(delay(rt, n), run.cancel);
+    }
+  }
+}
+
+/**
+ * Only the adapter's own failures are worth retrying: a key that cannot decrypt, stored
+ * credentials that no longer validate, a missing adapter or an auth timeout will not mend
+ * themselves by waiting; nor will expired credentials or a stopped session.
+ */
+function worthRetrying(error: unknown, run: Run): boolean {
+  if (error instanceof ExpiredSignal || run.cancel.aborted) return false;
+  return !(error instanceof MultisessionError) || error instanceof AdapterError;
+}
+
+/** A live attempt went down: restart after the first back-off step (a fresh loop of attempts), or end. */
 async function afterDown(rt: SessionRuntime, run: Run, attempt: Attempt, down: Down): Promise<void> {
   await teardown(rt, attempt);
   try {
@@ -148,7 +159,7 @@ function downError(rt: SessionRuntime, down: Down): Error {
   return failure(rt, down.error);
 }
 
-/** Counts and reports a failed attempt; returns the error for p-retry. */
+/** Counts and reports a failed attempt; returns the error to throw. */
 function failure(rt: SessionRuntime, error: Error): Error {
   rt.count('failures');
   rt.setLastError(rt.errorInfo(error));
