@@ -95,18 +95,18 @@ export class SessionContext implements AdapterContext<unknown, unknown> {
   }
 
   /** A shut-down connection (its session stopped, restarted or deleted) can no longer reach storage. */
-  #guard = (): void => {
+  assertUsable(): void {
     if (this.#host.closed) {
       throw new AbortedError(`This connection of session "${this.id}" has been shut down; it can no longer read or write the session's data.`);
     }
-  };
+  }
 
   get kv(): NamespacedKv {
-    return (this.#kv ??= new NamespacedKv(this.#host.kvStore(), this.id, CONTEXT_PREFIX, this.#guard));
+    return (this.#kv ??= new NamespacedKv(this.#host.kvStore(), this.id, CONTEXT_PREFIX, this));
   }
 
   get authState(): NamespacedKv {
-    return (this.#authState ??= new NamespacedKv(this.#host.kvStore(), this.id, AUTH_PREFIX, this.#guard));
+    return (this.#authState ??= new NamespacedKv(this.#host.kvStore(), this.id, AUTH_PREFIX, this));
   }
 
   get auth(): SessionAuth {

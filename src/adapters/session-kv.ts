@@ -17,6 +17,11 @@ const opsSchema = z.array(
   ]),
 );
 
+/** Says whether a KV view may still be used (throws when not). */
+export interface KvGuard {
+  assertUsable(): void;
+}
+
 /**
  * One session's key-value space over the store's `kv` capability. Keys live under a namespace prefix
  * (`ctx:` for context data, `auth:` for auth state), so `clear()` and `logout()` can drop one
@@ -26,10 +31,10 @@ export class NamespacedKv implements SessionKv {
   readonly #store: KvStore;
   readonly #sessionId: string;
   readonly #prefix: string;
-  readonly #guard: () => void;
+  readonly #guard: KvGuard | null;
 
   /** `guard` throws when this view may no longer be used (a connection that was shut down). */
-  constructor(store: KvStore, sessionId: string, prefix: string, guard: () => void = () => {}) {
+  constructor(store: KvStore, sessionId: string, prefix: string, guard: KvGuard | null = null) {
     this.#store = store;
     this.#sessionId = sessionId;
     this.#prefix = prefix;
@@ -37,7 +42,7 @@ export class NamespacedKv implements SessionKv {
   }
 
   async get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined> {
-    this.#guard();
+    this.#guard?.assertUsable();
     parseWith(keySchema, key, 'KV key');
     return (await this.#store.get(this.#sessionId, this.#prefix + key)) as T | undefined;
   }
@@ -51,20 +56,20 @@ export class NamespacedKv implements SessionKv {
   }
 
   async list(options?: { prefix?: string }): Promise<KvEntry[]> {
-    this.#guard();
+    this.#guard?.assertUsable();
     const prefix = this.#prefix + (parseWith(prefixOptionsSchema, options, 'KV list options').prefix ?? '');
     const entries = await this.#store.list(this.#sessionId, { prefix });
     return entries.map((e) => ({ key: e.key.slice(this.#prefix.length), value: e.value }));
   }
 
   async clear(options?: { prefix?: string }): Promise<number> {
-    this.#guard();
+    this.#guard?.assertUsable();
     const prefix = parseWith(prefixOptionsSchema, options, 'KV clear options').prefix ?? '';
     return this.#store.clear(this.#sessionId, { prefix: this.#prefix + prefix });
   }
 
   async batch(ops: KvOperation[]): Promise<void> {
-    this.#guard();
+    this.#guard?.assertUsable();
     const checked = parseWith(opsSchema, ops, 'KV operations');
     await this.#store.write(
       this.#sessionId,

@@ -1,8 +1,7 @@
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
-import { AdapterNotFoundError, ManagerClosedError, ManagerNotOpenError, MultisessionError, SessionNotFoundError } from '../errors.js';
-import { StorageError, ValidationError } from '../errors.js';
+import { AdapterNotFoundError, MultisessionError, SessionNotFoundError, ValidationError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
@@ -15,7 +14,7 @@ import { untilAborted } from './abort.js';
 import { EventHub, EventSubscriptions, type SessionManagerEvents } from './events.js';
 import type { ManagerCore } from './manager-core.js';
 import { Persister } from './persister.js';
-import { loadRuntimes, restoreRuntimes } from './restore.js';
+import { ManagerLifecycle } from './manager-lifecycle.js';
 import { SessionRuntime } from './runtime/session-runtime.js';
 import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
@@ -28,7 +27,6 @@ import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, Session
 import { decodeCursor, encodeCursor } from './session-registry.js';
 import { Waits } from './wait-for.js';
 
-type Phase = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 const SETTLED = { settled: Promise.resolve() };
 
 /**
@@ -61,9 +59,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   readonly #waits: Waits;
   readonly #writes: SessionWrites;
   readonly #core: ManagerCore;
-  #phase: Phase = 'new';
-  #opening: Promise<void> | null = null;
-  #closing: Promise<void> | null = null;
+  readonly #life: ManagerLifecycle;
 
   constructor(options: SessionManagerOptions = {}) {
     const events = new EventHub<SessionManagerEvents>();
@@ -103,6 +99,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       adapterNames: () => [...this.#adapters.keys()],
     };
     const audit = this.#audit.bind(this);
+    const onError = (error: unknown) => this.#managerError(error);
+    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, onError });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit });
   }
 
@@ -119,26 +117,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    * be read ends `failed` with `lastError`; every other session loads and runs.
    */
   open(): Promise<void> {
-    if (this.#phase === 'closing' || this.#phase === 'closed') return Promise.reject(new ManagerClosedError());
-    this.#opening ??= this.#open();
-    return this.#opening;
-  }
-
-  async #open(): Promise<void> {
-    this.#phase = 'opening';
-    try {
-      await this.#storage.init();
-      const { all, toStart } = await loadRuntimes(this.#core, await this.#storage.sessions.list(), this.#adapters, (e) => this.#managerError(e));
-      for (const rt of all) this.#sessions.add(rt);
-      if (this.#phase !== 'opening') return; // closed meanwhile
-      this.#phase = 'open';
-      await restoreRuntimes(toStart, this.options.restore.concurrency, () => this.#phase === 'open', (e) => this.#managerError(e));
-    } catch (error) {
-      if (this.#phase !== 'opening') return;
-      this.#phase = 'new';
-      this.#opening = null;
-      throw error instanceof MultisessionError ? error : new StorageError(`Opening storage (${this.#storage.kind}) failed: ${(error as Error)?.message ?? error}`, { cause: error });
-    }
+    return this.#life.open();
   }
 
   /**
@@ -146,27 +125,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    * them back), writes what is pending, and closes the storage driver. Leaves no timer open.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    // Closing first: a restore in progress starts no further session, and the sessions it has
-    // started are stopped now instead of after the whole restore queue.
-    this.#phase = 'closing';
-    const stopAll = () =>
-      Promise.all(this.#sessions.all().map((rt) => rt.enqueue(() => rt.stop('manager closing')).catch((error) => this.#managerError(error))));
-    if (this.#opening) {
-      await stopAll();
-      await this.#opening.catch(() => undefined);
-    }
-    await stopAll();
-    await this.#persister.close();
-    this.#waits.closeAll();
-    this.#scheduler.close();
-    this.#sessions.clear();
-    this.#phase = 'closed';
-    await this.#storage.close();
+    return this.#life.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -420,9 +379,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   }
 
   #assertOpen(): void {
-    if (this.#phase === 'open') return;
-    if (this.#phase === 'closing' || this.#phase === 'closed') throw new ManagerClosedError();
-    throw new ManagerNotOpenError();
+    this.#life.assertOpen();
   }
 
   #assertLive(rt: SessionRuntime): void {

@@ -27,10 +27,16 @@ export class ExpiredSignal extends Error {
 }
 
 const RESOLVED = Promise.resolve();
+const noop = (): void => undefined;
 
-/** One supervision of a running session: from start() until stop(), failed or expired. */
-export class Run {
-  readonly cancel = new Cancellation();
+/** Told why an attempt went down (a module-level function spares a closure per attempt). */
+export type DownListener = (down: Down, attempt: Attempt) => void;
+
+/**
+ * One supervision of a running session: from start() until stop(), failed or expired. It is
+ * its own cancellation: `abort()` stops it.
+ */
+export class Run extends Cancellation {
   attempt: Attempt | null = null;
   // Both promises are made only when somebody waits, and dropped once they are resolved: a
   // session that runs for days holds neither.
@@ -89,25 +95,26 @@ export class Attempt implements ContextHost {
   awaitingAuth = false;
   healthFailures = 0;
   checking = false;
+  /** The next health check, or the running check's timeout (one task for both, for the attempt's life). */
   healthTask: ScheduledTask | null = null;
-  /** The health tick is armed (the task object itself lives as long as the attempt). */
-  tickPending = false;
   idleTask: ScheduledTask | null = null;
   watchdog: ScheduledTask | null = null;
   authTimer: ScheduledTask | null = null;
-  healthTimeout: ScheduledTask | null = null;
   pending: PendingAuth | null = null;
   /** Numbers health checks, so a late answer is matched to its own check. */
   checkSeq = 0;
   /** `ctx.fetch` of this attempt, made on first use; its proxy dispatcher is destroyed at teardown. */
   net: SessionFetchHandle | null = null;
-  readonly down: Promise<Down>;
-  #resolveDown!: (d: Down) => void;
-  #downed = false;
+  /** Why it went down, once it has. */
+  #down: Down | null = null;
+  /** Who waits for it to go down: the supervisor's handler, calls tied to the connection. */
+  #onDown: DownListener | DownListener[] | null = null;
 
-  constructor(runtime: SessionRuntime) {
+  constructor(
+    runtime: SessionRuntime,
+    readonly run: Run,
+  ) {
     this.runtime = runtime;
-    this.down = new Promise<Down>((r) => (this.#resolveDown = r));
   }
 
   get signal(): AbortSignal {
@@ -124,10 +131,43 @@ export class Attempt implements ContextHost {
     this.#controller?.abort(reason);
   }
 
+  /** The attempt is over (once): whoever waits is told why. */
   end(d: Down): void {
-    if (this.#downed) return;
-    this.#downed = true;
-    this.#resolveDown(d);
+    if (this.#down) return;
+    this.#down = d;
+    const listeners = this.#onDown;
+    this.#onDown = null;
+    if (typeof listeners === 'function') listeners(d, this);
+    else if (listeners) for (const fn of listeners) fn(d, this);
+  }
+
+  /**
+   * Calls `fn` once the attempt goes down (on the next microtask when it already has); returns a
+   * function that stops waiting. No promise is kept per live attempt: a ready session holds none.
+   */
+  onDown(fn: DownListener): () => void {
+    const down = this.#down;
+    if (down) {
+      queueMicrotask(() => fn(down, this));
+      return noop;
+    }
+    const current = this.#onDown;
+    this.#onDown = current === null ? fn : typeof current === 'function' ? [current, fn] : [...current, fn];
+    return () => {
+      const now = this.#onDown;
+      if (now === fn) this.#onDown = null;
+      else if (Array.isArray(now)) {
+        const kept = now.filter((f) => f !== fn);
+        this.#onDown = kept.length === 0 ? null : kept.length === 1 ? kept[0]! : kept;
+      }
+    };
+  }
+
+  /** A promise of {@link onDown} (for races); `stop()` lets go of it. */
+  whenDown(): { promise: Promise<Down>; stop: () => void } {
+    let stop = noop;
+    const promise = new Promise<Down>((resolve) => (stop = this.onDown(resolve)));
+    return { promise, stop };
   }
 
   cancelTimers(): void {
@@ -135,8 +175,7 @@ export class Attempt implements ContextHost {
     this.idleTask?.cancel();
     this.watchdog?.cancel();
     this.authTimer?.cancel();
-    this.healthTimeout?.cancel();
-    this.healthTask = this.idleTask = this.watchdog = this.authTimer = this.healthTimeout = null;
+    this.healthTask = this.idleTask = this.watchdog = this.authTimer = null;
   }
 
   // ---------------------------------------------------------------- ContextHost (the adapter's ctx)

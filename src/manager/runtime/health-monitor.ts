@@ -7,35 +7,30 @@ import type { SessionRuntime } from './session-runtime.js';
 /**
  * Health checks of a live attempt: a probe every `health.intervalMs` (with jitter), bounded by
  * `health.timeoutMs`; `unhealthyThreshold` failures in a row make the session `degraded`, one
- * more failure restarts it; `expired`/`unauthorized` end the attempt as expired. One task object
- * per attempt is re-armed for every check (no allocation per tick, no closure per session).
+ * more failure restarts it; `expired`/`unauthorized` end the attempt as expired. One task per
+ * attempt serves both the next check and the running check's timeout, re-armed each time (no
+ * allocation per tick, no closure per session).
  */
 
 /** Arms the next check of `attempt`. */
 export function scheduleHealth(rt: SessionRuntime, attempt: Attempt): void {
   const { intervalMs, jitter } = rt.core.options.health;
   const delay = intervalMs * (1 - jitter * Math.random());
-  attempt.tickPending = true;
   if (attempt.healthTask) attempt.healthTask.rearm(delay);
-  else attempt.healthTask = rt.core.scheduler.schedule(delay, onHealthTick, attempt);
+  else attempt.healthTask = rt.core.scheduler.schedule(delay, onHealthTask, attempt);
 }
 
-const onHealthTick = (attempt: Attempt): void => checkHealth(attempt.runtime, attempt);
-
-const onHealthTimeout = (attempt: Attempt): void => {
+/** The task fired: a check is due, or the running check timed out. */
+const onHealthTask = (attempt: Attempt): void => {
   const rt = attempt.runtime;
+  if (!attempt.checking) return checkHealth(rt, attempt);
   finishHealth(rt, attempt, attempt.checkSeq, { status: 'unhealthy', detail: `health check timed out after ${rt.core.options.health.timeoutMs} ms` });
 };
 
 function checkHealth(rt: SessionRuntime, attempt: Attempt): void {
-  attempt.tickPending = false;
   if (attempt.ended || !attempt.connection) return;
-  if (attempt.checking) return scheduleHealth(rt, attempt);
   attempt.checking = true;
-  const { timeoutMs } = rt.core.options.health;
-  // Armed at the end of this turn, and only if the probe is still running then (most answer
-  // at once, and never touch the timer heap).
-  (attempt.healthTimeout ??= rt.core.scheduler.task(onHealthTimeout, attempt)).rearmSoon(timeoutMs);
+  attempt.healthTask!.rearm(rt.core.options.health.timeoutMs);
   // Each probe answers for its own check only: a late answer of an abandoned (timed-out)
   // probe must not count for the check after it.
   const seq = ++attempt.checkSeq;
@@ -58,18 +53,17 @@ function checkHealth(rt: SessionRuntime, attempt: Attempt): void {
   probe.then(onReport, onError);
 }
 
-/** The in-flight check's result (or its timeout); a late result of a timed-out probe is ignored. */
+/** The running check's result (or its timeout); a late result of a timed-out probe is ignored. */
 function finishHealth(rt: SessionRuntime, attempt: Attempt, seq: number, report: HealthReport): void {
   if (!attempt.checking || seq !== attempt.checkSeq) return;
   attempt.checking = false;
-  attempt.healthTimeout?.cancel();
   if (attempt.ended) return;
   if (report.detail) {
     const secrets = rt.secrets();
     if (secrets.length) report = { ...report, detail: scrubText(report.detail, secrets) };
   }
   applyHealth(rt, attempt, report);
-  if (!attempt.ended && !attempt.tickPending) scheduleHealth(rt, attempt);
+  if (!attempt.ended) scheduleHealth(rt, attempt);
 }
 
 function applyHealth(rt: SessionRuntime, attempt: Attempt, report: HealthReport): void {

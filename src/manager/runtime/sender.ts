@@ -13,11 +13,12 @@ import type { SessionRuntime } from './session-runtime.js';
  */
 
 export function untilEnded<T>(rt: SessionRuntime, attempt: Attempt, call: Promise<T> | T, operation: string): Promise<T> {
-  const ended = attempt.down.then((): never => {
+  const down = attempt.whenDown();
+  const ended = down.promise.then((): never => {
     throw new SessionNotReadyError(rt.id, rt.state, `${operation} (the connection went down while it waited)`);
   });
   ended.catch(() => undefined);
-  return Promise.race([Promise.resolve(call), ended]);
+  return Promise.race([Promise.resolve(call), ended]).finally(down.stop);
 }
 
 export async function send(rt: SessionRuntime, action: JsonValue): Promise<JsonValue | undefined> {

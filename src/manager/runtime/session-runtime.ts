@@ -19,6 +19,7 @@ import { supervise } from './supervisor.js';
 import { snapshotOf, statusOf } from './views.js';
 
 const noop = () => undefined;
+const RESOLVED = Promise.resolve();
 
 
 /**
@@ -43,7 +44,8 @@ export class SessionRuntime {
   #logs: LogRing | null = null;
   /** true once the stored history is merged in; the pending load while it runs. */
   #history: true | Promise<void> | null;
-  #queue: Promise<unknown> = Promise.resolve();
+  /** The end of the control queue; null when nothing is queued. */
+  #queue: Promise<unknown> | null = null;
   #run: Run | null = null;
   /** The session's outbound rate limit (`config.rateLimit`), made when first needed; outlives attempts. */
   #limiter: SessionRateLimiter | null = null;
@@ -147,8 +149,13 @@ export class SessionRuntime {
   /** Serialises control calls on this session (after its history is loaded). */
   enqueue<T>(task: () => Promise<T>): Promise<T> {
     const fn = () => this.loadHistory().then(task);
-    const next = this.#queue.then(fn, fn);
-    this.#queue = next.then(noop, noop); // keeps neither the result nor the error alive
+    const next = (this.#queue ?? RESOLVED).then(fn, fn);
+    const tail = next.then(noop, noop); // keeps neither the result nor the error alive
+    this.#queue = tail;
+    // An idle session holds no promise at all.
+    void tail.then(() => {
+      if (this.#queue === tail) this.#queue = null;
+    });
     return next;
   }
 
@@ -172,7 +179,7 @@ export class SessionRuntime {
     if (!run && this.#state === 'stopped') return;
     this.transition('stopping', reason);
     if (run) {
-      run.cancel.abort(new AbortedError(`Session "${this.id}" was stopped (${reason}).`));
+      run.abort(new AbortedError(`Session "${this.id}" was stopped (${reason}).`));
       run.attempt?.end({ kind: 'aborted' });
       await run.done;
     }
@@ -248,7 +255,7 @@ export class SessionRuntime {
 
   /** Moves to `to` by the transition table. A superseded supervisor (`run` not current) changes nothing. */
   transition(to: SessionState, reason: string, run?: Run | null): void {
-    if (run && (run.cancel.aborted || this.#run !== run)) return;
+    if (run && (run.aborted || this.#run !== run)) return;
     const from = this.#state;
     if (!canTransition(from, to)) throw new InvalidTransitionError(this.id, from, to);
     const at = this.#core.clock.now();

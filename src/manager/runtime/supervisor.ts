@@ -29,7 +29,7 @@ export async function supervise(rt: SessionRuntime, run: Run, reason: string): P
   } catch (error) {
     return endSupervision(rt, run, error);
   }
-  void attempt.down.then((down) => afterDown(rt, run, attempt, down));
+  attempt.onDown(onLiveAttemptDown);
 }
 
 /**
@@ -46,7 +46,7 @@ async function firstLive(rt: SessionRuntime, run: Run, reason: string): Promise<
       rt.transition('backoff', `start failed: ${(error as Error).message}`, run);
       run.settle();
       rt.countRestart();
-      await rt.core.scheduler.sleep(delay(rt, n), run.cancel);
+      await rt.core.scheduler.sleep(delay(rt, n), run);
     }
   }
 }
@@ -57,9 +57,11 @@ async function firstLive(rt: SessionRuntime, run: Run, reason: string): Promise<
  * themselves by waiting; nor will expired credentials or a stopped session.
  */
 function worthRetrying(error: unknown, run: Run): boolean {
-  if (error instanceof ExpiredSignal || run.cancel.aborted) return false;
+  if (error instanceof ExpiredSignal || run.aborted) return false;
   return !(error instanceof MultisessionError) || error instanceof AdapterError;
 }
+
+const onLiveAttemptDown = (down: Down, attempt: Attempt): void => void afterDown(attempt.runtime, attempt.run, attempt, down);
 
 /** A live attempt went down: restart after the first back-off step (a fresh loop of attempts), or end. */
 async function afterDown(rt: SessionRuntime, run: Run, attempt: Attempt, down: Down): Promise<void> {
@@ -70,7 +72,7 @@ async function afterDown(rt: SessionRuntime, run: Run, attempt: Attempt, down: D
     if (rt.core.options.restart.retries === 0) throw down.error;
     rt.transition('backoff', `restarting: ${down.error.message}`, run);
     rt.countRestart();
-    await rt.core.scheduler.sleep(delay(rt, 0), run.cancel);
+    await rt.core.scheduler.sleep(delay(rt, 0), run);
   } catch (error) {
     return endSupervision(rt, run, error);
   }
@@ -79,7 +81,7 @@ async function afterDown(rt: SessionRuntime, run: Run, attempt: Attempt, down: D
 
 /** Supervision is over: record why (unless stopped), and release whoever waits. */
 function endSupervision(rt: SessionRuntime, run: Run, error: unknown): void {
-  if (!run.cancel.aborted) {
+  if (!run.aborted) {
     if (error instanceof ExpiredSignal) {
       rt.setHealth(error.health);
       rt.setLastError({ code: 'EXPIRED', message: error.reason, at: rt.core.clock.now() });
@@ -97,8 +99,8 @@ function endSupervision(rt: SessionRuntime, run: Run, error: unknown): void {
 
 /** Connects and starts one attempt. Resolves with it once it is up; throws when it never came up. */
 async function startAttempt(rt: SessionRuntime, run: Run, reason: string): Promise<Attempt> {
-  if (run.cancel.aborted) throw run.cancel.reason;
-  const attempt = new Attempt(rt);
+  if (run.aborted) throw run.reason;
+  const attempt = new Attempt(rt, run);
   run.attempt = attempt;
   const core = rt.core;
   rt.transition('starting', reason, run);
@@ -125,7 +127,9 @@ async function startAttempt(rt: SessionRuntime, run: Run, reason: string): Promi
     await teardown(rt, attempt);
     throw failure(rt, cause instanceof MultisessionError ? cause : rt.adapterError('connect', cause));
   }
-  const outcome = await Promise.race([started, attempt.down]);
+  const down = attempt.whenDown();
+  const outcome = await Promise.race([started, down.promise]);
+  down.stop();
   if (outcome) {
     attempt.end(outcome);
     await teardown(rt, attempt);
