@@ -24,7 +24,10 @@ class Task implements ScheduledTask {
   seq = 0;
   /** The wheel slot it waits in (it fires at `slot × resolution`). */
   slot = 0;
-  /** Place in its slot or in the far heap; -1 when not scheduled; DUE while taken out to run. */
+  /**
+   * Place in its slot or in the far heap; -1 when not scheduled; DUE while taken out to run. A
+   * slot entry whose task no longer points back at it (other slot or index) is stale.
+   */
   index = -1;
   far = false;
 
@@ -116,12 +119,8 @@ export class Scheduler {
       this.#farRemove(i);
       return;
     }
-    const bucket = this.#ring[task.slot & MASK]!;
-    const last = bucket.pop()!;
-    if (last !== task) {
-      bucket[i] = last;
-      last.index = i;
-    }
+    // Left in its slot as a stale entry (skipped when the slot comes due): taking it out would
+    // touch the task moved into its place, a cache miss per cancel at 100,000 sessions.
     this.#inRing--;
   }
 
@@ -207,11 +206,14 @@ export class Scheduler {
       }
       const bucket = this.#ring[this.#base & MASK];
       if (bucket && bucket.length) {
-        for (const t of bucket) {
+        const slot = this.#base;
+        for (let i = 0; i < bucket.length; i++) {
+          const t = bucket[i]!;
+          if (t.index !== i || t.slot !== slot || t.far) continue; // cancelled or moved: a stale entry
           t.index = DUE;
           due.push(t);
+          this.#inRing--;
         }
-        this.#inRing -= bucket.length;
         bucket.length = 0;
       }
       this.#base++;
@@ -245,10 +247,10 @@ export class Scheduler {
     }
   }
 
-  /** Arms the clock timer for the first slot that holds a task. */
+  /** Arms the clock timer for the first slot that holds a task (or a stale entry: a wake-up for nothing). */
   #armNext(): void {
     if (this.#inRing > 0) {
-      for (let s = this.#base; ; s++) {
+      for (let s = this.#base; s < this.#base + RING; s++) {
         if (this.#ring[s & MASK]?.length) return this.#armTimer(s * this.#resolution);
       }
     }
