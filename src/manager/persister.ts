@@ -30,7 +30,14 @@ export class Persister {
 
   status(update: StatusUpdate): void {
     const prev = this.#status.get(update.id);
-    this.#status.set(update.id, prev ? { ...prev, ...update } : update);
+    if (!prev) this.#status.set(update.id, update);
+    else {
+      // Merged field by field (a spread would make a new, slower object on every state change).
+      if (update.state !== undefined) prev.state = update.state;
+      if (update.health !== undefined) prev.health = update.health;
+      if (update.lastError !== undefined) prev.lastError = update.lastError;
+      if (update.lastActivityAt !== undefined) prev.lastActivityAt = update.lastActivityAt;
+    }
     this.#schedule();
   }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { StorageDriver } from '../storage/contract.js';
 import type { JsonValue, Logger } from '../types.js';
-import { clockSchema } from '../validation.js';
+import { clockSchema, parseWith } from '../validation.js';
 import type { Adapter } from '../adapters/contract.js';
 import { AUTH_KINDS, DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../lifecycle.js';
 
@@ -115,6 +115,16 @@ export const controlOptionsSchema = z
   .default({});
 export type ControlOptions = z.input<typeof controlOptionsSchema>;
 export type ParsedControlOptions = z.output<typeof controlOptionsSchema>;
+
+const NO_OPTIONS: ParsedControlOptions = Object.freeze({});
+
+/** Control options, checked (the common call without options skips the schema). */
+export function parseControlOptions(options: unknown): ParsedControlOptions {
+  if (options === undefined || (options !== null && typeof options === 'object' && Object.getPrototypeOf(options) === Object.prototype && Object.keys(options).length === 0)) {
+    return NO_OPTIONS;
+  }
+  return parseWith(controlOptionsSchema, options, 'options');
+}
 
 export const deleteOptionsSchema = controlOptionsSchema.unwrap().extend({
   /** Delete even when running (stops it first). Without it a running session refuses. */

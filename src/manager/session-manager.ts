@@ -19,7 +19,7 @@ import { SessionRuntime } from './runtime/session-runtime.js';
 import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
 import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionInput, SessionListQuery, SessionManagerOptions, SessionUpdate } from './schemas.js';
-import { auditQuerySchema, authInputSchema, controlOptionsSchema, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
+import { auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
 import { sessionInputSchema, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
 import { SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
@@ -143,7 +143,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   async create(input: SessionInput, options: ControlOptions = {}): Promise<SessionSnapshot> {
     this.#assertOpen();
     const data = parseWith(sessionInputSchema, input, 'session input');
-    const ctl = parseWith(controlOptionsSchema, options, 'options');
+    const ctl = parseControlOptions(options);
     const adapter = this.#adapter(data.platform);
     const config = parseAdapterInput(adapter.config, data.config ?? {}, 'session input', 'config') as JsonObject;
     const credentials = parseAdapterInput(adapter.credentials, data.credentials, 'session input', 'credentials');
@@ -260,7 +260,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   /** Drops the session's context data (history, topic maps …); keeps credentials, config and auth state. */
   async clear(id: string, options: ControlOptions = {}): Promise<number> {
     const rt = this.#runtime(id);
-    const ctl = parseWith(controlOptionsSchema, options, 'options');
+    const ctl = parseControlOptions(options);
     return rt.enqueue(async () => {
       this.#assertLive(rt);
       const removed = (await this.#storage.kv?.clear(id, { prefix: CONTEXT_PREFIX })) ?? 0;
@@ -356,7 +356,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   async rotateSecretKey(newKey: string, options: ControlOptions = {}): Promise<{ rotated: number }> {
     this.#assertOpen();
     if (typeof newKey !== 'string') throw new ValidationError('secret key', [{ path: ['secretKey'], message: 'must be a string' }]);
-    const ctl = parseWith(controlOptionsSchema, options, 'options');
+    const ctl = parseControlOptions(options);
     return this.#writes.rotate(newKey, ctl.actor);
   }
 
@@ -368,7 +368,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    */
   async #control(id: string, options: ControlOptions, task: (rt: SessionRuntime, ctl: ParsedControlOptions) => Promise<{ settled: Promise<void> }>): Promise<SessionSnapshot> {
     const rt = this.#runtime(id);
-    const ctl = parseWith(controlOptionsSchema, options, 'options');
+    const ctl = parseControlOptions(options);
     const queued = rt.enqueue(async () => {
       this.#assertLive(rt);
       return task(rt, ctl);

@@ -120,7 +120,7 @@ export class SessionWrites {
       })
       .finally(release);
     this.#audit('create', runtime.id, actor, { fields });
-    this.#events.emit('session.created', { id: runtime.id, session: runtime.snapshot(), at: now });
+    if (this.#events.count('session.created')) this.#events.emit('session.created', { id: runtime.id, session: runtime.snapshot(), at: now });
     return runtime;
   }
 
@@ -140,7 +140,7 @@ export class SessionWrites {
     }
     const { changed } = plan;
     this.#audit('update', rt.id, actor, { fields: changed });
-    this.#events.emit('session.updated', { id: rt.id, session: rt.snapshot(), changed, at: now });
+    if (this.#events.count('session.updated')) this.#events.emit('session.updated', { id: rt.id, session: rt.snapshot(), changed, at: now });
     if (changed.includes('idleTimeoutMs')) rt.rescheduleIdle();
     if ((changed.includes('config') || changed.includes('credentials')) && rt.record.desiredState === 'running' && rt.state !== 'stopped') {
       const reason = changed.includes('credentials') ? 'credentials changed' : 'config changed';

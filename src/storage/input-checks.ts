@@ -203,17 +203,109 @@ const auditQuery = z
 const positiveInt = z.number().int().positive();
 const prefixOptions = z.object({ prefix: z.string().optional() }).optional();
 
-export const checkId = (v: string): string => parseWith(id, v, 'session id');
+// ---------------------------------------------------------------- fast paths
+// The hot checks (every create, status batch, transition, counter and audit entry) first run a
+// plain predicate that accepts exactly what the schema accepts; only input it refuses goes
+// through zod, which builds the ValidationError with its field paths.
+
+const STATES: ReadonlySet<unknown> = new Set(SESSION_STATES);
+const HEALTHS: ReadonlySet<unknown> = new Set(HEALTH_STATUSES);
+const DESIREDS: ReadonlySet<unknown> = new Set(DESIRED_STATES);
+type Loose = Record<string, unknown>;
+const isObject = (v: unknown): v is Loose => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isFiniteNumber = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+const isNonEmpty = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+const isStringOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+const isFiniteOrNull = (v: unknown): boolean => v === null || isFiniteNumber(v);
+const isJsonObject = (v: unknown): boolean => isObject(v) && findJsonProblem(v) === null;
+function isStringRecord(v: unknown): boolean {
+  if (!isObject(v)) return false;
+  for (const key in v) if (typeof v[key] !== 'string') return false;
+  return true;
+}
+const isSessionError = (v: unknown): boolean =>
+  v === null || (isObject(v) && typeof v.code === 'string' && typeof v.message === 'string' && isFiniteNumber(v.at));
+
+function fastNewRecord(r: unknown): boolean {
+  return (
+    isObject(r) &&
+    isNonEmpty(r.id) &&
+    isNonEmpty(r.platform) &&
+    isJsonObject(r.config) &&
+    isStringRecord(r.labels) &&
+    r.metadata !== undefined &&
+    findJsonProblem(r.metadata) === null &&
+    isFiniteNumber(r.priority) &&
+    isFiniteOrNull(r.capacity) &&
+    typeof r.autoStart === 'boolean' &&
+    isFiniteOrNull(r.idleTimeoutMs) &&
+    typeof r.allowSharedCredentials === 'boolean' &&
+    DESIREDS.has(r.desiredState) &&
+    isStringOrNull(r.credentials) &&
+    isStringOrNull(r.credentialsFingerprint) &&
+    STATES.has(r.state) &&
+    HEALTHS.has(r.health) &&
+    isSessionError(r.lastError) &&
+    isFiniteOrNull(r.lastActivityAt) &&
+    isFiniteNumber(r.createdAt) &&
+    isFiniteNumber(r.updatedAt)
+  );
+}
+
+function fastPatch(p: unknown): boolean {
+  if (!isObject(p) || !isFiniteNumber(p.updatedAt)) return false;
+  const ok = (key: string, test: (v: unknown) => boolean) => p[key] === undefined || test(p[key]);
+  return (
+    ok('config', isJsonObject) &&
+    ok('labels', isStringRecord) &&
+    ok('metadata', (v) => findJsonProblem(v) === null) &&
+    ok('priority', isFiniteNumber) &&
+    ok('capacity', isFiniteOrNull) &&
+    ok('autoStart', (v) => typeof v === 'boolean') &&
+    ok('idleTimeoutMs', isFiniteOrNull) &&
+    ok('allowSharedCredentials', (v) => typeof v === 'boolean') &&
+    ok('desiredState', (v) => DESIREDS.has(v)) &&
+    ok('credentials', isStringOrNull) &&
+    ok('credentialsFingerprint', isStringOrNull)
+  );
+}
+
+const everyItem = (v: unknown, test: (item: Loose) => boolean): boolean => Array.isArray(v) && v.every((x: unknown) => isObject(x) && test(x));
+const fastStatus = (v: unknown) =>
+  everyItem(
+    v,
+    (u) =>
+      isNonEmpty(u.id) &&
+      (u.state === undefined || STATES.has(u.state)) &&
+      (u.health === undefined || HEALTHS.has(u.health)) &&
+      (u.lastError === undefined || isSessionError(u.lastError)) &&
+      (u.lastActivityAt === undefined || isFiniteOrNull(u.lastActivityAt)),
+  );
+const fastDeltas = (v: unknown) => everyItem(v, (d) => isNonEmpty(d.sessionId) && isNonEmpty(d.name) && isFiniteNumber(d.delta));
+const fastTransitions = (v: unknown) =>
+  everyItem(v, (t) => isNonEmpty(t.sessionId) && STATES.has(t.from) && STATES.has(t.to) && typeof t.reason === 'string' && isFiniteNumber(t.at));
+const fastAudit = (v: unknown) =>
+  everyItem(
+    v,
+    (e) => isFiniteNumber(e.at) && (e.sessionId === null || isNonEmpty(e.sessionId)) && isNonEmpty(e.action) && isStringOrNull(e.actor) && isJsonObject(e.details),
+  );
+
+/** `value` when `fast` accepts it, else the schema's verdict (a ValidationError naming the field). */
+function checked<T>(fast: (v: unknown) => boolean, schema: Parameters<typeof parseWith>[0], value: T, what: string): T {
+  return fast(value) ? value : (parseWith(schema, value, what) as T);
+}
+
+export const checkId = (v: string): string => (isNonEmpty(v) ? v : parseWith(id, v, 'session id'));
 const keyString = z.string();
 const versionInt = z.number().int();
-export const checkKey = (v: string): string => parseWith(keyString, v, 'KV key');
-export const checkNewRecord = (v: NewSessionRecord): NewSessionRecord => parseWith(newRecord, v, 'session record') as NewSessionRecord;
-export const checkPatch = (v: SessionPatch): SessionPatch => parseWith(patch, v, 'session patch') as SessionPatch;
-export const checkVersion = (v: number): number => parseWith(versionInt, v, 'expected version');
-export const checkStatus = (v: StatusUpdate[]): StatusUpdate[] => parseWith(status, v, 'status updates') as StatusUpdate[];
-export const checkDeltas = (v: StatDelta[]): StatDelta[] => parseWith(deltas, v, 'stat deltas');
-export const checkTransitions = (v: TransitionRecord[]): TransitionRecord[] => parseWith(transitions, v, 'transitions');
-export const checkAuditInputs = (v: AuditInput[]): AuditInput[] => parseWith(auditInputs, v, 'audit entries') as AuditInput[];
+export const checkKey = (v: string): string => (typeof v === 'string' ? v : parseWith(keyString, v, 'KV key'));
+export const checkNewRecord = (v: NewSessionRecord): NewSessionRecord => checked(fastNewRecord, newRecord, v, 'session record');
+export const checkPatch = (v: SessionPatch): SessionPatch => checked(fastPatch, patch, v, 'session patch');
+export const checkVersion = (v: number): number => (Number.isInteger(v) ? v : parseWith(versionInt, v, 'expected version'));
+export const checkStatus = (v: StatusUpdate[]): StatusUpdate[] => checked(fastStatus, status, v, 'status updates');
+export const checkDeltas = (v: StatDelta[]): StatDelta[] => checked(fastDeltas, deltas, v, 'stat deltas');
+export const checkTransitions = (v: TransitionRecord[]): TransitionRecord[] => checked(fastTransitions, transitions, v, 'transitions');
+export const checkAuditInputs = (v: AuditInput[]): AuditInput[] => checked(fastAudit, auditInputs, v, 'audit entries');
 export const checkAuditQuery = (v: AuditQuery | undefined): Required<Pick<AuditQuery, 'limit'>> & AuditQuery =>
   parseWith(auditQuery, v, 'audit query');
 export const checkPositive = (v: number, what: string): number => parseWith(positiveInt, v, what);
