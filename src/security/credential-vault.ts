@@ -40,6 +40,10 @@ export class CredentialVault {
   /** Decrypts a session's credentials and checks them with its adapter's schema (when it has one). */
   open(record: SessionRecord, schema: z.ZodType | null): unknown {
     const plain = record.credentials === null ? undefined : this.#codec.open(record.credentials);
+    // The strings to scrub come from the same decryption (they are needed as soon as the adapter logs).
+    if (plain !== undefined && this.#secretCache.get(record.id)?.version !== record.version) {
+      this.#secretCache.set(record.id, { version: record.version, strings: secretStrings(plain) });
+    }
     if (!schema) return plain;
     const parsed = schema.safeParse(plain);
     if (!parsed.success) {
@@ -59,7 +63,7 @@ export class CredentialVault {
     } catch {
       strings = [];
     }
-    this.#secretCache.set(record.id, { version: record.version, strings: strings.slice() });
+    this.#secretCache.set(record.id, { version: record.version, strings });
     return strings;
   }
 

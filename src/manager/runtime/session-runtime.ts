@@ -265,7 +265,7 @@ export class SessionRuntime {
     const keep = this.#core.options.historySize;
     const list = this.#transitions;
     this.#transitions = (list.length >= keep ? list.slice(list.length - keep + 1) : list).concat([t]);
-    this.#core.persister.transition({ sessionId: this.id, ...t });
+    this.#core.persister.transition({ sessionId: this.id, from, to, reason, at });
     this.persistStatus();
     this.emit('session.state', { id: this.id, from, to, reason, at });
   }

@@ -40,7 +40,7 @@ export const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 :
  * A stored record as one fixed-shape literal: every record shares one hidden class with all
  * fields in-object (a spread plus an added `version` would give each an extra property store).
  */
-function recordOf(r: Omit<SessionRecord, 'readError'>): SessionRecord {
+function recordOf(r: Omit<SessionRecord, 'readError' | 'version'>, version: number): SessionRecord {
   return {
     id: r.id,
     platform: r.platform,
@@ -61,7 +61,7 @@ function recordOf(r: Omit<SessionRecord, 'readError'>): SessionRecord {
     lastActivityAt: r.lastActivityAt,
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
-    version: r.version,
+    version,
   };
 }
 
@@ -84,20 +84,23 @@ export class MemorySessions implements SessionStore {
     if (this.#data.sessions.has(input.id)) throw new SessionExistsError(input.id);
     const holder = this.#holderOf(input.credentialsFingerprint, input.allowSharedCredentials, input.id);
     if (holder !== undefined) throw new DuplicateCredentialsError(input.id, holder);
-    const stored = recordOf({ ...input, version: 1 });
+    const stored = recordOf(input, 1);
     this.#data.sessions.set(stored.id, stored);
     this.#index(stored.credentialsFingerprint, stored.id);
-    return recordOf(stored);
+    return recordOf(stored, stored.version);
   }
 
   async get(sessionId: string): Promise<SessionRecord | null> {
     const stored = this.#data.sessions.get(check.checkId(sessionId));
-    return stored ? recordOf(stored) : null;
+    return stored ? recordOf(stored, stored.version) : null;
   }
 
   async list(): Promise<SessionRecord[]> {
     const sessions = this.#data.sessions;
-    return [...sessions.keys()].sort(byKey).map((k) => recordOf(sessions.get(k)!));
+    return [...sessions.keys()].sort(byKey).map((k) => {
+      const r = sessions.get(k)!;
+      return recordOf(r, r.version);
+    });
   }
 
   async update(sessionId: string, patch: SessionPatch, expectedVersion: number): Promise<SessionRecord | null> {
@@ -117,9 +120,9 @@ export class MemorySessions implements SessionStore {
     if (holder !== undefined) throw new DuplicateCredentialsError(sessionId, holder);
     this.#unindex(stored.credentialsFingerprint, sessionId);
     this.#index(next.credentialsFingerprint, sessionId);
-    const kept = recordOf(next);
+    const kept = recordOf(next, next.version);
     this.#data.sessions.set(sessionId, kept);
-    return recordOf(kept);
+    return recordOf(kept, kept.version);
   }
 
   async saveStatus(updates: StatusUpdate[]): Promise<void> {
@@ -161,9 +164,9 @@ export class MemorySessions implements SessionStore {
       };
       this.#unindex(stored.credentialsFingerprint, row.id);
       this.#index(next.credentialsFingerprint, row.id);
-      const kept = recordOf(next);
+      const kept = recordOf(next, next.version);
       sessions.set(row.id, kept);
-      return recordOf(kept);
+      return recordOf(kept, kept.version);
     });
   }
 
