@@ -166,6 +166,12 @@ export const managerOptionsSchema = z.strictObject({
       minDelayMs: z.number().int().min(0).default(1_000),
       maxDelayMs: z.number().int().min(0).default(60_000),
       factor: z.number().min(1).default(2),
+      /**
+       * The retries are a budget for consecutive failures, starts and lives alike: it is given back
+       * only once a session has stayed up and healthy this long, so a session that comes up and
+       * fails again and again backs off longer each time and ends `failed`.
+       */
+      resetAfterMs: z.number().int().min(0).default(60_000),
     })
     .refine((r) => r.maxDelayMs >= r.minDelayMs, { message: 'maxDelayMs must be at least minDelayMs', path: ['maxDelayMs'] })
     .prefault({}),

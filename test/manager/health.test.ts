@@ -102,19 +102,17 @@ describe('health', () => {
     await readySession(env);
     s.behave('h', { health: { status: 'unhealthy' }, failStarts: 1_000 });
     await clock.advance(3_000); // degraded, then the restart begins
-    await clock.advance(5_000); // three start attempts (1 + retries 2) fail
+    await clock.advance(5_000); // the failed life and two failed starts spend the budget (retries 2)
     const failed = await m.waitFor('h', 'failed', { timeoutMs: 1 });
     expect(failed.lastError).toMatchObject({ code: 'ADAPTER' });
-    expect(failed.lastError!.message).toMatch(/start 4 failed/);
-    expect(failed.transitions.map((t) => t.to).slice(-8)).toEqual([
-      'degraded', 'backoff', 'starting', 'backoff', 'starting', 'backoff', 'starting', 'failed',
-    ]);
-    expect(s.connections('h')).toHaveLength(4);
-    expect(await m.stats('h')).toMatchObject({ starts: 4, failures: 4, restarts: 3 });
-    expect((await m.status('h')).restarts).toBe(3);
+    expect(failed.lastError!.message).toMatch(/start 3 failed/);
+    expect(failed.transitions.map((t) => t.to).slice(-6)).toEqual(['degraded', 'backoff', 'starting', 'backoff', 'starting', 'failed']);
+    expect(s.connections('h')).toHaveLength(3);
+    expect(await m.stats('h')).toMatchObject({ starts: 3, failures: 3, restarts: 2 });
+    expect((await m.status('h')).restarts).toBe(2);
     expect(failed.desiredState).toBe('running');
     await clock.advance(600_000);
-    expect(s.connections('h')).toHaveLength(4);
+    expect(s.connections('h')).toHaveLength(3);
     expect((await m.get('h')).state).toBe('failed');
   });
 
@@ -268,6 +266,56 @@ describe('health', () => {
     expect((await m.get('slow')).health).toBe('healthy');
     expect(maxInFlight).toBeLessThanOrEqual(2); // the abandoned probe, plus the current one
     expect(probes).toBe(2);
+  });
+});
+
+describe('crash loops end', () => {
+  it('a session that comes up and fails again and again backs off longer each time and ends failed', async () => {
+    const env = await make({ restart: { retries: 4, minDelayMs: 100, maxDelayMs: 10_000, factor: 2, resetAfterMs: 60_000 } });
+    const { manager: m, scripted: s, clock, reasons } = env;
+    await readySession(env);
+    s.behave('h', { health: { status: 'unhealthy' } }); // every start succeeds; every life fails its checks
+    const backoffs: number[] = [];
+    const readyAt: number[] = [];
+    m.on('session.state', (e) => {
+      if (e.id !== 'h') return;
+      if (e.to === 'backoff') backoffs.push(clock.now());
+      if (e.to === 'ready') readyAt.push(clock.now());
+    });
+    for (let i = 0; i < 60 && (await m.get('h')).state !== 'failed'; i++) await clock.advance(1_000);
+    expect((await m.get('h')).state).toBe('failed');
+    // Four restarts (the budget), each after a longer wait: 100, 200, 400, 800 ms.
+    expect(backoffs).toHaveLength(4);
+    const waits = backoffs.map((at, i) => (readyAt[i] ?? Infinity) - at);
+    for (const [i, expected] of [100, 200, 400, 800].entries()) {
+      expect(waits[i]).toBeGreaterThanOrEqual(expected);
+      expect(waits[i]).toBeLessThan(expected + 20);
+    }
+    expect(reasons.filter((r) => r.id === 'h' && r.to === 'failed')).toHaveLength(1);
+    expect(await m.stats('h')).toMatchObject({ restarts: 4, failures: 5 });
+  });
+
+  it('a session that stays healthy for resetAfterMs between failures gets its budget back and keeps running', async () => {
+    const env = await make({ restart: { retries: 2, minDelayMs: 100, maxDelayMs: 10_000, factor: 2, resetAfterMs: 60_000 } });
+    const { manager: m, scripted: s, clock } = env;
+    await readySession(env);
+    const waits: number[] = [];
+    let backoffAt = 0;
+    m.on('session.state', (e) => {
+      if (e.id !== 'h') return;
+      if (e.to === 'backoff') backoffAt = clock.now();
+      if (e.to === 'ready' && backoffAt) waits.push(clock.now() - backoffAt);
+    });
+    for (let round = 0; round < 5; round++) {
+      s.behave('h', { health: { status: 'healthy' } }); // healthy for a minute and more
+      await clock.advance(61_000);
+      s.behave('h', { health: { status: 'unhealthy' } });
+      for (let i = 0; i < 10 && waits.length <= round; i++) await clock.advance(1_000);
+    }
+    expect((await m.get('h')).state).not.toBe('failed');
+    // Five failures, more than the budget of two, but each after a healthy minute: always the first step.
+    expect(waits).toHaveLength(5);
+    for (const w of waits) expect(w).toBeLessThan(100 + 20);
   });
 });
 

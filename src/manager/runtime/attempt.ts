@@ -38,6 +38,10 @@ export type DownListener = (down: Down, attempt: Attempt) => void;
  */
 export class Run extends Cancellation {
   attempt: Attempt | null = null;
+  /** Failures in a row (failed starts and failed lives): the back-off step and the retry budget spent. */
+  failures = 0;
+  /** Since when the session has been up and healthy without a break (null: it is not). */
+  stableSince: number | null = null;
   // Both promises are made only when somebody waits, and dropped once they are resolved: a
   // session that runs for days holds neither.
   #settled: Promise<void> | null = null;

@@ -73,6 +73,7 @@ function applyHealth(rt: SessionRuntime, attempt: Attempt, report: HealthReport)
   switch (report.status) {
     case 'healthy':
       attempt.healthFailures = 0;
+      giveBudgetBack(rt, attempt, at);
       rt.setHealth('healthy');
       if (rt.state === 'degraded') rt.transition('ready', 'health recovered');
       break;
@@ -86,6 +87,7 @@ function applyHealth(rt: SessionRuntime, attempt: Attempt, report: HealthReport)
       break;
     default: {
       attempt.healthFailures++;
+      attempt.run.stableSince = null; // not healthy: the time towards a fresh retry budget starts again
       rt.setHealth('unhealthy');
       const detail = report.detail ?? 'health check failed';
       if (rt.state === 'degraded') {
@@ -107,4 +109,14 @@ function applyHealth(rt: SessionRuntime, attempt: Attempt, report: HealthReport)
     });
     rt.persistStatus();
   }
+}
+
+/**
+ * A healthy check: once the session has been up and healthy for `restart.resetAfterMs` without a
+ * break, its failures are forgiven (the retry budget is whole again).
+ */
+function giveBudgetBack(rt: SessionRuntime, attempt: Attempt, at: number): void {
+  const run = attempt.run;
+  run.stableSince ??= at;
+  if (run.failures > 0 && at - run.stableSince >= rt.core.options.restart.resetAfterMs) run.failures = 0;
 }

@@ -34,21 +34,28 @@ export async function supervise(rt: SessionRuntime, run: Run, reason: string): P
 
 /**
  * Starts attempts until one comes up: after a failure, `backoff` for the next delay and try
- * again, up to `restart.retries` times. Throws what ended the tries.
+ * again while the retry budget lasts (`restart.retries` failures in a row). Throws what ended
+ * the tries.
  */
 async function firstLive(rt: SessionRuntime, run: Run, reason: string): Promise<Attempt> {
-  const { retries } = rt.core.options.restart;
-  for (let n = 0; ; n++) {
+  for (let first = true; ; first = false) {
     try {
-      return await startAttempt(rt, run, n === 0 ? reason : 'retry');
+      return await startAttempt(rt, run, first ? reason : 'retry');
     } catch (error) {
-      if (n >= retries || !worthRetrying(error, run)) throw error;
+      if (run.failures >= rt.core.options.restart.retries || !worthRetrying(error, run)) throw error;
       rt.transition('backoff', `start failed: ${(error as Error).message}`, run);
       run.settle();
-      rt.countRestart();
-      await rt.core.scheduler.sleep(delay(rt, n), run);
+      await backOff(rt, run);
     }
   }
+}
+
+/** Waits the next back-off step and spends one retry. */
+async function backOff(rt: SessionRuntime, run: Run): Promise<void> {
+  rt.countRestart();
+  const wait = delay(rt, run.failures);
+  run.failures++;
+  await rt.core.scheduler.sleep(wait, run);
 }
 
 /**
@@ -63,16 +70,22 @@ function worthRetrying(error: unknown, run: Run): boolean {
 
 const onLiveAttemptDown = (down: Down, attempt: Attempt): void => void afterDown(attempt.runtime, attempt.run, attempt, down);
 
-/** A live attempt went down: restart after the first back-off step (a fresh loop of attempts), or end. */
+/**
+ * A live attempt went down: restart after the next back-off step, or end. A session that had
+ * stayed up and healthy for `restart.resetAfterMs` gets its retry budget back first; one that
+ * failed sooner spends it, so a crash loop slows down and ends `failed`.
+ */
 async function afterDown(rt: SessionRuntime, run: Run, attempt: Attempt, down: Down): Promise<void> {
   await teardown(rt, attempt);
   try {
     if (down.kind !== 'failed') throw downError(rt, down);
     failure(rt, down.error);
-    if (rt.core.options.restart.retries === 0) throw down.error;
+    const stable = run.stableSince;
+    if (stable !== null && rt.core.clock.now() - stable >= rt.core.options.restart.resetAfterMs) run.failures = 0;
+    run.stableSince = null;
+    if (run.failures >= rt.core.options.restart.retries) throw down.error;
     rt.transition('backoff', `restarting: ${down.error.message}`, run);
-    rt.countRestart();
-    await rt.core.scheduler.sleep(delay(rt, 0), run);
+    await backOff(rt, run);
   } catch (error) {
     return endSupervision(rt, run, error);
   }
@@ -150,6 +163,7 @@ async function startAttempt(rt: SessionRuntime, run: Run, reason: string): Promi
   rt.setReadyAt(core.clock.now());
   rt.touch();
   rt.transition('ready', 'connected', run);
+  run.stableSince = core.clock.now();
   rt.emit('session.ready', { id: rt.id, at: core.clock.now() });
   run.settle();
   scheduleHealth(rt, attempt);
