@@ -547,9 +547,19 @@ function connectEvents() {
 
 // ---------- start ----------
 
+/** Sessions a page holds: the most the server gives at once, so 2,000 sessions are 2 requests. */
+const PAGE_SIZE = 1000;
+
 async function loadSessions() {
-  const list = await api('GET', '/sessions');
-  state.sessions = new Map(list.map((s) => [s.id, s]));
+  // Every page, following nextCursor: the list shows every session the key may see.
+  const sessions = new Map();
+  let cursor = null;
+  do {
+    const page = await api('GET', `/sessions?limit=${PAGE_SIZE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    for (const s of page.items) sessions.set(s.id, s);
+    cursor = page.nextCursor;
+  } while (cursor);
+  state.sessions = sessions;
   if (state.selected && !state.sessions.has(state.selected)) state.selected = null;
   renderList();
   renderDetail();
