@@ -9,6 +9,12 @@ const $ = (id) => document.getElementById(id);
 const state = {
   key: localStorage.getItem(KEY_STORAGE) || '',
   sessions: new Map(),
+  /** Session id → its row in the list, and the ids in list order. */
+  rows: new Map(),
+  order: [],
+  /** List loads started; while one runs, what events changed meanwhile (id → snapshot, or null: deleted). */
+  loads: 0,
+  touched: null,
   adapters: [],
   selected: null,
   events: null,
@@ -227,11 +233,37 @@ $('create-form').addEventListener('submit', async (ev) => {
 });
 
 // ---------- session list ----------
+// One row per session, kept by id: an event re-renders only its session's row, so a list of
+// thousands stays quick while sessions change state live.
 
 function upsert(snap) {
   state.sessions.set(snap.id, snap);
-  renderList();
+  state.touched?.set(snap.id, snap);
+  const row = rowFor(snap);
+  const old = state.rows.get(snap.id);
+  if (old) old.replaceWith(row);
+  else {
+    // Keep the server's order (ids by code unit): insert before the next id.
+    const i = insertAt(state.order, snap.id);
+    state.order.splice(i, 0, snap.id);
+    const next = state.order[i + 1];
+    $('sessions').insertBefore(row, next === undefined ? null : state.rows.get(next));
+  }
+  state.rows.set(snap.id, row);
+  updateCount();
   if (state.selected === snap.id) renderDetail();
+}
+
+/** Where `id` goes in the sorted `ids`. */
+function insertAt(ids, id) {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function matchesFilter(s, q) {
@@ -240,40 +272,50 @@ function matchesFilter(s, q) {
   return q.toLowerCase().split(/\s+/).every((w) => hay.includes(w));
 }
 
-function renderList() {
-  const list = $('sessions');
-  const q = $('filter').value.trim();
-  const all = [...state.sessions.values()].sort((a, b) => a.id.localeCompare(b.id));
-  const shown = all.filter((s) => matchesFilter(s, q));
-  $('count').textContent = all.length ? `(${all.length})` : '';
-  show($('empty'), all.length === 0);
-  list.replaceChildren(
-    ...shown.map((s) =>
-      el('li', {
-        class: `session${s.id === state.selected ? ' selected' : ''}`,
-        'data-id': s.id,
-        'data-testid': `session-${s.id}`,
-        onclick: () => select(s.id),
-      },
-      el('span', { class: 'sid', text: s.id }),
-      el('span', { class: `pill s-${s.state}`, 'data-testid': 'row-state', text: s.state }),
-      el('span', { class: 'sub-line' },
-        el('span', { text: s.platform }),
-        el('span', { text: `health: ${s.health}` }),
-        el('span', { text: `wants ${s.desiredState}` }),
-        ...Object.entries(s.labels || {}).map(([k, v]) => el('span', { text: `${k}=${v}` })))),
-    ),
-  );
+function rowFor(s) {
+  const row = el('li', {
+    class: `session${s.id === state.selected ? ' selected' : ''}`,
+    'data-id': s.id,
+    'data-testid': `session-${s.id}`,
+    onclick: () => select(s.id),
+  },
+  el('span', { class: 'sid', text: s.id }),
+  el('span', { class: `pill s-${s.state}`, 'data-testid': 'row-state', text: s.state }),
+  el('span', { class: 'sub-line' },
+    el('span', { text: s.platform }),
+    el('span', { text: `health: ${s.health}` }),
+    el('span', { text: `wants ${s.desiredState}` }),
+    ...Object.entries(s.labels || {}).map(([k, v]) => el('span', { text: `${k}=${v}` }))));
+  show(row, matchesFilter(s, $('filter').value.trim()));
+  return row;
 }
 
-$('filter').addEventListener('input', renderList);
+function updateCount() {
+  const n = state.sessions.size;
+  $('count').textContent = n ? `(${n})` : '';
+  show($('empty'), n === 0);
+}
+
+/** Builds every row anew (after loading the list). */
+function renderList() {
+  state.order = [...state.sessions.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  state.rows = new Map(state.order.map((id) => [id, rowFor(state.sessions.get(id))]));
+  $('sessions').replaceChildren(...state.rows.values());
+  updateCount();
+}
+
+$('filter').addEventListener('input', () => {
+  const q = $('filter').value.trim();
+  for (const [id, row] of state.rows) show(row, matchesFilter(state.sessions.get(id), q));
+});
 
 // ---------- detail panel ----------
 
 function select(id) {
   if (state.selected !== id) show($('send-result'), false);
+  state.rows.get(state.selected)?.classList.remove('selected');
   state.selected = id;
-  renderList();
+  state.rows.get(id)?.classList.add('selected');
   renderDetail();
   refreshExtras(id);
 }
@@ -433,9 +475,14 @@ for (const btn of document.querySelectorAll('[data-action]')) {
 
 function removeSession(id) {
   state.sessions.delete(id);
+  state.touched?.set(id, null);
   state.messages.delete(id);
+  state.rows.get(id)?.remove();
+  state.rows.delete(id);
+  const i = insertAt(state.order, id);
+  if (state.order[i] === id) state.order.splice(i, 1);
   if (state.selected === id) state.selected = null;
-  renderList();
+  updateCount();
   renderDetail();
 }
 
@@ -517,8 +564,10 @@ function connectEvents() {
   es.addEventListener('error', () => {
     live.textContent = 'reconnecting';
     live.classList.replace('on', 'off');
+    // No stream yet (a proxy that buffers it, say): show the list anyway, without live updates.
+    if (state.loads === 0) loadSessions().catch(() => {});
   });
-  es.addEventListener('hello', () => loadSessions());
+  es.addEventListener('hello', () => loadSessions().catch(() => {}));
   es.addEventListener('session.state', (ev) => {
     const e = JSON.parse(ev.data);
     const s = state.sessions.get(e.id);
@@ -547,9 +596,28 @@ function connectEvents() {
 
 // ---------- start ----------
 
+/** Sessions a page holds: the most the server gives at once, so 2,000 sessions are 2 requests. */
+const PAGE_SIZE = 1000;
+
 async function loadSessions() {
-  const list = await api('GET', '/sessions');
-  state.sessions = new Map(list.map((s) => [s.id, s]));
+  // Every page, following nextCursor: the list shows every session the key may see.
+  const load = ++state.loads;
+  state.touched = new Map();
+  const sessions = new Map();
+  let cursor = null;
+  do {
+    const page = await api('GET', `/sessions?limit=${PAGE_SIZE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    if (load !== state.loads) return; // a newer load (the stream reconnected) took over
+    for (const s of page.items) sessions.set(s.id, s);
+    cursor = page.nextCursor;
+  } while (cursor);
+  // What the event stream said while the pages were read is newer than the pages.
+  for (const [id, snap] of state.touched) {
+    if (snap) sessions.set(id, snap);
+    else sessions.delete(id);
+  }
+  state.touched = null;
+  state.sessions = sessions;
   if (state.selected && !state.sessions.has(state.selected)) state.selected = null;
   renderList();
   renderDetail();
@@ -563,7 +631,7 @@ async function boot() {
   }
   $('platform-select').replaceChildren(...state.adapters.map((a) => el('option', { value: a.name, text: a.name })));
   renderAdapterForm();
-  await loadSessions();
+  // The list is read once the event stream is subscribed (its hello), so no change falls between.
   connectEvents();
 }
 

@@ -2,7 +2,20 @@ import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { AuthNotPendingError, SESSION_MANAGER_EVENTS, sessionIdSchema, type Checkpoint, type CheckpointStats, type SessionManager, type SessionSnapshot } from 'multisession';
+import {
+  AuthNotPendingError,
+  SESSION_MANAGER_EVENTS,
+  SessionNotFoundError,
+  ValidationError,
+  sessionIdSchema,
+  type Checkpoint,
+  type CheckpointStats,
+  type SessionFilter as LibraryFilter,
+  type SessionListQuery,
+  type SessionManager,
+  type SessionPage,
+  type SessionSnapshot,
+} from 'multisession';
 import { ApiKeyStore, canAccess, type Principal } from './api-keys.js';
 import { HttpCounters, renderMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -44,6 +57,8 @@ const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 
 const EVENT_NAMES = SESSION_MANAGER_EVENTS;
 
+type SessionFilter = NonNullable<LibraryFilter>;
+
 declare module 'express-serve-static-core' {
   interface Request {
     principal?: Principal;
@@ -72,6 +87,60 @@ function parsePart<T>(schema: z.ZodType<T>, input: unknown, where: 'query' | 'bo
   const fields = fieldsOf(r.error.issues.map((i) => ({ path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), message: i.message })), where);
   const what = where.startsWith('path.') ? `path parameter ${where.slice(5)}` : where;
   throw new HttpProblem(400, 'VALIDATION', `Invalid ${what}: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
+}
+
+/**
+ * The cursor of a session-scoped key's page: the id of the page's last session, which is one of
+ * the key's own (an admin's cursor is the library's, from `manager.list()`).
+ */
+function encodeScopedCursor(id: string): string {
+  return Buffer.from(`k:${id}`).toString('base64url');
+}
+
+function decodeScopedCursor(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const id = text.startsWith('k:') ? text.slice(2) : '';
+  if (!sessionIdSchema.safeParse(id).success || encodeScopedCursor(id) !== cursor) {
+    throw badCursor();
+  }
+  return id;
+}
+
+function badCursor(): HttpProblem {
+  return new HttpProblem(400, 'VALIDATION', `Invalid query: query.cursor: ${s.CURSOR_MESSAGE}`, {
+    fields: [{ path: 'query.cursor', pointer: '#/cursor', message: s.CURSOR_MESSAGE }],
+  });
+}
+
+/** `manager.list()` with the HTTP layer's words for a refused cursor (not the library's "list()"). */
+async function listPage(manager: SessionManager, query: SessionListQuery): Promise<SessionPage> {
+  try {
+    return await manager.list(query);
+  } catch (err) {
+    if (err instanceof ValidationError && err.issues.some((i) => i.path[0] === 'cursor')) throw badCursor();
+    throw err;
+  }
+}
+
+/** `key=value` (or `key:value`) pairs as one object; a label named `__proto__` is a key like any other. */
+function labelsOf(pairs: readonly string[]): Record<string, string> {
+  return Object.fromEntries(pairs.map((pair) => {
+    const at = pair.search(/[=:]/);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }));
+}
+
+/** What `manager.list()` filters by, checked on one snapshot (the same rules). */
+function matchesFilter(snap: SessionSnapshot, f: SessionFilter): boolean {
+  const states = f.state === undefined ? null : ([] as string[]).concat(f.state);
+  const healths = f.health === undefined ? null : ([] as string[]).concat(f.health);
+  return (
+    (!states || states.includes(snap.state)) &&
+    (!healths || healths.includes(snap.health)) &&
+    (!f.platform || snap.platform === f.platform) &&
+    (!f.desiredState || snap.desiredState === f.desiredState) &&
+    Object.entries(f.labels ?? {}).every(([k, v]) => Object.hasOwn(snap.labels, k) && snap.labels[k] === v)
+  );
 }
 
 /** The session id from the path; 403 when the key may not act on it. */
@@ -254,6 +323,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   const api = express.Router();
 
   const visible = (req: Request, id: string) => canAccess(principalOf(req), id);
+  /** A scoped key's session ids, sorted once per key (the key's list never changes). */
+  const sortedScopes = new WeakMap<readonly string[], string[]>();
 
   // ----- adapters -----
   api.get('/adapters', (_req, res) => {
@@ -276,20 +347,53 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
 
   api.get('/sessions', async (req, res) => {
     const q = parsePart(s.listQuerySchema, req.query, 'query');
-    const labels: Record<string, string> = {};
-    for (const pair of q.label ?? []) {
-      const at = pair.search(/[=:]/);
-      labels[pair.slice(0, at)] = pair.slice(at + 1);
-    }
-    const list = await manager.list({
+    const filter: SessionFilter = {
       ...(q.state ? { state: q.state } : {}),
       ...(q.health ? { health: q.health } : {}),
       ...(q.desiredState ? { desiredState: q.desiredState } : {}),
       ...(q.platform ? { platform: q.platform } : {}),
-      ...(q.label ? { labels } : {}),
-    });
-    res.json(list.items.filter((x) => visible(req, x.id)));
+      ...(q.label ? { labels: labelsOf(q.label) } : {}),
+    };
+    const principal = principalOf(req);
+    const page =
+      principal.role === 'admin'
+        ? await listPage(manager, { ...filter, limit: q.limit, ...(q.cursor ? { cursor: q.cursor } : {}) })
+        : await scopedPage(principal.sessions ?? [], filter, q.limit, q.cursor);
+    res.json(page);
   });
+
+  /**
+   * A page of a session-scoped key: up to `limit` of ITS sessions matching the filter, in the id
+   * order of `manager.list()`. Read from the key's own ids (at most 1,000), never from a page of
+   * everyone's sessions filtered afterwards: such a page would come back short or empty, and its
+   * cursor would name the last session of the whole page, which may be someone else's.
+   */
+  async function scopedPage(ids: readonly string[], filter: SessionFilter, limit: number, cursor: string | undefined): Promise<SessionPage> {
+    let sorted = sortedScopes.get(ids);
+    if (!sorted) {
+      sorted = [...new Set(ids)].sort(); // code-unit order, as manager.list()
+      sortedScopes.set(ids, sorted);
+    }
+    const after = cursor === undefined ? null : decodeScopedCursor(cursor);
+    let next = after === null ? 0 : sorted.findIndex((id) => id > after);
+    if (next < 0) next = sorted.length;
+    const items: SessionSnapshot[] = [];
+    while (next < sorted.length) {
+      // Read just enough ids for the rest of the page and one more (to know whether one follows).
+      const chunk = sorted.slice(next, next + limit + 1 - items.length);
+      next += chunk.length;
+      const snaps = await Promise.all(chunk.map((id) => manager.get(id).catch((err: unknown) => {
+        if (err instanceof SessionNotFoundError) return null; // listed on the key, not created (or deleted)
+        throw err;
+      })));
+      for (const snap of snaps) {
+        if (!snap || !matchesFilter(snap, filter)) continue;
+        if (items.length === limit) return { items, nextCursor: encodeScopedCursor(items.at(-1)!.id) };
+        items.push(snap);
+      }
+    }
+    return { items, nextCursor: null };
+  }
 
   api.get('/sessions/status', async (req, res) => {
     res.json((await manager.statuses()).filter((x) => visible(req, x.id)));

@@ -17,12 +17,32 @@ const labelPair = z
   .string()
   .regex(/^[^=:]+[=:].*$/, 'write labels as key=value (or key:value)');
 
+/** Page size of `GET /sessions`: the default, and the most one page may hold. */
+export const LIST_LIMIT_DEFAULT = 100;
+export const LIST_LIMIT_MAX = 1_000;
+const LIMIT_MESSAGE = `must be a whole number from 1 to ${LIST_LIMIT_MAX}`;
+/** What a client did wrong when a cursor is refused (an admin's or a scoped key's). */
+export const CURSOR_MESSAGE = 'is not a nextCursor of this endpoint for this key; pass it unchanged';
+
 export const listQuerySchema = z.strictObject({
   state: csv(z.enum(SESSION_STATES)).optional().describe('Comma-separated states'),
   health: csv(z.enum(HEALTH_STATUSES)).optional().describe('Comma-separated health values'),
   desiredState: z.enum(DESIRED_STATES).optional(),
   platform: z.string().min(1).optional(),
   label: csv(labelPair).optional().describe('key=value; repeat or comma-separate for several (all must match)'),
+  limit: z.coerce
+    .number({ error: LIMIT_MESSAGE })
+    .int({ error: LIMIT_MESSAGE })
+    .min(1, { error: LIMIT_MESSAGE })
+    .max(LIST_LIMIT_MAX, { error: LIMIT_MESSAGE })
+    .default(LIST_LIMIT_DEFAULT)
+    .describe(`Most sessions on the page (1-${LIST_LIMIT_MAX.toLocaleString('en')}; default ${LIST_LIMIT_DEFAULT})`),
+  cursor: z
+    .string()
+    .min(1, { error: CURSOR_MESSAGE })
+    .max(400, { error: CURSOR_MESSAGE })
+    .optional()
+    .describe('The nextCursor of the previous page, unchanged (with the same key and filters); omit it for the first page'),
 });
 
 const boolText = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -96,6 +116,13 @@ export const snapshotSchema = z.object({
   transitions: z.array(z.object({ from: z.enum(SESSION_STATES), to: z.enum(SESSION_STATES), reason: z.string(), at: z.number() })),
   version: z.number().int(),
 });
+
+export const sessionPageSchema = z
+  .object({
+    items: z.array(snapshotSchema).describe('In id order'),
+    nextCursor: z.string().nullable().describe('Pass as ?cursor= for the next page; null after the last page'),
+  })
+  .describe('A page of sessions');
 
 export const statusSchema = z.object({
   id: z.string(),

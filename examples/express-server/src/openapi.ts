@@ -18,6 +18,7 @@ const COMPONENTS: Record<string, z.ZodType> = {
   CreateKey: s.createKeySchema,
   Message: s.messageBodySchema,
   Session: s.snapshotSchema,
+  SessionPage: s.sessionPageSchema,
   SessionStatus: s.statusSchema,
   SessionStatistics: s.statisticsSchema,
   LogEntry: s.logEntrySchema,
@@ -144,7 +145,12 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
     },
     '/api/v1/sessions': {
       post: { summary: 'Create a session', tags: ['Sessions'], requestBody: jsonBody('SessionInput'), responses: { '201': ok('Session', 'Created'), ...common, '409': problem('The id is taken, the credentials are in use, or the session limit is reached') } },
-      get: { summary: 'List sessions', tags: ['Sessions'], parameters: queryParams(s.listQuerySchema), responses: { '200': ok('Session', 'Sessions', true), ...common } },
+      get: {
+        summary: 'List sessions a page at a time, in id order (a session-scoped key: only its own)',
+        tags: ['Sessions'],
+        parameters: queryParams(s.listQuerySchema),
+        responses: { '200': ok('SessionPage', 'A page of sessions; follow nextCursor for the next'), ...common, '400': problem('A bad filter, limit or cursor: `errors` names the field (`query.limit`, `query.cursor`, …)') },
+      },
     },
     '/api/v1/sessions/status': {
       get: { summary: 'Live status of every session', tags: ['Status'], responses: { '200': ok('SessionStatus', 'Statuses', true), ...common } },

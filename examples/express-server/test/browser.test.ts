@@ -139,3 +139,46 @@ it('takes a login code typed on the page (adapter asking for a code)', { timeout
   }
   expect(pageErrors.filter((e) => !/401|Failed to load resource/.test(e))).toEqual([]);
 });
+
+it('lists every one of 2,050 sessions (three pages), and a live change re-renders only its row', { timeout: 180_000 }, async () => {
+  const big = await startTestServer({ manager: { health: { intervalMs: 60_000 } } });
+  const ids = Array.from({ length: 2_050 }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
+  for (const id of ids) await big.server.manager.create({ id, platform: 'demo', credentials: { token: `token-${id}` }, labels: { batch: id.endsWith('7') ? 'sevens' : 'rest' } });
+  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const listCalls: string[] = [];
+  p.on('request', (req) => {
+    if (new URL(req.url()).pathname === '/api/v1/sessions' && req.method() === 'GET') listCalls.push(req.url());
+  });
+  try {
+    p.on('pageerror', (err) => pageErrors.push(err.message));
+    await p.goto(`${big.url}/`);
+    await p.getByTestId('key-input').fill(big.adminKey);
+    await p.getByTestId('key-submit').click();
+    await p.locator('#live.on').waitFor();
+    await expect.poll(() => p.locator('#count').textContent(), POLL).toBe('(2050)');
+    expect(await p.locator('#sessions > li').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))).toEqual(ids);
+    // Read a page of 1,000 at a time, following nextCursor.
+    expect(listCalls.length).toBe(3);
+    expect(listCalls.every((u) => new URL(u).searchParams.get('limit') === '1000')).toBe(true);
+
+    // A session started elsewhere turns authenticating on its row; the other rows stay the same nodes.
+    const first = await p.getByTestId('session-bulk-0000').elementHandle();
+    await big.call('POST', '/api/v1/sessions/bulk-1500/start');
+    await expect.poll(() => p.getByTestId('session-bulk-1500').getByTestId('row-state').textContent(), POLL).toBe('authenticating');
+    expect(await first!.evaluate((node) => node.isConnected)).toBe(true);
+    // A new session lands in id order.
+    await big.call('POST', '/api/v1/sessions', { body: { id: 'bulk-1000a', platform: 'demo', credentials: { token: 'token-bulk-1000a' } } });
+    await p.getByTestId('session-bulk-1000a').waitFor();
+    expect(await p.getByTestId('session-bulk-1000a').evaluate((node) => node.previousElementSibling?.getAttribute('data-id'))).toBe('bulk-1000');
+    await expect.poll(() => p.locator('#count').textContent(), POLL).toBe('(2051)');
+    // The filter box hides the rest without rebuilding the list.
+    await p.locator('#filter').fill('batch=sevens');
+    await expect.poll(() => p.locator('#sessions > li:not(.hidden)').count(), POLL).toBe(205);
+    expect(await first!.evaluate((node) => node.isConnected)).toBe(true);
+    await p.screenshot({ path: `${ARTIFACTS}many-sessions.png` });
+  } finally {
+    await p.close();
+    await big.close();
+  }
+  expect(pageErrors.filter((e) => !/401|Failed to load resource/.test(e))).toEqual([]);
+});

@@ -60,6 +60,12 @@ describe('public endpoints', () => {
     for (const p of ['/api/v1/sessions', '/api/v1/sessions/{id}', '/api/v1/sessions/{id}/qr.png', '/api/v1/events', '/metrics']) {
       expect(r.json.paths).toHaveProperty([p]);
     }
+    // The list is paged: a SessionPage, with limit and cursor among its query parameters.
+    const list = r.json.paths['/api/v1/sessions'].get;
+    expect(list.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/SessionPage' });
+    expect(r.json.components.schemas.SessionPage.properties.items.items).toEqual({ $ref: '#/components/schemas/Session' });
+    expect(list.parameters.find((p: any) => p.name === 'limit').schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000, default: 100 });
+    expect(list.parameters.find((p: any) => p.name === 'cursor').schema).toMatchObject({ type: 'string' });
     const input = r.json.components.schemas.SessionInput;
     expect(input.properties.id.pattern).toBe('^[A-Za-z0-9_-]{1,64}$');
     expect(input.required).toEqual(['id', 'platform']);
@@ -151,10 +157,10 @@ describe('sessions CRUD', () => {
   it('GET /sessions filters by state, platform and label; bad filters are 400', async () => {
     await create('crud-2', { labels: { team: 'b' } });
     const byLabel = await call('GET', '/api/v1/sessions?label=team=b');
-    expect(byLabel.json.map((s: any) => s.id)).toEqual(['crud-2']);
+    expect(byLabel.json).toEqual({ items: [expect.objectContaining({ id: 'crud-2' })], nextCursor: null });
     const byState = await call('GET', '/api/v1/sessions?state=stopped,ready&platform=demo');
-    expect(byState.json.map((s: any) => s.id)).toEqual(expect.arrayContaining(['crud-1', 'crud-2']));
-    expect((await call('GET', '/api/v1/sessions?platform=other')).json).toEqual([]);
+    expect(byState.json.items.map((s: any) => s.id)).toEqual(expect.arrayContaining(['crud-1', 'crud-2']));
+    expect((await call('GET', '/api/v1/sessions?platform=other')).json).toEqual({ items: [], nextCursor: null });
     const bad = await call('GET', '/api/v1/sessions?state=sleeping');
     expectProblem(bad, 400, 'VALIDATION');
     expect(bad.json.errors[0].path).toMatch(/^query\.state/);
@@ -303,7 +309,7 @@ describe('scoped keys (403)', () => {
     expectProblem(await call('GET', '/api/v1/sessions/theirs', { key }), 403, 'FORBIDDEN');
     expectProblem(await call('POST', '/api/v1/sessions/theirs/start', { key }), 403, 'FORBIDDEN');
     expectProblem(await call('DELETE', '/api/v1/sessions/theirs', { key }), 403, 'FORBIDDEN');
-    expect((await call('GET', '/api/v1/sessions', { key })).json.map((s: any) => s.id)).toEqual(['mine']);
+    expect((await call('GET', '/api/v1/sessions', { key })).json).toEqual({ items: [expect.objectContaining({ id: 'mine' })], nextCursor: null });
     expect((await call('GET', '/api/v1/sessions/status', { key })).json.map((s: any) => s.id)).toEqual(['mine']);
     expectProblem(await call('POST', '/api/v1/sessions', { key, body: { id: 'other', platform: 'demo' } }), 403, 'FORBIDDEN');
     const own = await call('POST', '/api/v1/sessions', { key, body: { id: 'mine-2', platform: 'demo', credentials: credentialsFor('mine-2') } });

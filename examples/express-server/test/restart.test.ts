@@ -102,7 +102,8 @@ it('sessions come back running after SIGKILL, and after a graceful SIGTERM', { t
   const stopped = await api(b.url, key!, 'GET', '/api/v1/sessions/stay-stopped/status');
   expect(stopped.json).toMatchObject({ state: 'stopped', desiredState: 'stopped' });
   const list = await api(b.url, key!, 'GET', '/api/v1/sessions?state=ready');
-  expect(list.json.map((s: any) => s.id)).toEqual(['keep-ready']);
+  expect(list.json.items.map((s: any) => s.id)).toEqual(['keep-ready']);
+  expect(list.json.nextCursor).toBeNull();
   // The credentials were sealed with the key from the data folder and still open.
   expect((await api(b.url, key!, 'POST', '/api/v1/sessions/keep-ready/messages', { text: 'after restart' })).status).toBe(200);
 
