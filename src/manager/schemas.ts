@@ -56,6 +56,8 @@ const sessionFilterShape = {
   health: z.union([z.enum(HEALTH_STATUSES), z.array(z.enum(HEALTH_STATUSES))]).optional(),
   /** Every listed label must match. */
   labels: z.record(z.string(), z.string()).optional(),
+  /** Only these sessions (e.g. the sessions an API key may see). */
+  ids: z.array(sessionIdSchema).max(100_000).optional(),
 };
 export const sessionFilterSchema = z.strictObject(sessionFilterShape).default({});
 export type SessionFilter = z.input<typeof sessionFilterSchema>;

@@ -137,8 +137,9 @@ export class SessionRegistry {
       (!healths || healths.has(rt.health)) &&
       (!f.platform || r.platform === f.platform) &&
       (!f.desiredState || r.desiredState === f.desiredState) &&
-      !labels.some(([k, v]) => r.labels[k] !== v);
-    const ids = this.#ordered();
+      !labels.some(([k, v]) => !Object.hasOwn(r.labels, k) || r.labels[k] !== v);
+    // Restricted to given ids: walk those (sorted) instead of every session.
+    const ids = f.ids ? [...new Set(f.ids)].sort(byKey) : this.#ordered();
     const items: SessionRuntime[] = [];
     for (let i = after === null ? 0 : firstAfter(ids, after); i < ids.length; i++) {
       if (i > 0 && ids[i - 1] === ids[i]) continue; // deleted and created again: listed once

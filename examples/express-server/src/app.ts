@@ -5,7 +5,6 @@ import { z } from 'zod';
 import {
   AuthNotPendingError,
   SESSION_MANAGER_EVENTS,
-  SessionNotFoundError,
   ValidationError,
   sessionIdSchema,
   type Checkpoint,
@@ -89,23 +88,6 @@ function parsePart<T>(schema: z.ZodType<T>, input: unknown, where: 'query' | 'bo
   throw new HttpProblem(400, 'VALIDATION', `Invalid ${what}: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
 }
 
-/**
- * The cursor of a session-scoped key's page: the id of the page's last session, which is one of
- * the key's own (an admin's cursor is the library's, from `manager.list()`).
- */
-function encodeScopedCursor(id: string): string {
-  return Buffer.from(`k:${id}`).toString('base64url');
-}
-
-function decodeScopedCursor(cursor: string): string {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const id = text.startsWith('k:') ? text.slice(2) : '';
-  if (!sessionIdSchema.safeParse(id).success || encodeScopedCursor(id) !== cursor) {
-    throw badCursor();
-  }
-  return id;
-}
-
 function badCursor(): HttpProblem {
   return new HttpProblem(400, 'VALIDATION', `Invalid query: query.cursor: ${s.CURSOR_MESSAGE}`, {
     fields: [{ path: 'query.cursor', pointer: '#/cursor', message: s.CURSOR_MESSAGE }],
@@ -130,18 +112,6 @@ function labelsOf(pairs: readonly string[]): Record<string, string> {
   }));
 }
 
-/** What `manager.list()` filters by, checked on one snapshot (the same rules). */
-function matchesFilter(snap: SessionSnapshot, f: SessionFilter): boolean {
-  const states = f.state === undefined ? null : ([] as string[]).concat(f.state);
-  const healths = f.health === undefined ? null : ([] as string[]).concat(f.health);
-  return (
-    (!states || states.includes(snap.state)) &&
-    (!healths || healths.includes(snap.health)) &&
-    (!f.platform || snap.platform === f.platform) &&
-    (!f.desiredState || snap.desiredState === f.desiredState) &&
-    Object.entries(f.labels ?? {}).every(([k, v]) => Object.hasOwn(snap.labels, k) && snap.labels[k] === v)
-  );
-}
 
 /** The session id from the path; 403 when the key may not act on it. */
 function sessionParam(req: Request): string {
@@ -323,8 +293,6 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   const api = express.Router();
 
   const visible = (req: Request, id: string) => canAccess(principalOf(req), id);
-  /** A scoped key's session ids, sorted once per key (the key's list never changes). */
-  const sortedScopes = new WeakMap<readonly string[], string[]>();
 
   // ----- adapters -----
   api.get('/adapters', (_req, res) => {
@@ -355,45 +323,11 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       ...(q.label ? { labels: labelsOf(q.label) } : {}),
     };
     const principal = principalOf(req);
-    const page =
-      principal.role === 'admin'
-        ? await listPage(manager, { ...filter, limit: q.limit, ...(q.cursor ? { cursor: q.cursor } : {}) })
-        : await scopedPage(principal.sessions ?? [], filter, q.limit, q.cursor);
-    res.json(page);
+    // A scoped key's pages are read from its own sessions only: full pages, and cursors that
+    // never name a session it may not see.
+    const scope = principal.role === 'admin' ? {} : { ids: [...(principal.sessions ?? [])] };
+    res.json(await listPage(manager, { ...filter, ...scope, limit: q.limit, ...(q.cursor ? { cursor: q.cursor } : {}) }));
   });
-
-  /**
-   * A page of a session-scoped key: up to `limit` of ITS sessions matching the filter, in the id
-   * order of `manager.list()`. Read from the key's own ids (at most 1,000), never from a page of
-   * everyone's sessions filtered afterwards: such a page would come back short or empty, and its
-   * cursor would name the last session of the whole page, which may be someone else's.
-   */
-  async function scopedPage(ids: readonly string[], filter: SessionFilter, limit: number, cursor: string | undefined): Promise<SessionPage> {
-    let sorted = sortedScopes.get(ids);
-    if (!sorted) {
-      sorted = [...new Set(ids)].sort(); // code-unit order, as manager.list()
-      sortedScopes.set(ids, sorted);
-    }
-    const after = cursor === undefined ? null : decodeScopedCursor(cursor);
-    let next = after === null ? 0 : sorted.findIndex((id) => id > after);
-    if (next < 0) next = sorted.length;
-    const items: SessionSnapshot[] = [];
-    while (next < sorted.length) {
-      // Read just enough ids for the rest of the page and one more (to know whether one follows).
-      const chunk = sorted.slice(next, next + limit + 1 - items.length);
-      next += chunk.length;
-      const snaps = await Promise.all(chunk.map((id) => manager.get(id).catch((err: unknown) => {
-        if (err instanceof SessionNotFoundError) return null; // listed on the key, not created (or deleted)
-        throw err;
-      })));
-      for (const snap of snaps) {
-        if (!snap || !matchesFilter(snap, filter)) continue;
-        if (items.length === limit) return { items, nextCursor: encodeScopedCursor(items.at(-1)!.id) };
-        items.push(snap);
-      }
-    }
-    return { items, nextCursor: null };
-  }
 
   api.get('/sessions/status', async (req, res) => {
     res.json((await manager.statuses()).filter((x) => visible(req, x.id)));
