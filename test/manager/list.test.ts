@@ -59,6 +59,19 @@ describe('list() pages', () => {
     await m.close();
   });
 
+  it('restricts to given ids (duplicates and unknown ids changing nothing), with filters and pages', async () => {
+    const { manager: m } = await setup();
+    for (let i = 0; i < 20; i++) await m.create({ id: `s${String(i).padStart(2, '0')}`, platform: 'scripted', labels: { parity: i % 2 ? 'odd' : 'even' } });
+    const ids = ['s15', 's03', 's04', 's03', 'nope', 's11', 's19'];
+    const first = await m.list({ ids, limit: 2 });
+    expect(first.items.map((s) => s.id)).toEqual(['s03', 's04']);
+    const rest = await m.list({ ids, limit: 10, cursor: first.nextCursor! });
+    expect(rest.items.map((s) => s.id)).toEqual(['s11', 's15', 's19']);
+    expect((await m.list({ ids, labels: { parity: 'odd' } })).items.map((s) => s.id)).toEqual(['s03', 's11', 's15', 's19']);
+    expect((await m.list({ ids: [] })).items).toEqual([]);
+    await m.close();
+  });
+
   it('refuses a cursor it did not make and a page size out of range, changing nothing', async () => {
     const { manager: m } = await setup();
     await m.create({ id: 'a', platform: 'scripted' });
