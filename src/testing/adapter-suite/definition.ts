@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { findJsonProblem } from '../../storage/input-checks.js';
+import { findJsonProblem } from '../../json.js';
 import { type SuiteHarness } from './harness.js';
 
 /** The `definition` group of the adapter conformance suite. */

@@ -1,5 +1,5 @@
 import type { HealthReport } from '../../adapters/contract.js';
-import { findJsonProblem } from '../../storage/input-checks.js';
+import { findJsonProblem } from '../../json.js';
 import type { JsonValue } from '../../types.js';
 import { createAdapterTestStore } from '../adapter-context.js';
 import { drain, settle, trackTimers, healthSchema, type SuiteHarness } from './harness.js';

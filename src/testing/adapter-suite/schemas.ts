@@ -1,4 +1,4 @@
-import { findJsonProblem } from '../../storage/input-checks.js';
+import { findJsonProblem } from '../../json.js';
 import { type SuiteHarness } from './harness.js';
 
 /** The `schemas` group of the adapter conformance suite. */
