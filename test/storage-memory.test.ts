@@ -61,8 +61,8 @@ describe('memoryStorage specifics', () => {
     const clock = createManualClock();
     const clocked = memoryStorage({ clock });
     await clocked.checkpoint!.add('s', [{ key: 'a' }]);
-    const [lease] = await clocked.checkpoint!.claim('s', { owner: 'w', limit: 1, leaseMs: 1_000, maxAttempts: 5 });
-    expect(lease!.expiresAt).toBe(clock.now() + 1_000);
+    const [leases] = await clocked.checkpoint!.claim('s', [{ owner: 'w', limit: 1, leaseMs: 1_000 }], 5);
+    expect(leases![0]!.expiresAt).toBe(clock.now() + 1_000);
   });
 
   it('refuses malformed records and patches with ValidationError, storing nothing', async () => {

@@ -1,11 +1,13 @@
 import { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
 import { LeaseLostError, UnsupportedError, ValidationError } from '../errors.js';
-import { clockSchema, parseWith } from '../validation.js';
+import { parseWith } from '../validation.js';
+import { findJsonProblem } from '../json.js';
 import { systemClock, type Clock, type JsonValue } from '../types.js';
 import {
-  CHECKPOINT_STATUSES,
+  type CasResult,
   type CheckpointBackend,
+  type ClaimRequest,
   type CheckpointHost,
   type CheckpointItem,
   type CheckpointStats,
@@ -17,73 +19,25 @@ import {
 } from './contract.js';
 import type { ProcessOptions, ProcessSummary, WorkHandler } from './process.js';
 import { runProcess } from './worker/process-runner.js';
+import {
+  checkpointOptionsSchema,
+  claimKeySchema,
+  claimSchema,
+  failOptionsSchema,
+  itemsSchema,
+  jsonSchema,
+  keySchema,
+  leaseMsSchema,
+  leaseSchema,
+  listSchema,
+  MAX_LEASE_MS,
+  purgeSchema,
+  uniqueItems,
+  wellFormedItems,
+} from './schemas.js';
+import { Coalescer } from './coalescer.js';
 
-const MAX_LEASE_MS = 24 * 60 * 60 * 1000;
-const streamSchema = z.string().min(1, 'give the stream a non-empty name').max(200);
-const keySchema = z.string().min(1, 'keys must be non-empty strings').max(1000);
-const ownerSchema = z.string().min(1, 'name the owner (e.g. worker id)').max(200);
-const leaseMsSchema = z.number().int().min(1).max(MAX_LEASE_MS, 'leases last at most 24 h; renew instead');
-const jsonSchema = z.json();
-
-export const checkpointOptionsSchema = z.object({
-  stream: streamSchema,
-  /** Failed attempts before an item goes `dead` (expired leases count). Default 5. */
-  maxAttempts: z.number().int().min(1).max(1000).default(5),
-  /** Retry delay after the n-th failure: min(maxMs, minMs · factor^(n-1)). */
-  backoff: z
-    .object({
-      minMs: z.number().int().min(0).default(1000),
-      maxMs: z.number().int().min(0).default(5 * 60_000),
-      factor: z.number().min(1).max(100).default(2),
-    })
-    .refine((b) => b.maxMs >= b.minMs, { message: 'backoff.maxMs must be at least backoff.minMs' })
-    .default({ minMs: 1000, maxMs: 5 * 60_000, factor: 2 }),
-  /**
-   * The time source of `process()`: its timers (renewal, deadlines, flush window, pauses) and its
-   * time reads. Default `systemClock`; pass `createManualClock()` to drive it by hand in tests.
-   * Lease expiry is still judged by the store's clock.
-   */
-  clock: clockSchema.optional(),
-});
-
-const newItemSchema = z.object({
-  key: keySchema,
-  payload: jsonSchema.optional(),
-  priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
-  runAt: z.union([z.number().finite().min(0), z.date()]).optional(),
-});
-const itemsSchema = z.array(newItemSchema).max(100_000, 'add at most 100,000 items per call');
-const claimSchema = z.object({
-  owner: ownerSchema,
-  limit: z.number().int().min(1).max(10_000).default(1),
-  leaseMs: leaseMsSchema.default(30_000),
-});
-const claimKeySchema = z.object({
-  owner: ownerSchema,
-  leaseMs: leaseMsSchema.default(30_000),
-  payload: jsonSchema.optional(),
-});
-const leaseSchema = z.looseObject({
-  stream: streamSchema,
-  key: keySchema,
-  owner: ownerSchema,
-  token: z.number().int().min(0),
-});
-const failOptionsSchema = z.object({ retryInMs: z.number().int().min(0).max(365 * MAX_LEASE_MS).optional() }).default({});
-const listSchema = z.object({
-  status: z.enum(CHECKPOINT_STATUSES).optional(),
-  limit: z.number().int().min(1).max(10_000).default(100),
-  cursor: z.string().nullable().optional(),
-});
-const purgeSchema = z.object({
-  status: z
-    .union([z.enum(CHECKPOINT_STATUSES), z.array(z.enum(CHECKPOINT_STATUSES)).min(1)])
-    .default(['done'])
-    .refine((s) => !(Array.isArray(s) ? s : [s]).includes('processing'), {
-      message: 'processing items are leased; release or complete them instead of purging',
-    }),
-  olderThanMs: z.number().int().min(0).default(0),
-});
+type CompletionRow = { lease: LeaseRef; result: JsonValue | null };
 
 export type CheckpointOptions = z.input<typeof checkpointOptionsSchema> & {
   /**
@@ -169,6 +123,23 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   readonly #backend: CheckpointBackend;
   readonly #clock: Clock;
   #ready: Promise<void> | null = null;
+  /** Concurrent claims and completions of this checkpoint go to the store together (group commit). */
+  readonly #claims = new Coalescer<ClaimRequest, Lease[]>({
+    run: async (requests) => (await this.#store()).claim(this.stream, requests, this.maxAttempts),
+    maxGroup: 1000,
+    size: (r) => r.limit,
+  });
+  readonly #completions = new Coalescer<CompletionRow[], CasResult[]>({
+    run: async (calls) => {
+      const backend = await this.#store();
+      if (calls.length === 1) return [await backend.complete(this.stream, calls[0]!)];
+      const results = await backend.complete(this.stream, calls.flat());
+      let at = 0;
+      return calls.map((c) => results.slice(at, (at += c.length)));
+    },
+    maxGroup: 1000,
+    size: (rows) => rows.length,
+  });
 
   constructor(options: CheckpointOptions) {
     super();
@@ -199,19 +170,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
 
   /** Adds items whose key is new (idempotent by key); returns how many were new. */
   async add(items: NewCheckpointItem[]): Promise<number> {
-    const parsed = parseWith(itemsSchema, items, 'checkpoint items');
-    const seen = new Set<string>();
-    const unique: NewCheckpointItem[] = [];
-    for (const item of parsed) {
-      if (seen.has(item.key)) continue;
-      seen.add(item.key);
-      unique.push({
-        key: item.key,
-        payload: item.payload as JsonValue | undefined,
-        priority: item.priority,
-        runAt: item.runAt === undefined ? undefined : Number(item.runAt),
-      });
-    }
+    const unique = uniqueItems(wellFormedItems(items) ? items : parseWith(itemsSchema, items, 'checkpoint items'));
     if (!unique.length) return 0;
     return (await this.#store()).add(this.stream, unique);
   }
@@ -229,7 +188,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     const o = plain
       ? { owner: owner as string, limit: limit as number, leaseMs: leaseMs as number }
       : parseWith(claimSchema, options, 'claim options');
-    return (await this.#store()).claim(this.stream, { ...o, maxAttempts: this.maxAttempts });
+    return this.#claims.call(o);
   }
 
   /**
@@ -306,11 +265,12 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       refs[i] = this.#ref(e?.lease as Lease, () => `completeMany entries[${i}].lease`);
-      const result = e!.result === undefined ? null : (parseWith(jsonSchema, e!.result, `completeMany entries[${i}].result`) as JsonValue);
+      const r = e!.result;
+      const result = r === undefined ? null : findJsonProblem(r) === null ? (r as JsonValue) : (parseWith(jsonSchema, r, `completeMany entries[${i}].result`) as JsonValue);
       rows[i] = { lease: refs[i]!, result };
     }
     if (!entries.length) return [];
-    const out = await (await this.#store()).complete(this.stream, rows);
+    const out = await this.#completions.call(rows);
     const outcomes = new Array<CompleteOutcome>(entries.length);
     for (let i = 0; i < entries.length; i++) {
       const lease = entries[i]!.lease;
@@ -388,6 +348,8 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
         maxAttempts: this.maxAttempts,
         clock: this.#clock,
         backend: () => this.#store(),
+        claim: (request) => this.#claims.call(request),
+        complete: (rows) => this.#completions.call(rows),
         retryDelay: (attempts) => this.retryDelay(attempts),
         lost: (ref, operation) => this.#lost(ref, operation),
         // The host's emit is typed per event already; widen the map so the generic call checks.

@@ -80,6 +80,13 @@ export interface NewCheckpointItem {
   runAt?: number | Date;
 }
 
+/** One caller's claim, as the backend sees it. */
+export interface ClaimRequest {
+  owner: string;
+  limit: number;
+  leaseMs: number;
+}
+
 /** One lease to change, as the backend sees it. */
 export interface LeaseRef {
   key: string;
@@ -134,8 +141,12 @@ export interface CheckpointBackend {
   readonly kind: string;
   /** Inserts items whose key is new in the stream; returns how many were inserted. */
   add(stream: string, items: NewCheckpointItem[]): Promise<number>;
-  /** Leases up to `limit` claimable items in one atomic step. */
-  claim(stream: string, options: { owner: string; limit: number; leaseMs: number; maxAttempts: number }): Promise<Lease[]>;
+  /**
+   * Leases claimable items for each request (up to its `limit`, under its owner) in one atomic
+   * step: one statement and one commit for the whole group; `result[i]` is what request `i` got.
+   * Concurrent `claim()` calls of one checkpoint arrive here together (group commit).
+   */
+  claim(stream: string, requests: readonly ClaimRequest[], maxAttempts: number): Promise<Lease[][]>;
   /** Leases one item by key, creating it when absent; null when not claimable. */
   claimKey(
     stream: string,
@@ -144,7 +155,10 @@ export interface CheckpointBackend {
   ): Promise<Lease | null>;
   /** Extends live leases; returns the new expiry per lease, or null when the lease is lost. */
   renew(stream: string, leases: LeaseRef[], leaseMs: number): Promise<(number | null)[]>;
-  /** Marks items done (one CAS for the whole batch); `ok: false` per lost lease. */
+  /**
+   * Marks items done (one statement for the whole batch, a compare-and-swap per item, each lease
+   * with its own owner); `ok: false` per lost lease. Concurrent `complete()` calls arrive together.
+   */
   complete(stream: string, entries: { lease: LeaseRef; result: JsonValue | null }[]): Promise<CasResult[]>;
   /** Records a failure: attempts + 1, then `failed` until `retryInMs` or `dead`. */
   fail(stream: string, lease: LeaseRef, change: FailChange): Promise<CasResult>;

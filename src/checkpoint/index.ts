@@ -6,6 +6,7 @@ export {
   type CheckpointItem,
   type CheckpointStats,
   type CheckpointStatus,
+  type ClaimRequest,
   type FailChange,
   type Lease,
   type LeaseRef,

@@ -2,13 +2,12 @@ import type { Clock } from '../../types.js';
 import type { Lease } from '../contract.js';
 import { pause, TimerSlot } from './timer-slot.js';
 
-/** Claims allowed in flight at once while work is under way (claim-ahead). */
-const MAX_CLAIMS_IN_FLIGHT = 2;
-
 export interface ClaimerOptions {
   clock: Clock;
   /** Handlers running at once: no claim while this many items already wait to run. */
   concurrency: number;
+  /** Claims in flight at once while leases are held (claim-ahead); one while none are. */
+  maxInFlight: number;
   /** The pause after a store error, and between polls of a drained stream. */
   pollMs: number;
   /** Ends a poll pause early. */
@@ -26,8 +25,8 @@ export interface ClaimerOptions {
 }
 
 /**
- * Decides when `process()` claims: ahead of the work (up to two claims in flight while leases are
- * held, one while none are), only while fewer than `concurrency` items wait to run; it tells an
+ * Decides when `process()` claims: ahead of the work (up to `maxInFlight` claims, at least two, in flight while
+ * leases are held, one while none are), only while fewer than `concurrency` items wait to run; it tells an
  * empty stream (a claim made while idle found nothing: drained) from a busy one (a claim found
  * nothing while work was in flight: blocked until the run is idle), and pauses `pollMs` after a
  * store error before the next claim.
@@ -62,7 +61,7 @@ export class Claimer {
    * @param queued items waiting to run
    */
   maybeClaim(idle: boolean, held: number, queued: number): boolean {
-    const mayClaim = this.#inFlight === 0 || (this.#inFlight < MAX_CLAIMS_IN_FLIGHT && held > 0);
+    const mayClaim = this.#inFlight === 0 || (this.#inFlight < Math.max(2, this.#o.maxInFlight) && held > 0);
     if (!mayClaim || queued >= this.#o.concurrency || (this.#blocked && !idle)) return false;
     const wait = this.#retryAt - this.#o.clock.now();
     if (wait <= 0) {

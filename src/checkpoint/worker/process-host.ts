@@ -1,7 +1,7 @@
 import type { LeaseLostError } from '../../errors.js';
-import type { Clock } from '../../types.js';
+import type { Clock, JsonValue } from '../../types.js';
 import type { CheckpointEvents } from '../checkpoint.js';
-import type { CheckpointBackend, LeaseRef } from '../contract.js';
+import type { CasResult, CheckpointBackend, ClaimRequest, Lease, LeaseRef } from '../contract.js';
 
 /** What a checkpoint hands its `process()` runner: never part of the public class. */
 export interface ProcessHost {
@@ -11,6 +11,10 @@ export interface ProcessHost {
   readonly clock: Clock;
   /** The backend, once it is ready. */
   backend(): Promise<CheckpointBackend>;
+  /** A claim, coalesced with the checkpoint's other concurrent claims. */
+  claim(request: ClaimRequest): Promise<Lease[]>;
+  /** Completions, coalesced with the checkpoint's other concurrent completions. */
+  complete(rows: { lease: LeaseRef; result: JsonValue | null }[]): Promise<CasResult[]>;
   /** Retry delay after a lease that had `attempts` earlier failures fails again. */
   retryDelay(attempts: number): number;
   /** The error of a lease lost during `operation`. */

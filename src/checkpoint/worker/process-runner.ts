@@ -66,9 +66,11 @@ class ProcessRunner {
     this.#claimer = new Claimer({
       clock,
       concurrency: o.concurrency,
+      // Enough claims in flight to keep every handler busy when a claim brings few items.
+      maxInFlight: Math.min(o.concurrency, Math.ceil(o.concurrency / batchSize) + 1),
       pollMs: o.pollMs,
       signal: o.signal,
-      claim: () => backend.claim(stream, { owner: o.owner, limit: batchSize, leaseMs: o.leaseMs, maxAttempts: host.maxAttempts }),
+      claim: () => host.claim({ owner: o.owner, limit: batchSize, leaseMs: o.leaseMs }),
       claimed: (leases, startedAt) => this.#keeper.hold(ledger.admit(leases), startedAt),
       error: (error) => ledger.error(error, 'claim'),
       track: this.#track,
@@ -80,7 +82,7 @@ class ProcessRunner {
       flushMs: o.flushMs,
       retryMs: o.pollMs,
       keep: (c) => this.#worthCompleting(c.held),
-      write: (batch) => backend.complete(stream, batch.map((c) => ({ lease: c.held.ref, result: c.result }))),
+      write: (batch) => host.complete(batch.map((c) => ({ lease: c.held.ref, result: c.result }))),
       written: (batch, results) => ledger.completed(batch, results),
       error: (error) => ledger.error(error, 'complete'),
       idle: this.#wake,

@@ -171,19 +171,24 @@ export function memoryCheckpointBackend(clock: Clock): CheckpointBackend {
       return added;
     },
 
-    async claim(stream, { owner, limit, leaseMs, maxAttempts }) {
+    async claim(stream, requests, maxAttempts) {
       const s = streamOf(stream);
       const now = clock.now();
+      const total = requests.reduce((n, r) => n + r.limit, 0);
       const candidates = [...s.rows.values()]
         .filter((r) => claimable(r, now))
         .sort((a, b) => b.priority - a.priority || a.availAt - b.availAt || a.seq - b.seq)
-        .slice(0, limit);
-      const leases: Lease[] = [];
-      for (const row of candidates) {
-        const lease = take(s, row, owner, leaseMs, maxAttempts, now);
-        if (lease) leases.push({ ...lease, stream });
-      }
-      return leases;
+        .slice(0, total);
+      // In claim order: the first request gets the first `limit` candidates, and so on.
+      let next = 0;
+      return requests.map(({ owner, limit, leaseMs }) => {
+        const leases: Lease[] = [];
+        for (const row of candidates.slice(next, (next += limit))) {
+          const lease = take(s, row, owner, leaseMs, maxAttempts, now);
+          if (lease) leases.push({ ...lease, stream });
+        }
+        return leases;
+      });
     },
 
     async claimKey(stream, key, { owner, leaseMs, payload, maxAttempts }) {

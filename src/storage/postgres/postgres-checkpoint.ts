@@ -5,6 +5,7 @@ import type {
   CheckpointItem,
   CheckpointStats,
   CheckpointStatus,
+  ClaimRequest,
   Lease,
   LeaseRef,
   ListPage,
@@ -14,22 +15,17 @@ import type { CheckpointStore } from '../contract.js';
 import { guardStore } from '../guarded-storage.js';
 import { CHECKPOINT_MIGRATIONS } from '../sql/migration-sets.js';
 import { pgCode, poolQuery, type PostgresPoolLike } from './postgres-client.js';
+import { checkpointStatements, NOW, type NamedStatement } from './postgres-checkpoint-sql.js';
 import {
   closePostgres,
   openPostgres,
   parsePostgresConfig,
   PostgresScope,
-  quoteIdent,
   type PostgresConnection,
   type PostgresOptions,
   type PostgresTarget,
   type ResolvedPostgresOptions,
 } from './postgres-connection.js';
-
-/** Epoch milliseconds on the database's clock: every expiry is judged by PostgreSQL's `now()`. */
-const NOW = '(SELECT (extract(epoch from now()) * 1000)::bigint)'; // an initplan: computed once per statement
-const STATUSES = "('pending', 'failed', 'processing')";
-const dead = (t: string) => `(${t}.status = 'processing' AND ${t}.attempts + 1 >= $max)`;
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -54,14 +50,6 @@ function toItem(r: Record<string, unknown>): CheckpointItem {
   };
 }
 
-/** Replaces `$name` placeholders (named, reused) with positional ones. */
-function named(sql: string, names: string[]): string {
-  return sql.replace(/\$([a-z]+)/g, (m, n: string) => {
-    const i = names.indexOf(n);
-    return i < 0 ? m : `$${i + 1}`;
-  });
-}
-
 /**
  * The checkpoint backend on PostgreSQL (the `checkpoint` of `postgresStorage` and of
  * `postgresCheckpoint`), shared by several machines. Claims are one statement
@@ -71,9 +59,8 @@ function named(sql: string, names: string[]): string {
  * live in `scope.schema` (made by the checkpoint migrations).
  */
 export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBackend {
-  const S = quoteIdent(scope.schema);
-  const T = `${S}.checkpoint_items`;
-  const fence = `nextval('${`${S}.checkpoint_fence`.replace(/'/g, "''")}')`;
+  const q = checkpointStatements(scope.schema);
+  const T = q.table;
   const pool = (): PostgresPoolLike => scope.c.pool;
   const query = async (operation: string, text: string, values: unknown[]) => {
     try {
@@ -83,11 +70,11 @@ export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBacke
     }
   };
 
-  /** Runs one statement, retrying when PostgreSQL breaks a deadlock between two batches. */
-  async function run(operation: string, sql: string, values: unknown[]): Promise<any[]> {
+  /** Runs one named statement, retrying when PostgreSQL breaks a deadlock between two batches. */
+  async function run(operation: string, st: NamedStatement, values: unknown[]): Promise<{ rows: any[]; rowCount: number | null }> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await poolQuery(pool(), sql, values)).rows;
+        return await poolQuery(pool(), st.text, values, st.name);
       } catch (err) {
         const code = pgCode(err);
         if ((code === '40P01' || code === '40001') && attempt < 5) continue;
@@ -96,81 +83,34 @@ export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBacke
     }
   }
 
-  const leaseSet = (t: string, token: string) => `
-    attempts = ${t}.attempts + CASE WHEN ${t}.status = 'processing' THEN 1 ELSE 0 END,
-    error = CASE WHEN ${dead(t)} THEN 'lease expired ' || (${t}.attempts + 1) || ' times' ELSE ${t}.error END,
-    owner = CASE WHEN ${dead(t)} THEN NULL ELSE $owner END,
-    token = CASE WHEN ${dead(t)} THEN ${t}.token ELSE ${token} END,
-    avail_at = CASE WHEN ${dead(t)} THEN ${NOW} ELSE ${NOW} + $lease::bigint END,
-    status = CASE WHEN ${dead(t)} THEN 'dead' ELSE 'processing' END,
-    updated_at = ${NOW}`;
-  const RETURNING = 'RETURNING i.seq, i.key, i.status, i.token, i.avail_at, i.attempts, i.payload, i.priority';
-
-  // The hot claim: no CASE per row. An expired lease that used up its attempts comes back with
-  // attempts >= max and is then turned dead by killSql (a compare-and-swap on its new token).
-  const claimSql = named(
-    `UPDATE ${T} AS i SET
-       attempts = i.attempts + CASE WHEN i.status = 'processing' THEN 1 ELSE 0 END,
-       owner = $owner, token = ${fence}, avail_at = ${NOW} + $lease::bigint, status = 'processing', updated_at = ${NOW}
-     WHERE (i.stream, i.key) IN (
-       SELECT stream, key FROM ${T}
-       WHERE stream = $stream AND status IN ${STATUSES} AND avail_at <= ${NOW}
-       ORDER BY priority DESC, avail_at, seq
-       LIMIT $limit
-       FOR UPDATE SKIP LOCKED)
-     ${RETURNING}`,
-    ['stream', 'owner', 'limit', 'lease'],
-  );
-  const killSql = `UPDATE ${T} AS i SET status = 'dead', owner = NULL, avail_at = ${NOW}, updated_at = ${NOW},
-       error = 'gave up after ' || i.attempts || ' attempts (the last lease expired)'
-     FROM unnest($2::text[], $3::bigint[]) AS v(key, token)
-     WHERE i.stream = $1 AND i.key = v.key AND i.token = v.token AND i.status = 'processing'`;
-  const claimKeySql = named(
-    `INSERT INTO ${T} AS i (stream, key, status, priority, payload, attempts, owner, token, run_at, avail_at, created_at, updated_at)
-     VALUES ($stream, $key, 'processing', 0, $payload::jsonb, 0, $owner, ${fence}, ${NOW}, ${NOW} + $lease::bigint, ${NOW}, ${NOW})
-     ON CONFLICT (stream, key) DO UPDATE SET ${leaseSet('i', 'excluded.token')}
-     WHERE i.status IN ${STATUSES} AND i.avail_at <= ${NOW}
-     ${RETURNING}`,
-    ['stream', 'key', 'owner', 'lease', 'payload', 'max'],
-  );
-  const addSql = `INSERT INTO ${T} (stream, key, status, priority, payload, run_at, avail_at, created_at, updated_at)
-     SELECT $1, v.key, 'pending', v.priority, v.payload, COALESCE(v.run_at, ${NOW}), COALESCE(v.run_at, ${NOW}), ${NOW}, ${NOW}
-     FROM unnest($2::text[], $3::integer[], $4::jsonb[], $5::bigint[]) AS v(key, priority, payload, run_at)
-     ON CONFLICT (stream, key) DO NOTHING`;
-  /** The compare-and-swap join: the lease must be current and unexpired. */
-  const casFrom = `FROM unnest($2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY AS v(key, token, owner, n)
-     WHERE i.stream = $1 AND i.key = v.key AND i.token = v.token AND i.owner = v.owner
-       AND i.status = 'processing' AND i.avail_at > ${NOW}`;
-  const renewSql = `UPDATE ${T} AS i SET avail_at = ${NOW} + $5::bigint, updated_at = ${NOW} ${casFrom} RETURNING v.n, i.avail_at`;
-  const completeSql = `UPDATE ${T} AS i SET status = 'done', result = ($5::jsonb[])[v.n::int], completed_at = ${NOW}, updated_at = ${NOW}, avail_at = ${NOW}
-     ${casFrom} RETURNING v.n`;
-  const completeNoResultSql = `UPDATE ${T} AS i SET status = 'done', result = NULL, completed_at = ${NOW}, updated_at = ${NOW}, avail_at = ${NOW}
-     ${casFrom} RETURNING v.n`;
-  const releaseSql = `UPDATE ${T} AS i SET status = 'pending', owner = NULL, avail_at = i.run_at, updated_at = ${NOW} ${casFrom} RETURNING v.n`;
-  const failSql = `UPDATE ${T} AS i SET attempts = i.attempts + 1, status = $5, error = $6,
-       run_at = ${NOW} + $7::bigint, avail_at = ${NOW} + $7::bigint,
-       owner = CASE WHEN $5 = 'dead' THEN NULL ELSE i.owner END, updated_at = ${NOW}
-     ${casFrom} RETURNING v.n`;
-
+  const toLease = (stream: string, owner: string, r: Record<string, unknown>): Lease => ({
+    stream,
+    key: r.key as string,
+    owner,
+    token: num(r.token),
+    expiresAt: num(r.avail_at),
+    attempts: num(r.attempts),
+    payload: (r.payload ?? null) as JsonValue | null,
+    priority: num(r.priority),
+  });
   const toLeases = (stream: string, owner: string, rows: Record<string, unknown>[]): Lease[] =>
     rows
       .filter((r) => r.status === 'processing')
       .sort((a, b) => num(b.priority) - num(a.priority) || num(a.seq) - num(b.seq))
-      .map((r) => ({
-        stream,
-        key: r.key as string,
-        owner,
-        token: num(r.token),
-        expiresAt: num(r.avail_at),
-        attempts: num(r.attempts),
-        payload: (r.payload ?? null) as JsonValue | null,
-        priority: num(r.priority),
-      }));
+      .map((r) => toLease(stream, owner, r));
+
+  /** Turns dead the rows an expired lease brought back with their attempts used up; returns the live ones. */
+  async function killSpent(stream: string, rows: Record<string, unknown>[], maxAttempts: number): Promise<Record<string, unknown>[]> {
+    const spent = rows.filter((r) => num(r.attempts) >= maxAttempts);
+    if (!spent.length) return rows;
+    await run('claim', q.kill, [stream, spent.map((r) => r.key), spent.map((r) => num(r.token))]);
+    return rows.filter((r) => num(r.attempts) < maxAttempts);
+  }
 
   /** Runs a CAS statement over many leases; returns which ordinals (1-based) won. */
-  async function cas(operation: string, sql: string, stream: string, leases: LeaseRef[], extra: unknown[]): Promise<Map<number, Record<string, unknown>>> {
+  async function cas(operation: string, st: NamedStatement, stream: string, leases: LeaseRef[], extra: unknown[]): Promise<Map<number, Record<string, unknown>>> {
     if (!leases.length) return new Map();
-    const rows = await run(operation, sql, [stream, leases.map((l) => l.key), leases.map((l) => l.token), leases.map((l) => l.owner), ...extra]);
+    const { rows } = await run(operation, st, [stream, leases.map((l) => l.key), leases.map((l) => l.token), leases.map((l) => l.owner), ...extra]);
     return new Map(rows.map((r: Record<string, unknown>) => [Number(r.n), r]));
   }
 
@@ -180,28 +120,52 @@ export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBacke
       let added = 0;
       for (let i = 0; i < items.length; i += 5000) {
         const chunk = items.slice(i, i + 5000);
-        const res = await query('add', addSql, [
-          stream,
-          chunk.map((it) => it.key),
-          chunk.map((it) => it.priority ?? 0),
-          chunk.map((it) => (it.payload === undefined ? null : JSON.stringify(it.payload))),
-          chunk.map((it) => (it.runAt === undefined ? null : Math.round(Number(it.runAt)))),
-        ]);
+        const keys = chunk.map((it) => it.key);
+        const full = chunk.some((it) => it.priority !== undefined || it.payload !== undefined || it.runAt !== undefined);
+        const res = full
+          ? await run('add', q.add, [
+              stream,
+              keys,
+              chunk.map((it) => it.priority ?? 0),
+              chunk.map((it) => (it.payload === undefined ? null : JSON.stringify(it.payload))),
+              chunk.map((it) => (it.runAt === undefined ? null : Math.round(Number(it.runAt)))),
+            ])
+          : await run('add', q.addKeys, [stream, keys]);
         added += res.rowCount ?? 0;
       }
       return added;
     },
 
-    async claim(stream, o) {
-      const rows: Record<string, unknown>[] = await run('claim', claimSql, [stream, o.owner, o.limit, o.leaseMs]);
-      const spent = rows.filter((r) => num(r.attempts) >= o.maxAttempts);
-      if (!spent.length) return toLeases(stream, o.owner, rows);
-      await run('claim', killSql, [stream, spent.map((r) => r.key), spent.map((r) => num(r.token))]);
-      return toLeases(stream, o.owner, rows.filter((r) => num(r.attempts) < o.maxAttempts));
+    async claim(stream, requests: readonly ClaimRequest[], maxAttempts) {
+      if (requests.length === 1) {
+        const { owner, limit, leaseMs } = requests[0]!;
+        const { rows } = await run('claim', q.claim, [stream, limit, owner, leaseMs]);
+        return [toLeases(stream, owner, await killSpent(stream, rows, maxAttempts))];
+      }
+      // One statement for the group: slot n (the n-th row in claim order) goes to its request.
+      const owners: string[] = [];
+      const leaseMs: number[] = [];
+      const requestOf: number[] = [];
+      requests.forEach((r, i) => {
+        for (let k = 0; k < r.limit; k++) {
+          owners.push(r.owner);
+          leaseMs.push(r.leaseMs);
+          requestOf.push(i);
+        }
+      });
+      const { rows } = await run('claim', q.claimGroup, [stream, owners.length, owners, leaseMs]);
+      const live = (await killSpent(stream, rows, maxAttempts)).filter((r) => r.status === 'processing');
+      live.sort((a, b) => num(a.slot) - num(b.slot));
+      const out = requests.map((): Lease[] => []);
+      for (const r of live) {
+        const i = requestOf[num(r.slot) - 1]!;
+        out[i]!.push(toLease(stream, requests[i]!.owner, r));
+      }
+      return out;
     },
 
     async claimKey(stream, key, o) {
-      const rows = await run('claimKey', claimKeySql, [
+      const { rows } = await run('claimKey', q.claimKey, [
         stream,
         key,
         o.owner,
@@ -213,7 +177,7 @@ export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBacke
     },
 
     async renew(stream, leases, leaseMs) {
-      const won = await cas('renew', renewSql, stream, leases, [leaseMs]);
+      const won = await cas('renew', q.renew, stream, leases, [leaseMs]);
       return leases.map((_, i) => {
         const r = won.get(i + 1);
         return r ? num(r.avail_at) : null;
@@ -221,26 +185,25 @@ export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBacke
     },
 
     async complete(stream, entries) {
-      const withResults = entries.some((e) => e.result !== null);
-      const won = withResults
-        ? await cas(
-            'complete',
-            completeSql,
-            stream,
-            entries.map((e) => e.lease),
-            [entries.map((e) => (e.result === null ? null : JSON.stringify(e.result)))],
-          )
-        : await cas('complete', completeNoResultSql, stream, entries.map((e) => e.lease), []);
+      if (entries.length === 1) {
+        const { lease, result } = entries[0]!;
+        const res = await run('complete', q.completeOne, [stream, lease.key, lease.token, lease.owner, result === null ? null : JSON.stringify(result)]);
+        return [{ ok: res.rowCount === 1 }];
+      }
+      const leases = entries.map((e) => e.lease);
+      const won = entries.some((e) => e.result !== null)
+        ? await cas('complete', q.complete, stream, leases, [entries.map((e) => (e.result === null ? null : JSON.stringify(e.result)))])
+        : await cas('complete', q.completeNoResult, stream, leases, []);
       return entries.map((_, i): CasResult => ({ ok: won.has(i + 1) }));
     },
 
     async fail(stream, lease, change) {
-      const won = await cas('fail', failSql, stream, [lease], [change.status, change.error, change.retryInMs]);
+      const won = await cas('fail', q.fail, stream, [lease], [change.status, change.error, change.retryInMs]);
       return { ok: won.has(1) };
     },
 
     async release(stream, leases) {
-      const won = await cas('release', releaseSql, stream, leases, []);
+      const won = await cas('release', q.release, stream, leases, []);
       return leases.map((_, i): CasResult => ({ ok: won.has(i + 1) }));
     },
 

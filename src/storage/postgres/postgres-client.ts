@@ -17,6 +17,8 @@ export interface PostgresPoolLike {
 /** A client checked out of the pool; `release(err)` with an error discards it. */
 export interface PostgresClientLike {
   query(text: string, values?: unknown[]): Promise<PostgresResult>;
+  /** A named statement: parsed and planned once per connection (pg's prepared statements). */
+  query(config: { name: string; text: string; values?: unknown[] }): Promise<PostgresResult>;
   release(err?: Error | boolean): void;
 }
 
@@ -32,12 +34,16 @@ export const pgCode = (err: unknown): string | undefined => {
   return typeof code === 'string' ? code : undefined;
 };
 
-/** One statement on a client of the pool (a client whose connection broke is discarded). */
-export async function poolQuery(pool: PostgresPoolLike, text: string, values?: unknown[]): Promise<PostgresResult> {
+/**
+ * One statement on a client of the pool (a client whose connection broke is discarded). With a
+ * `name`, the statement is prepared once per connection and then only executed: the hot
+ * statements of the checkpoint skip the parse and plan of every call.
+ */
+export async function poolQuery(pool: PostgresPoolLike, text: string, values?: unknown[], name?: string): Promise<PostgresResult> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    return await client.query(text, values);
+    return await (name ? client.query({ name, text, values }) : client.query(text, values));
   } catch (err) {
     // A statement PostgreSQL refused (it has a SQLSTATE) leaves the connection usable.
     if (!pgCode(err)) broken = err as Error;

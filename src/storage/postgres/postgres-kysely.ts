@@ -24,7 +24,7 @@ export interface PostgresKysely {
 /** Kysely on `pool`; destroying it never ends the pool (the store ends what it made). */
 export function postgresKysely(pool: PostgresPoolLike, schema: string): PostgresKysely {
   const kyselyPool: PostgresPool = {
-    connect: () => pool.connect() as ReturnType<PostgresPool['connect']>,
+    connect: () => pool.connect() as unknown as ReturnType<PostgresPool['connect']>, // a pg client is both
     end: () => Promise.resolve(),
   };
   const base = new Kysely<StorageDatabase>({ dialect: new PostgresDialect({ pool: kyselyPool }) });

@@ -4,6 +4,7 @@ import type {
   CheckpointItem,
   CheckpointStats,
   CheckpointStatus,
+  ClaimRequest,
   FailChange,
   Lease,
   LeaseRef,
@@ -95,10 +96,6 @@ export function prepareCheckpointQueries(db: SqliteClient) {
     ON CONFLICT (stream, key) DO UPDATE SET ${LEASE_SET}
     WHERE status IN ('pending', 'failed', 'processing') AND avail_at <= @now
     ${RETURNING}`);
-  const insert = db.prepare(`INSERT INTO checkpoint_items
-      (stream, key, status, priority, payload, run_at, avail_at, created_at, updated_at)
-    VALUES (@stream, @key, 'pending', @priority, @payload, @runAt, @runAt, @now, @now)
-    ON CONFLICT (stream, key) DO NOTHING`);
   const fail = db.prepare(`UPDATE checkpoint_items
     SET attempts = attempts + 1, status = @status, error = @error, run_at = @now + @retry, avail_at = @now + @retry,
         owner = CASE WHEN @status = 'dead' THEN NULL ELSE owner END, updated_at = @now
@@ -116,77 +113,53 @@ export function prepareCheckpointQueries(db: SqliteClient) {
   );
 
   /**
-   * One compare-and-swap statement for a whole batch: the leases go in as a VALUES list joined on
-   * (stream, key) and checked on token, owner, status and expiry; RETURNING names the winners.
+   * The compare-and-swaps of a batch: one prepared single-row statement per lease (an index probe
+   * on (stream, key), checked on token, owner, status and expiry) in one transaction. In SQLite a
+   * statement costs microseconds; the commit is what a batch shares.
    */
-  const batchCache = new Map<string, SqliteStatement>();
-  const BATCH = 200;
-  const batchSet = {
-    complete: "status = 'done', result = NULL, completed_at = @now, updated_at = @now, avail_at = @now",
-    completeWithResults:
-      "status = 'done', result = (SELECT v.r FROM v WHERE v.k = checkpoint_items.key), completed_at = @now, updated_at = @now, avail_at = @now",
-    renew: 'avail_at = @now + @lease, updated_at = @now',
-    release: "status = 'pending', owner = NULL, avail_at = run_at, updated_at = @now",
-  } as const;
-  /** Runs the CAS for `leases` (results aligned, for completions); returns key → [token, avail_at] of the winners. */
-  const batchCas = (
-    kind: keyof typeof batchSet,
-    stream: number,
-    leases: LeaseRef[],
-    results: (string | null)[] | null,
-    named: Record<string, unknown>,
-  ): Map<string, [number, number]> => {
-    const won = new Map<string, [number, number]>();
-    const bind = { stream, ...named };
-    for (let start = 0; start < leases.length; start += BATCH) {
-      const n = Math.min(BATCH, leases.length - start);
-      if (n === 1) {
-        // One lease: a plain single-row compare-and-swap.
-        const l = leases[start]!;
-        let one = batchCache.get(`${kind}:one`);
-        if (!one) {
-          one = db.prepare(`UPDATE checkpoint_items SET ${batchSet[kind].replace('(SELECT v.r FROM v WHERE v.k = checkpoint_items.key)', '@r')}
-            WHERE stream = @stream AND key = @k AND token = @t AND owner = @o AND status = 'processing' AND avail_at > @now
-            RETURNING key, token, avail_at`).raw(true);
-          batchCache.set(`${kind}:one`, one);
-        }
-        const extra = kind === 'completeWithResults' ? { r: results?.[start] ?? null } : {};
-        const r = one.get({ ...bind, ...extra, k: l.key, t: l.token, o: l.owner }) as [string, number, number] | undefined;
-        if (r) won.set(r[0], [r[1], r[2]]);
-        continue;
-      }
-      const id = `${kind}:${n}`;
-      let stmt = batchCache.get(id);
-      if (!stmt) {
-        // CROSS JOIN keeps the lease list as the outer loop: one (stream, key) index probe per lease.
-        const values = Array.from({ length: n }, () => '(?, ?, ?, ?)').join(', ');
-        stmt = db.prepare(`WITH v(k, t, o, r) AS (VALUES ${values})
-          UPDATE checkpoint_items SET ${batchSet[kind]}
-          WHERE seq IN (
-            SELECT c.seq FROM v CROSS JOIN checkpoint_items AS c
-            WHERE c.stream = @stream AND c.key = v.k AND c.token = v.t AND c.owner = v.o
-              AND c.status = 'processing' AND c.avail_at > @now)
-          RETURNING key, token, avail_at`).raw(true);
-        batchCache.set(id, stmt);
-      }
-      const params: unknown[] = new Array(n * 4 + 1);
-      for (let i = 0; i < n; i++) {
-        const l = leases[start + i]!;
-        params[i * 4] = l.key;
-        params[i * 4 + 1] = l.token;
-        params[i * 4 + 2] = l.owner;
-        params[i * 4 + 3] = results ? (results[start + i] ?? null) : null;
-      }
-      params[n * 4] = bind;
-      for (const r of stmt.all(...params) as [string, number, number][]) won.set(r[0], [r[1], r[2]]);
+  // Positional parameters (better-sqlite3 binds an argument list fastest): the SET values, then the CAS.
+  const casWhere = `WHERE stream = ? AND key = ? AND token = ? AND owner = ? AND status = 'processing' AND avail_at > ?`;
+  const casStatements = {
+    complete: db.prepare(`UPDATE checkpoint_items SET status = 'done', result = ?, completed_at = ?, updated_at = ?, avail_at = ? ${casWhere}`),
+    renew: db.prepare(`UPDATE checkpoint_items SET avail_at = ?, updated_at = ? ${casWhere}`),
+    release: db.prepare(`UPDATE checkpoint_items SET status = 'pending', owner = NULL, avail_at = run_at, updated_at = ? ${casWhere}`),
+  };
+  type CasKind = keyof typeof casStatements;
+  /** The SET values of lease `i`. */
+  type SetValues = (i: number) => unknown[];
+  /** Runs the CAS of `kind` for each lease; true per lease that won. */
+  const casEach = (kind: CasKind, stream: number, leases: readonly LeaseRef[], now: number, set: SetValues): boolean[] => {
+    const stmt = casStatements[kind];
+    const won = new Array<boolean>(leases.length);
+    for (let i = 0; i < leases.length; i++) {
+      const l = leases[i]!;
+      won[i] = Number(stmt.run(...set(i), stream, l.key, l.token, l.owner, now).changes) === 1;
     }
     return won;
   };
-  /** The winner's expiry when this lease won, else undefined. */
-  const wonBy = (won: Map<string, [number, number]>, l: LeaseRef): number | undefined => {
-    const w = won.get(l.key);
-    return w && w[0] === l.token ? w[1] : undefined;
+  const casBatch = db.transaction(casEach).immediate;
+  /** One lease: a plain autocommit statement; more: one transaction. */
+  const cas = (kind: CasKind, stream: number, leases: readonly LeaseRef[], now: number, set: SetValues) =>
+    leases.length === 1 ? casEach(kind, stream, leases, now, set) : casBatch(kind, stream, leases, now, set);
+
+  /**
+   * add(): multi-row inserts of up to 200 rows. The stream and the time are bound once per
+   * statement (`@s`, `@n`); a row binds only what it has: its key alone when no item of the chunk
+   * has a priority, payload or runAt (the common case), else key, priority, payload and runAt twice.
+   */
+  const insertCache = new Map<string, SqliteStatement>();
+  const insertRows = (full: boolean, n: number): SqliteStatement => {
+    const id = `${full ? 'full' : 'keys'}:${n}`;
+    let stmt = insertCache.get(id);
+    if (!stmt) {
+      const row = full ? "(@s, ?, 'pending', ?, ?, ?, ?, @n, @n)" : "(@s, ?, 'pending', 0, NULL, @n, @n, @n, @n)";
+      stmt = db.prepare(`INSERT INTO checkpoint_items (stream, key, status, priority, payload, run_at, avail_at, created_at, updated_at)
+        VALUES ${new Array<string>(n).fill(row).join(', ')} ON CONFLICT (stream, key) DO NOTHING`);
+      insertCache.set(id, stmt);
+    }
+    return stmt;
   };
+  const INSERT_ROWS = 200;
 
   const leaseFrom = (stream: string, owner: string, rows: { seq: number; key: string; status: string; token: number; avail_at: number; attempts: number; payload: string | null; priority: number }[]): Lease[] =>
     rows
@@ -203,54 +176,64 @@ export function prepareCheckpointQueries(db: SqliteClient) {
         priority: r.priority,
       }));
 
+  /** One request's claim, inside the group's transaction. */
+  const claimOne = (stream: string, sid: number, r: ClaimRequest, max: number, now: number, token: number): Lease[] => {
+    const { owner, limit, leaseMs: lease } = r;
+    const rows = claim.all({ stream: sid, owner, limit, lease, now, token }) as [string, number, number, string | null, number][];
+    let live = rows;
+    if (rows.some((row) => row[2] >= max)) {
+      for (const row of rows) if (row[2] >= max) kill.run({ stream: sid, key: row[0], token: row[1], now });
+      live = rows.filter((row) => row[2] < max);
+    }
+    const expiresAt = now + lease;
+    const leases: Lease[] = new Array(live.length);
+    for (let i = 0; i < live.length; i++) {
+      const [key, tok, attempts, payload, priority] = live[i]!;
+      leases[i] = { stream, key, owner, token: tok, expiresAt, attempts, payload: parse(payload), priority };
+    }
+    // Rows come back in rowid order; a stable sort by priority restores the claim order.
+    for (let i = 1; i < leases.length; i++) {
+      if (leases[i]!.priority !== leases[i - 1]!.priority) {
+        leases.sort((a, b) => b.priority - a.priority);
+        break;
+      }
+    }
+    return leases;
+  };
+
   return {
     addStream,
     findStream,
     add: db.transaction((stream: number, items: NewCheckpointItem[], now: number) => {
-      let n = 0;
-      for (const it of items) {
-        n += Number(insert.run({
-          stream,
-          key: it.key,
-          priority: it.priority ?? 0,
-          payload: it.payload === undefined ? null : JSON.stringify(it.payload),
-          runAt: it.runAt === undefined ? now : Number(it.runAt),
-          now,
-        }).changes);
-      }
-      return n;
-    }).immediate,
-    claim: db.transaction((stream: string, sid: number, owner: string, limit: number, lease: number, max: number, now: number): Lease[] => {
-      const { fence } = bumpFence.get(sid) as { fence: number };
-      const rows = claim.all({ stream: sid, owner, limit, lease, max, now, token: fence }) as [string, number, number, string | null, number][];
-      let live = rows;
-      if (rows.some((r) => r[2] >= max)) {
-        for (const r of rows) if (r[2] >= max) kill.run({ stream: sid, key: r[0], token: r[1], now });
-        live = rows.filter((r) => r[2] < max);
-      }
-      const expiresAt = now + lease;
-      const leases: Lease[] = new Array(live.length);
-      for (let i = 0; i < live.length; i++) {
-        const [key, token, attempts, payload, priority] = live[i]!;
-        leases[i] = {
-          stream,
-          key,
-          owner,
-          token,
-          expiresAt,
-          attempts,
-          payload: payload === null ? null : (JSON.parse(payload) as JsonValue),
-          priority,
-        };
-      }
-      // Rows come back in rowid order; a stable sort by priority restores the claim order.
-      for (let i = 1; i < leases.length; i++) {
-        if (leases[i]!.priority !== leases[i - 1]!.priority) {
-          leases.sort((a, b) => b.priority - a.priority);
-          break;
+      let added = 0;
+      for (let start = 0; start < items.length; start += INSERT_ROWS) {
+        const n = Math.min(INSERT_ROWS, items.length - start);
+        let full = false;
+        for (let i = start; i < start + n && !full; i++) {
+          const it = items[i]!;
+          full = it.priority !== undefined || it.payload !== undefined || it.runAt !== undefined;
         }
+        const params: unknown[] = new Array(full ? 5 * n + 1 : n + 1);
+        let p = 0;
+        for (let i = start; i < start + n; i++) {
+          const it = items[i]!;
+          params[p++] = it.key;
+          if (!full) continue;
+          const runAt = it.runAt === undefined ? now : Number(it.runAt);
+          params[p++] = it.priority ?? 0;
+          params[p++] = it.payload === undefined ? null : JSON.stringify(it.payload);
+          params[p++] = runAt;
+          params[p++] = runAt;
+        }
+        params[p] = { s: stream, n: now };
+        added += Number(insertRows(full, n).run(...params).changes);
       }
-      return leases;
+      return added;
+    }).immediate,
+    /** One transaction for the group: one fencing token, then each request's claim in order. */
+    claim: db.transaction((stream: string, sid: number, requests: readonly ClaimRequest[], max: number, now: number): Lease[][] => {
+      const { fence } = bumpFence.get(sid) as { fence: number };
+      return requests.map((r) => claimOne(stream, sid, r, max, now, fence));
     }).immediate,
     claimKey: db.transaction((stream: string, sid: number, key: string, owner: string, lease: number, payload: string | null, max: number, now: number) => {
       const { fence } = bumpFence.get(sid) as { fence: number };
@@ -258,20 +241,14 @@ export function prepareCheckpointQueries(db: SqliteClient) {
       return leaseFrom(stream, owner, rows)[0] ?? null;
     }).immediate,
     renew: (stream: number, leases: LeaseRef[], lease: number, now: number) => {
-      const won = batchCas('renew', stream, leases, null, { now, lease });
-      return leases.map((l) => wonBy(won, l) ?? null);
+      const expiry = [now + lease, now];
+      return cas('renew', stream, leases, now, () => expiry).map((won) => (won ? now + lease : null));
     },
-    complete: (stream: number, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) => {
-      const leases = new Array<LeaseRef>(entries.length);
-      let results: (string | null)[] | null = null;
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i]!;
-        leases[i] = e.lease;
-        if (e.result !== null) (results ??= new Array<string | null>(entries.length).fill(null))[i] = JSON.stringify(e.result);
-      }
-      const won = batchCas(results ? 'completeWithResults' : 'complete', stream, leases, results, { now });
-      return leases.map((l): CasResult => ({ ok: wonBy(won, l) !== undefined }));
-    },
+    complete: (stream: number, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) =>
+      cas('complete', stream, entries.map((e) => e.lease), now, (i) => {
+        const r = entries[i]!.result;
+        return [r === null ? null : JSON.stringify(r), now, now, now];
+      }).map((ok): CasResult => ({ ok })),
     fail: (stream: number, lease: LeaseRef, change: FailChange, now: number): CasResult => {
       const { changes } = fail.run({
         stream,
@@ -286,8 +263,8 @@ export function prepareCheckpointQueries(db: SqliteClient) {
       return { ok: Number(changes) === 1 };
     },
     release: (stream: number, leases: LeaseRef[], now: number) => {
-      const won = batchCas('release', stream, leases, null, { now });
-      return leases.map((l): CasResult => ({ ok: wonBy(won, l) !== undefined }));
+      const at = [now];
+      return cas('release', stream, leases, now, () => at).map((ok): CasResult => ({ ok }));
     },
     get: (stream: number, key: string) => {
       const row = get.get(stream, key) as ItemRow | undefined;

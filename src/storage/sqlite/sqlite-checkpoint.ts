@@ -48,7 +48,7 @@ export function sqliteCheckpointBackend(client: () => SqliteClient, now: () => n
   return {
     kind: 'sqlite',
     add: (stream, items) => run('add', stream, (q, sid) => q.add(sid, items, now())),
-    claim: (stream, o) => run('claim', stream, (q, sid) => q.claim(stream, sid, o.owner, o.limit, o.leaseMs, o.maxAttempts, now())),
+    claim: (stream, requests, maxAttempts) => run('claim', stream, (q, sid) => q.claim(stream, sid, requests, maxAttempts, now())),
     claimKey: (stream, key, o) =>
       run('claimKey', stream, (q, sid) =>
         q.claimKey(stream, sid, key, o.owner, o.leaseMs, o.payload === null ? null : JSON.stringify(o.payload), o.maxAttempts, now()),
