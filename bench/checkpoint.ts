@@ -3,14 +3,19 @@
  * PostgreSQL, each figure beside the minimal hand-written SQL doing the same fenced claim and
  * compare-and-swap complete, measured in the same run, printed as ratios.
  *
- *   (a) primitives: 1 item per claim with 8 concurrent loops; 50 per claim with 4 loops
- *   (b) process() with its defaults and concurrency 8, against the batched baseline
- *   claim latency p50 / p99 (1 item per claim)
+ *   (a) primitives one at a time: 1 item per claim, 1 loop                     target ≥ 0.9
+ *   (a) primitives in batches: 50 per claim, 4 loops                            target ≥ 0.9
+ *   (c) past the ceiling: 1 per claim, 8 loops; the library coalesces the concurrent claims and
+ *       completions into one statement each (group commit)                     target ≥ 2 (PG), ≥ 1 (SQLite)
+ *       with the per-call latency (p50, p99) of claim and complete beside the baseline's
+ *   (b) process(), defaults, concurrency 8, against the batched baseline       target ≥ 0.9
+ *   (b) process(), batchSize 1, concurrency 8, against the unbatched baseline  target ≥ 2 (PG)
+ *   (d) add() of 20,000 items against a raw multi-row insert                    target ≥ 0.7
  *
- * Targets: primitives ≥ 0.9 of their baseline; process() ≥ 0.7 of the batched baseline.
  * Each pair runs BENCH_ROUNDS times (default 5), baseline and library alternating, and the best
  * round of each is reported: on a shared machine the least-disturbed round is the steadiest figure.
- * Env: MULTISESSION_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_SCALE (default 1).
+ * Env: MULTISESSION_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_SCALE (default 1),
+ * BENCH_ONLY (sqlite or postgres: one backend).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +33,10 @@ const LEASE_MS = 60_000;
 
 interface Run {
   perSec: number;
+  /** Claim call latencies (ms). */
   latencies: number[];
+  /** Complete call latencies (ms). */
+  completeLatencies: number[];
   /** This process's CPU time per item (µs): steadier than wall time on a busy machine. */
   cpuPerItem: number;
 }
@@ -45,11 +53,15 @@ interface Harness {
   base: {
     seed(n: number): Promise<void>;
     claim(owner: string, limit: number): Promise<{ key: string; token: number }[]>;
-    /** SQLite only: the same claim with a per-stream fencing counter (BEGIN IMMEDIATE, two statements). */
-    claimFenced?(owner: string, limit: number): Promise<{ key: string; token: number }[]>;
+    /** SQLite only: the claim with a token per row (token + 1) instead of the stream's fence: for reference. */
+    claimPerRow?(owner: string, limit: number): Promise<{ key: string; token: number }[]>;
     completeOne(owner: string, lease: { key: string; token: number }): Promise<boolean>;
     completeMany(owner: string, leases: { key: string; token: number }[]): Promise<number>;
+    /** Empties the table, then inserts `n` items with the fastest plain multi-row insert; resolves with its milliseconds. */
+    insert(n: number): Promise<number>;
   };
+  /** Empties the library's table (between add() rounds). */
+  clearLib(): Promise<void>;
   storage: Parameters<typeof createCheckpoint>[0]['storage'];
   close(): Promise<void>;
 }
@@ -75,56 +87,83 @@ async function libPrimitives(h: Harness, perClaim: number, nLoops: number, total
   const cp = createCheckpoint({ storage: h.storage, stream: `bench-${++streamN}` });
   await h.seedLib(cp, total);
   const latencies: number[] = [];
+  const completeLatencies: number[] = [];
   let done = 0;
   const t0 = performance.now();
   const cpu0 = cpuNow();
   await loops(nLoops, async (loop) => {
     const c0 = performance.now();
     const leases = await cp.claim({ owner: `lib-${loop}`, limit: perClaim, leaseMs: LEASE_MS });
-    latencies.push(performance.now() - c0);
+    const c1 = performance.now();
+    latencies.push(c1 - c0);
     if (!leases.length) return false;
     if (perClaim === 1) await cp.complete(leases[0]!);
     else await cp.completeMany(leases.map((lease) => ({ lease })));
+    completeLatencies.push(performance.now() - c1);
     done += leases.length;
     return true;
   });
   const secs = (performance.now() - t0) / 1000;
   if (done !== total) throw new Error(`lib completed ${done} of ${total}`);
-  return { perSec: done / secs, latencies, cpuPerItem: (cpuNow() - cpu0) / done };
+  return { perSec: done / secs, latencies, completeLatencies, cpuPerItem: (cpuNow() - cpu0) / done };
 }
 
-async function basePrimitives(h: Harness, perClaim: number, nLoops: number, total: number, fenced = false): Promise<Run> {
+async function basePrimitives(h: Harness, perClaim: number, nLoops: number, total: number, perRow = false): Promise<Run> {
   await h.base.seed(total);
   const latencies: number[] = [];
+  const completeLatencies: number[] = [];
   let done = 0;
   const t0 = performance.now();
   const cpu0 = cpuNow();
   await loops(nLoops, async (loop) => {
     const owner = `base-${loop}`;
     const c0 = performance.now();
-    const leases = fenced ? await h.base.claimFenced!(owner, perClaim) : await h.base.claim(owner, perClaim);
-    latencies.push(performance.now() - c0);
+    const leases = perRow ? await h.base.claimPerRow!(owner, perClaim) : await h.base.claim(owner, perClaim);
+    const c1 = performance.now();
+    latencies.push(c1 - c0);
     if (!leases.length) return false;
     if (perClaim === 1) {
       if (!(await h.base.completeOne(owner, leases[0]!))) throw new Error('baseline CAS lost');
     } else if ((await h.base.completeMany(owner, leases)) !== leases.length) throw new Error('baseline CAS lost');
+    completeLatencies.push(performance.now() - c1);
     done += leases.length;
     return true;
   });
   const secs = (performance.now() - t0) / 1000;
   if (done !== total) throw new Error(`baseline completed ${done} of ${total}`);
-  return { perSec: done / secs, latencies, cpuPerItem: (cpuNow() - cpu0) / done };
+  return { perSec: done / secs, latencies, completeLatencies, cpuPerItem: (cpuNow() - cpu0) / done };
 }
 
-async function libProcess(h: Harness, total: number): Promise<Run> {
+async function libProcess(h: Harness, total: number, batchSize?: number): Promise<Run> {
   const cp = createCheckpoint({ storage: h.storage, stream: `bench-${++streamN}` });
   await h.seedLib(cp, total);
   const t0 = performance.now();
   const cpu0 = cpuNow();
-  const summary = await cp.process(() => {}, { owner: 'proc', concurrency: 8 });
+  const summary = await cp.process(() => {}, { owner: 'proc', concurrency: 8, batchSize });
   const secs = (performance.now() - t0) / 1000;
   if (summary.completed !== total) throw new Error(`process completed ${summary.completed} of ${total}`);
-  return { perSec: total / secs, latencies: [], cpuPerItem: (cpuNow() - cpu0) / total };
+  return { perSec: total / secs, latencies: [], completeLatencies: [], cpuPerItem: (cpuNow() - cpu0) / total };
+}
+
+const ADD_ITEMS = Math.round(20_000 * SCALE);
+
+/** add() of ADD_ITEMS keys into an empty table: items per second. */
+async function libAdd(h: Harness): Promise<Run> {
+  const cp = createCheckpoint({ storage: h.storage, stream: `bench-${++streamN}` });
+  await h.clearLib();
+  const list = items(ADD_ITEMS);
+  const t0 = performance.now();
+  const cpu0 = cpuNow();
+  const added = await cp.add(list);
+  const secs = (performance.now() - t0) / 1000;
+  if (added !== ADD_ITEMS) throw new Error(`add inserted ${added} of ${ADD_ITEMS}`);
+  return { perSec: ADD_ITEMS / secs, latencies: [], completeLatencies: [], cpuPerItem: (cpuNow() - cpu0) / ADD_ITEMS };
+}
+
+async function baseAdd(h: Harness): Promise<Run> {
+  const cpu0 = cpuNow();
+  const millis = await h.base.insert(ADD_ITEMS);
+  return { perSec: ADD_ITEMS / (millis / 1000), latencies: [], completeLatencies: [], cpuPerItem: (cpuNow() - cpu0) / ADD_ITEMS };
 }
 
 function sqliteHarness(): Harness {
@@ -162,6 +201,13 @@ function sqliteHarness(): Harness {
     for (const l of leases) n += complete.run(l.key, l.token, owner, now).changes;
     return n;
   });
+  // The raw multi-row insert: 500 rows per statement, one transaction.
+  const insert500 = db.prepare(`INSERT INTO base_items (stream, key, status) VALUES ${Array.from({ length: 500 }, () => "('base', ?, 'pending')").join(', ')}`);
+  const insertRows = db.transaction((keys: string[]) => {
+    let i = 0;
+    for (; i + 500 <= keys.length; i += 500) insert500.run(...keys.slice(i, i + 500));
+    for (; i < keys.length; i++) insert.run(keys[i]);
+  });
   return {
     name: 'sqlite',
     single: Math.round(10_000 * SCALE),
@@ -175,13 +221,25 @@ function sqliteHarness(): Harness {
     },
     base: {
       seed: async (n) => seed(n),
-      claim: async (owner, limit) => {
+      // Like ours: a token from the stream's fence, bumped in the claim's transaction.
+      claim: async (owner, limit) => claimFenced.immediate(owner, limit, Date.now()),
+      claimPerRow: async (owner, limit) => {
         const now = Date.now();
         return claim.all(owner, now, LEASE_MS, now, limit) as { key: string; token: number }[];
       },
-      claimFenced: async (owner, limit) => claimFenced.immediate(owner, limit, Date.now()),
       completeOne: async (owner, l) => complete.run(l.key, l.token, owner, Date.now()).changes === 1,
       completeMany: async (owner, leases) => completeMany(owner, leases, Date.now()),
+      insert: async (n) => {
+        db.exec('DELETE FROM base_items');
+        const keys = items(n).map((i) => i.key);
+        const t0 = performance.now();
+        insertRows(keys);
+        return performance.now() - t0;
+      },
+    },
+    clearLib: async () => {
+      await storage.init();
+      db.exec('DELETE FROM checkpoint_items');
     },
     close: async () => {
       await storage.close();
@@ -255,6 +313,16 @@ async function postgresHarness(): Promise<Harness | null> {
             [leases.map((l) => l.key), leases.map((l) => l.token), owner],
           )
         ).rowCount ?? 0,
+      insert: async (n) => {
+        await pool.query(`TRUNCATE ${T}`);
+        const keys = items(n).map((i) => i.key);
+        const t0 = performance.now();
+        await pool.query(`INSERT INTO ${T} (stream, key, status) SELECT 'base', k, 'pending' FROM unnest($1::text[]) AS k`, [keys]);
+        return performance.now() - t0;
+      },
+    },
+    clearLib: async () => {
+      await pool.query(`TRUNCATE "${schema}".checkpoint_items`);
     },
     close: async () => {
       await storage.close();
@@ -293,41 +361,60 @@ async function pair(label: string, lib: () => Promise<Run>, base: () => Promise<
     base: best(baseRuns.map((r) => r.perSec)),
     libLat: libRuns.flatMap((r) => r.latencies),
     baseLat: baseRuns.flatMap((r) => r.latencies),
+    libDone: libRuns.flatMap((r) => r.completeLatencies),
+    baseDone: baseRuns.flatMap((r) => r.completeLatencies),
     libCpu: Math.min(...libRuns.map((r) => r.cpuPerItem)),
     baseCpu: Math.min(...baseRuns.map((r) => r.cpuPerItem)),
   };
 }
 
-async function bench(h: Harness) {
-  console.log(`\n${h.name}: ${ROUNDS} rounds each, best round shown (single ${fmt(h.single)} items, batched ${fmt(h.batched)} items)`);
-  const single = await pair('(a) 1 per claim, 8 loops', () => libPrimitives(h, 1, 8, h.single), () => basePrimitives(h, 1, 8, h.single));
-  line(single.label, single.lib, single.base, 0.9);
-  if (h.name === 'sqlite') cpuLine(single.libCpu, single.baseCpu);
-  if (h.base.claimFenced) {
-    const runs: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) runs.push((await basePrimitives(h, 1, 8, h.single, true)).perSec);
-    line('    same, baseline with stream fence', single.lib, best(runs), null);
+function latencyLines(what: string, lib: number[], base: number[]) {
+  for (const p of [50, 99]) {
+    const [l, b] = [pct(lib, p), pct(base, p)];
+    console.log(`  ${`    ${what} latency p${p}`.padEnd(34)} lib ${ms(l).padStart(10)}   baseline ${ms(b).padStart(10)}`);
   }
-  const batched = await pair('(a) 50 per claim, 4 loops', () => libPrimitives(h, 50, 4, h.batched), () => basePrimitives(h, 50, 4, h.batched));
-  line(batched.label, batched.lib, batched.base, 0.9);
-  if (h.name === 'sqlite') cpuLine(batched.libCpu, batched.baseCpu);
-  const procRuns: Run[] = [];
-  for (let r = 0; r < ROUNDS; r++) procRuns.push(await libProcess(h, h.batched));
-  line('(b) process(), concurrency 8', best(procRuns.map((r) => r.perSec)), batched.base, 0.7);
-  if (h.name === 'sqlite') cpuLine(Math.min(...procRuns.map((r) => r.cpuPerItem)), batched.baseCpu);
-  const p50 = [pct(single.libLat, 50), pct(single.baseLat, 50)] as const;
-  const p99 = [pct(single.libLat, 99), pct(single.baseLat, 99)] as const;
-  console.log(`  ${'claim latency p50 (1 per claim)'.padEnd(34)} lib ${ms(p50[0]).padStart(10)}   baseline ${ms(p50[1]).padStart(10)}   ratio ${(p50[1] / p50[0]).toFixed(2)} (baseline/lib)`);
-  console.log(`  ${'claim latency p99 (1 per claim)'.padEnd(34)} lib ${ms(p99[0]).padStart(10)}   baseline ${ms(p99[1]).padStart(10)}   ratio ${(p99[1] / p99[0]).toFixed(2)} (baseline/lib)`);
 }
 
-const sqlite = sqliteHarness();
-try {
-  await bench(sqlite);
-} finally {
-  await sqlite.close();
+async function bench(h: Harness) {
+  const pgOnly = h.name === 'postgres';
+  console.log(`\n${h.name}: ${ROUNDS} rounds each, best round shown (single ${fmt(h.single)} items, batched ${fmt(h.batched)} items)`);
+  const one = await pair('(a) 1 per claim, 1 loop', () => libPrimitives(h, 1, 1, h.single), () => basePrimitives(h, 1, 1, h.single));
+  line(one.label, one.lib, one.base, 0.9);
+  if (!pgOnly) cpuLine(one.libCpu, one.baseCpu);
+  const batched = await pair('(a) 50 per claim, 4 loops', () => libPrimitives(h, 50, 4, h.batched), () => basePrimitives(h, 50, 4, h.batched));
+  line(batched.label, batched.lib, batched.base, 0.9);
+  if (!pgOnly) cpuLine(batched.libCpu, batched.baseCpu);
+  const eight = await pair('(c) 1 per claim, 8 loops, coalesced', () => libPrimitives(h, 1, 8, h.single), () => basePrimitives(h, 1, 8, h.single));
+  line(eight.label, eight.lib, eight.base, pgOnly ? 2 : 1);
+  if (!pgOnly) cpuLine(eight.libCpu, eight.baseCpu);
+  latencyLines('claim', eight.libLat, eight.baseLat);
+  latencyLines('complete', eight.libDone, eight.baseDone);
+  if (h.base.claimPerRow) {
+    const runs: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) runs.push((await basePrimitives(h, 1, 8, h.single, true)).perSec);
+    line('    same, baseline token per row', eight.lib, best(runs), null);
+  }
+  const procRuns: Run[] = [];
+  for (let r = 0; r < ROUNDS; r++) procRuns.push(await libProcess(h, h.batched));
+  line('(b) process(), defaults, conc. 8', best(procRuns.map((r) => r.perSec)), batched.base, 0.9);
+  if (!pgOnly) cpuLine(Math.min(...procRuns.map((r) => r.cpuPerItem)), batched.baseCpu);
+  const proc1Runs: Run[] = [];
+  for (let r = 0; r < ROUNDS; r++) proc1Runs.push(await libProcess(h, h.single, 1));
+  line('(b) process(), batchSize 1, conc. 8', best(proc1Runs.map((r) => r.perSec)), eight.base, pgOnly ? 2 : null);
+  const add = await pair(`(d) add() of ${fmt(ADD_ITEMS)} items`, () => libAdd(h), () => baseAdd(h));
+  line(add.label, add.lib, add.base, 0.7);
 }
-const postgres = await postgresHarness();
+
+const ONLY = process.env.BENCH_ONLY; // sqlite | postgres: one backend
+if (ONLY !== 'postgres') {
+  const sqlite = sqliteHarness();
+  try {
+    await bench(sqlite);
+  } finally {
+    await sqlite.close();
+  }
+}
+const postgres = ONLY === 'sqlite' ? null : await postgresHarness();
 if (postgres) {
   try {
     await bench(postgres);
