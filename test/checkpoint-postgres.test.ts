@@ -38,6 +38,18 @@ describe.skipIf(!available)('postgres checkpoint', () => {
     expect(store).toMatchObject({ kind: 'postgres', persistent: true });
   });
 
+  it('fails only the completion PostgreSQL refuses when concurrent completions share a statement', async () => {
+    const cp = createCheckpoint({ storage: store, stream: `nul-${Date.now()}` });
+    await cp.add([{ key: 'a' }, { key: 'b' }, { key: 'c' }, { key: 'd' }]);
+    const leases = await Promise.all(['w1', 'w2', 'w3', 'w4'].map((owner) => cp.claim({ owner, limit: 1 })));
+    // jsonb refuses the NUL character (SQLSTATE 22P05): the whole statement rolls back.
+    const outcomes = await Promise.allSettled(leases.map(([lease], i) => cp.complete(lease!, i === 1 ? { text: 'a\u0000b' } : { i })));
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'STORAGE' });
+    expect(await cp.get(leases[1]![0]!.key)).toMatchObject({ status: 'processing', owner: 'w2' });
+    for (const i of [0, 2, 3]) expect(await cp.get(leases[i]![0]!.key)).toMatchObject({ status: 'done', result: { i } });
+  });
+
   it('refuses bad targets and options with a ValidationError that names the field', () => {
     expect(() => postgresCheckpoint({ connectionString: '' })).toThrow(expect.objectContaining({ code: 'VALIDATION', message: expect.stringMatching(/postgresCheckpoint/) }));
     expect(() => postgresCheckpoint({ pool: {} as never })).toThrow(/pg Pool/);

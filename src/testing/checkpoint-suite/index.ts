@@ -4,6 +4,7 @@ import { addGroup } from './add.js';
 import { claimKeyGroup } from './claim-key.js';
 import { claimGroup } from './claim.js';
 import { completeGroup } from './complete.js';
+import { coalesceGroup } from './coalesce.js';
 import { checkpointSuiteContext, type CheckpointSuiteContext } from './context.js';
 import { expiryGroup } from './expiry.js';
 import { failGroup } from './fail.js';
@@ -25,6 +26,7 @@ export const CHECKPOINT_SUITE_GROUPS = [
   'complete',
   'fail',
   'release',
+  'coalesce',
   'inspect',
   'validation',
   'process',
@@ -56,6 +58,7 @@ const GROUPS: Record<CheckpointSuiteGroup, (t: CheckpointSuiteContext) => void> 
   complete: completeGroup,
   fail: failGroup,
   release: releaseGroup,
+  coalesce: coalesceGroup,
   inspect: inspectGroup,
   validation: validationGroup,
   process: processGroup,
