@@ -2,7 +2,7 @@ import type { StorageCapability, StorageDriver } from '../../storage/contract.js
 import { guardStore } from '../../storage/guarded-storage.js';
 import type { TestRunner } from '../runner.js';
 import { auditGroup } from './audit.js';
-import { auditedWritesGroup } from './audited-writes.js';
+import { transactionalAuditGroup } from './transactional-audit.js';
 import { cascadeDeleteGroup } from './cascade-delete.js';
 import { suiteContext, type SuiteContext } from './context.js';
 import { duplicateCredentialsGroup } from './duplicate-credentials.js';
@@ -27,7 +27,7 @@ export { sampleSessionRecord } from './context.js';
 
 /**
  * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. Groups of
- * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `audited-writes`) are skipped by themselves.
+ * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`) are skipped by themselves.
  *
  * @example
  * ```ts
@@ -50,7 +50,7 @@ export const STORAGE_SUITE_GROUPS = [
   'stats',
   'transitions',
   'audit',
-  'audited-writes',
+  'transactional-audit',
   'replace-credentials',
   'unreadable-rows',
   'shared-store',
@@ -96,7 +96,7 @@ const GROUPS: readonly { name: StorageSuiteGroup; requires: readonly StorageCapa
   { name: 'stats', requires: ['counters'], define: statsGroup },
   { name: 'transitions', requires: ['history'], define: transitionsGroup },
   { name: 'audit', requires: ['audit'], define: auditGroup },
-  { name: 'audited-writes', requires: ['audit'], define: auditedWritesGroup },
+  { name: 'transactional-audit', requires: ['audit'], define: transactionalAuditGroup },
   { name: 'replace-credentials', requires: [], define: replaceCredentialsGroup },
   { name: 'unreadable-rows', requires: [], define: (t, o) => o.corruptRow && unreadableRowsGroup(t, o.corruptRow) },
   { name: 'shared-store', requires: [], define: (t, o) => o.reopen && sharedStoreGroup(t, o.reopen) },
