@@ -444,9 +444,9 @@ describe('storageConformanceSuite can fail', () => {
     const { failed } = await storageRun(
       brokenMemory((inner) => ({
         sessions: {
-          async update(id, patch) {
+          async update(id, patch, _expectedVersion, options) {
             const current = await inner.sessions.get(id);
-            return inner.sessions.update(id, patch, current?.version ?? 1);
+            return inner.sessions.update(id, patch, current?.version ?? 1, options);
           },
         },
       })),

@@ -1,31 +1,46 @@
 import { StorageError } from '../errors.js';
-import type { AuditInput, StatDelta, StatusUpdate, StorageDriver, TransitionRecord } from '../storage/contract.js';
+import type { StatDelta, StatusUpdate, StorageDriver, TransitionRecord } from '../storage/contract.js';
+import type { Clock } from '../types.js';
 
 const BATCH = 1000;
 
 /**
- * Write-behind for high-volume, non-critical writes: runtime status, transition history,
- * counters and audit entries. Changes are merged in memory and written in batches (one driver
- * call per kind per batch), so 10,000 sessions starting at once cost a few dozen writes, not
- * tens of thousands. Writes that must be durable before a call returns (session spec, desired
- * state, KV) do not go through here. `flush()` waits for everything queued so far.
+ * Write-behind for high-volume, non-critical writes: runtime status, transition history and
+ * counters. Changes are merged in memory and written in batches (one driver call per kind per
+ * batch), so 10,000 sessions starting at once cost a few dozen writes, not tens of thousands.
+ * Writes that must be durable before a call returns (session spec, desired state, KV, audit
+ * entries) do not go through here. `flush()` waits for everything queued so far.
+ *
+ * When a batch is written: on the next turn of the event loop (`setImmediate`), and at the latest
+ * `flushMs` after its first change by the manager's clock. The second matters because the first
+ * may never come: a burst of awaited calls on a synchronous store (SQLite, memory) and an adapter
+ * that answers at once runs entirely in promise jobs, and the event loop (timers included) does
+ * not turn until the burst ends. So the deadline is checked where the changes come in, and a
+ * batch that is due is written from there, inside the burst.
  */
 export class Persister {
   readonly #storage: StorageDriver;
   readonly #historySize: number;
   readonly #onError: (error: unknown) => void;
+  readonly #clock: Clock;
+  readonly #flushMs: number;
   #status = new Map<string, StatusUpdate>();
   #transitions: TransitionRecord[] = [];
   #stats = new Map<string, StatDelta>();
-  #audit: AuditInput[] = [];
   #scheduled: NodeJS.Immediate | null = null;
+  /** When the first change not yet taken by a write came in (null: none waiting). */
+  #since: number | null = null;
+  /** A write is chained and has not yet taken the queue: later changes go with it. */
+  #pending = false;
   #running: Promise<void> = Promise.resolve();
   #closed = false;
 
-  constructor(storage: StorageDriver, historySize: number, onError: (error: unknown) => void) {
+  constructor(storage: StorageDriver, options: { historySize: number; flushMs: number; clock: Clock; onError: (error: unknown) => void }) {
     this.#storage = storage;
-    this.#historySize = historySize;
-    this.#onError = onError;
+    this.#historySize = options.historySize;
+    this.#flushMs = options.flushMs;
+    this.#clock = options.clock;
+    this.#onError = options.onError;
   }
 
   status(update: StatusUpdate): void {
@@ -54,11 +69,6 @@ export class Persister {
     this.#schedule();
   }
 
-  audit(entry: AuditInput): void {
-    this.#audit.push(entry);
-    this.#schedule();
-  }
-
   /** Drops queued writes of a session that is being deleted. */
   forget(sessionId: string): void {
     this.#status.delete(sessionId);
@@ -72,6 +82,7 @@ export class Persister {
       clearImmediate(this.#scheduled);
       this.#scheduled = null;
     }
+    this.#pending = true;
     this.#running = this.#running.then(() => this.#write());
     return this.#running;
   }
@@ -87,7 +98,12 @@ export class Persister {
       this.#status.clear();
       this.#transitions = [];
       this.#stats.clear();
-      this.#audit = [];
+      return;
+    }
+    if (this.#pending) return; // the chained write takes this change too
+    if (this.#since === null) this.#since = this.#clock.now();
+    else if (this.#clock.now() - this.#since >= this.#flushMs) {
+      void this.flush(); // due: written now, whether or not the event loop gets to turn
       return;
     }
     if (this.#scheduled) return;
@@ -102,11 +118,11 @@ export class Persister {
     const status = [...this.#status.values()];
     const transitions = this.#transitions;
     const stats = [...this.#stats.values()];
-    const audit = this.#audit;
     this.#status = new Map();
     this.#transitions = [];
     this.#stats = new Map();
-    this.#audit = [];
+    this.#since = null;
+    this.#pending = false;
     const run = async (what: string, fn: () => Promise<void>) => {
       try {
         await fn();
@@ -114,9 +130,8 @@ export class Persister {
         this.#onError(new StorageError(`Writing ${what} to storage failed: ${(error as Error)?.message ?? error}`, { cause: error }));
       }
     };
-    // A capability the store lacks is skipped: transitions then stay in memory, counters and audit entries are not kept.
-    const { audit: auditStore, history, counters, sessions } = this.#storage;
-    if (auditStore) for (let i = 0; i < audit.length; i += BATCH) await run('audit entries', () => auditStore.append(audit.slice(i, i + BATCH)));
+    // A capability the store lacks is skipped: transitions then stay in memory, counters are not kept.
+    const { history, counters, sessions } = this.#storage;
     for (let i = 0; i < status.length; i += BATCH) await run('session status', () => sessions.saveStatus(status.slice(i, i + BATCH)));
     if (history) {
       for (let i = 0; i < transitions.length; i += BATCH) {

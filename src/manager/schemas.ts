@@ -190,6 +190,16 @@ export const managerOptionsSchema = z.strictObject({
       concurrency: z.number().int().positive().default(16),
     })
     .prefault({}),
+  /**
+   * The write-behind of runtime status, transitions and counters: a batch is written on the next
+   * turn of the event loop, and at the latest `flushMs` after its first change (by the manager's
+   * clock), even while a burst of calls keeps the event loop from turning.
+   */
+  persist: z
+    .strictObject({
+      flushMs: z.number().int().min(1).max(60_000).default(250),
+    })
+    .prefault({}),
   /** Lines kept per session for `manager.logs(id)`. */
   logBufferSize: z.number().int().min(0).default(200),
   /** Transitions kept per session on the snapshot and in storage. */

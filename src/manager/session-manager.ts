@@ -5,12 +5,13 @@ import { AdapterNotFoundError, MultisessionError, SessionNotFoundError, Validati
 import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
-import { requireCapability, type AuditEntry, type StorageDriver } from '../storage/contract.js';
+import { requireCapability, type AuditEntry, type StorageDriver, type WriteOptions } from '../storage/contract.js';
 import { guardStore } from '../storage/guarded-storage.js';
 import { memoryStorage } from '../storage/memory/memory-storage.js';
 import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger, systemClock } from '../types.js';
 import { parseWith } from '../validation.js';
 import { untilAborted } from './abort.js';
+import { AuditLog } from './audit-log.js';
 import { EventHub, EventSubscriptions, type SessionManagerEvents } from './events.js';
 import type { ManagerCore } from './manager-core.js';
 import { Persister } from './persister.js';
@@ -60,6 +61,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   readonly #writes: SessionWrites;
   readonly #core: ManagerCore;
   readonly #life: ManagerLifecycle;
+  readonly #auditLog: AuditLog;
 
   constructor(options: SessionManagerOptions = {}) {
     const events = new EventHub<SessionManagerEvents>();
@@ -82,7 +84,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     }
     this.#vault = new CredentialVault(opts.secretKey ?? process.env[SECRET_KEY_ENV] ?? undefined, this.#storage.persistent);
     this.#scheduler = new Scheduler(this.#clock, (error) => this.#managerError(error));
-    this.#persister = new Persister(this.#storage, opts.historySize, (error) => this.#managerError(error));
+    const persist = { historySize: opts.historySize, flushMs: opts.persist.flushMs, clock: this.#clock };
+    this.#persister = new Persister(this.#storage, { ...persist, onError: (error) => this.#managerError(error) });
     this.#waits = new Waits(this.#events, this.#scheduler, this.#clock);
     this.#core = {
       options: this.options,
@@ -98,7 +101,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       kvStore: () => requireCapability(this.#storage, 'kv'),
       adapterNames: () => [...this.#adapters.keys()],
     };
-    const audit = this.#audit.bind(this);
+    const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
     const onError = (error: unknown) => this.#managerError(error);
     this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, onError });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit });
@@ -206,8 +209,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   async start(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
     return this.#control(id, options, async (rt, ctl) => {
       if (rt.running) return rt.start(ctl.reason ?? 'start');
-      await rt.setDesired('running');
-      this.#audit('start', id, ctl.actor, {});
+      await this.#setDesired(rt, 'running', this.#auditLog.entry('start', id, ctl.actor, {}));
       return rt.start(ctl.reason ?? 'start');
     });
   }
@@ -215,8 +217,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   /** Stops a session (desired state `stopped`, persisted). Resolves when it is `stopped`. */
   async stop(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
     return this.#control(id, options, async (rt, ctl) => {
-      await rt.setDesired('stopped');
-      this.#audit('stop', id, ctl.actor, ctl.reason ? { reason: ctl.reason } : {});
+      await this.#setDesired(rt, 'stopped', this.#auditLog.entry('stop', id, ctl.actor, ctl.reason ? { reason: ctl.reason } : {}));
       await rt.stop(ctl.reason ?? 'stop');
       return SETTLED;
     });
@@ -227,9 +228,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     return this.#control(id, options, async (rt, ctl) => {
       const reason = ctl.reason ?? 'restart';
       await rt.stop(reason);
-      await rt.setDesired('running');
+      await this.#setDesired(rt, 'running', this.#auditLog.entry('restart', id, ctl.actor, {}));
       rt.countRestart();
-      this.#audit('restart', id, ctl.actor, {});
       return rt.start(reason);
     });
   }
@@ -252,7 +252,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
         await rt.stop('logout');
       }
       await this.#storage.kv?.clear(id, { prefix: AUTH_PREFIX });
-      this.#audit('logout', id, ctl.actor, {});
+      await this.#auditLog.append(this.#auditLog.entry('logout', id, ctl.actor, {}));
       return wasRunning ? rt.start('logout') : SETTLED;
     });
   }
@@ -264,7 +264,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     return rt.enqueue(async () => {
       this.#assertLive(rt);
       const removed = (await this.#storage.kv?.clear(id, { prefix: CONTEXT_PREFIX })) ?? 0;
-      this.#audit('clear', id, ctl.actor, { removed });
+      await this.#auditLog.append(this.#auditLog.entry('clear', id, ctl.actor, { removed }));
       return removed;
     });
   }
@@ -325,7 +325,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     this.#assertOpen();
     const audit = requireCapability(this.#storage, 'audit');
     const q = parseWith(auditQuerySchema, query, 'audit query');
-    await this.#persister.flush();
+    await this.#persister.flush(); // the entries are stored with their calls; status and history are written too, as documented
     return audit.list(q);
   }
 
@@ -399,8 +399,9 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     throw new ValidationError('session input', [{ path: ['platform'], message: err.message }]);
   }
 
-  #audit(action: string, sessionId: string | null, actor: string | undefined, details: JsonObject): void {
-    this.#persister.audit({ at: this.#clock.now(), sessionId, action, actor: actor ?? null, details });
+  /** Persists the desired state with its audit entry; when it is unchanged, the entry is written on its own. */
+  async #setDesired(rt: SessionRuntime, desired: 'running' | 'stopped', audit: WriteOptions | undefined): Promise<void> {
+    if (!(await rt.setDesired(desired, audit))) await this.#auditLog.append(audit);
   }
 
   #managerError(error: unknown): void {

@@ -5,6 +5,7 @@ import { keepRedactedProxy } from '../net/config.js';
 import type { CredentialVault } from '../security/credential-vault.js';
 import type { SessionPatch, SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { JsonObject } from '../types.js';
+import type { AuditLog } from './audit-log.js';
 import type { EventHub, SessionManagerEvents } from './events.js';
 import type { ManagerCore } from './manager-core.js';
 import { SessionRuntime } from './runtime/session-runtime.js';
@@ -13,8 +14,8 @@ import type { SessionRegistry } from './session-registry.js';
 
 /**
  * The writes of a session's stored spec: create, update, delete and key rotation. Each keeps the
- * credential gate (no row sealed with an old key after a rotation read it), writes the audit entry
- * and announces the change.
+ * credential gate (no row sealed with an old key after a rotation read it), stores the audit entry
+ * with the change (same transaction) and announces it.
  */
 
 /** The schemas a session whose adapter is not registered is updated with (stored data, as is). */
@@ -63,7 +64,6 @@ export function planUpdate(adapter: Adapter | null, current: SessionRecord, data
   return plan;
 }
 
-type Audit = (action: string, sessionId: string | null, actor: string | undefined, details: JsonObject) => void;
 const SETTLED = { settled: Promise.resolve() };
 
 export class SessionWrites {
@@ -72,9 +72,9 @@ export class SessionWrites {
   readonly #sessions: SessionRegistry;
   readonly #vault: CredentialVault;
   readonly #events: EventHub<SessionManagerEvents>;
-  readonly #audit: Audit;
+  readonly #audit: AuditLog;
 
-  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; vault: CredentialVault; events: EventHub<SessionManagerEvents>; audit: Audit }) {
+  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; vault: CredentialVault; events: EventHub<SessionManagerEvents>; audit: AuditLog }) {
     this.#core = deps.core;
     this.#storage = deps.core.storage;
     this.#sessions = deps.sessions;
@@ -88,6 +88,7 @@ export class SessionWrites {
     const release = this.#sessions.reserve();
     const now = this.#core.clock.now();
     const { id, labels, metadata, priority, capacity, autoStart, idleTimeoutMs, allowSharedCredentials } = input;
+    const audit = this.#audit.entry('create', id, actor, { fields }, now);
     const runtime = await this.#vault
       .withKey(async () => {
         const sealed = this.#vault.seal(credentials);
@@ -112,14 +113,13 @@ export class SessionWrites {
           lastActivityAt: null,
           createdAt: now,
           updatedAt: now,
-        });
+        }, audit);
         // Registered inside the gate, so a key rotation that follows sees (and re-seals) it.
         const created = new SessionRuntime(this.#core, adapter, record, { fresh: true });
         this.#sessions.add(created);
         return created;
       })
       .finally(release);
-    this.#audit('create', runtime.id, actor, { fields });
     if (this.#events.count('session.created')) this.#events.emit('session.created', { id: runtime.id, session: runtime.snapshot(), at: now });
     return runtime;
   }
@@ -129,17 +129,17 @@ export class SessionWrites {
     const plan = planUpdate(rt.adapter, rt.record, data, this.#vault);
     if (plan.changed.length === 0) return SETTLED;
     const now = this.#core.clock.now();
+    const { changed } = plan;
+    const audit = this.#audit.entry('update', rt.id, actor, { fields: changed }, now);
     if (plan.credentials !== undefined) {
       await this.#vault.withKey(async () => {
         // Sealed inside the gate: a rotation may have changed the key meanwhile.
         const sealed = this.#vault.seal(plan.credentials);
-        await rt.write({ ...plan.changes, credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint, updatedAt: now });
+        await rt.write({ ...plan.changes, credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint, updatedAt: now }, audit);
       });
     } else {
-      await rt.write({ ...plan.changes, updatedAt: now });
+      await rt.write({ ...plan.changes, updatedAt: now }, audit);
     }
-    const { changed } = plan;
-    this.#audit('update', rt.id, actor, { fields: changed });
     if (this.#events.count('session.updated')) this.#events.emit('session.updated', { id: rt.id, session: rt.snapshot(), changed, at: now });
     if (changed.includes('idleTimeoutMs')) rt.rescheduleIdle();
     if ((changed.includes('config') || changed.includes('credentials')) && rt.record.desiredState === 'running' && rt.state !== 'stopped') {
@@ -156,24 +156,26 @@ export class SessionWrites {
     if (rt.state !== 'stopped' && rt.state !== 'failed' && rt.state !== 'expired' && !force) {
       throw new InvalidTransitionError(rt.id, rt.state, 'deleted', { context: { hint: 'stop it first or pass { force: true }' } });
     }
-    await rt.remove();
+    const audit = this.#audit.entry('delete', rt.id, actor, { force });
+    // Gone already (another writer deleted the row): the entry of this call is written on its own.
+    if (!(await rt.remove(audit))) await this.#audit.append(audit);
     this.#sessions.delete(rt.id);
     this.#vault.forget(rt.id);
-    this.#audit('delete', rt.id, actor, { force });
     this.#events.emit('session.deleted', { id: rt.id, at: this.#core.clock.now() });
   }
 
   /** Re-seals every session's credentials with `newKey` in one transaction. */
   async rotate(newKey: string, actor: string | undefined): Promise<{ rotated: number }> {
-    const { records, keyId } = await this.#vault.rotate(
+    const { records } = await this.#vault.rotate(
       newKey,
       () => this.#sessions.all().map((rt) => rt.record),
       () => this.#core.clock.now(),
-      async (rows) => (await this.#storage.sessions.replaceCredentials(rows)) ?? Promise.reject(await this.#lostRewrite(rows)),
+      async (rows, keyId) => {
+        const audit = this.#audit.entry('rotate-key', null, actor, { sessions: rows.length, keyId });
+        return (await this.#storage.sessions.replaceCredentials(rows, audit)) ?? Promise.reject(await this.#lostRewrite(rows));
+      },
     );
     for (const record of records) this.#sessions.find(record.id)?.adoptRecord(record);
-    this.#audit('rotate-key', null, actor, { sessions: records.length, keyId });
-    await this.#core.persister.flush();
     return { rotated: records.length };
   }
 

@@ -92,7 +92,7 @@ export class CredentialVault {
    * vault uses the new key. Throws `DecryptionError` (and changes
    * nothing) when any record cannot be opened with the current key.
    */
-  async rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[]) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
+  async rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[], keyId: string | null) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
     parseSecretKey(newKey);
     while (this.#rotation) await this.#rotation.catch(() => undefined);
     const rotation = this.#rotate(newKey, records, now, store);
@@ -104,7 +104,7 @@ export class CredentialVault {
     }
   }
 
-  async #rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[]) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
+  async #rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[], keyId: string | null) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
     if (this.#writes > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     this.#drained = null;
     const next = this.#codec.withKey(newKey);
@@ -123,7 +123,7 @@ export class CredentialVault {
         }
         return { id: r.id, credentials: next.seal(plain), credentialsFingerprint: next.fingerprint(plain), expectedVersion: r.version, updatedAt: now() };
       });
-    const written = await store(rows);
+    const written = await store(rows, next.keyId);
     this.#codec = next;
     this.#secretCache.clear();
     return { records: written, keyId: next.keyId };

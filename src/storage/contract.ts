@@ -35,6 +35,10 @@ import type { JsonObject, JsonValue } from '../types.js';
  *   throw `DuplicateCredentialsError` when the written record has a fingerprint, does not allow
  *   sharing, and another session holds the same fingerprint; nothing is written then.
  * - `sessions.delete` removes the session's KV, counters and history with it (not the audit log).
+ * - The audit entry a session write is given ({@link WriteOptions}) is stored in the same
+ *   transaction as the change, exactly when the change is: not when the write throws, loses its
+ *   compare-and-swap (`null`) or finds nothing to delete (`false`). Without the `audit` capability
+ *   it is ignored.
  * - KV, counters and history are per session: no call for one session id reads another's.
  * - `kv.write` applies all its operations or none. Writing KV for a missing session throws
  *   `SessionNotFoundError`.
@@ -84,23 +88,36 @@ export interface CheckpointStore extends StoreLifecycle {
   readonly checkpoint: CheckpointBackend;
 }
 
+/**
+ * Options of the session writes the manager audits (`create`, `update`, `delete`,
+ * `replaceCredentials`).
+ */
+export interface WriteOptions {
+  /**
+   * An entry of the audit log, written in the same transaction as the change (an acknowledged
+   * change always has its entry; a write that does not happen leaves none). Checked before
+   * anything is written; ignored by a driver without the `audit` capability.
+   */
+  audit?: AuditInput;
+}
+
 /** The sessions themselves: the one capability every driver has. */
 export interface SessionStore {
-  create(record: NewSessionRecord): Promise<SessionRecord>;
+  create(record: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord>;
   get(id: string): Promise<SessionRecord | null>;
   /** Every session, ordered by id. */
   list(): Promise<SessionRecord[]>;
   /** Compare-and-swap on `version`: the updated record, or `null` when missing or changed meanwhile. */
-  update(id: string, patch: SessionPatch, expectedVersion: number): Promise<SessionRecord | null>;
+  update(id: string, patch: SessionPatch, expectedVersion: number, options?: WriteOptions): Promise<SessionRecord | null>;
   /** Runtime status of many sessions in one write; ids that no longer exist are skipped. */
   saveStatus(updates: StatusUpdate[]): Promise<void>;
   /** Returns false when there was nothing to delete. */
-  delete(id: string): Promise<boolean>;
+  delete(id: string, options?: WriteOptions): Promise<boolean>;
   /**
    * Rewrites the sealed credentials of several sessions in one transaction (key rotation): all or
    * nothing; `null` (and nothing written) when any row is missing or its version no longer matches.
    */
-  replaceCredentials(rows: CredentialRewrite[]): Promise<SessionRecord[] | null>;
+  replaceCredentials(rows: CredentialRewrite[], options?: WriteOptions): Promise<SessionRecord[] | null>;
 }
 
 /** The per-session key-value space. */

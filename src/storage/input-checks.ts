@@ -14,6 +14,7 @@ import type {
   StatDelta,
   StatusUpdate,
   TransitionRecord,
+  WriteOptions,
 } from './contract.js';
 
 /**
@@ -132,9 +133,10 @@ const transitions = z.array(
   z.object({ sessionId: id, from: z.enum(SESSION_STATES), to: z.enum(SESSION_STATES), reason: z.string(), at: time }),
 );
 
-const auditInputs = z.array(
-  z.object({ at: time, sessionId: id.nullable(), action: z.string().min(1), actor: z.string().nullable(), details: jsonObject }),
-);
+
+const auditEntry = z.object({ at: time, sessionId: id.nullable(), action: z.string().min(1), actor: z.string().nullable(), details: jsonObject });
+const auditInputs = z.array(auditEntry);
+const writeOptions = z.object({ audit: auditEntry.optional() }).optional();
 
 const auditQuery = z
   .object({
@@ -251,6 +253,12 @@ export const checkStatus = (v: StatusUpdate[]): StatusUpdate[] => checked(fastSt
 export const checkDeltas = (v: StatDelta[]): StatDelta[] => checked(fastDeltas, deltas, v, 'stat deltas');
 export const checkTransitions = (v: TransitionRecord[]): TransitionRecord[] => checked(fastTransitions, transitions, v, 'transitions');
 export const checkAuditInputs = (v: AuditInput[]): AuditInput[] => checked(fastAudit, auditInputs, v, 'audit entries');
+/** The audit entry of a session write's options (undefined when none), checked. */
+export function checkWriteOptions(v: WriteOptions | undefined): AuditInput | undefined {
+  if (v === undefined || (isObject(v) && v.audit === undefined)) return undefined;
+  if (isObject(v) && fastAudit([v.audit])) return v.audit as AuditInput;
+  return parseWith(writeOptions, v, 'write options')?.audit;
+}
 export const checkAuditQuery = (v: AuditQuery | undefined): Required<Pick<AuditQuery, 'limit'>> & AuditQuery =>
   parseWith(auditQuery, v, 'audit query');
 export const checkPositive = (v: number, what: string): number => parseWith(positiveInt, v, what);

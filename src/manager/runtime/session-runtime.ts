@@ -4,7 +4,7 @@ import { canTransition, type DesiredState, type HealthStatus, type SessionState 
 import { SessionRateLimiter } from '../../net/session-limiter.js';
 import type { TokenBucket } from '../../net/token-bucket.js';
 import { redact, scrubDeep, scrubError, scrubText } from '../../security/redact.js';
-import type { SessionError, SessionPatch, SessionRecord } from '../../storage/contract.js';
+import type { SessionError, SessionPatch, SessionRecord, WriteOptions } from '../../storage/contract.js';
 import type { JsonValue } from '../../types.js';
 import type { SessionManagerEventName, SessionManagerEventPayload } from '../events.js';
 import type { ManagerCore } from '../manager-core.js';
@@ -187,11 +187,14 @@ export class SessionRuntime {
     this.transition('stopped', reason);
   }
 
-  /** Versioned write of the stored record; on a lost update the record is read again, so a retry can succeed. */
-  async write(patch: SessionPatch): Promise<SessionRecord> {
+  /**
+   * Versioned write of the stored record (with its audit entry, if given, in the same
+   * transaction); on a lost update the record is read again, so a retry can succeed.
+   */
+  async write(patch: SessionPatch, options?: WriteOptions): Promise<SessionRecord> {
     const sessions = this.#core.storage.sessions;
     const expected = this.#record.version;
-    const updated = await sessions.update(this.id, patch, expected);
+    const updated = await sessions.update(this.id, patch, expected, options);
     if (updated) return (this.#record = updated);
     // Lost: read the record again (so a retry can succeed) and say why.
     const fresh = await sessions.get(this.id).catch(() => undefined);
@@ -200,9 +203,11 @@ export class SessionRuntime {
     throw versionConflict(this.id, expected, fresh?.version ?? null, 'read it again and retry');
   }
 
-  async setDesired(desired: DesiredState): Promise<void> {
-    if (this.#record.desiredState === desired) return;
-    await this.write({ desiredState: desired, updatedAt: this.#core.clock.now() });
+  /** Persists the desired state with `options`' audit entry; false (nothing written) when it is already `desired`. */
+  async setDesired(desired: DesiredState, options?: WriteOptions): Promise<boolean> {
+    if (this.#record.desiredState === desired) return false;
+    await this.write({ desiredState: desired, updatedAt: this.#core.clock.now() }, options);
+    return true;
   }
 
   /** A record written by someone else for this session (key rotation). */
@@ -213,15 +218,16 @@ export class SessionRuntime {
   /**
    * Deletes the session: stops it, then removes it from storage. Nothing of it lands after the
    * delete (on a new session that takes the same id): queued writes are dropped and a write
-   * already under way is awaited first.
+   * already under way is awaited first. False when the stored row was gone already (then
+   * `options`' audit entry was not written either).
    */
-  async remove(): Promise<void> {
+  async remove(options?: WriteOptions): Promise<boolean> {
     if (this.#deleted) throw new SessionNotFoundError(this.id);
     if (this.running || this.#state !== 'stopped') await this.stop('deleted');
     this.#deleted = true;
     this.#core.persister.forget(this.id);
     await this.#core.persister.flush();
-    await this.#core.storage.sessions.delete(this.id);
+    return this.#core.storage.sessions.delete(this.id, options);
   }
 
   /** Marks a session whose stored row, credentials or adapter cannot be used: `failed`, not started. */

@@ -2,6 +2,7 @@ import { DuplicateCredentialsError, SessionExistsError } from '../../errors.js';
 import { cloneJson, type JsonValue } from '../../types.js';
 import {
   touchesCredentials,
+  type AuditInput,
   type CredentialRewrite,
   type NewSessionRecord,
   type SessionPatch,
@@ -9,6 +10,7 @@ import {
   type SessionStore,
   type StatusUpdate,
   type TransitionRecord,
+  type WriteOptions,
 } from '../contract.js';
 import * as check from '../input-checks.js';
 
@@ -68,25 +70,30 @@ function recordOf(r: Omit<SessionRecord, 'readError' | 'version'>, version: numb
 /**
  * The sessions of the memory store: O(1) reads and writes, `list` sorts. Records are deep copies
  * in and out; `update` and `replaceCredentials` are compare-and-swaps on `version` that return
- * `null` when lost; a fingerprint index keeps the duplicate-credential guard O(1).
+ * `null` when lost; a fingerprint index keeps the duplicate-credential guard O(1). A write's audit
+ * entry goes to `audit` in the same synchronous step as the change (nothing can come between).
  */
 export class MemorySessions implements SessionStore {
   readonly #data: MemoryData;
+  readonly #audit: (entry: AuditInput) => void;
   /** credentialsFingerprint → the id holding it, or a Set when shared (allowSharedCredentials). */
   readonly #fingerprints = new Map<string, string | Set<string>>();
 
-  constructor(data: MemoryData) {
+  constructor(data: MemoryData, audit: (entry: AuditInput) => void) {
     this.#data = data;
+    this.#audit = audit;
   }
 
-  async create(record: NewSessionRecord): Promise<SessionRecord> {
+  async create(record: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord> {
     const input = check.checkNewRecord(record);
+    const audit = check.checkWriteOptions(options);
     if (this.#data.sessions.has(input.id)) throw new SessionExistsError(input.id);
     const holder = this.#holderOf(input.credentialsFingerprint, input.allowSharedCredentials, input.id);
     if (holder !== undefined) throw new DuplicateCredentialsError(input.id, holder);
     const stored = recordOf(input, 1);
     this.#data.sessions.set(stored.id, stored);
     this.#index(stored.credentialsFingerprint, stored.id);
+    if (audit) this.#audit(audit);
     return recordOf(stored, stored.version);
   }
 
@@ -103,10 +110,11 @@ export class MemorySessions implements SessionStore {
     });
   }
 
-  async update(sessionId: string, patch: SessionPatch, expectedVersion: number): Promise<SessionRecord | null> {
+  async update(sessionId: string, patch: SessionPatch, expectedVersion: number, options?: WriteOptions): Promise<SessionRecord | null> {
     check.checkId(sessionId);
     const input = check.checkPatch(patch);
     check.checkVersion(expectedVersion);
+    const audit = check.checkWriteOptions(options);
     const stored = this.#data.sessions.get(sessionId);
     if (!stored || stored.version !== expectedVersion) return null;
     const next: SessionRecord = { ...stored };
@@ -122,6 +130,7 @@ export class MemorySessions implements SessionStore {
     this.#index(next.credentialsFingerprint, sessionId);
     const kept = recordOf(next, next.version);
     this.#data.sessions.set(sessionId, kept);
+    if (audit) this.#audit(audit);
     return recordOf(kept, kept.version);
   }
 
@@ -137,8 +146,9 @@ export class MemorySessions implements SessionStore {
     }
   }
 
-  async delete(sessionId: string): Promise<boolean> {
+  async delete(sessionId: string, options?: WriteOptions): Promise<boolean> {
     check.checkId(sessionId);
+    const audit = check.checkWriteOptions(options);
     const stored = this.#data.sessions.get(sessionId);
     if (!stored) return false;
     this.#data.sessions.delete(sessionId);
@@ -146,13 +156,16 @@ export class MemorySessions implements SessionStore {
     this.#data.kv.delete(sessionId);
     this.#data.stats.delete(sessionId);
     this.#data.transitions.delete(sessionId);
+    if (audit) this.#audit(audit);
     return true;
   }
 
-  async replaceCredentials(rows: CredentialRewrite[]): Promise<SessionRecord[] | null> {
+  async replaceCredentials(rows: CredentialRewrite[], options?: WriteOptions): Promise<SessionRecord[] | null> {
     const input = check.checkRewrites(rows); // also refuses an id listed twice
+    const audit = check.checkWriteOptions(options);
     const sessions = this.#data.sessions;
     if (input.some((row) => sessions.get(row.id)?.version !== row.expectedVersion)) return null;
+    if (audit) this.#audit(audit);
     return input.map((row) => {
       const stored = sessions.get(row.id)!;
       const next: SessionRecord = {

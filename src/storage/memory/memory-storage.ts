@@ -76,11 +76,12 @@ class MemoryStorage implements StorageDriver {
 
   constructor(maxAudit: number, clock: Clock) {
     const data: MemoryData = { sessions: new Map(), kv: new Map(), stats: new Map(), transitions: new Map() };
-    this.sessions = new MemorySessions(data);
+    const log = new AuditLog(maxAudit);
+    this.sessions = new MemorySessions(data, (entry) => log.add(entry));
     this.kv = new MemoryKv(data);
     this.counters = new MemoryCounters(data);
     this.history = new MemoryHistory(data);
-    this.audit = new MemoryAudit(maxAudit);
+    this.audit = new MemoryAudit(log);
     this.checkpoint = memoryCheckpointBackend(clock);
   }
 
@@ -203,7 +204,8 @@ class MemoryHistory implements HistoryStore {
   }
 }
 
-class MemoryAudit implements AuditStore {
+/** The entries of the audit log, shared by the `audit` capability and the sessions store's writes. */
+class AuditLog {
   readonly #max: number;
   /** Oldest first; entries before #start are dropped (compacted now and then). */
   #entries: AuditEntry[] = [];
@@ -214,12 +216,10 @@ class MemoryAudit implements AuditStore {
     this.#max = max;
   }
 
-  async append(entries: AuditInput[]): Promise<void> {
-    const input = check.checkAuditInputs(entries);
-    for (const e of input) {
-      // A literal of fixed shape: tens of thousands of entries share one hidden class.
-      this.#entries.push({ id: ++this.#seq, at: e.at, sessionId: e.sessionId, action: e.action, actor: e.actor, details: cloneJson(e.details) });
-    }
+  /** Appends one checked entry at once. */
+  add(e: AuditInput): void {
+    // A literal of fixed shape: tens of thousands of entries share one hidden class.
+    this.#entries.push({ id: ++this.#seq, at: e.at, sessionId: e.sessionId, action: e.action, actor: e.actor, details: cloneJson(e.details) });
     const excess = this.#entries.length - this.#start - this.#max;
     if (excess > 0) this.#start += excess;
     if (this.#start > 1024 && this.#start * 2 > this.#entries.length) {
@@ -228,7 +228,7 @@ class MemoryAudit implements AuditStore {
     }
   }
 
-  async list(query: AuditQuery): Promise<AuditEntry[]> {
+  list(query: AuditQuery): AuditEntry[] {
     const q = check.checkAuditQuery(query);
     const out: AuditEntry[] = [];
     for (let i = this.#entries.length - 1; i >= this.#start && out.length < q.limit; i--) {
@@ -239,5 +239,20 @@ class MemoryAudit implements AuditStore {
       out.push(cloneJson(entry));
     }
     return out;
+  }
+}
+
+class MemoryAudit implements AuditStore {
+  readonly #log: AuditLog;
+  constructor(log: AuditLog) {
+    this.#log = log;
+  }
+
+  async append(entries: AuditInput[]): Promise<void> {
+    for (const e of check.checkAuditInputs(entries)) this.#log.add(e);
+  }
+
+  async list(query: AuditQuery): Promise<AuditEntry[]> {
+    return this.#log.list(query);
   }
 }

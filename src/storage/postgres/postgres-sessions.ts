@@ -3,16 +3,18 @@ import type { Transaction } from 'kysely';
 import { DuplicateCredentialsError, SessionExistsError } from '../../errors.js';
 import {
   touchesCredentials,
+  type AuditInput,
   type CredentialRewrite,
   type NewSessionRecord,
   type SessionPatch,
   type SessionRecord,
   type SessionStore,
   type StatusUpdate,
+  type WriteOptions,
 } from '../contract.js';
 import * as check from '../input-checks.js';
 import * as reads from '../sql/queries.js';
-import { mergeStatusUpdates, patchToRow, sessionFromRow, sessionToRow } from '../sql/rows.js';
+import { jsonText, mergeStatusUpdates, patchToRow, sessionFromRow, sessionToRow } from '../sql/rows.js';
 import type { SessionRow, StorageDatabase } from '../sql/schema.js';
 import type { PostgresSqlScope } from './postgres-kysely.js';
 
@@ -21,7 +23,8 @@ export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 
 /**
  * The sessions of the PostgreSQL driver. Writes that read first run in one transaction; the
  * duplicate-credential check and the write it guards are serialised per fingerprint with
- * `pg_advisory_xact_lock`. Status batches are one multi-row statement over `unnest` arrays.
+ * `pg_advisory_xact_lock`. Status batches are one multi-row statement over `unnest` arrays. A
+ * write's audit entry is one more insert in the write's transaction (or statement).
  */
 export class PostgresSessions implements SessionStore {
   readonly #scope: PostgresSqlScope;
@@ -29,8 +32,9 @@ export class PostgresSessions implements SessionStore {
     this.#scope = scope;
   }
 
-  async create(input: NewSessionRecord): Promise<SessionRecord> {
+  async create(input: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord> {
     const record = check.checkNewRecord(input);
+    const audit = check.checkWriteOptions(options);
     const row = sessionToRow('postgres', record);
     return this.#scope.tx('createSession', async (trx) => {
       const fingerprint = record.credentialsFingerprint;
@@ -45,6 +49,7 @@ export class PostgresSessions implements SessionStore {
         .returningAll()
         .executeTakeFirst();
       if (!inserted) throw new SessionExistsError(record.id);
+      if (audit) await insertAudit(trx, audit);
       return sessionFromRow(inserted as SessionRow);
     });
   }
@@ -58,10 +63,11 @@ export class PostgresSessions implements SessionStore {
     return this.#scope.wrap('listSessions', reads.listSessions(this.#scope.db));
   }
 
-  async update(id: string, input: SessionPatch, expectedVersion: number): Promise<SessionRecord | null> {
+  async update(id: string, input: SessionPatch, expectedVersion: number, options?: WriteOptions): Promise<SessionRecord | null> {
     check.checkId(id);
     const patch = check.checkPatch(input);
     check.checkVersion(expectedVersion);
+    const audit = check.checkWriteOptions(options);
     const row = patchToRow('postgres', patch);
     return this.#scope.tx('updateSession', async (trx) => {
       const current = (await trx.selectFrom('sessions').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()) as
@@ -81,7 +87,9 @@ export class PostgresSessions implements SessionStore {
         .where('version', '=', expectedVersion)
         .returningAll()
         .executeTakeFirst();
-      return updated ? sessionFromRow(updated as SessionRow) : null;
+      if (!updated) return null;
+      if (audit) await insertAudit(trx, audit);
+      return sessionFromRow(updated as SessionRow);
     });
   }
 
@@ -108,15 +116,30 @@ export class PostgresSessions implements SessionStore {
     );
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, options?: WriteOptions): Promise<boolean> {
     check.checkId(id);
-    const result = await this.#scope.retry('deleteSession', () => this.#scope.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
-    return Number(result.numDeletedRows) > 0;
+    const audit = check.checkWriteOptions(options);
+    if (!audit) {
+      const result = await this.#scope.retry('deleteSession', () => this.#scope.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
+      return Number(result.numDeletedRows) > 0;
+    }
+    // One statement: the entry is inserted only when a row was deleted.
+    const { rows } = await this.#scope.retry('deleteSession', () =>
+      sql<{ id: string }>`
+        with gone as (delete from ${this.#scope.table('sessions')} where id = ${id} returning id),
+        audited as (
+          insert into ${this.#scope.table('audit_log')} (at, session_id, action, actor, details)
+          select ${audit.at}::bigint, ${audit.sessionId}::text, ${audit.action}::text, ${audit.actor}::text, ${jsonText(audit.details)}::text from gone
+        )
+        select id from gone`.execute(this.#scope.base),
+    );
+    return rows.length > 0;
   }
 
-  async replaceCredentials(input: CredentialRewrite[]): Promise<SessionRecord[] | null> {
+  async replaceCredentials(input: CredentialRewrite[], options?: WriteOptions): Promise<SessionRecord[] | null> {
     const rows = check.checkRewrites(input);
-    if (rows.length === 0) return [];
+    const audit = check.checkWriteOptions(options);
+    if (rows.length === 0 && !audit) return [];
     const t = this.#scope.table('sessions');
     return this.#scope.retry('replaceCredentials', async () => {
       try {
@@ -132,6 +155,7 @@ export class PostgresSessions implements SessionStore {
             where s.id = u.id and s.version = u.expected
             returning s.*, u.ord`.execute(trx);
           if (result.rows.length !== rows.length) throw LOST; // rolls back the rows that did match
+          if (audit) await insertAudit(trx, audit);
           return result.rows.sort((a, b) => Number(a.ord) - Number(b.ord)).map(({ ord: _ord, ...row }) => sessionFromRow(row));
         });
       } catch (err) {
@@ -149,6 +173,14 @@ export class PostgresSessions implements SessionStore {
 
 /** Thrown inside a transaction to roll it back when a compare-and-swap is lost. */
 const LOST = Symbol('lost compare-and-swap');
+
+/** The audit entry of a session write, inside its transaction. */
+async function insertAudit(trx: Transaction<StorageDatabase>, e: AuditInput): Promise<void> {
+  await trx
+    .insertInto('audit_log')
+    .values({ at: e.at, session_id: e.sessionId, action: e.action, actor: e.actor, details: jsonText(e.details) })
+    .execute();
+}
 
 async function checkDuplicate(trx: Transaction<StorageDatabase>, id: string, fingerprint: string): Promise<void> {
   const other = await trx

@@ -22,6 +22,7 @@ import {
   type StatusUpdate,
   type StorageDriver,
   type TransitionRecord,
+  type WriteOptions,
 } from '../contract.js';
 import { guardStore, storageError } from '../guarded-storage.js';
 import * as check from '../input-checks.js';
@@ -178,14 +179,17 @@ class SqliteSessions implements SessionStore {
     this.#open = open;
   }
 
-  async create(input: NewSessionRecord): Promise<SessionRecord> {
+  async create(input: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord> {
     const p = this.#open();
     const record = check.checkNewRecord(input);
+    const audit = check.checkWriteOptions(options);
     const row = sessionToRow('sqlite', record);
     return write('createSession', p, () => {
       if (p.s.exists.get(record.id)) throw new SessionExistsError(record.id);
       if (record.credentialsFingerprint && !record.allowSharedCredentials) checkDuplicate(p, record.id, record.credentialsFingerprint);
-      return sessionFromRow(p.s.insert.get(row) as SessionRow);
+      const created = sessionFromRow(p.s.insert.get(row) as SessionRow);
+      if (audit) addAudit(p, audit);
+      return created;
     });
   }
 
@@ -202,11 +206,12 @@ class SqliteSessions implements SessionStore {
     return wrapAsync('listSessions', reads.listSessions(this.#open().kysely));
   }
 
-  async update(id: string, input: SessionPatch, expectedVersion: number): Promise<SessionRecord | null> {
+  async update(id: string, input: SessionPatch, expectedVersion: number, options?: WriteOptions): Promise<SessionRecord | null> {
     const p = this.#open();
     check.checkId(id);
     const patch = check.checkPatch(input);
     check.checkVersion(expectedVersion);
+    const audit = check.checkWriteOptions(options);
     const row = patchToRow('sqlite', patch);
     const columns = Object.keys(row).sort();
     const values: Record<string, unknown> = { where_id: id, where_version: expectedVersion };
@@ -218,7 +223,9 @@ class SqliteSessions implements SessionStore {
       const allow = patch.allowSharedCredentials ?? (current.allow_shared_credentials === 1 || current.allow_shared_credentials === true);
       if (fingerprint && !allow && touchesCredentials(patch)) checkDuplicate(p, id, fingerprint);
       const updated = p.s.update(columns).get(values) as SessionRow | undefined;
-      return updated ? sessionFromRow(updated) : null;
+      if (!updated) return null;
+      if (audit) addAudit(p, audit);
+      return sessionFromRow(updated);
     });
   }
 
@@ -241,26 +248,34 @@ class SqliteSessions implements SessionStore {
     });
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, options?: WriteOptions): Promise<boolean> {
     const p = this.#open();
     check.checkId(id);
-    return write('deleteSession', p, () => Number(p.s.delete.run(id).changes) > 0);
+    const audit = check.checkWriteOptions(options);
+    return write('deleteSession', p, () => {
+      const deleted = Number(p.s.delete.run(id).changes) > 0;
+      if (deleted && audit) addAudit(p, audit);
+      return deleted;
+    });
   }
 
-  async replaceCredentials(input: CredentialRewrite[]): Promise<SessionRecord[] | null> {
+  async replaceCredentials(input: CredentialRewrite[], options?: WriteOptions): Promise<SessionRecord[] | null> {
     const p = this.#open();
     const rows = check.checkRewrites(input);
-    if (rows.length === 0) return [];
+    const audit = check.checkWriteOptions(options);
+    if (rows.length === 0 && !audit) return [];
     return run('replaceCredentials', () => {
       try {
         return p.c.db
-          .transaction(() =>
-            rows.map((r) => {
+          .transaction(() => {
+            const written = rows.map((r) => {
               const row = p.s.rewriteCredentials.get(r.credentials, r.credentialsFingerprint, r.updatedAt, r.id, r.expectedVersion) as SessionRow | undefined;
               if (!row) throw LOST; // rolls back the rows written before it
               return sessionFromRow(row);
-            }),
-          )
+            });
+            if (audit) addAudit(p, audit);
+            return written;
+          })
           .immediate();
       } catch (err) {
         if (err === LOST) return null;
@@ -272,6 +287,11 @@ class SqliteSessions implements SessionStore {
 
 /** Thrown inside a transaction to roll it back when a compare-and-swap is lost. */
 const LOST = Symbol('lost compare-and-swap');
+
+/** The audit entry of a session write, inside its transaction. */
+function addAudit(p: Open, e: AuditInput): void {
+  p.s.auditAdd.run(e.at, e.sessionId, e.action, e.actor, jsonText(e.details));
+}
 
 function checkDuplicate(p: Open, id: string, fingerprint: string): void {
   const other = p.s.duplicate.get(fingerprint, id) as { id: string } | undefined;
@@ -393,7 +413,7 @@ class SqliteAudit implements AuditStore {
     check.checkAuditInputs(entries);
     if (entries.length === 0) return;
     write('appendAudit', p, () => {
-      for (const e of entries) p.s.auditAdd.run(e.at, e.sessionId, e.action, e.actor, jsonText(e.details));
+      for (const e of entries) addAudit(p, e);
     });
   }
 

@@ -2,6 +2,7 @@ import type { StorageCapability, StorageDriver } from '../../storage/contract.js
 import { guardStore } from '../../storage/guarded-storage.js';
 import type { TestRunner } from '../runner.js';
 import { auditGroup } from './audit.js';
+import { transactionalAuditGroup } from './transactional-audit.js';
 import { cascadeDeleteGroup } from './cascade-delete.js';
 import { suiteContext, type SuiteContext } from './context.js';
 import { duplicateCredentialsGroup } from './duplicate-credentials.js';
@@ -26,7 +27,7 @@ export { sampleSessionRecord } from './context.js';
 
 /**
  * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. Groups of
- * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`) are skipped by themselves.
+ * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`) are skipped by themselves.
  *
  * @example
  * ```ts
@@ -49,6 +50,7 @@ export const STORAGE_SUITE_GROUPS = [
   'stats',
   'transitions',
   'audit',
+  'transactional-audit',
   'replace-credentials',
   'unreadable-rows',
   'shared-store',
@@ -94,6 +96,7 @@ const GROUPS: readonly { name: StorageSuiteGroup; requires: readonly StorageCapa
   { name: 'stats', requires: ['counters'], define: statsGroup },
   { name: 'transitions', requires: ['history'], define: transitionsGroup },
   { name: 'audit', requires: ['audit'], define: auditGroup },
+  { name: 'transactional-audit', requires: ['audit'], define: transactionalAuditGroup },
   { name: 'replace-credentials', requires: [], define: replaceCredentialsGroup },
   { name: 'unreadable-rows', requires: [], define: (t, o) => o.corruptRow && unreadableRowsGroup(t, o.corruptRow) },
   { name: 'shared-store', requires: [], define: (t, o) => o.reopen && sharedStoreGroup(t, o.reopen) },

@@ -76,6 +76,15 @@ export function versioningGroup(t: SuiteContext): void {
     expect((await must('s1')).version).toBe(2);
   });
 
+  it('writes no audit entry with a lost compare-and-swap (stale version or missing session)', async () => {
+    await create('s1');
+    const audit = { at: T0 + 2, sessionId: 's1', action: 'update', actor: null, details: { fields: ['priority'] } };
+    expect(await t.sessions.update('s1', { priority: 9, updatedAt: T0 + 2 }, 7, { audit })).toBeNull();
+    expect(await t.sessions.update('nope', { priority: 9, updatedAt: T0 + 2 }, 1, { audit: { ...audit, sessionId: 'nope' } })).toBeNull();
+    expect(await t.audit.list({})).toEqual([]);
+    expect((await must('s1')).version).toBe(1);
+  }, ['audit']);
+
   it('returns null when updating a missing session, and creates nothing', async () => {
     expect(await t.sessions.update('nope', { priority: 1, updatedAt: T0 }, 1)).toBeNull();
     expect(await t.sessions.get('nope')).toBeNull();
