@@ -32,7 +32,6 @@ import {
   listSchema,
   MAX_LEASE_MS,
   purgeSchema,
-  uniqueItems,
   wellFormedItems,
 } from './schemas.js';
 import { Coalescer } from './coalescer.js';
@@ -170,9 +169,10 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
 
   /** Adds items whose key is new (idempotent by key); returns how many were new. */
   async add(items: NewCheckpointItem[]): Promise<number> {
-    const unique = uniqueItems(wellFormedItems(items) ? items : parseWith(itemsSchema, items, 'checkpoint items'));
-    if (!unique.length) return 0;
-    return (await this.#store()).add(this.stream, unique);
+    // Passed on as they are: the store keeps the first of repeated keys (ON CONFLICT DO NOTHING).
+    const list: NewCheckpointItem[] = wellFormedItems(items) ? items : parseWith(itemsSchema, items, 'checkpoint items');
+    if (!list.length) return 0;
+    return (await this.#store()).add(this.stream, list);
   }
 
   /**

@@ -139,7 +139,7 @@ export type CasResult = { ok: true } | { ok: false };
 export interface CheckpointBackend {
   /** Short name for logs: `memory`, `sqlite`, `postgres`. */
   readonly kind: string;
-  /** Inserts items whose key is new in the stream; returns how many were inserted. */
+  /** Inserts items whose key is new in the stream (of keys repeated in `items`, the first); returns how many were inserted. */
   add(stream: string, items: NewCheckpointItem[]): Promise<number>;
   /**
    * Leases claimable items for each request (up to its `limit`, under its owner) in one atomic

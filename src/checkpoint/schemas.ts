@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { findJsonProblem } from '../json.js';
 import { clockSchema } from '../validation.js';
-import type { JsonValue } from '../types.js';
 import { CHECKPOINT_STATUSES, type NewCheckpointItem } from './contract.js';
 
 /** The input schemas of the checkpoint facade, and the plain checks that spare them on hot paths. */
@@ -88,21 +87,4 @@ export function wellFormedItems(items: unknown): items is NewCheckpointItem[] {
     if (payload !== undefined && findJsonProblem(payload) !== null) return false;
   }
   return true;
-}
-
-/** add()'s items as the backend takes them: the first occurrence of each key, times as epoch ms. */
-export function uniqueItems(items: readonly { key: string; payload?: unknown; priority?: number; runAt?: number | Date }[]): NewCheckpointItem[] {
-  const seen = new Set<string>();
-  const out: NewCheckpointItem[] = [];
-  for (const item of items) {
-    if (seen.has(item.key)) continue;
-    seen.add(item.key);
-    out.push({
-      key: item.key,
-      payload: item.payload as JsonValue | undefined,
-      priority: item.priority,
-      runAt: item.runAt === undefined ? undefined : Number(item.runAt),
-    });
-  }
-  return out;
 }
