@@ -116,24 +116,20 @@ export function postgresCheckpointBackend(scope: PostgresScope): CheckpointBacke
 
   return {
     kind: 'postgres',
+    /** One statement for the whole call (at most 100,000 items): all of them or none. */
     async add(stream, items: NewCheckpointItem[]) {
-      let added = 0;
-      for (let i = 0; i < items.length; i += 5000) {
-        const chunk = items.slice(i, i + 5000);
-        const keys = chunk.map((it) => it.key);
-        const full = chunk.some((it) => it.priority !== undefined || it.payload !== undefined || it.runAt !== undefined);
-        const res = full
-          ? await run('add', q.add, [
-              stream,
-              keys,
-              chunk.map((it) => it.priority ?? 0),
-              chunk.map((it) => (it.payload === undefined ? null : JSON.stringify(it.payload))),
-              chunk.map((it) => (it.runAt === undefined ? null : Math.round(Number(it.runAt)))),
-            ])
-          : await run('add', q.addKeys, [stream, keys]);
-        added += res.rowCount ?? 0;
-      }
-      return added;
+      const keys = items.map((it) => it.key);
+      const full = items.some((it) => it.priority !== undefined || it.payload !== undefined || it.runAt !== undefined);
+      const res = full
+        ? await run('add', q.add, [
+            stream,
+            keys,
+            items.map((it) => it.priority ?? 0),
+            items.map((it) => (it.payload === undefined ? null : JSON.stringify(it.payload))),
+            items.map((it) => (it.runAt === undefined ? null : Math.round(Number(it.runAt)))),
+          ])
+        : await run('add', q.addKeys, [stream, keys]);
+      return res.rowCount ?? 0;
     },
 
     async claim(stream, requests: readonly ClaimRequest[], maxAttempts) {
