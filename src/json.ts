@@ -21,40 +21,49 @@ function isPlainObject(value: object): boolean {
  * ```
  */
 export function findJsonProblem(value: unknown, path: (string | number)[] = []): ValidationIssue | null {
-  const seen = new Set<object>();
-  const walk = (v: unknown, at: (string | number)[], depth: number): ValidationIssue | null => {
+  // Plain values (the common case) need nothing; containers share one path and one ancestor
+  // stack, copied only into the issue: no array per nested value.
+  if (typeof value === 'string' || typeof value === 'boolean' || value === null) return null;
+  const at = [...path];
+  const ancestors: object[] = [];
+  const issue = (message: string): ValidationIssue => ({ path: [...at], message });
+  const walk = (v: unknown): ValidationIssue | null => {
     switch (typeof v) {
       case 'string':
       case 'boolean':
         return null;
       case 'number':
-        return Number.isFinite(v) ? null : { path: at, message: `must be a finite number, got ${String(v)}` };
+        return Number.isFinite(v) ? null : issue(`must be a finite number, got ${String(v)}`);
       case 'object': {
         if (v === null) return null;
-        if (depth > MAX_JSON_DEPTH) return { path: at, message: `nests deeper than ${MAX_JSON_DEPTH} levels` };
-        if (seen.has(v)) return { path: at, message: 'is circular; JSON values cannot refer to themselves' };
-        seen.add(v);
+        if (ancestors.length > MAX_JSON_DEPTH) return issue(`nests deeper than ${MAX_JSON_DEPTH} levels`);
+        if (ancestors.includes(v)) return issue('is circular; JSON values cannot refer to themselves');
+        ancestors.push(v);
         let problem: ValidationIssue | null = null;
         if (Array.isArray(v)) {
           for (let i = 0; i < v.length && !problem; i++) {
-            problem = i in v ? walk(v[i], [...at, i], depth + 1) : { path: [...at, i], message: 'is a hole in a sparse array' };
+            at.push(i);
+            problem = i in v ? walk(v[i]) : issue('is a hole in a sparse array');
+            at.pop();
           }
         } else if (isPlainObject(v)) {
-          for (const key of Object.keys(v)) {
-            problem = walk((v as Record<string, unknown>)[key], [...at, key], depth + 1);
+          for (const key in v) {
+            if (!Object.prototype.hasOwnProperty.call(v, key)) continue;
+            at.push(key);
+            problem = walk((v as Record<string, unknown>)[key]);
+            at.pop();
             if (problem) break;
           }
         } else {
           const name = (v as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-          problem = { path: at, message: `must be plain JSON (object, array, string, number, boolean or null), got a ${name}` };
+          problem = issue(`must be plain JSON (object, array, string, number, boolean or null), got a ${name}`);
         }
-        seen.delete(v);
+        ancestors.pop();
         return problem;
       }
       default:
-        return { path: at, message: `must be JSON (object, array, string, number, boolean or null), got ${typeof v}` };
+        return issue(`must be JSON (object, array, string, number, boolean or null), got ${typeof v}`);
     }
   };
-  return walk(value, path, 0);
+  return walk(value);
 }
-

@@ -20,8 +20,8 @@ import { SessionRuntime } from './runtime/session-runtime.js';
 import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
 import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionInput, SessionListQuery, SessionManagerOptions, SessionUpdate } from './schemas.js';
-import { auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
-import { sessionInputSchema, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
+import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
+import { sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
 import { SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
@@ -145,7 +145,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   /** Creates a session (stopped unless `autoStart`). Credentials are sealed before they are stored. */
   async create(input: SessionInput, options: ControlOptions = {}): Promise<SessionSnapshot> {
     this.#assertOpen();
-    const data = parseWith(sessionInputSchema, input, 'session input');
+    const data = parseSessionInput(input);
     const ctl = parseControlOptions(options);
     const adapter = this.#adapter(data.platform);
     const config = parseAdapterInput(adapter.config, data.config ?? {}, 'session input', 'config') as JsonObject;

@@ -98,6 +98,9 @@ function abortReason(signal: AbortSignal): Error {
 
 type SimulatedContext = AdapterContext<SimulatedConfig, SimulatedCredentials | undefined>;
 
+/** The report of every check when there is no health script: one frozen object for all sessions. */
+const HEALTHY: HealthReport = Object.freeze({ status: 'healthy' });
+
 /**
  * One simulated connection. A class (methods on the prototype) rather than closures, so ten
  * thousand live connections cost a few hundred bytes each.
@@ -231,6 +234,8 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
   async health(): Promise<HealthReport> {
     if (this.o.hangOnHealth) return this.#hang();
     if (this.#phase !== 'ready') return { status: 'unknown', detail: `not connected (${this.#phase})` };
+    // Without a health script every check is healthy: nothing to count, no per-check object.
+    if (!this.o.health) return HEALTHY;
     return this.healthAt(this.counter.checks++, this.ctx.id, this.startNo);
   }
 

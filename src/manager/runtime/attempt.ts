@@ -1,3 +1,4 @@
+import type { Probe } from './health-monitor.js';
 import type { ContextHost, ContextLogLevel, PendingAuth, RequestKind } from '../../adapters/context.js';
 import type { PlatformConnection } from '../../adapters/contract.js';
 import type { HealthStatus } from '../../lifecycle.js';
@@ -105,8 +106,8 @@ export class Attempt implements ContextHost {
   watchdog: ScheduledTask | null = null;
   authTimer: ScheduledTask | null = null;
   pending: PendingAuth | null = null;
-  /** Numbers health checks, so a late answer is matched to its own check. */
-  checkSeq = 0;
+  /** The answer handlers of this attempt's health probes (see health-monitor.ts); null after a timeout. */
+  probe: Probe | null = null;
   /** `ctx.fetch` of this attempt, made on first use; its proxy dispatcher is destroyed at teardown. */
   net: SessionFetchHandle | null = null;
   /** Why it went down, once it has. */

@@ -24,38 +24,54 @@ export function scheduleHealth(rt: SessionRuntime, attempt: Attempt): void {
 const onHealthTask = (attempt: Attempt): void => {
   const rt = attempt.runtime;
   if (!attempt.checking) return checkHealth(rt, attempt);
-  finishHealth(rt, attempt, attempt.checkSeq, { status: 'unhealthy', detail: `health check timed out after ${rt.core.options.health.timeoutMs} ms` });
+  // Timed out: the probe is abandoned; its late answer goes to handlers no check listens to.
+  attempt.probe = null;
+  finishHealth(rt, attempt, { status: 'unhealthy', detail: `health check timed out after ${rt.core.options.health.timeoutMs} ms` });
 };
+
+/**
+ * The answer handlers of an attempt's probes, made once and shared by its checks (no closures per
+ * check). A check that times out drops them; the next check makes new ones, so a late answer of
+ * the abandoned probe can never count for a later check.
+ */
+export class Probe {
+  constructor(readonly attempt: Attempt) {}
+
+  readonly report = (report: HealthReport): void => {
+    if (this.attempt.probe !== this) return;
+    finishHealth(this.attempt.runtime, this.attempt, checkedReport(report));
+  };
+
+  readonly error = (cause: unknown): void => {
+    if (this.attempt.probe !== this) return;
+    finishHealth(this.attempt.runtime, this.attempt, { status: 'unhealthy', detail: `health check failed: ${this.attempt.runtime.scrub(cause)}` });
+  };
+}
+
+const checkedReport = (report: HealthReport): HealthReport =>
+  report && HEALTH_STATUSES.includes(report.status)
+    ? report
+    : { status: 'unhealthy', detail: `health() returned ${JSON.stringify(report)}; expected { status: ${HEALTH_STATUSES.join(' | ')} }` };
 
 function checkHealth(rt: SessionRuntime, attempt: Attempt): void {
   if (attempt.ended || !attempt.connection) return;
   attempt.checking = true;
-  attempt.healthTask!.rearm(rt.core.options.health.timeoutMs);
-  // Each probe answers for its own check only: a late answer of an abandoned (timed-out)
-  // probe must not count for the check after it.
-  const seq = ++attempt.checkSeq;
-  const onReport = (report: HealthReport) =>
-    finishHealth(
-      rt,
-      attempt,
-      seq,
-      report && HEALTH_STATUSES.includes(report.status)
-        ? report
-        : { status: 'unhealthy', detail: `health() returned ${JSON.stringify(report)}; expected { status: ${HEALTH_STATUSES.join(' | ')} }` },
-    );
-  const onError = (cause: unknown) => finishHealth(rt, attempt, seq, { status: 'unhealthy', detail: `health check failed: ${rt.scrub(cause)}` });
-  let probe: Promise<HealthReport>;
+  const probe = (attempt.probe ??= new Probe(attempt));
+  let answer: HealthReport | PromiseLike<HealthReport>;
   try {
-    probe = Promise.resolve(attempt.connection.health());
+    answer = attempt.connection.health();
   } catch (cause) {
-    probe = Promise.reject(cause);
+    return probe.error(cause);
   }
-  probe.then(onReport, onError);
+  // A plain value answers at once: no promise, no timeout to arm.
+  if (!answer || typeof (answer as PromiseLike<HealthReport>).then !== 'function') return probe.report(answer as unknown as HealthReport);
+  attempt.healthTask!.rearm(rt.core.options.health.timeoutMs);
+  (answer as PromiseLike<HealthReport>).then(probe.report, probe.error);
 }
 
 /** The running check's result (or its timeout); a late result of a timed-out probe is ignored. */
-function finishHealth(rt: SessionRuntime, attempt: Attempt, seq: number, report: HealthReport): void {
-  if (!attempt.checking || seq !== attempt.checkSeq) return;
+function finishHealth(rt: SessionRuntime, attempt: Attempt, report: HealthReport): void {
+  if (!attempt.checking) return;
   attempt.checking = false;
   if (attempt.ended) return;
   if (report.detail) {
