@@ -9,6 +9,32 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+/** Plain JSON within the depth limit (a cycle runs into the limit): no allocation. */
+function isJson(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(v);
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= MAX_JSON_DEPTH) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!(i in v) || !isJson(v[i], depth + 1)) return false;
+        return true;
+      }
+      if (!isPlainObject(v)) return false;
+      for (const key in v) {
+        if (Object.prototype.hasOwnProperty.call(v, key) && !isJson((v as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 /**
  * Finds the first part of `value` that JSON cannot represent faithfully: `undefined`, functions,
  * symbols, bigints, non-finite numbers, class instances (Date, Map …), sparse arrays and cycles.
@@ -21,9 +47,9 @@ function isPlainObject(value: object): boolean {
  * ```
  */
 export function findJsonProblem(value: unknown, path: (string | number)[] = []): ValidationIssue | null {
-  // Plain values (the common case) need nothing; containers share one path and one ancestor
-  // stack, copied only into the issue: no array per nested value.
-  if (typeof value === 'string' || typeof value === 'boolean' || value === null) return null;
+  // Well-formed JSON (the common case) passes a walk that allocates nothing; only a value it
+  // refuses is walked again with a path and an ancestor stack, copied into the issue.
+  if (isJson(value, 0)) return null;
   const at = [...path];
   const ancestors: object[] = [];
   const issue = (message: string): ValidationIssue => ({ path: [...at], message });

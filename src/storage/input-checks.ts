@@ -199,21 +199,21 @@ function fastNewRecord(r: unknown): boolean {
   );
 }
 
+/** No closure per call: a patch is checked on every write. */
 function fastPatch(p: unknown): boolean {
   if (!isObject(p) || !isFiniteNumber(p.updatedAt)) return false;
-  const ok = (key: string, test: (v: unknown) => boolean) => p[key] === undefined || test(p[key]);
   return (
-    ok('config', isJsonObject) &&
-    ok('labels', isStringRecord) &&
-    ok('metadata', (v) => findJsonProblem(v) === null) &&
-    ok('priority', isFiniteNumber) &&
-    ok('capacity', isFiniteOrNull) &&
-    ok('autoStart', (v) => typeof v === 'boolean') &&
-    ok('idleTimeoutMs', isFiniteOrNull) &&
-    ok('allowSharedCredentials', (v) => typeof v === 'boolean') &&
-    ok('desiredState', (v) => DESIREDS.has(v)) &&
-    ok('credentials', isStringOrNull) &&
-    ok('credentialsFingerprint', isStringOrNull)
+    (p.config === undefined || isJsonObject(p.config)) &&
+    (p.labels === undefined || isStringRecord(p.labels)) &&
+    (p.metadata === undefined || findJsonProblem(p.metadata) === null) &&
+    (p.priority === undefined || isFiniteNumber(p.priority)) &&
+    (p.capacity === undefined || isFiniteOrNull(p.capacity)) &&
+    (p.autoStart === undefined || typeof p.autoStart === 'boolean') &&
+    (p.idleTimeoutMs === undefined || isFiniteOrNull(p.idleTimeoutMs)) &&
+    (p.allowSharedCredentials === undefined || typeof p.allowSharedCredentials === 'boolean') &&
+    (p.desiredState === undefined || DESIREDS.has(p.desiredState)) &&
+    (p.credentials === undefined || isStringOrNull(p.credentials)) &&
+    (p.credentialsFingerprint === undefined || isStringOrNull(p.credentialsFingerprint))
   );
 }
 
@@ -231,11 +231,9 @@ const fastStatus = (v: unknown) =>
 const fastDeltas = (v: unknown) => everyItem(v, (d) => isNonEmpty(d.sessionId) && isNonEmpty(d.name) && isFiniteNumber(d.delta));
 const fastTransitions = (v: unknown) =>
   everyItem(v, (t) => isNonEmpty(t.sessionId) && STATES.has(t.from) && STATES.has(t.to) && typeof t.reason === 'string' && isFiniteNumber(t.at));
-const fastAudit = (v: unknown) =>
-  everyItem(
-    v,
-    (e) => isFiniteNumber(e.at) && (e.sessionId === null || isNonEmpty(e.sessionId)) && isNonEmpty(e.action) && isStringOrNull(e.actor) && isJsonObject(e.details),
-  );
+const isAuditEntry = (e: Loose): boolean =>
+  isFiniteNumber(e.at) && (e.sessionId === null || isNonEmpty(e.sessionId)) && isNonEmpty(e.action) && isStringOrNull(e.actor) && isJsonObject(e.details);
+const fastAudit = (v: unknown) => everyItem(v, isAuditEntry);
 
 /** `value` when `fast` accepts it, else the schema's verdict (a ValidationError naming the field). */
 function checked<T>(fast: (v: unknown) => boolean, schema: Parameters<typeof parseWith>[0], value: T, what: string): T {
@@ -256,7 +254,7 @@ export const checkAuditInputs = (v: AuditInput[]): AuditInput[] => checked(fastA
 /** The audit entry of a session write's options (undefined when none), checked. */
 export function checkWriteOptions(v: WriteOptions | undefined): AuditInput | undefined {
   if (v === undefined || (isObject(v) && v.audit === undefined)) return undefined;
-  if (isObject(v) && fastAudit([v.audit])) return v.audit as AuditInput;
+  if (isObject(v) && isObject(v.audit) && isAuditEntry(v.audit)) return v.audit as unknown as AuditInput;
   return parseWith(writeOptions, v, 'write options')?.audit;
 }
 export const checkAuditQuery = (v: AuditQuery | undefined): Required<Pick<AuditQuery, 'limit'>> & AuditQuery =>
