@@ -1,6 +1,7 @@
 import type { Logger, Clock } from '../types.js';
 import type { KvStore, SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { Persister } from './persister.js';
+import type { HealthPacer } from './runtime/health-monitor.js';
 import type { Scheduler } from './scheduler.js';
 import type { ResolvedManagerOptions } from './schemas.js';
 import type { SessionManagerEventName, SessionManagerEventPayload } from './events.js';
@@ -11,6 +12,8 @@ export interface ManagerCore {
   readonly clock: Clock;
   readonly scheduler: Scheduler;
   readonly persister: Persister;
+  /** Spreads the first health checks of sessions started together. */
+  readonly healthPacer: HealthPacer;
   readonly storage: StorageDriver;
   readonly logger: Logger;
   emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void;

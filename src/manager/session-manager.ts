@@ -1,3 +1,4 @@
+import { HealthPacer } from './runtime/health-monitor.js';
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
@@ -92,6 +93,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       clock: this.#clock,
       scheduler: this.#scheduler,
       persister: this.#persister,
+      healthPacer: new HealthPacer(),
       storage: this.#storage,
       logger: this.#logger,
       emit: (event, payload) => void this.#events.emit(event, payload),

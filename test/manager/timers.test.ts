@@ -77,6 +77,33 @@ describe('timers, near and far', () => {
     }
   });
 
+  it('spreads the first checks of sessions started at once over the jitter window, in start order, then keeps each one\'s phase', async () => {
+    const { m, clock, checks } = await manager({ health: { intervalMs: 1_000, timeoutMs: 100, jitter: 0.5, unhealthyThreshold: 1 } });
+    await Promise.all(
+      Array.from({ length: 3_000 }, async (_, i) => {
+        await m.create({ id: `s${String(i).padStart(4, '0')}`, platform: 'probed' });
+        await m.start(`s${String(i).padStart(4, '0')}`);
+      }),
+    );
+    expect(clock.now()).toBe(0); // all started at the same instant
+    for (let step = 0; step < 40; step++) await clock.advance(100);
+    const first = [...checks.keys()].sort().map((id) => checks.get(id)![0]!);
+    // Not before the window opens (500 ms), never after a full interval, in start order…
+    expect(Math.min(...first)).toBeGreaterThanOrEqual(500);
+    expect(Math.max(...first)).toBeLessThanOrEqual(1_000 + 10);
+    for (let i = 1; i < first.length; i++) expect(first[i]!).toBeGreaterThanOrEqual(first[i - 1]!);
+    // …and spread: no 10 ms slot holds more than a few percent of them.
+    const perSlot = new Map<number, number>();
+    for (const t of first) perSlot.set(Math.floor(t / 10), (perSlot.get(Math.floor(t / 10)) ?? 0) + 1);
+    expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(110);
+    // Later checks keep the phase: one interval apart (at most a slot late, never drifting).
+    for (const id of ['s0000', 's1500', 's2999']) {
+      const times = checks.get(id)!;
+      expect(times.length).toBeGreaterThanOrEqual(3);
+      for (let k = 1; k < times.length; k++) expect(Math.abs(times[k]! - (times[0]! + 1_000 * k))).toBeLessThanOrEqual(10);
+    }
+  });
+
   it('expires an idle session after an hour, within one slot, also when time leaps past it', async () => {
     const { m, clock } = await manager({ idleTimeoutMs: 3_600_000, health: { intervalMs: 600_000, timeoutMs: 1_000, jitter: 0, unhealthyThreshold: 1 } });
     await m.create({ id: 'a', platform: 'probed' });

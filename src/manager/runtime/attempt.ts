@@ -106,6 +106,8 @@ export class Attempt implements ContextHost {
   watchdog: ScheduledTask | null = null;
   authTimer: ScheduledTask | null = null;
   pending: PendingAuth | null = null;
+  /** When the current or next health check is due (clock time): later checks keep its phase. */
+  healthDueAt = 0;
   /** The answer handlers of this attempt's health probes (see health-monitor.ts); null after a timeout. */
   probe: Probe | null = null;
   /** `ctx.fetch` of this attempt, made on first use; its proxy dispatcher is destroyed at teardown. */

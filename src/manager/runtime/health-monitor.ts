@@ -5,19 +5,49 @@ import type { Attempt } from './attempt.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 /**
- * Health checks of a live attempt: a probe every `health.intervalMs` (with jitter), bounded by
+ * Health checks of a live attempt: a probe every `health.intervalMs` (the first spread over the
+ * jitter window), bounded by
  * `health.timeoutMs`; `unhealthyThreshold` failures in a row make the session `degraded`, one
  * more failure restarts it; `expired`/`unauthorized` end the attempt as expired. One task per
  * attempt serves both the next check and the running check's timeout, re-armed each time (no
  * allocation per tick, no closure per session).
  */
 
-/** Arms the next check of `attempt`. */
+/**
+ * Spreads the first health checks of attempts that start together: each first check is due in
+ * the last `jitter` part of the interval after its start, and no sooner than {@link SPACING_MS}
+ * after the first check handed out before it. Sessions started at once are spread evenly over the
+ * jitter window, in start order; sessions started apart keep their own times.
+ */
+export class HealthPacer {
+  #next = -Infinity;
+
+  firstCheck(now: number, intervalMs: number, jitter: number): number {
+    const due = Math.min(now + intervalMs, Math.max(now + intervalMs * (1 - jitter), this.#next));
+    this.#next = due + SPACING_MS;
+    return due;
+  }
+}
+
+/** Between two first checks handed out together: 10,000 a second while the window has room. */
+const SPACING_MS = 0.1;
+
+/**
+ * Arms the next check of `attempt`: the first as the pacer says, every later one `intervalMs`
+ * after the previous one was due. A steady cadence keeps the sessions checked in one tick the
+ * same neighbours (started close together, so close together in memory): checking 100,000
+ * sessions cost several times less than with a random delay drawn for every check, which
+ * scatters each tick's checks over the whole heap.
+ */
 export function scheduleHealth(rt: SessionRuntime, attempt: Attempt): void {
   const { intervalMs, jitter } = rt.core.options.health;
-  const delay = intervalMs * (1 - jitter * Math.random());
-  if (attempt.healthTask) attempt.healthTask.rearm(delay);
-  else attempt.healthTask = rt.core.scheduler.schedule(delay, onHealthTask, attempt);
+  const now = rt.core.clock.now();
+  let due = attempt.healthTask ? attempt.healthDueAt + intervalMs : rt.core.healthPacer.firstCheck(now, intervalMs, jitter);
+  // A check that ran late (a slow probe, a timeout) skips the beats it missed: no catch-up burst.
+  if (due < now) due += Math.ceil((now - due) / intervalMs) * intervalMs;
+  attempt.healthDueAt = due;
+  if (attempt.healthTask) attempt.healthTask.rearm(attempt.healthDueAt - now);
+  else attempt.healthTask = rt.core.scheduler.schedule(attempt.healthDueAt - now, onHealthTask, attempt);
 }
 
 /** The task fired: a check is due, or the running check timed out. */
