@@ -76,14 +76,16 @@ export function prepareCheckpointQueries(db: SqliteClient) {
   const bumpFence = db.prepare('UPDATE checkpoint_streams SET fence = fence + 1 WHERE id = ? RETURNING fence');
   const addStream = db.prepare('INSERT INTO checkpoint_streams (name) VALUES (?) ON CONFLICT (name) DO NOTHING');
   const findStream = db.prepare('SELECT id FROM checkpoint_streams WHERE name = ?');
-  // The claim scans the partial index alone (a covering scan). An expired lease that used up its
-  // attempts comes back with attempts >= max and is turned dead in the same transaction.
+  // The claim scans the partial index alone (a covering scan); `status NOT IN ('done', 'dead')` is
+  // the first term of the index's predicate (migration 0002), which is what lets the planner use
+  // it. An expired lease that used up its attempts comes back with attempts >= max and is turned
+  // dead in the same transaction.
   const claim = db.prepare(`UPDATE checkpoint_items
     SET attempts = attempts + (status = 'processing'), owner = @owner, token = @token, avail_at = @now + @lease,
         status = 'processing', updated_at = @now
     WHERE seq IN (
       SELECT seq FROM checkpoint_items
-      WHERE stream = @stream AND status IN ('pending', 'failed', 'processing') AND avail_at <= @now
+      WHERE stream = @stream AND status NOT IN ('done', 'dead') AND avail_at <= @now
       ORDER BY priority DESC, avail_at LIMIT @limit)
     RETURNING key, token, attempts, payload, priority`).raw(true); // rows as arrays: [key, token, attempts, payload, priority]
   const kill = db.prepare(`UPDATE checkpoint_items
@@ -94,7 +96,7 @@ export function prepareCheckpointQueries(db: SqliteClient) {
       (stream, key, status, priority, payload, attempts, owner, token, run_at, avail_at, created_at, updated_at)
     VALUES (@stream, @key, 'processing', 0, @payload, 0, @owner, @token, @now, @now + @lease, @now, @now)
     ON CONFLICT (stream, key) DO UPDATE SET ${LEASE_SET}
-    WHERE status IN ('pending', 'failed', 'processing') AND avail_at <= @now
+    WHERE status NOT IN ('done', 'dead') AND avail_at <= @now
     ${RETURNING}`);
   const fail = db.prepare(`UPDATE checkpoint_items
     SET attempts = attempts + 1, status = @status, error = @error, run_at = @now + @retry, avail_at = @now + @retry,
