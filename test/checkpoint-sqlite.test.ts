@@ -74,7 +74,7 @@ describe('sqliteCheckpoint', () => {
       expect((await b.stats()).done).toBe(2);
       const plan = db
         .prepare(
-          `EXPLAIN QUERY PLAN SELECT seq FROM checkpoint_items WHERE stream = ? AND status IN ('pending','failed','processing') AND avail_at <= ? ORDER BY priority DESC, avail_at LIMIT 5`,
+          `EXPLAIN QUERY PLAN SELECT seq FROM checkpoint_items WHERE stream = ? AND status NOT IN ('done', 'dead') AND avail_at <= ? ORDER BY priority DESC, avail_at LIMIT 5`,
         )
         .all('shared', Date.now()) as { detail: string }[];
       expect(plan.map((p) => p.detail).join(' ')).toContain('checkpoint_items_claimable');

@@ -324,8 +324,8 @@ suite('postgres', () => {
       await checkpoint.complete(lease!);
       expect((await store.sessions.get('s1'))?.id).toBe('s1');
       await store.close();
-      const { rows } = await admin.query(`select name from ${S}.multisession_checkpoint_migration`);
-      expect(rows).toEqual([{ name: '0001_checkpoint' }]);
+      const { rows } = await admin.query(`select name from ${S}.multisession_checkpoint_migration order by name`);
+      expect(rows).toEqual([{ name: '0001_checkpoint' }, { name: '0002_cheap_claimable_predicate' }]);
       await admin.query(`drop schema ${S} cascade`);
     });
   });

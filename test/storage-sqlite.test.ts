@@ -272,7 +272,7 @@ describe('sqliteStorage', () => {
       expect(await store.counters!.get('p2')).toEqual({ opened: 1 });
       withRawDb(filename, (db) => {
         expect(db.prepare('SELECT name FROM multisession_migration ORDER BY name').all()).toEqual([{ name: '0001_initial' }, { name: '0002_hot_status_updates' }]);
-        expect(db.prepare('SELECT name FROM multisession_checkpoint_migration ORDER BY name').all()).toEqual([{ name: '0001_checkpoint' }]);
+        expect(db.prepare('SELECT name FROM multisession_checkpoint_migration ORDER BY name').all()).toEqual([{ name: '0001_checkpoint' }, { name: '0002_cheap_claimable_predicate' }]);
       });
       await store.close();
     }
@@ -362,9 +362,9 @@ describe('a database made by the first releases', () => {
     expect((await store.sessions.get('s1'))?.id).toBe('s1');
     await store.close();
     withRawDb(filename, (db) => {
-      expect(db.prepare('SELECT name FROM multisession_checkpoint_migration').all()).toEqual([{ name: '0001_checkpoint' }]);
+      expect(db.prepare('SELECT name FROM multisession_checkpoint_migration ORDER BY name').all()).toEqual([{ name: '0001_checkpoint' }, { name: '0002_cheap_claimable_predicate' }]);
       const plan = db
-        .prepare(`EXPLAIN QUERY PLAN SELECT seq FROM checkpoint_items WHERE stream = 1 AND status IN ('pending','failed','processing') AND avail_at <= 0 ORDER BY priority DESC, avail_at LIMIT 5`)
+        .prepare(`EXPLAIN QUERY PLAN SELECT seq FROM checkpoint_items WHERE stream = 1 AND status NOT IN ('done', 'dead') AND avail_at <= 0 ORDER BY priority DESC, avail_at LIMIT 5`)
         .all() as { detail: string }[];
       expect(plan.map((p) => p.detail).join(' ')).toContain('checkpoint_items_claimable');
     });

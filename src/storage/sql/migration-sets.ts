@@ -33,7 +33,7 @@ export const CHECKPOINT_MIGRATIONS: MigrationSet = Object.freeze({
   name: 'checkpoint',
   table: 'multisession_checkpoint_migration',
   lockTable: 'multisession_checkpoint_migration_lock',
-  migrations: Object.freeze(['0001_checkpoint']),
+  migrations: Object.freeze(['0001_checkpoint', '0002_cheap_claimable_predicate']),
 });
 
 /** What a storage driver's `init` runs, in order; a checkpoint store runs only the checkpoint set. */

@@ -48,6 +48,13 @@ const LEASE_SET = `
   avail_at = CASE WHEN status = 'processing' AND attempts + 1 >= @max THEN @now ELSE @now + @lease END,
   status = CASE WHEN status = 'processing' AND attempts + 1 >= @max THEN 'dead' ELSE 'processing' END,
   updated_at = @now`;
+/**
+ * The columns of an item as read back. A completion does not write completed_at (a done row never
+ * changes again, so its updated_at is its completion time); rows completed by earlier versions
+ * have it written, and keep it.
+ */
+const ITEM_COLUMNS = `seq, key, status, priority, payload, result, error, attempts, owner, token, run_at, avail_at, created_at, updated_at,
+  coalesce(completed_at, CASE WHEN status = 'done' THEN updated_at END) AS completed_at`;
 const RETURNING = 'RETURNING seq, key, status, token, avail_at, attempts, payload, priority';
 const CAS = `stream = @stream AND key = @key AND token = @token AND owner = @owner AND status = 'processing' AND avail_at > @now`;
 
@@ -76,15 +83,17 @@ export function prepareCheckpointQueries(db: SqliteClient) {
   const bumpFence = db.prepare('UPDATE checkpoint_streams SET fence = fence + 1 WHERE id = ? RETURNING fence');
   const addStream = db.prepare('INSERT INTO checkpoint_streams (name) VALUES (?) ON CONFLICT (name) DO NOTHING');
   const findStream = db.prepare('SELECT id FROM checkpoint_streams WHERE name = ?');
-  // The claim scans the partial index alone (a covering scan). An expired lease that used up its
-  // attempts comes back with attempts >= max and is turned dead in the same transaction.
+  // The claim scans the partial index alone (a covering scan); it asks for `status NOT IN ('done',
+  // 'dead')` in the words of the index's predicate (migration 0002), which is what lets the
+  // planner use it. An expired lease that used up its attempts comes back with attempts >= max and is turned
+  // dead in the same transaction. Positional parameters (better-sqlite3 binds an argument list
+  // faster than an object): owner, token, expiry, now, stream, now, limit.
   const claim = db.prepare(`UPDATE checkpoint_items
-    SET attempts = attempts + (status = 'processing'), owner = @owner, token = @token, avail_at = @now + @lease,
-        status = 'processing', updated_at = @now
+    SET attempts = attempts + (status = 'processing'), owner = ?, token = ?, avail_at = ?, status = 'processing', updated_at = ?
     WHERE seq IN (
       SELECT seq FROM checkpoint_items
-      WHERE stream = @stream AND status IN ('pending', 'failed', 'processing') AND avail_at <= @now
-      ORDER BY priority DESC, avail_at LIMIT @limit)
+      WHERE stream = ? AND status NOT IN ('done', 'dead') AND avail_at <= ?
+      ORDER BY priority DESC, avail_at LIMIT ?)
     RETURNING key, token, attempts, payload, priority`).raw(true); // rows as arrays: [key, token, attempts, payload, priority]
   const kill = db.prepare(`UPDATE checkpoint_items
     SET status = 'dead', owner = NULL, avail_at = @now, updated_at = @now,
@@ -94,14 +103,14 @@ export function prepareCheckpointQueries(db: SqliteClient) {
       (stream, key, status, priority, payload, attempts, owner, token, run_at, avail_at, created_at, updated_at)
     VALUES (@stream, @key, 'processing', 0, @payload, 0, @owner, @token, @now, @now + @lease, @now, @now)
     ON CONFLICT (stream, key) DO UPDATE SET ${LEASE_SET}
-    WHERE status IN ('pending', 'failed', 'processing') AND avail_at <= @now
+    WHERE status NOT IN ('done', 'dead') AND avail_at <= @now
     ${RETURNING}`);
   const fail = db.prepare(`UPDATE checkpoint_items
     SET attempts = attempts + 1, status = @status, error = @error, run_at = @now + @retry, avail_at = @now + @retry,
         owner = CASE WHEN @status = 'dead' THEN NULL ELSE owner END, updated_at = @now
     WHERE ${CAS}`);
-  const get = db.prepare('SELECT * FROM checkpoint_items WHERE stream = ? AND key = ?');
-  const list = db.prepare(`SELECT * FROM checkpoint_items
+  const get = db.prepare(`SELECT ${ITEM_COLUMNS} FROM checkpoint_items WHERE stream = ? AND key = ?`);
+  const list = db.prepare(`SELECT ${ITEM_COLUMNS} FROM checkpoint_items
     WHERE stream = @stream AND (@status IS NULL OR status = @status) AND (@cursor IS NULL OR key > @cursor)
     ORDER BY key LIMIT @limit`);
   const counts = db.prepare('SELECT status, count(*) AS n FROM checkpoint_items WHERE stream = ? GROUP BY status');
@@ -120,7 +129,11 @@ export function prepareCheckpointQueries(db: SqliteClient) {
   // Positional parameters (better-sqlite3 binds an argument list fastest): the SET values, then the CAS.
   const casWhere = `WHERE stream = ? AND key = ? AND token = ? AND owner = ? AND status = 'processing' AND avail_at > ?`;
   const casStatements = {
-    complete: db.prepare(`UPDATE checkpoint_items SET status = 'done', result = ?, completed_at = ?, updated_at = ?, avail_at = ? ${casWhere}`),
+    // A done row is final: its completion time is its updated_at (read back as completed_at, see
+    // ITEM_COLUMNS), its avail_at is never read again, and a leased row has no result to clear.
+    // So a completion writes two columns, or three with a result.
+    complete: db.prepare(`UPDATE checkpoint_items SET status = 'done', updated_at = ? ${casWhere}`),
+    completeWithResult: db.prepare(`UPDATE checkpoint_items SET status = 'done', result = ?, updated_at = ? ${casWhere}`),
     renew: db.prepare(`UPDATE checkpoint_items SET avail_at = ?, updated_at = ? ${casWhere}`),
     release: db.prepare(`UPDATE checkpoint_items SET status = 'pending', owner = NULL, avail_at = run_at, updated_at = ? ${casWhere}`),
   };
@@ -179,7 +192,7 @@ export function prepareCheckpointQueries(db: SqliteClient) {
   /** One request's claim, inside the group's transaction. */
   const claimOne = (stream: string, sid: number, r: ClaimRequest, max: number, now: number, token: number): Lease[] => {
     const { owner, limit, leaseMs: lease } = r;
-    const rows = claim.all({ stream: sid, owner, limit, lease, now, token }) as [string, number, number, string | null, number][];
+    const rows = claim.all(owner, token, now + lease, now, sid, now, limit) as [string, number, number, string | null, number][];
     let live = rows;
     if (rows.some((row) => row[2] >= max)) {
       for (const row of rows) if (row[2] >= max) kill.run({ stream: sid, key: row[0], token: row[1], now });
@@ -244,11 +257,18 @@ export function prepareCheckpointQueries(db: SqliteClient) {
       const expiry = [now + lease, now];
       return cas('renew', stream, leases, now, () => expiry).map((won) => (won ? now + lease : null));
     },
-    complete: (stream: number, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number) =>
-      cas('complete', stream, entries.map((e) => e.lease), now, (i) => {
-        const r = entries[i]!.result;
-        return [r === null ? null : JSON.stringify(r), now, now, now];
-      }).map((ok): CasResult => ({ ok })),
+    complete: (stream: number, entries: { lease: LeaseRef; result: JsonValue | null }[], now: number): CasResult[] => {
+      const leases = entries.map((e) => e.lease);
+      const at = [now];
+      const results = entries.some((e) => e.result !== null);
+      const won = results
+        ? cas('completeWithResult', stream, leases, now, (i) => {
+            const r = entries[i]!.result;
+            return [r === null ? null : JSON.stringify(r), now];
+          })
+        : cas('complete', stream, leases, now, () => at);
+      return won.map((ok): CasResult => ({ ok }));
+    },
     fail: (stream: number, lease: LeaseRef, change: FailChange, now: number): CasResult => {
       const { changes } = fail.run({
         stream,
