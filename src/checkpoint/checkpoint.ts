@@ -122,19 +122,23 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
   readonly #backend: CheckpointBackend;
   readonly #clock: Clock;
   #ready: Promise<void> | null = null;
+  /** The store answered init(): calls go to the backend without waiting. */
+  #open = false;
   /** Concurrent claims and completions of this checkpoint go to the store together (group commit). */
   readonly #claims = new Coalescer<ClaimRequest, Lease[]>({
-    run: async (requests) => (await this.#store()).claim(this.stream, requests, this.maxAttempts),
+    run: (requests) => {
+      const backend = this.#backendNow();
+      return backend instanceof Promise
+        ? backend.then((b) => b.claim(this.stream, requests, this.maxAttempts))
+        : backend.claim(this.stream, requests, this.maxAttempts);
+    },
     maxGroup: 1000,
     size: (r) => r.limit,
   });
   readonly #completions = new Coalescer<CompletionRow[], CasResult[]>({
-    run: async (calls) => {
-      const backend = await this.#store();
-      if (calls.length === 1) return [await backend.complete(this.stream, calls[0]!)];
-      const results = await backend.complete(this.stream, calls.flat());
-      let at = 0;
-      return calls.map((c) => results.slice(at, (at += c.length)));
+    run: (calls) => {
+      const backend = this.#backendNow();
+      return backend instanceof Promise ? backend.then((b) => this.#completeGroup(b, calls)) : this.#completeGroup(backend, calls);
     },
     maxGroup: 1000,
     size: (rows) => rows.length,
@@ -157,6 +161,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
 
   /** The backend, once its tables exist. */
   async #store(): Promise<CheckpointBackend> {
+    if (this.#open) return this.#backend;
     if (!this.#ready) {
       this.#ready = this.#host.init().catch((err: unknown) => {
         this.#ready = null;
@@ -164,7 +169,24 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       });
     }
     await this.#ready;
+    this.#open = true;
     return this.#backend;
+  }
+
+  /**
+   * The backend for a hot call: itself once the store is open (no await on the way), else a
+   * promise of it.
+   */
+  #backendNow(): CheckpointBackend | Promise<CheckpointBackend> {
+    return this.#open ? this.#backend : this.#store();
+  }
+
+  /** One store call for a group of completion calls; each gets its own results back. */
+  async #completeGroup(backend: CheckpointBackend, calls: CompletionRow[][]): Promise<CasResult[][]> {
+    if (calls.length === 1) return [await backend.complete(this.stream, calls[0]!)];
+    const results = await backend.complete(this.stream, calls.flat());
+    let at = 0;
+    return calls.map((c) => results.slice(at, (at += c.length)));
   }
 
   /** Adds items whose key is new (idempotent by key); returns how many were new. */
@@ -250,8 +272,10 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
 
   /** Marks the item done. Throws `LeaseLostError` (and changes nothing) when the lease is stale. */
   async complete(lease: Lease, result?: JsonValue): Promise<void> {
-    const [outcome] = await this.completeMany([{ lease, result }]);
-    if (outcome && !outcome.ok) throw outcome.error;
+    const ref = this.#ref(lease);
+    const row = { lease: ref, result: result === undefined ? null : this.#result(result, 'result') };
+    const [outcome] = await this.#completions.call([row]);
+    if (!outcome?.ok) throw this.#lost(ref, 'complete');
   }
 
   /**
@@ -266,7 +290,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       const e = entries[i];
       refs[i] = this.#ref(e?.lease as Lease, () => `completeMany entries[${i}].lease`);
       const r = e!.result;
-      const result = r === undefined ? null : findJsonProblem(r) === null ? (r as JsonValue) : (parseWith(jsonSchema, r, `completeMany entries[${i}].result`) as JsonValue);
+      const result = r === undefined ? null : this.#result(r, `completeMany entries[${i}].result`);
       rows[i] = { lease: refs[i]!, result };
     }
     if (!entries.length) return [];
@@ -277,6 +301,11 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       outcomes[i] = out[i]?.ok ? { lease, ok: true } : { lease, ok: false, error: this.#lost(refs[i]!, 'complete') };
     }
     return outcomes;
+  }
+
+  /** A result to store: JSON as it is (checked without a schema walk), else the schema's ValidationError. */
+  #result(r: unknown, what: string): JsonValue {
+    return findJsonProblem(r) === null ? (r as JsonValue) : (parseWith(jsonSchema, r, what) as JsonValue);
   }
 
   /** Retry delay after a lease that had `attempts` earlier failures fails again. */

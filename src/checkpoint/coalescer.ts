@@ -57,10 +57,26 @@ export class Coalescer<Req, Res> {
   readonly #start = (): void => {
     this.#scheduled = false;
     this.#busy = true;
-    void this.#runGroup(this.#take()).finally(() => {
-      this.#busy = false;
-      this.#schedule();
-    });
+    const group = this.#take();
+    let results: Promise<Res[]>;
+    try {
+      results = this.#o.run(group.map((w) => w.request));
+    } catch (error) {
+      results = Promise.reject(error);
+    }
+    // The common case settles in one reaction; a failure goes through #failed.
+    results.then(
+      (values) => {
+        for (let i = 0; i < group.length; i++) group[i]!.resolve(values[i]!);
+        this.#done();
+      },
+      (error: unknown) => void this.#failed(group, error).finally(this.#done),
+    );
+  };
+
+  readonly #done = (): void => {
+    this.#busy = false;
+    this.#schedule();
   };
 
   /** The longest prefix of the queue within `maxGroup` (at least one request). */
@@ -80,22 +96,17 @@ export class Coalescer<Req, Res> {
     return q.splice(0, n);
   }
 
-  async #runGroup(group: Waiting<Req, Res>[]): Promise<void> {
-    try {
-      const results = await this.#o.run(group.map((w) => w.request));
-      for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
-    } catch (error) {
-      if (group.length === 1 || !refusedStatement(error)) {
-        for (const w of group) w.reject(error);
-        return;
-      }
-      // Rolled back: try each call alone, so only the one the database refuses fails.
-      for (const w of group) {
-        try {
-          w.resolve((await this.#o.run([w.request]))[0]!);
-        } catch (err) {
-          w.reject(err);
-        }
+  async #failed(group: Waiting<Req, Res>[], error: unknown): Promise<void> {
+    if (group.length === 1 || !refusedStatement(error)) {
+      for (const w of group) w.reject(error);
+      return;
+    }
+    // Rolled back: try each call alone, so only the one the database refuses fails.
+    for (const w of group) {
+      try {
+        w.resolve((await this.#o.run([w.request]))[0]!);
+      } catch (err) {
+        w.reject(err);
       }
     }
   }
