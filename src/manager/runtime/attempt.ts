@@ -90,7 +90,8 @@ export class Attempt implements ContextHost {
   readonly runtime: SessionRuntime;
   /** Made on first use of `ctx.signal` (an AbortSignal costs ~0.8 KB once touched). */
   #controller: AbortController | null = null;
-  #aborted: unknown = undefined;
+  /** Set by abort(): makes the signal's reason. */
+  #abortReason: (() => unknown) | null = null;
   connection: PlatformConnection<JsonValue> | null = null;
   ended = false;
   /** stop() has returned (or timed out): from now on the connection's ctx refuses writes. */
@@ -127,15 +128,20 @@ export class Attempt implements ContextHost {
   get signal(): AbortSignal {
     if (!this.#controller) {
       this.#controller = new AbortController();
-      if (this.#aborted !== undefined) this.#controller.abort(this.#aborted);
+      if (this.#abortReason) this.#controller.abort(this.#abortReason());
     }
     return this.#controller.signal;
   }
 
-  abort(reason: unknown): void {
-    if (this.#aborted !== undefined) return;
-    this.#aborted = reason;
-    this.#controller?.abort(reason);
+  /**
+   * Aborts the attempt's signal (once). The reason is made only when someone holds, or later asks
+   * for, the signal: an Error captures a stack, and closing 100,000 sessions made one each for
+   * nobody.
+   */
+  abort(reason: () => unknown): void {
+    if (this.#abortReason) return;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason());
   }
 
   /** The attempt is over (once): whoever waits is told why. */

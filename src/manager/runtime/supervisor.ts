@@ -193,7 +193,7 @@ async function teardown(rt: SessionRuntime, attempt: Attempt): Promise<void> {
   attempt.cancelTimers();
   attempt.pending?.reject(new AbortedError(`Session "${rt.id}" stopped waiting for authentication.`));
   attempt.pending = null;
-  attempt.abort(new AbortedError(`Session "${rt.id}" is stopping.`));
+  attempt.abort(() => new AbortedError(`Session "${rt.id}" is stopping.`));
   rt.setAuth(null);
   rt.setReadyAt(null);
   const conn = attempt.connection;
