@@ -25,9 +25,9 @@ export interface ClaimerOptions {
 }
 
 /**
- * Decides when `process()` claims: ahead of the work (up to `maxInFlight` claims, at least two, in flight while
- * leases are held, one while none are), only while fewer than `concurrency` items wait to run; it tells an
- * empty stream (a claim made while idle found nothing: drained) from a busy one (a claim found
+ * Decides when `process()` claims: ahead of the work (up to `maxInFlight` claims in flight while
+ * leases are held, one while none are), only while fewer than `concurrency` items wait to run; it
+ * tells an empty stream (a claim made while idle found nothing: drained) from a busy one (a claim found
  * nothing while work was in flight: blocked until the run is idle), and pauses `pollMs` after a
  * store error before the next claim.
  */
@@ -61,7 +61,7 @@ export class Claimer {
    * @param queued items waiting to run
    */
   maybeClaim(idle: boolean, held: number, queued: number): boolean {
-    const mayClaim = this.#inFlight === 0 || (this.#inFlight < Math.max(2, this.#o.maxInFlight) && held > 0);
+    const mayClaim = this.#inFlight === 0 || (this.#inFlight < this.#o.maxInFlight && held > 0);
     if (!mayClaim || queued >= this.#o.concurrency || (this.#blocked && !idle)) return false;
     const wait = this.#retryAt - this.#o.clock.now();
     if (wait <= 0) {

@@ -66,8 +66,8 @@ class ProcessRunner {
     this.#claimer = new Claimer({
       clock,
       concurrency: o.concurrency,
-      // Enough claims in flight to keep every handler busy when a claim brings few items.
-      maxInFlight: Math.min(o.concurrency, Math.ceil(o.concurrency / batchSize) + 1),
+      // Two (claim-ahead), or enough to keep every handler busy when a claim brings few items.
+      maxInFlight: Math.max(2, Math.min(o.concurrency, Math.ceil(o.concurrency / batchSize) + 1)),
       pollMs: o.pollMs,
       signal: o.signal,
       claim: () => host.claim({ owner: o.owner, limit: batchSize, leaseMs: o.leaseMs }),
