@@ -33,7 +33,10 @@ export type ErrorCode =
   | 'ABORTED'
   | 'TIMEOUT'
   | 'RATE_LIMITED'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'OWNERSHIP_LOST'
+  | 'NODE_ID_IN_USE'
+  | 'OWNER_UNAVAILABLE';
 
 export interface ErrorOptions {
   cause?: unknown;
@@ -269,4 +272,25 @@ export function versionConflict(sessionId: string, expectedVersion: number, actu
     `Session "${sessionId}" was changed by someone else (expected version ${expectedVersion}${actualVersion === null ? '' : `, stored version ${actualVersion}`}); ${advice}.`,
     { context: { sessionId, expectedVersion, actualVersion } },
   );
+}
+
+/** A session's ownership lease was lost (expired, taken over, or the session deleted): the runtime stops, its writes are refused. */
+export class OwnershipLostError extends MultisessionError {
+  constructor(sessionId: string, detail: string, options: ErrorOptions = {}) {
+    super('OWNERSHIP_LOST', `Session "${sessionId}" is no longer owned by this node (${detail}); the node that owns it now runs it.`, { ...options, context: { sessionId } });
+  }
+}
+
+/** Another live process has joined the store under the same node id. */
+export class NodeIdInUseError extends MultisessionError {
+  constructor(nodeId: string, detail: string) {
+    super('NODE_ID_IN_USE', `Node id "${nodeId}" is in use by a live node (${detail}); give each process its own cluster.nodeId, or leave it unset for a random one.`, { context: { nodeId } });
+  }
+}
+
+/** The node that owns a session did not answer a command in time. */
+export class OwnerUnavailableError extends MultisessionError {
+  constructor(sessionId: string, nodeId: string | null, detail: string) {
+    super('OWNER_UNAVAILABLE', `Session "${sessionId}" runs on node ${nodeId ? `"${nodeId}"` : '(none)'}, which did not answer: ${detail}.`, { context: { sessionId, nodeId } });
+  }
 }

@@ -1,4 +1,5 @@
 import type { CheckpointBackend } from '../checkpoint/contract.js';
+import type { ClusterStore } from './cluster-contract.js';
 import { UnsupportedError } from '../errors.js';
 import type { DesiredState, HealthStatus, SessionState } from '../lifecycle.js';
 import type { JsonObject, JsonValue } from '../types.js';
@@ -16,11 +17,12 @@ import type { JsonObject, JsonValue } from '../types.js';
  * | `history`     | no  | {@link HistoryStore}: transition history that outlives the process |
  * | `audit`       | no  | {@link AuditStore}: the audit log (`manager.audit`) |
  * | `checkpoint`  | no  | the {@link CheckpointBackend} on the same store (`manager.checkpoint`) |
+ * | `cluster`     | no  | {@link ClusterStore}: nodes and session ownership leases (several managers on one store) |
  *
  * Without a capability the manager still runs: transitions are kept in memory only, counters and
  * audit entries are not kept, and the calls that need it (`manager.kv`, `ctx.kv`, `manager.stats`,
- * `manager.audit`, `manager.checkpoint`) throw `UnsupportedError`. Room is left for the
- * capabilities of later releases (ownership leases for cluster mode, work units).
+ * `manager.audit`, `manager.checkpoint`) throw `UnsupportedError`; without `cluster` the manager
+ * is the only node on its store.
  *
  * Invariants every driver keeps (checked by `storageConformanceSuite` in `multisession/testing`):
  * - Times are epoch milliseconds. Records returned are copies: mutating them changes nothing stored.
@@ -56,6 +58,7 @@ export interface StorageDriver extends StoreLifecycle {
   readonly history?: HistoryStore;
   readonly audit?: AuditStore;
   readonly checkpoint?: CheckpointBackend;
+  readonly cluster?: ClusterStore;
 }
 
 /**
@@ -125,8 +128,11 @@ export interface KvStore {
   get(sessionId: string, key: string): Promise<JsonValue | undefined>;
   /** Entries ordered by key, optionally only those whose key starts with `prefix`. */
   list(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]>;
-  /** Applies every operation atomically. */
-  write(sessionId: string, ops: KvOperation[]): Promise<void>;
+  /**
+   * Applies every operation atomically. With `fence` (an ownership token, `cluster` stores only)
+   * nothing is written and `OwnershipLostError` is thrown unless it is the session's current lease.
+   */
+  write(sessionId: string, ops: KvOperation[], options?: { fence?: number }): Promise<void>;
   /** Deletes the session's entries (those under `prefix` when given); returns how many. */
   clear(sessionId: string, options?: { prefix?: string }): Promise<number>;
 }
@@ -153,7 +159,7 @@ export interface AuditStore {
 }
 
 /** The optional capabilities, by name (for conformance groups and `UnsupportedError`). */
-export const STORAGE_CAPABILITIES = ['kv', 'counters', 'history', 'audit', 'checkpoint'] as const;
+export const STORAGE_CAPABILITIES = ['kv', 'counters', 'history', 'audit', 'checkpoint', 'cluster'] as const;
 export type StorageCapability = (typeof STORAGE_CAPABILITIES)[number];
 
 /** The store's `name` capability, or `UnsupportedError` when it lacks it. */
@@ -230,6 +236,8 @@ export interface StatusUpdate {
   health?: HealthStatus;
   lastError?: SessionError | null;
   lastActivityAt?: number | null;
+  /** The writer's ownership token (`cluster` stores): skipped unless it is the session's current lease. */
+  fence?: number;
 }
 
 export interface CredentialRewrite {
@@ -251,6 +259,8 @@ export interface StatDelta {
   sessionId: string;
   name: string;
   delta: number;
+  /** The writer's ownership token (`cluster` stores): skipped unless it is the session's current lease. */
+  fence?: number;
 }
 
 export interface TransitionRecord {
@@ -259,6 +269,8 @@ export interface TransitionRecord {
   to: SessionState;
   reason: string;
   at: number;
+  /** The writer's ownership token (`cluster` stores): skipped unless it is the session's current lease. */
+  fence?: number;
 }
 
 export interface AuditInput {

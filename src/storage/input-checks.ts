@@ -107,6 +107,9 @@ const patch = newRecord
   .partial()
   .extend({ updatedAt: time });
 
+const fenceToken = z.number().int().positive();
+const isFence = (v: unknown): boolean => v === undefined || (Number.isSafeInteger(v) && (v as number) > 0);
+
 const status = z.array(
   z.object({
     id,
@@ -114,6 +117,7 @@ const status = z.array(
     health: z.enum(HEALTH_STATUSES).optional(),
     lastError: sessionError.optional(),
     lastActivityAt: time.nullable().optional(),
+    fence: fenceToken.optional(),
   }),
 );
 
@@ -127,10 +131,10 @@ const rewrites = z.array(
   }),
 );
 
-const deltas = z.array(z.object({ sessionId: id, name: z.string().min(1), delta: z.number().finite() }));
+const deltas = z.array(z.object({ sessionId: id, name: z.string().min(1), delta: z.number().finite(), fence: fenceToken.optional() }));
 
 const transitions = z.array(
-  z.object({ sessionId: id, from: z.enum(SESSION_STATES), to: z.enum(SESSION_STATES), reason: z.string(), at: time }),
+  z.object({ sessionId: id, from: z.enum(SESSION_STATES), to: z.enum(SESSION_STATES), reason: z.string(), at: time, fence: fenceToken.optional() }),
 );
 
 
@@ -226,11 +230,12 @@ const fastStatus = (v: unknown) =>
       (u.state === undefined || STATES.has(u.state)) &&
       (u.health === undefined || HEALTHS.has(u.health)) &&
       (u.lastError === undefined || isSessionError(u.lastError)) &&
-      (u.lastActivityAt === undefined || isFiniteOrNull(u.lastActivityAt)),
+      (u.lastActivityAt === undefined || isFiniteOrNull(u.lastActivityAt)) &&
+      isFence(u.fence),
   );
-const fastDeltas = (v: unknown) => everyItem(v, (d) => isNonEmpty(d.sessionId) && isNonEmpty(d.name) && isFiniteNumber(d.delta));
+const fastDeltas = (v: unknown) => everyItem(v, (d) => isNonEmpty(d.sessionId) && isNonEmpty(d.name) && isFiniteNumber(d.delta) && isFence(d.fence));
 const fastTransitions = (v: unknown) =>
-  everyItem(v, (t) => isNonEmpty(t.sessionId) && STATES.has(t.from) && STATES.has(t.to) && typeof t.reason === 'string' && isFiniteNumber(t.at));
+  everyItem(v, (t) => isNonEmpty(t.sessionId) && STATES.has(t.from) && STATES.has(t.to) && typeof t.reason === 'string' && isFiniteNumber(t.at) && isFence(t.fence));
 const isAuditEntry = (e: Loose): boolean =>
   isFiniteNumber(e.at) && (e.sessionId === null || isNonEmpty(e.sessionId)) && isNonEmpty(e.action) && isStringOrNull(e.actor) && isJsonObject(e.details);
 const fastAudit = (v: unknown) => everyItem(v, isAuditEntry);
@@ -250,6 +255,13 @@ export const checkVersion = (v: number): number => (Number.isInteger(v) ? v : pa
 export const checkStatus = (v: StatusUpdate[]): StatusUpdate[] => checked(fastStatus, status, v, 'status updates');
 export const checkDeltas = (v: StatDelta[]): StatDelta[] => checked(fastDeltas, deltas, v, 'stat deltas');
 export const checkTransitions = (v: TransitionRecord[]): TransitionRecord[] => checked(fastTransitions, transitions, v, 'transitions');
+/** The options of `kv.write`: the fence token, if any. */
+export function checkKvWriteOptions(v: { fence?: number } | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (isObject(v) && isFence(v.fence)) return v.fence;
+  return parseWith(kvWriteOptions, v, 'KV write options').fence;
+}
+const kvWriteOptions = z.object({ fence: fenceToken.optional() }).strict();
 export const checkAuditInputs = (v: AuditInput[]): AuditInput[] => checked(fastAudit, auditInputs, v, 'audit entries');
 /** The audit entry of a session write's options (undefined when none), checked. */
 export function checkWriteOptions(v: WriteOptions | undefined): AuditInput | undefined {

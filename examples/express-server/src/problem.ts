@@ -37,6 +37,9 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze
   AUTH_NOT_PENDING: 409,
   AUTH_TIMEOUT: 409,
   LEASE_LOST: 409,
+  OWNERSHIP_LOST: 409,
+  NODE_ID_IN_USE: 409,
+  OWNER_UNAVAILABLE: 503,
   // The session count is a limit the client can act on (delete sessions), not a server fault.
   CAPACITY: 409,
   // A session's own outbound rate limit (rateLimit in its config): retry after Retry-After.

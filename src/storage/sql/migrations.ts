@@ -11,6 +11,7 @@ type Up = (db: Kysely<any>, dialect: SqlDialectName, schema: string | undefined)
 const UP: Record<string, Up> = {
   'sessions/0001_initial': initial,
   'sessions/0002_hot_status_updates': hotStatusUpdates,
+  'sessions/0003_cluster': cluster,
   'checkpoint/0001_checkpoint': (db, dialect, schema) => (dialect === 'postgres' ? checkpointPostgres(db, schema) : checkpointSqlite(db)),
   'checkpoint/0002_cheap_claimable_predicate': (db, dialect) => (dialect === 'sqlite' ? cheapClaimablePredicate(db) : Promise.resolve()),
 };
@@ -116,6 +117,53 @@ async function hotStatusUpdates(db: Kysely<any>, dialect: SqlDialectName, schema
   const table = (name: string) => (schema ? sql.id(schema, name) : sql.id(name));
   await sql`alter table ${table('sessions')} set (fillfactor = 70)`.execute(db);
   await sql`alter table ${table('session_stats')} set (fillfactor = 70)`.execute(db);
+}
+
+/**
+ * The cluster: the nodes sharing the store, each session's ownership lease (a row of its own, so
+ * renewing thousands of leases never rewrites the session rows) and the change feed other nodes
+ * read. Lease tokens come from one sequence (PostgreSQL) or counter row (SQLite) and only grow.
+ */
+async function cluster(db: Kysely<any>, dialect: SqlDialectName, schema: string | undefined): Promise<void> {
+  const pg = dialect === 'postgres';
+  const s = schema ? db.schema.withSchema(schema) : db.schema;
+  const millis = pg ? 'bigint' : 'integer';
+  const key = pg ? sql`text collate "C"` : sql`text`;
+  await s
+    .createTable('cluster_nodes')
+    .addColumn('node_id', key, (c) => c.primaryKey())
+    .addColumn('incarnation', 'text', (c) => c.notNull())
+    .addColumn('host', 'text', (c) => c.notNull())
+    .addColumn('pid', 'integer', (c) => c.notNull())
+    .addColumn('started_at', millis, (c) => c.notNull())
+    .addColumn('last_seen_at', millis, (c) => c.notNull())
+    .addColumn('expires_at', millis, (c) => c.notNull())
+    .addColumn('running', 'integer', (c) => c.notNull())
+    .addColumn('max_running', 'integer')
+    .addColumn('draining', pg ? 'boolean' : 'integer', (c) => c.notNull())
+    .execute();
+  await s
+    .createTable('session_owners')
+    .addColumn('session_id', key, (c) => c.primaryKey().references('sessions.id').onDelete('cascade'))
+    .addColumn('node_id', key, (c) => c.notNull())
+    .addColumn('token', pg ? 'bigint' : 'integer', (c) => c.notNull())
+    .addColumn('since', millis, (c) => c.notNull())
+    .addColumn('expires_at', millis, (c) => c.notNull())
+    .execute();
+  await s.createIndex('session_owners_node_idx').on('session_owners').column('node_id').execute();
+  await s
+    .createTable('session_changes')
+    .addColumn('seq', pg ? 'bigint' : 'integer', (c) => (pg ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement()))
+    .addColumn('session_id', key, (c) => c.notNull())
+    .execute();
+  // Placement asks for the sessions that should run, by priority.
+  await s.createIndex('sessions_runnable_idx').on('sessions').columns(['desired_state', 'priority desc', 'id']).execute();
+  if (pg) {
+    await sql`create sequence if not exists ${schema ? sql.id(schema, 'session_owner_token') : sql.id('session_owner_token')}`.execute(db);
+  } else {
+    await s.createTable('cluster_tokens').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('last', 'integer', (c) => c.notNull()).execute();
+    await sql`insert into cluster_tokens (id, last) values (1, 0)`.execute(db);
+  }
 }
 
 // The checkpoint tables were first made by raw `CREATE … IF NOT EXISTS` DDL in the backends. The

@@ -147,6 +147,7 @@ export interface MergedStatus {
   /** JSON text or null; `undefined` leaves the column alone. */
   lastError?: string | null;
   lastActivityAt?: number | null;
+  fence?: number;
 }
 
 export function mergeStatusUpdates(updates: readonly StatusUpdate[]): MergedStatus[] {
@@ -158,6 +159,7 @@ export function mergeStatusUpdates(updates: readonly StatusUpdate[]): MergedStat
     if (u.health !== undefined) m.health = u.health;
     if (u.lastError !== undefined) m.lastError = u.lastError === null ? null : jsonText(u.lastError as unknown as JsonValue);
     if (u.lastActivityAt !== undefined) m.lastActivityAt = u.lastActivityAt;
+    if (u.fence !== undefined) m.fence = u.fence;
   }
   return [...byId.values()];
 }
@@ -166,10 +168,10 @@ export function mergeStatusUpdates(updates: readonly StatusUpdate[]): MergedStat
 export function sumStatDeltas(deltas: readonly StatDelta[]): StatDelta[] {
   const byKey = new Map<string, StatDelta>();
   for (const d of deltas) {
-    const k = `${d.sessionId}\u0000${d.name}`;
+    const k = d.fence === undefined ? `${d.sessionId}\u0000${d.name}` : `${d.sessionId}\u0000${d.name}\u0000${d.fence}`;
     const prev = byKey.get(k);
     if (prev) prev.delta += d.delta;
-    else byKey.set(k, { sessionId: d.sessionId, name: d.name, delta: d.delta });
+    else byKey.set(k, d.fence === undefined ? { sessionId: d.sessionId, name: d.name, delta: d.delta } : { sessionId: d.sessionId, name: d.name, delta: d.delta, fence: d.fence });
   }
   return [...byKey.values()];
 }

@@ -70,6 +70,8 @@ export function prepareStatements(db: SqliteClient) {
       `DELETE FROM session_transitions WHERE session_id = ? AND id <= (
          SELECT id FROM session_transitions WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
     ),
+    ownerToken: db.prepare('SELECT token FROM session_owners WHERE session_id = ?'),
+    changeAdd: db.prepare('INSERT INTO session_changes (session_id) VALUES (?)'),
     auditAdd: db.prepare('INSERT INTO audit_log (at, session_id, action, actor, details) VALUES (?, ?, ?, ?, ?)'),
     kvGet: db.prepare('SELECT value FROM session_kv WHERE session_id = ? AND key = ?'),
     kvListAll: db.prepare('SELECT key, value FROM session_kv WHERE session_id = ? ORDER BY key'),

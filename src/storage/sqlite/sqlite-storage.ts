@@ -1,48 +1,29 @@
-import type { Kysely } from 'kysely';
-import { DuplicateCredentialsError, SessionExistsError, SessionNotFoundError } from '../../errors.js';
+import { DuplicateCredentialsError, SessionExistsError } from '../../errors.js';
 import type { CheckpointBackend } from '../../checkpoint/contract.js';
-import type { JsonValue } from '../../types.js';
+import type { ClusterStore } from '../cluster-contract.js';
 import {
   touchesCredentials,
-  type AuditEntry,
-  type AuditInput,
-  type AuditQuery,
   type AuditStore,
   type CounterStore,
   type CredentialRewrite,
   type HistoryStore,
-  type KvEntry,
-  type KvOperation,
   type KvStore,
   type NewSessionRecord,
   type SessionPatch,
   type SessionRecord,
   type SessionStore,
-  type StatDelta,
   type StatusUpdate,
   type StorageDriver,
-  type TransitionRecord,
   type WriteOptions,
 } from '../contract.js';
 import { guardStore, storageError } from '../guarded-storage.js';
 import * as check from '../input-checks.js';
 import { STORAGE_MIGRATION_SETS } from '../sql/migration-sets.js';
 import * as reads from '../sql/queries.js';
-import {
-  charLength,
-  collapseKvOps,
-  jsonText,
-  kvValueFromText,
-  mergeStatusUpdates,
-  patchToRow,
-  sessionFromRow,
-  sessionToRow,
-  sumStatDeltas,
-  transitionFromRow,
-  type TransitionRow,
-} from '../sql/rows.js';
-import type { SessionRow, StorageDatabase } from '../sql/schema.js';
+import { mergeStatusUpdates, patchToRow, sessionFromRow, sessionToRow } from '../sql/rows.js';
+import type { SessionRow } from '../sql/schema.js';
 import { sqliteCheckpointBackend } from './sqlite-checkpoint.js';
+import { SqliteCluster } from './sqlite-cluster.js';
 import {
   closeSqlite,
   isPersistent,
@@ -50,12 +31,13 @@ import {
   parseSqliteConfig,
   sqliteError,
   type ResolvedSqliteOptions,
-  type SqliteConnection,
   type SqliteOptions,
   type SqliteTarget,
 } from './sqlite-connection.js';
 import { sqliteKysely } from './sqlite-kysely.js';
-import { prepareStatements, type SqliteStatements } from './sqlite-statements.js';
+import { run, write, wrapAsync, type Open } from './sqlite-open.js';
+import { addAudit, fenceHolds, SqliteAudit, SqliteCounters, SqliteHistory, SqliteKv } from './sqlite-session-data.js';
+import { prepareStatements } from './sqlite-statements.js';
 
 /**
  * `multisession/sqlite`: the embedded, persistent storage driver on better-sqlite3, with every
@@ -88,13 +70,6 @@ export function sqliteStorage(target: SqliteTarget, options?: SqliteOptions): St
   return guardStore(new SqliteStorage(config.target, config.options));
 }
 
-interface Open {
-  readonly c: SqliteConnection;
-  /** The query builder of the reads written once for both SQL drivers (sql/queries.ts). */
-  readonly kysely: Kysely<StorageDatabase>;
-  readonly s: SqliteStatements;
-}
-
 class SqliteStorage implements StorageDriver {
   readonly kind = 'sqlite';
   readonly persistent: boolean;
@@ -105,6 +80,8 @@ class SqliteStorage implements StorageDriver {
   readonly audit: AuditStore;
   /** The distributed-lock checkpoint in this same database file (see docs/checkpoint.md). */
   readonly checkpoint: CheckpointBackend;
+  /** Nodes and session ownership leases: several processes on this file run each session once. */
+  readonly cluster: ClusterStore;
   readonly #target: SqliteTarget;
   readonly #options: ResolvedSqliteOptions;
   #open: Open | null = null;
@@ -123,6 +100,7 @@ class SqliteStorage implements StorageDriver {
     this.history = new SqliteHistory(open);
     this.audit = new SqliteAudit(open);
     this.checkpoint = sqliteCheckpointBackend(() => open().c.db);
+    this.cluster = new SqliteCluster(open);
   }
 
   async init(): Promise<void> {
@@ -152,27 +130,6 @@ class SqliteStorage implements StorageDriver {
   }
 }
 
-function run<T>(operation: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw sqliteError(operation, err);
-  }
-}
-
-/** One synchronous `BEGIN IMMEDIATE` transaction: all or nothing, no `await` inside. */
-function write<T>(operation: string, p: Open, fn: () => T): T {
-  return run(operation, () => p.c.db.transaction(fn).immediate() as T);
-}
-
-async function wrapAsync<T>(operation: string, promise: Promise<T>): Promise<T> {
-  try {
-    return await promise;
-  } catch (err) {
-    throw sqliteError(operation, err);
-  }
-}
-
 class SqliteSessions implements SessionStore {
   readonly #open: () => Open;
   constructor(open: () => Open) {
@@ -188,6 +145,7 @@ class SqliteSessions implements SessionStore {
       if (p.s.exists.get(record.id)) throw new SessionExistsError(record.id);
       if (record.credentialsFingerprint && !record.allowSharedCredentials) checkDuplicate(p, record.id, record.credentialsFingerprint);
       const created = sessionFromRow(p.s.insert.get(row) as SessionRow);
+      p.s.changeAdd.run(record.id);
       if (audit) addAudit(p, audit);
       return created;
     });
@@ -224,6 +182,7 @@ class SqliteSessions implements SessionStore {
       if (fingerprint && !allow && touchesCredentials(patch)) checkDuplicate(p, id, fingerprint);
       const updated = p.s.update(columns).get(values) as SessionRow | undefined;
       if (!updated) return null;
+      p.s.changeAdd.run(id);
       if (audit) addAudit(p, audit);
       return sessionFromRow(updated);
     });
@@ -235,6 +194,7 @@ class SqliteSessions implements SessionStore {
     if (merged.length === 0) return;
     write('saveStatus', p, () => {
       for (const m of merged) {
+        if (!fenceHolds(p, m.id, m.fence)) continue;
         p.s.status.run({
           id: m.id,
           state: m.state ?? null,
@@ -254,6 +214,7 @@ class SqliteSessions implements SessionStore {
     const audit = check.checkWriteOptions(options);
     return write('deleteSession', p, () => {
       const deleted = Number(p.s.delete.run(id).changes) > 0;
+      if (deleted) p.s.changeAdd.run(id);
       if (deleted && audit) addAudit(p, audit);
       return deleted;
     });
@@ -271,6 +232,7 @@ class SqliteSessions implements SessionStore {
             const written = rows.map((r) => {
               const row = p.s.rewriteCredentials.get(r.credentials, r.credentialsFingerprint, r.updatedAt, r.id, r.expectedVersion) as SessionRow | undefined;
               if (!row) throw LOST; // rolls back the rows written before it
+              p.s.changeAdd.run(r.id);
               return sessionFromRow(row);
             });
             if (audit) addAudit(p, audit);
@@ -288,137 +250,7 @@ class SqliteSessions implements SessionStore {
 /** Thrown inside a transaction to roll it back when a compare-and-swap is lost. */
 const LOST = Symbol('lost compare-and-swap');
 
-/** The audit entry of a session write, inside its transaction. */
-function addAudit(p: Open, e: AuditInput): void {
-  p.s.auditAdd.run(e.at, e.sessionId, e.action, e.actor, jsonText(e.details));
-}
-
 function checkDuplicate(p: Open, id: string, fingerprint: string): void {
   const other = p.s.duplicate.get(fingerprint, id) as { id: string } | undefined;
   if (other) throw new DuplicateCredentialsError(id, other.id);
-}
-
-class SqliteKv implements KvStore {
-  readonly #open: () => Open;
-  constructor(open: () => Open) {
-    this.#open = open;
-  }
-
-  async get(sessionId: string, key: string): Promise<JsonValue | undefined> {
-    const p = this.#open();
-    check.checkId(sessionId);
-    check.checkKey(key);
-    return run('kvGet', () => {
-      const row = p.s.kvGet.get(sessionId, key) as { value: string } | undefined;
-      return row ? kvValueFromText(row.value) : undefined;
-    });
-  }
-
-  async list(sessionId: string, options?: { prefix?: string }): Promise<KvEntry[]> {
-    const p = this.#open();
-    check.checkId(sessionId);
-    const prefix = check.checkPrefix(options, 'KV list options');
-    return run('kvList', () => {
-      const rows = (
-        prefix ? p.s.kvListPrefix.all(sessionId, prefix, charLength(prefix), prefix) : p.s.kvListAll.all(sessionId)
-      ) as { key: string; value: string }[];
-      return rows.map((r) => ({ key: r.key, value: kvValueFromText(r.value) }));
-    });
-  }
-
-  async write(sessionId: string, ops: KvOperation[]): Promise<void> {
-    const p = this.#open();
-    check.checkId(sessionId);
-    check.assertKvOperations(ops);
-    const { sets, deletes } = collapseKvOps(ops);
-    write('kvWrite', p, () => {
-      if (!p.s.exists.get(sessionId)) throw new SessionNotFoundError(sessionId);
-      for (const [key, value] of sets) p.s.kvSet.run(sessionId, key, value);
-      for (const key of deletes) p.s.kvDelete.run(sessionId, key);
-    });
-  }
-
-  async clear(sessionId: string, options?: { prefix?: string }): Promise<number> {
-    const p = this.#open();
-    check.checkId(sessionId);
-    const prefix = check.checkPrefix(options, 'KV clear options');
-    return write('kvClear', p, () =>
-      Number(prefix ? p.s.kvClearPrefix.run(sessionId, prefix, charLength(prefix), prefix).changes : p.s.kvClearAll.run(sessionId).changes),
-    );
-  }
-}
-
-class SqliteCounters implements CounterStore {
-  readonly #open: () => Open;
-  constructor(open: () => Open) {
-    this.#open = open;
-  }
-
-  async increment(deltas: StatDelta[]): Promise<void> {
-    const p = this.#open();
-    const sums = sumStatDeltas(check.checkDeltas(deltas));
-    if (sums.length === 0) return;
-    write('incrementStats', p, () => {
-      for (const d of sums) p.s.statAdd.run(d.sessionId, d.name, d.delta, d.sessionId);
-    });
-  }
-
-  async get(sessionId: string): Promise<Record<string, number>> {
-    const p = this.#open();
-    check.checkId(sessionId);
-    return run('getStats', () => {
-      const out: Record<string, number> = {};
-      for (const r of p.s.stats.all(sessionId) as { name: string; value: number }[]) out[r.name] = r.value;
-      return out;
-    });
-  }
-}
-
-class SqliteHistory implements HistoryStore {
-  readonly #open: () => Open;
-  constructor(open: () => Open) {
-    this.#open = open;
-  }
-
-  async append(entries: TransitionRecord[], keepPerSession: number): Promise<void> {
-    const p = this.#open();
-    check.checkTransitions(entries);
-    const keep = check.checkPositive(keepPerSession, 'keepPerSession');
-    if (entries.length === 0) return;
-    write('appendTransitions', p, () => {
-      const touched = new Set<string>();
-      for (const e of entries) {
-        if (Number(p.s.transitionAdd.run(e.sessionId, e.from, e.to, e.reason, e.at, e.sessionId).changes) > 0) touched.add(e.sessionId);
-      }
-      for (const id of touched) p.s.transitionTrim.run(id, id, keep);
-    });
-  }
-
-  async list(sessionId: string, limit: number): Promise<TransitionRecord[]> {
-    const p = this.#open();
-    check.checkId(sessionId);
-    check.checkPositive(limit, 'transition limit');
-    return run('listTransitions', () => (p.s.transitions.all(sessionId, Math.floor(limit)) as TransitionRow[]).reverse().map(transitionFromRow));
-  }
-}
-
-class SqliteAudit implements AuditStore {
-  readonly #open: () => Open;
-  constructor(open: () => Open) {
-    this.#open = open;
-  }
-
-  async append(entries: AuditInput[]): Promise<void> {
-    const p = this.#open();
-    check.checkAuditInputs(entries);
-    if (entries.length === 0) return;
-    write('appendAudit', p, () => {
-      for (const e of entries) addAudit(p, e);
-    });
-  }
-
-  async list(query: AuditQuery): Promise<AuditEntry[]> {
-    const p = this.#open();
-    return wrapAsync('listAudit', reads.listAudit(p.kysely, check.checkAuditQuery(query)));
-  }
 }
