@@ -13,6 +13,8 @@ export interface SessionManagerEvents {
   'session.health': (event: { id: string; health: HealthStatus; previous: HealthStatus; detail?: string; failures: number; at: number }) => void;
   'session.message': (event: { id: string; direction: 'in' | 'out'; message: JsonValue; at: number }) => void;
   'session.error': (event: { id: string; error: Error; code: string; at: number }) => void;
+  /** The node that runs the session changed (`null`: none runs it). */
+  'session.owner': (event: { id: string; from: string | null; to: string | null; reason: string; at: number }) => void;
   'manager.error': (event: { error: Error; at: number }) => void;
 }
 
@@ -30,6 +32,7 @@ export const SESSION_MANAGER_EVENTS = [
   'session.health',
   'session.message',
   'session.error',
+  'session.owner',
   'manager.error',
 ] as const satisfies readonly SessionManagerEventName[];
 

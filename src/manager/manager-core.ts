@@ -15,6 +15,8 @@ export interface ManagerCore {
   /** Spreads the first health checks of sessions started together. */
   readonly healthPacer: HealthPacer;
   readonly storage: StorageDriver;
+  /** The store fences runtime writes (cluster mode): a runtime without a lease writes nothing. */
+  readonly fencing: boolean;
   readonly logger: Logger;
   emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void;
   /** Decrypts and validates the session's credentials for its adapter. */

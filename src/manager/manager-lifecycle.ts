@@ -1,7 +1,8 @@
 import type { Adapter } from '../adapters/contract.js';
 import { ManagerClosedError, ManagerNotOpenError, MultisessionError, StorageError } from '../errors.js';
 import type { ManagerCore } from './manager-core.js';
-import { loadRuntimes, restoreRuntimes } from './restore.js';
+import type { Ownership } from './cluster/ownership.js';
+import { loadRuntimes } from './restore.js';
 import type { SessionRegistry } from './session-registry.js';
 import type { Waits } from './wait-for.js';
 
@@ -20,14 +21,20 @@ export class ManagerLifecycle {
   readonly #sessions: SessionRegistry;
   readonly #adapters: ReadonlyMap<string, Adapter>;
   readonly #waits: Waits;
+  readonly #ownership: Ownership;
   readonly #onError: (error: unknown) => void;
 
-  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; onError: (error: unknown) => void }) {
+  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; ownership: Ownership; onError: (error: unknown) => void }) {
+    this.#ownership = deps.ownership;
     this.#core = deps.core;
     this.#sessions = deps.sessions;
     this.#adapters = deps.adapters;
     this.#waits = deps.waits;
     this.#onError = deps.onError;
+  }
+
+  get isOpen(): boolean {
+    return this.#phase === 'open';
   }
 
   /** Throws unless open: `ManagerNotOpenError` before `open()`, `ManagerClosedError` after `close()`. */
@@ -48,11 +55,12 @@ export class ManagerLifecycle {
     const { storage } = this.#core;
     try {
       await storage.init();
+      await this.#ownership.join();
       const { all, toStart } = await loadRuntimes(this.#core, await storage.sessions.list(), this.#adapters, this.#onError);
       for (const rt of all) this.#sessions.add(rt);
       if (this.#phase !== 'opening') return; // closed meanwhile
       this.#phase = 'open';
-      await restoreRuntimes(toStart, this.#core.options.restore.concurrency, () => this.#phase === 'open', this.#onError);
+      await this.#ownership.begin(toStart);
     } catch (error) {
       if (this.#phase !== 'opening') return;
       this.#phase = 'new';
@@ -77,6 +85,7 @@ export class ManagerLifecycle {
       await this.#opening.catch(() => undefined);
     }
     await stopAll();
+    await this.#ownership.close();
     await this.#core.persister.close();
     this.#waits.closeAll();
     this.#core.scheduler.close();

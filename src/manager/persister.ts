@@ -52,6 +52,7 @@ export class Persister {
       if (update.health !== undefined) prev.health = update.health;
       if (update.lastError !== undefined) prev.lastError = update.lastError;
       if (update.lastActivityAt !== undefined) prev.lastActivityAt = update.lastActivityAt;
+      if (update.fence !== undefined) prev.fence = update.fence;
     }
     this.#schedule();
   }
@@ -61,11 +62,11 @@ export class Persister {
     this.#schedule();
   }
 
-  increment(sessionId: string, name: string, delta = 1): void {
-    const key = `${sessionId}\u0000${name}`;
+  increment(sessionId: string, name: string, delta = 1, fence?: number): void {
+    const key = fence === undefined ? `${sessionId}\u0000${name}` : `${sessionId}\u0000${name}\u0000${fence}`;
     const prev = this.#stats.get(key);
     if (prev) prev.delta += delta;
-    else this.#stats.set(key, { sessionId, name, delta });
+    else this.#stats.set(key, fence === undefined ? { sessionId, name, delta } : { sessionId, name, delta, fence });
     this.#schedule();
   }
 

@@ -259,6 +259,22 @@ export const managerOptionsSchema = z.strictObject({
       flushMs: z.number().int().min(1).max(60_000).default(250),
     })
     .prefault({}),
+  /**
+   * This manager as a node of a cluster (a store with the `cluster` capability: SQLite, PostgreSQL):
+   * each session runs only on the node holding its ownership lease. See docs/cluster.md.
+   */
+  cluster: z
+    .strictObject({
+      /** This node's id (default: random per manager). Two live processes cannot share one. */
+      nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _, . or -').optional(),
+      /** A lease lasts this long after its last renewal (by the database's clock); renewed every third of it. */
+      leaseTtlMs: z.number().int().min(1_000, 'must be at least 1000 (1 s)').max(600_000).default(15_000),
+      /** Most sessions this node runs at once (default: no limit of its own). */
+      maxRunning: z.number().int().min(1).nullable().default(null),
+      /** How often the node reads the store's change feed (other nodes' creates, updates, deletes, states). */
+      changePollMs: z.number().int().min(50).max(60_000).default(500),
+    })
+    .prefault({}),
   /** Lines kept per session for `manager.logs(id)`. */
   logBufferSize: z.number().int().min(0).default(200),
   /** Transitions kept per session on the snapshot and in storage. */

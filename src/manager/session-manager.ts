@@ -28,6 +28,8 @@ import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
 import { decodeCursor, encodeCursor } from './session-registry.js';
 import { Waits } from './wait-for.js';
+import { makeOwnership } from './cluster/node-wiring.js';
+import type { NodeInfo, Ownership } from './cluster/ownership.js';
 
 const SETTLED = { settled: Promise.resolve() };
 
@@ -63,6 +65,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   readonly #core: ManagerCore;
   readonly #life: ManagerLifecycle;
   readonly #auditLog: AuditLog;
+  readonly #ownership: Ownership;
 
   constructor(options: SessionManagerOptions = {}) {
     const events = new EventHub<SessionManagerEvents>();
@@ -95,6 +98,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       persister: this.#persister,
       healthPacer: new HealthPacer(),
       storage: this.#storage,
+      fencing: this.#storage.cluster !== undefined,
       logger: this.#logger,
       emit: (event, payload) => void this.#events.emit(event, payload),
       openCredentials: (record) => this.#vault.open(record, this.#adapters.get(record.platform)?.credentials ?? null),
@@ -105,8 +109,31 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     };
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
     const onError = (error: unknown) => this.#managerError(error);
-    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, onError });
+    const isOpen = () => this.#life.isOpen;
+    this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, isOpen, onError });
+    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit });
+  }
+
+  /** This manager's node id (`cluster.nodeId`, or a random one). */
+  get nodeId(): string {
+    return this.#ownership.nodeId;
+  }
+
+  /** The nodes sharing the store (just this one on a store without the `cluster` capability). */
+  async nodes(): Promise<NodeInfo[]> {
+    this.#assertOpen();
+    return this.#ownership.nodes();
+  }
+
+  /**
+   * Hands every session this node runs to the other nodes at once (their leases are released, so
+   * others take them without waiting for expiry) and takes no new ones. The sessions keep their
+   * desired state. `close()` drains first too.
+   */
+  async drain(): Promise<void> {
+    this.#assertOpen();
+    await this.#ownership.drain();
   }
 
   /** Which store the manager keeps its sessions in (`memory`, `sqlite`, `postgres`, …). */
@@ -212,6 +239,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     return this.#control(id, options, async (rt, ctl) => {
       if (rt.running) return rt.start(ctl.reason ?? 'start');
       await this.#setDesired(rt, 'running', this.#auditLog.entry('start', id, ctl.actor, {}));
+      if (!(await this.#ownership.claim(rt))) return SETTLED; // another node runs it, or will
       return rt.start(ctl.reason ?? 'start');
     });
   }
@@ -221,6 +249,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     return this.#control(id, options, async (rt, ctl) => {
       await this.#setDesired(rt, 'stopped', this.#auditLog.entry('stop', id, ctl.actor, ctl.reason ? { reason: ctl.reason } : {}));
       await rt.stop(ctl.reason ?? 'stop');
+      await this.#ownership.release(rt);
       return SETTLED;
     });
   }
@@ -231,6 +260,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       const reason = ctl.reason ?? 'restart';
       await rt.stop(reason);
       await this.#setDesired(rt, 'running', this.#auditLog.entry('restart', id, ctl.actor, {}));
+      if (!(await this.#ownership.claim(rt))) return SETTLED;
       rt.countRestart();
       return rt.start(reason);
     });

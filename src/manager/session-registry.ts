@@ -133,8 +133,8 @@ export class SessionRegistry {
     const healths = f.health === undefined ? null : new Set(Array.isArray(f.health) ? f.health : [f.health]);
     const labels = f.labels ? Object.entries(f.labels) : [];
     const matches = (rt: SessionRuntime, r: SessionRecord): boolean =>
-      (!states || states.has(rt.state)) &&
-      (!healths || healths.has(rt.health)) &&
+      (!states || states.has(rt.shownState)) &&
+      (!healths || healths.has(rt.shownHealth)) &&
       (!f.platform || r.platform === f.platform) &&
       (!f.desiredState || r.desiredState === f.desiredState) &&
       !labels.some(([k, v]) => !Object.hasOwn(r.labels, k) || r.labels[k] !== v);

@@ -41,6 +41,8 @@ export interface SessionSnapshot {
   /** The newest transitions, oldest first. */
   transitions: TransitionInfo[];
   version: number;
+  /** The node that runs the session and since when (`manager.nodeId` on one node); null when none does. */
+  owner: { nodeId: string; since: number } | null;
 }
 
 /** A page of `manager.list()`. */

@@ -86,6 +86,7 @@ describe('typed events', () => {
       | 'session.health'
       | 'session.message'
       | 'session.error'
+      | 'session.owner'
       | 'manager.error'
     >();
     expectTypeOf<SessionManagerEventPayload<'session.state'>['to']>().toEqualTypeOf<SessionState>();

@@ -200,7 +200,12 @@ export class Attempt implements ContextHost {
   }
 
   kvStore(): KvStore {
-    return this.runtime.core.kvStore();
+    const store = this.runtime.core.kvStore();
+    const fence = this.runtime.fence();
+    if (fence === undefined) return store;
+    // The connection's writes land only while this node owns the session.
+    const token = fence === false ? Number.MAX_SAFE_INTEGER : fence;
+    return { get: (id, key) => store.get(id, key), list: (id, o) => store.list(id, o), clear: (id, o) => store.clear(id, o), write: (id, ops) => store.write(id, ops, { fence: token }) };
   }
 
   log(level: ContextLogLevel, msg: string, data: Record<string, unknown> | undefined): void {

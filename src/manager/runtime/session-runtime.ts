@@ -18,6 +18,13 @@ import { platformLogout, send } from './sender.js';
 import { supervise } from './supervisor.js';
 import { snapshotOf, statusOf } from './views.js';
 
+/** Who runs a session: a node id, since when, and whether that node is this one. */
+export interface SessionOwner {
+  nodeId: string;
+  since: number;
+  local: boolean;
+}
+
 const noop = () => undefined;
 const RESOLVED = Promise.resolve();
 
@@ -49,6 +56,13 @@ export class SessionRuntime {
   #run: Run | null = null;
   /** The session's outbound rate limit (`config.rateLimit`), made when first needed; outlives attempts. */
   #limiter: SessionRateLimiter | null = null;
+  /** The node that runs the session (this one or another), as last known; null when none does. */
+  #owner: SessionOwner | null = null;
+  /**
+   * This node's ownership token for the session while it holds (or last held) the lease; every
+   * write the runtime makes carries it. `null` with a fencing store: the runtime writes nothing.
+   */
+  #lease: number | null = null;
   readonly #core: ManagerCore;
   readonly #adapter: Adapter | null;
 
@@ -109,6 +123,23 @@ export class SessionRuntime {
   }
   get running(): boolean {
     return this.#run !== null;
+  }
+  get owner(): SessionOwner | null {
+    return this.#owner;
+  }
+  /** Owned by another node: what callers see is what that node stored. */
+  get remote(): boolean {
+    return this.#owner !== null && !this.#owner.local && this.#run === null;
+  }
+  get lease(): number | null {
+    return this.#lease;
+  }
+  /** The state callers see: this node's own, or the stored one of the node that runs it. */
+  get shownState(): SessionState {
+    return this.remote ? this.#record.state : this.#state;
+  }
+  get shownHealth(): HealthStatus {
+    return this.remote ? this.#record.health : this.#health;
   }
 
   snapshot(): SessionSnapshot {
@@ -210,9 +241,28 @@ export class SessionRuntime {
     return true;
   }
 
-  /** A record written by someone else for this session (key rotation). */
+  /** A record written by someone else for this session (key rotation, another node). */
   adoptRecord(record: SessionRecord): void {
     if (record.id === this.id) this.#record = record;
+  }
+
+  /** Who runs the session now (set by the ownership of the manager); a change is announced. */
+  setOwner(owner: SessionOwner | null, reason: string): void {
+    const from = this.#owner?.nodeId ?? null;
+    this.#owner = owner;
+    const to = owner?.nodeId ?? null;
+    if (from !== to) this.emit('session.owner', { id: this.id, from, to, reason, at: this.#core.clock.now() });
+  }
+
+  /** This node's lease token (null: none, and with a fencing store nothing is written). */
+  setLease(token: number | null): void {
+    this.#lease = token;
+  }
+
+  /** The fence of this runtime's writes: undefined without fencing, false when it must not write. */
+  fence(): number | undefined | false {
+    if (!this.#core.fencing) return undefined;
+    return this.#lease ?? false;
   }
 
   /**
@@ -271,8 +321,11 @@ export class SessionRuntime {
     const keep = this.#core.options.historySize;
     const list = this.#transitions;
     this.#transitions = (list.length >= keep ? list.slice(list.length - keep + 1) : list).concat([t]);
-    this.#core.persister.transition({ sessionId: this.id, from, to, reason, at });
-    this.persistStatus();
+    const fence = this.fence();
+    if (fence !== false) {
+      this.#core.persister.transition(fence === undefined ? { sessionId: this.id, from, to, reason, at } : { sessionId: this.id, from, to, reason, at, fence });
+      this.#core.persister.status({ id: this.id, state: to, health: this.#health, lastError: this.#lastError, ...(fence === undefined ? {} : { fence }) });
+    }
     this.emit('session.state', { id: this.id, from, to, reason, at });
   }
 
@@ -316,11 +369,14 @@ export class SessionRuntime {
 
   touch(): void {
     this.#lastActivityAt = this.#core.clock.now();
-    this.#core.persister.status({ id: this.id, lastActivityAt: this.#lastActivityAt });
+    const fence = this.fence();
+    if (fence !== false) this.#core.persister.status({ id: this.id, lastActivityAt: this.#lastActivityAt, ...(fence === undefined ? {} : { fence }) });
   }
 
   persistStatus(): void {
-    this.#core.persister.status({ id: this.id, state: this.#state, health: this.#health, lastError: this.#lastError });
+    const fence = this.fence();
+    if (fence === false) return;
+    this.#core.persister.status({ id: this.id, state: this.#state, health: this.#health, lastError: this.#lastError, ...(fence === undefined ? {} : { fence }) });
   }
 
   emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void {
@@ -328,12 +384,14 @@ export class SessionRuntime {
   }
 
   count(name: BuiltinCounter): void {
-    this.#core.persister.increment(this.id, name, 1);
+    const fence = this.fence();
+    if (fence !== false) this.#core.persister.increment(this.id, name, 1, fence);
   }
 
   /** A custom counter raised by the adapter (`ctx.stats.increment`). */
   increment(name: string, by: number): void {
-    this.#core.persister.increment(this.id, CUSTOM_COUNTER_PREFIX + name, by);
+    const fence = this.fence();
+    if (fence !== false) this.#core.persister.increment(this.id, CUSTOM_COUNTER_PREFIX + name, by, fence);
   }
 
   log(level: LogEntry['level'], msg: string, data?: Record<string, unknown>): void {

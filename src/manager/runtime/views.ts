@@ -11,15 +11,16 @@ export function snapshotOf(rt: SessionRuntime): SessionSnapshot {
   const r = rt.record;
   const auth = rt.auth;
   const lastError = rt.lastError;
+  const owner = rt.owner;
   return {
     id: r.id,
     platform: r.platform,
     config: redactNetworkSecrets(cloneJson(r.config)),
     hasCredentials: r.credentials !== null,
-    state: rt.state,
+    state: rt.shownState,
     desiredState: r.desiredState,
     auth: auth ? cloneJson(auth) : null,
-    health: rt.health,
+    health: rt.shownHealth,
     labels: { ...r.labels },
     metadata: cloneJson(r.metadata),
     priority: r.priority,
@@ -33,6 +34,7 @@ export function snapshotOf(rt: SessionRuntime): SessionSnapshot {
     lastError: lastError ? { ...lastError } : null,
     transitions: rt.transitions.map((t) => ({ ...t })),
     version: r.version,
+    owner: owner ? { nodeId: owner.nodeId, since: owner.since } : null,
   };
 }
 
@@ -43,9 +45,9 @@ export function statusOf(rt: SessionRuntime): SessionStatus {
   return {
     id: rt.id,
     platform: rt.record.platform,
-    state: rt.state,
+    state: rt.shownState,
     desiredState: rt.record.desiredState,
-    health: rt.health,
+    health: rt.shownHealth,
     auth: auth ? cloneJson(auth) : null,
     lastError: lastError ? { ...lastError } : null,
     lastActivityAt: rt.lastActivityAt,

@@ -195,6 +195,8 @@ class SqliteSessions implements SessionStore {
     write('saveStatus', p, () => {
       for (const m of merged) {
         if (!fenceHolds(p, m.id, m.fence)) continue;
+        // A cluster node's status change is in the feed, so the other nodes show it.
+        if (m.fence !== undefined) p.s.changeAdd.run(m.id);
         p.s.status.run({
           id: m.id,
           state: m.state ?? null,

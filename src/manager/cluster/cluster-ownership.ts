@@ -1,0 +1,324 @@
+import { randomUUID } from 'node:crypto';
+import { OwnershipLostError } from '../../errors.js';
+import type { ClusterStore, OwnershipLease } from '../../storage/cluster-contract.js';
+import type { SessionRecord } from '../../storage/contract.js';
+import type { ManagerCore } from '../manager-core.js';
+import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { hostName, type NodeInfo, type Ownership } from './ownership.js';
+
+/** What the cluster node needs from its manager. */
+export interface ClusterDeps {
+  core: ManagerCore;
+  store: ClusterStore;
+  nodeId: string | undefined;
+  leaseTtlMs: number;
+  maxRunning: number | null;
+  changePollMs: number;
+  /** The runtime of a session, if this node knows it. */
+  find(id: string): SessionRuntime | undefined;
+  /** Runtimes this node knows, running here or not. */
+  all(): SessionRuntime[];
+  /** Starts runtimes whose leases this node just took (a few at a time). */
+  startPlaced(runtimes: SessionRuntime[]): void;
+  /** Stops a runtime and releases its lease (drain). */
+  stopAndRelease(rt: SessionRuntime, reason: string): Promise<void>;
+  /** Stops a runtime whose lease is gone (it writes nothing more). */
+  stopLost(rt: SessionRuntime, error: OwnershipLostError): void;
+  /** Brings this node's view of a session up to date with its stored record (null: deleted). */
+  refresh(id: string, record: SessionRecord | null): Promise<SessionRuntime | undefined>;
+  onError(error: unknown): void;
+}
+
+/** Changes read from the feed per query. */
+const FEED_PAGE = 500;
+
+/**
+ * One node of a cluster on a store with the `cluster` capability. It keeps a lease for every
+ * session it runs and renews them all in one heartbeat every third of the TTL; takes unowned
+ * sessions that should run up to its fair share (⌈runnable / live nodes⌉, and never past
+ * `maxRunning`), sheds what is past the share + 1 while another node has room; stops a runtime the
+ * moment its lease is found gone, and every runtime when it cannot renew for two thirds of the
+ * TTL, so it never runs a session past its lease. It also reads the store's change feed, so
+ * sessions created, changed, started, stopped or deleted on other nodes show here.
+ */
+export class ClusterOwnership implements Ownership {
+  readonly nodeId: string;
+  readonly incarnation = randomUUID();
+  readonly #d: ClusterDeps;
+  /** The leases this node holds: session id → token. */
+  readonly #held = new Map<string, number>();
+  #lastRenewed = 0;
+  #draining = false;
+  #closed = false;
+  #seq = 0;
+  #tickTimer: unknown = null;
+  #pollTimer: unknown = null;
+  #ticking: Promise<void> | null = null;
+  #placing: Promise<void> | null = null;
+  /** From the last placement: live nodes taking sessions, and this node's fair share. */
+  #liveNodes = 1;
+  #share = Infinity;
+
+  constructor(deps: ClusterDeps) {
+    this.#d = deps;
+    this.nodeId = deps.nodeId ?? `node-${this.incarnation.slice(0, 8)}`;
+  }
+
+  get #now(): number {
+    return this.#d.core.clock.now();
+  }
+
+  async join(): Promise<void> {
+    const d = this.#d;
+    await d.store.join({ nodeId: this.nodeId, incarnation: this.incarnation, host: hostName(), pid: process.pid, maxRunning: d.maxRunning, ttlMs: d.leaseTtlMs });
+    this.#lastRenewed = this.#now;
+    // Read the feed from now on: what happened before is in the records about to be loaded.
+    this.#seq = (await d.store.changes(Number.MAX_SAFE_INTEGER, 1)).seq;
+  }
+
+  async begin(): Promise<void> {
+    await this.#runTick();
+    this.#schedulePoll();
+  }
+
+  async claim(rt: SessionRuntime): Promise<boolean> {
+    if (this.#held.has(rt.id)) return true;
+    if (this.#draining || this.#closed) return false;
+    const max = this.#d.maxRunning;
+    if (max !== null && this.#held.size >= max) return false;
+    // Alone, a node runs what it is asked to; with others, a start past its share is left to placement.
+    if (this.#liveNodes > 1 && this.#held.size >= this.#share + 1) {
+      this.#placeSoon();
+      return false;
+    }
+    const [lease] = await this.#d.store.acquire({ nodeId: this.nodeId, incarnation: this.incarnation, limit: 1, ttlMs: this.#d.leaseTtlMs, ids: [rt.id] });
+    if (lease) {
+      this.#hold(rt, lease);
+      return true;
+    }
+    await this.#learnOwners([rt]);
+    return false;
+  }
+
+  async release(rt: SessionRuntime): Promise<void> {
+    const token = this.#held.get(rt.id);
+    if (token === undefined) return;
+    await this.#d.core.persister.flush(); // its last states land before another node may write
+    if (this.#held.get(rt.id) !== token) return;
+    this.#held.delete(rt.id);
+    rt.setLease(null);
+    rt.setOwner(null, 'released');
+    await this.#d.store.release(this.nodeId, [{ sessionId: rt.id, token }]);
+  }
+
+  async drain(): Promise<void> {
+    this.#draining = true;
+    await this.#beat().catch(this.#d.onError);
+    await Promise.all(this.#d.all().filter((rt) => this.#held.has(rt.id) || rt.running).map((rt) => this.#d.stopAndRelease(rt, 'draining')));
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  async close(): Promise<void> {
+    this.#draining = true;
+    this.#closed = true;
+    this.#clearTimers();
+    await this.#ticking?.catch(() => undefined);
+    await this.#placing?.catch(() => undefined);
+    await this.#d.core.persister.flush();
+    const leases = [...this.#held].map(([sessionId, token]) => ({ sessionId, token }));
+    this.#held.clear();
+    if (leases.length) await this.#d.store.release(this.nodeId, leases).catch(this.#d.onError);
+    await this.#d.store.leave(this.nodeId, this.incarnation).catch(this.#d.onError);
+  }
+
+  async nodes(): Promise<NodeInfo[]> {
+    const { nodes } = await this.#d.store.nodes();
+    return nodes.map((n) => ({
+      nodeId: n.nodeId,
+      host: n.host,
+      pid: n.pid,
+      startedAt: n.startedAt,
+      lastSeenAt: n.lastSeenAt,
+      live: n.live,
+      running: n.leases,
+      maxRunning: n.maxRunning,
+      draining: n.draining,
+    }));
+  }
+
+  /** Leases held now (for tests and metrics). */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  // ------------------------------------------------------------------ the heartbeat and placement
+
+  #runTick(): Promise<void> {
+    this.#ticking ??= this.#tick().finally(() => {
+      this.#ticking = null;
+      this.#scheduleTick();
+    });
+    return this.#ticking;
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#beat();
+    } catch (error) {
+      this.#d.onError(error);
+      // Never run a session past its lease: give everything up well before it can expire.
+      if (this.#now - this.#lastRenewed >= (this.#d.leaseTtlMs * 2) / 3) this.#loseAll('its leases could not be renewed');
+      return;
+    }
+    if (!this.#draining) await this.#runPlace();
+  }
+
+  /** One placement at a time; a call while one runs waits for it. */
+  #runPlace(): Promise<void> {
+    this.#placing ??= this.#place()
+      .catch(this.#d.onError)
+      .finally(() => {
+        this.#placing = null;
+      });
+    return this.#placing;
+  }
+
+  /** Something changed that may leave a session without a node: place now rather than at the next beat. */
+  #placeSoon(): void {
+    if (!this.#draining && !this.#closed) void this.#runPlace();
+  }
+
+  /** Renews every lease; a runtime whose lease is gone is stopped. */
+  async #beat(): Promise<void> {
+    const d = this.#d;
+    const res = await d.store.heartbeat({ nodeId: this.nodeId, incarnation: this.incarnation, running: this.#held.size, draining: this.#draining, ttlMs: d.leaseTtlMs });
+    if (!res.member) {
+      this.#loseAll('this node was removed from the cluster');
+      if (!this.#closed) await this.join();
+      return;
+    }
+    this.#lastRenewed = this.#now;
+    const still = new Map(res.leases.map((l) => [l.sessionId, l.token]));
+    for (const [id, token] of [...this.#held]) {
+      if (still.get(id) !== token) this.#lose(id, 'its lease was taken over or the session deleted');
+    }
+  }
+
+  async #place(): Promise<void> {
+    const d = this.#d;
+    const [{ nodes }, runnable] = await Promise.all([d.store.nodes(), d.store.countRunnable()]);
+    const live = nodes.filter((n) => n.live && !n.draining);
+    const share = Math.ceil(runnable / Math.max(1, live.length));
+    this.#liveNodes = Math.max(1, live.length);
+    this.#share = share;
+    const held = this.#held.size;
+    const cap = d.maxRunning ?? Infinity;
+    const room = Math.min(share, cap) - held;
+    if (room > 0) {
+      const leases = await d.store.acquire({ nodeId: this.nodeId, incarnation: this.incarnation, limit: room, ttlMs: d.leaseTtlMs });
+      const placed: SessionRuntime[] = [];
+      for (const lease of leases) {
+        const rt = d.find(lease.sessionId) ?? (await d.refresh(lease.sessionId, await d.core.storage.sessions.get(lease.sessionId)));
+        if (!rt || !rt.adapter || rt.deleted) {
+          await d.store.release(this.nodeId, [lease]);
+          continue;
+        }
+        this.#hold(rt, lease);
+        placed.push(rt);
+      }
+      if (placed.length) d.startPlaced(placed);
+      return;
+    }
+    // Past the share + 1 while another node has room: hand the extra sessions over.
+    const excess = held - (share + 1);
+    const roomElsewhere = live.some((n) => n.nodeId !== this.nodeId && n.leases < share && (n.maxRunning === null || n.leases < n.maxRunning));
+    if (excess > 0 && roomElsewhere) {
+      const shed = [...this.#held.keys()].slice(-excess);
+      await Promise.all(shed.map((id) => d.find(id)).filter((rt) => rt !== undefined).map((rt) => d.stopAndRelease(rt, 'handed to a node with room')));
+    }
+  }
+
+  #hold(rt: SessionRuntime, lease: OwnershipLease): void {
+    this.#held.set(rt.id, lease.token);
+    rt.setLease(lease.token);
+    rt.setOwner({ nodeId: this.nodeId, since: this.#now, local: true }, 'lease taken');
+  }
+
+  /** The lease of `id` is gone: its runtime stops, and writes nothing more (its token is stale). */
+  #lose(id: string, why: string): void {
+    this.#held.delete(id);
+    const rt = this.#d.find(id);
+    if (!rt) return;
+    rt.setOwner(null, 'lease lost');
+    this.#d.stopLost(rt, new OwnershipLostError(id, why));
+  }
+
+  #loseAll(why: string): void {
+    for (const id of [...this.#held.keys()]) this.#lose(id, why);
+  }
+
+  // ------------------------------------------------------------------ the change feed
+
+  async #poll(): Promise<void> {
+    const d = this.#d;
+    for (;;) {
+      const batch = await d.store.changes(this.#seq, FEED_PAGE);
+      let ids = batch.ids;
+      if (batch.reset) {
+        const stored = await d.core.storage.sessions.list();
+        ids = [...new Set([...stored.map((r) => r.id), ...d.all().map((rt) => rt.id)])];
+      }
+      this.#seq = batch.seq;
+      const runtimes: SessionRuntime[] = [];
+      for (const id of ids) {
+        if (this.#closed) return;
+        const record = await d.core.storage.sessions.get(id);
+        const rt = await d.refresh(id, record);
+        if (rt) runtimes.push(rt);
+      }
+      await this.#learnOwners(runtimes);
+      if (ids.length) this.#placeSoon();
+      if (!batch.more) return;
+    }
+  }
+
+  /** Who runs these sessions now (for their snapshots), unless this node does. */
+  async #learnOwners(runtimes: SessionRuntime[]): Promise<void> {
+    const remote = runtimes.filter((rt) => !this.#held.has(rt.id));
+    if (remote.length === 0) return;
+    const owners = new Map((await this.#d.store.owners(remote.map((rt) => rt.id))).map((o) => [o.sessionId, o]));
+    for (const rt of remote) {
+      const o = owners.get(rt.id);
+      rt.setOwner(o ? { nodeId: o.nodeId, since: o.since, local: false } : null, 'seen in the store');
+    }
+  }
+
+  // ------------------------------------------------------------------ timers (the manager's clock)
+
+  #scheduleTick(): void {
+    if (this.#closed) return;
+    const clock = this.#d.core.clock;
+    this.#tickTimer = clock.setTimeout(() => void this.#runTick(), Math.max(1, Math.floor(this.#d.leaseTtlMs / 3)));
+  }
+
+  #schedulePoll(): void {
+    if (this.#closed) return;
+    const clock = this.#d.core.clock;
+    this.#pollTimer = clock.setTimeout(() => {
+      void this.#poll()
+        .catch(this.#d.onError)
+        .finally(() => this.#schedulePoll());
+    }, this.#d.changePollMs);
+  }
+
+  #clearTimers(): void {
+    const clock = this.#d.core.clock;
+    if (this.#tickTimer !== null) clock.clearTimeout(this.#tickTimer as never);
+    if (this.#pollTimer !== null) clock.clearTimeout(this.#pollTimer as never);
+    this.#tickTimer = this.#pollTimer = null;
+  }
+}

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { SessionRuntime } from '../runtime/session-runtime.js';
+
+/** A node of the cluster as `manager.nodes()` lists it. */
+export interface NodeInfo {
+  nodeId: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  /** When its last heartbeat reached the store (the database's clock). */
+  lastSeenAt: number;
+  /** Its heartbeat is younger than the lease TTL. */
+  live: boolean;
+  /** Sessions it holds leases for. */
+  running: number;
+  maxRunning: number | null;
+  draining: boolean;
+}
+
+/**
+ * Which node runs each session. One node alone (a store without the `cluster` capability) owns
+ * every session it starts; a cluster node holds an ownership lease in the store for each session
+ * it runs (see `ClusterOwnership`).
+ */
+export interface Ownership {
+  readonly nodeId: string;
+  /** Joins the cluster (before the stored sessions are loaded): a duplicate live node id fails here. */
+  join(): Promise<void>;
+  /** The stored sessions are loaded: run those that should run (placement, or a local restore). */
+  begin(toStart: SessionRuntime[]): Promise<void>;
+  /** Takes the session for this node before a start here; false when another node runs it (or will). */
+  claim(rt: SessionRuntime): Promise<boolean>;
+  /** After a stop here: gives the session up (its pending writes are stored first). */
+  release(rt: SessionRuntime): Promise<void>;
+  /** Stops every session this node runs, hands them to the others, and takes no new ones. */
+  drain(): Promise<void>;
+  /** After every runtime stopped: releases what is left and leaves the cluster. */
+  close(): Promise<void>;
+  nodes(): Promise<NodeInfo[]>;
+}
+
+/** The single node of a store without the `cluster` capability (memory, custom drivers). */
+export class SoloOwnership implements Ownership {
+  readonly nodeId: string;
+  readonly #startedAt: number;
+  readonly #now: () => number;
+  readonly #restore: (runtimes: SessionRuntime[]) => Promise<void>;
+  readonly #running: () => SessionRuntime[];
+  readonly #stop: (rt: SessionRuntime) => Promise<void>;
+  readonly #maxRunning: number | null;
+  #draining = false;
+
+  constructor(deps: {
+    nodeId: string | undefined;
+    now: () => number;
+    maxRunning: number | null;
+    restore: (runtimes: SessionRuntime[]) => Promise<void>;
+    running: () => SessionRuntime[];
+    stop: (rt: SessionRuntime, reason: string) => Promise<void>;
+  }) {
+    this.nodeId = deps.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
+    this.#now = deps.now;
+    this.#startedAt = deps.now();
+    this.#restore = deps.restore;
+    this.#running = deps.running;
+    this.#stop = (rt) => deps.stop(rt, 'draining');
+    this.#maxRunning = deps.maxRunning;
+  }
+
+  async join(): Promise<void> {}
+
+  begin(toStart: SessionRuntime[]): Promise<void> {
+    return this.#restore(toStart);
+  }
+
+  async claim(rt: SessionRuntime): Promise<boolean> {
+    if (this.#draining) return false;
+    if (!rt.owner) rt.setOwner({ nodeId: this.nodeId, since: this.#now(), local: true }, 'start');
+    return true;
+  }
+
+  async release(rt: SessionRuntime): Promise<void> {
+    rt.setOwner(null, 'stop');
+  }
+
+  async drain(): Promise<void> {
+    this.#draining = true;
+    await Promise.all(this.#running().map(this.#stop));
+  }
+
+  async close(): Promise<void> {}
+
+  async nodes(): Promise<NodeInfo[]> {
+    const now = this.#now();
+    return [
+      { nodeId: this.nodeId, host: hostName(), pid: process.pid, startedAt: this.#startedAt, lastSeenAt: now, live: true, running: this.#running().length, maxRunning: this.#maxRunning, draining: this.#draining },
+    ];
+  }
+}
+
+export function hostName(): string {
+  return hostname();
+}
