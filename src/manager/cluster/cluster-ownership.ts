@@ -292,6 +292,7 @@ export class ClusterOwnership implements Ownership {
     if (remote.length === 0) return;
     const owners = new Map((await this.#d.store.owners(remote.map((rt) => rt.id))).map((o) => [o.sessionId, o]));
     for (const rt of remote) {
+      if (this.#held.has(rt.id)) continue; // taken by this node meanwhile
       const o = owners.get(rt.id);
       rt.setOwner(o ? { nodeId: o.nodeId, since: o.since, local: false } : null, 'seen in the store');
     }
