@@ -1,7 +1,11 @@
+import type { Adapter } from '../adapters/contract.js';
+import { ValidationError } from '../errors.js';
+import type { CredentialVault } from '../security/credential-vault.js';
+import { requireCapability } from '../storage/contract.js';
 import type { Logger, Clock } from '../types.js';
+import { HealthPacer } from './runtime/health-monitor.js';
 import type { KvStore, SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { Persister } from './persister.js';
-import type { HealthPacer } from './runtime/health-monitor.js';
 import type { Scheduler } from './scheduler.js';
 import type { ResolvedManagerOptions } from './schemas.js';
 import type { SessionManagerEventName, SessionManagerEventPayload } from './events.js';
@@ -29,4 +33,45 @@ export interface ManagerCore {
   kvStore(): KvStore;
   /** The names of the registered adapters (for `AdapterNotFoundError`). */
   adapterNames(): string[];
+}
+
+/** The core of a manager from its parts. */
+export function buildCore(p: {
+  options: ResolvedManagerOptions;
+  clock: Clock;
+  storage: StorageDriver;
+  persister: Persister;
+  scheduler: Scheduler;
+  logger: Logger;
+  vault: CredentialVault;
+  adapters: ReadonlyMap<string, Adapter>;
+  emit: ManagerCore['emit'];
+  stopForIdle: ManagerCore['stopForIdle'];
+}): ManagerCore {
+  return {
+    options: p.options,
+    clock: p.clock,
+    scheduler: p.scheduler,
+    persister: p.persister,
+    healthPacer: new HealthPacer(),
+    storage: p.storage,
+    fencing: p.storage.cluster !== undefined,
+    logger: p.logger,
+    emit: p.emit,
+    openCredentials: (record) => p.vault.open(record, p.adapters.get(record.platform)?.credentials ?? null),
+    secretStringsOf: (record) => p.vault.secretStringsOf(record),
+    stopForIdle: p.stopForIdle,
+    kvStore: () => requireCapability(p.storage, 'kv'),
+    adapterNames: () => [...p.adapters.keys()],
+  };
+}
+
+/** The adapters by name; two with one name are refused. */
+export function adapterMap(adapters: readonly Adapter[]): ReadonlyMap<string, Adapter> {
+  const map = new Map<string, Adapter>();
+  for (const adapter of adapters) {
+    if (map.has(adapter.name)) throw new ValidationError('SessionManager options', [{ path: ['adapters'], message: `two adapters are named "${adapter.name}"` }]);
+    map.set(adapter.name, adapter);
+  }
+  return map;
 }

@@ -273,6 +273,8 @@ export const managerOptionsSchema = z.strictObject({
       maxRunning: z.number().int().min(1).nullable().default(null),
       /** How often the node reads the store's change feed (other nodes' creates, updates, deletes, states). */
       changePollMs: z.number().int().min(50).max(60_000).default(500),
+      /** How long a call forwarded to the node that runs the session (send, status …) may wait for its answer. */
+      commandTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     })
     .prefault({}),
   /** Lines kept per session for `manager.logs(id)`. */

@@ -1,4 +1,3 @@
-import { HealthPacer } from './runtime/health-monitor.js';
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
@@ -13,23 +12,22 @@ import { type Clock, type JsonObject, type JsonValue, type Logger, silentLogger,
 import { parseWith } from '../validation.js';
 import { untilAborted } from './abort.js';
 import { AuditLog } from './audit-log.js';
+import type { RemoteOp } from './cluster/commands.js';
+import { makeOwnership } from './cluster/node-wiring.js';
+import type { NodeInfo, Ownership } from './cluster/ownership.js';
 import { EventHub, EventSubscriptions, type SessionManagerEvents } from './events.js';
-import type { ManagerCore } from './manager-core.js';
+import { adapterMap, buildCore, type ManagerCore } from './manager-core.js';
 import { Persister } from './persister.js';
 import { ManagerLifecycle } from './manager-lifecycle.js';
 import { SessionRuntime } from './runtime/session-runtime.js';
 import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
 import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionInput, SessionListQuery, SessionManagerOptions, SessionUpdate } from './schemas.js';
-import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
-import { sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
-import { SessionRegistry } from './session-registry.js';
+import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
+import { decodeCursor, encodeCursor, SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
-import { decodeCursor, encodeCursor } from './session-registry.js';
 import { Waits } from './wait-for.js';
-import { makeOwnership } from './cluster/node-wiring.js';
-import type { NodeInfo, Ownership } from './cluster/ownership.js';
 
 const SETTLED = { settled: Promise.resolve() };
 
@@ -54,7 +52,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   readonly #storage: StorageDriver;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #adapters = new Map<string, Adapter>();
+  readonly #adapters: ReadonlyMap<string, Adapter>;
   readonly #sessions: SessionRegistry;
   readonly #events: EventHub<SessionManagerEvents>;
   readonly #scheduler: Scheduler;
@@ -80,37 +78,29 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     this.#storage = guardStore(opts.storage ?? memoryStorage());
     this.#clock = opts.clock ?? systemClock;
     this.#logger = opts.logger ?? silentLogger;
-    for (const adapter of opts.adapters) {
-      if (this.#adapters.has(adapter.name)) {
-        throw new ValidationError('SessionManager options', [{ path: ['adapters'], message: `two adapters are named "${adapter.name}"` }]);
-      }
-      this.#adapters.set(adapter.name, adapter);
-    }
+    this.#adapters = adapterMap(opts.adapters);
     this.#vault = new CredentialVault(opts.secretKey ?? process.env[SECRET_KEY_ENV] ?? undefined, this.#storage.persistent);
     this.#scheduler = new Scheduler(this.#clock, (error) => this.#managerError(error));
     const persist = { historySize: opts.historySize, flushMs: opts.persist.flushMs, clock: this.#clock };
     this.#persister = new Persister(this.#storage, { ...persist, onError: (error) => this.#managerError(error) });
     this.#waits = new Waits(this.#events, this.#scheduler, this.#clock);
-    this.#core = {
+    this.#core = buildCore({
       options: this.options,
       clock: this.#clock,
-      scheduler: this.#scheduler,
-      persister: this.#persister,
-      healthPacer: new HealthPacer(),
       storage: this.#storage,
-      fencing: this.#storage.cluster !== undefined,
+      persister: this.#persister,
+      scheduler: this.#scheduler,
       logger: this.#logger,
+      vault: this.#vault,
+      adapters: this.#adapters,
       emit: (event, payload) => void this.#events.emit(event, payload),
-      openCredentials: (record) => this.#vault.open(record, this.#adapters.get(record.platform)?.credentials ?? null),
-      secretStringsOf: (record) => this.#vault.secretStringsOf(record),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
-      kvStore: () => requireCapability(this.#storage, 'kv'),
-      adapterNames: () => [...this.#adapters.keys()],
-    };
+    });
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
     const onError = (error: unknown) => this.#managerError(error);
     const isOpen = () => this.#life.isOpen;
-    this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, isOpen, onError });
+    const execute = (op: RemoteOp, id: string, args: JsonValue[]) => (this[op] as (id: string, ...rest: JsonValue[]) => Promise<JsonValue | undefined>)(id, ...args);
+    this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, isOpen, onError, execute });
     this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit });
   }
@@ -256,6 +246,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
 
   /** Stops and starts again (desired state `running`). Resolves like `start()`. */
   async restart(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
+    const remote = this.#remote<SessionSnapshot>(id, 'restart', options);
+    if (remote) return remote;
     return this.#control(id, options, async (rt, ctl) => {
       const reason = ctl.reason ?? 'restart';
       await rt.stop(reason);
@@ -269,7 +261,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   /** Delivers a code, password or pairing code to a session that is `authenticating`. */
   async submitAuth(id: string, input: { kind: 'code' | 'password' | 'pairing-code'; value: string }): Promise<void> {
     const rt = this.#runtime(id);
-    await rt.submitAuth(parseWith(authInputSchema, input, 'auth input'));
+    const checked = parseWith(authInputSchema, input, 'auth input');
+    await (rt.remote ? this.#ownership.forward(rt, 'submitAuth', [checked]) : rt.submitAuth(checked));
   }
 
   /**
@@ -277,6 +270,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    * session. A running session is restarted, so it authenticates again.
    */
   async logout(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
+    const remote = this.#remote<SessionSnapshot>(id, 'logout', options);
+    if (remote) return remote;
     return this.#control(id, options, async (rt, ctl) => {
       const wasRunning = rt.running;
       if (wasRunning) {
@@ -303,12 +298,15 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
 
   /** Performs a platform action; the session must be `ready` or `degraded` (`SessionNotReadyError`). */
   async send(id: string, action: JsonValue): Promise<JsonValue | undefined> {
-    return this.#runtime(id).send(action);
+    const rt = this.#runtime(id);
+    return rt.remote ? this.#ownership.forward(rt, 'send', [action]) : rt.send(action);
   }
 
   /** Records activity (resets the idle timer). */
   async touch(id: string): Promise<void> {
-    this.#runtime(id).touch();
+    const rt = this.#runtime(id);
+    if (rt.remote) await this.#ownership.forward(rt, 'touch', []);
+    else rt.touch();
   }
 
   /** The session's context-data KV (the same space the adapter sees as `ctx.kv`). */
@@ -320,7 +318,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   // ------------------------------------------------------------------ observability
 
   async status(id: string): Promise<SessionStatus> {
-    return this.#runtime(id).status();
+    const rt = this.#runtime(id);
+    return rt.remote ? ((await this.#ownership.forward(rt, 'status', [])) as unknown as SessionStatus) : rt.status();
   }
 
   async statuses(): Promise<SessionStatus[]> {
@@ -340,6 +339,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   async logs(id: string, query: { limit?: number; level?: LogEntry['level'] } = {}): Promise<LogEntry[]> {
     const rt = this.#runtime(id);
     const q = parseWith(logsQuerySchema, query, 'logs query');
+    if (rt.remote) return (await this.#ownership.forward(rt, 'logs', [q as JsonObject])) as unknown as LogEntry[];
     return rt.logs(q.limit, q.level);
   }
 
@@ -408,6 +408,13 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const { settled } = await untilAborted(queued, ctl.signal);
     await untilAborted(settled, ctl.signal);
     return rt.snapshot();
+  }
+
+  /** A control call run on the node that runs the session, when that is another node (else null). */
+  #remote<T>(id: string, op: RemoteOp, options: ControlOptions): Promise<T> | null {
+    const rt = this.#runtime(id);
+    const { actor, reason } = parseControlOptions(options);
+    return rt.remote ? (this.#ownership.forward(rt, op, [{ ...(actor ? { actor } : {}), ...(reason ? { reason } : {}) }]) as Promise<T>) : null;
   }
 
   #assertOpen(): void {

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { OwnershipLostError } from '../../errors.js';
+import { OwnerUnavailableError, OwnershipLostError } from '../../errors.js';
 import type { ClusterStore, OwnershipLease } from '../../storage/cluster-contract.js';
 import type { SessionRecord } from '../../storage/contract.js';
+import type { JsonValue } from '../../types.js';
+import type { CommandChannel, RemoteOp } from './commands.js';
 import type { ManagerCore } from '../manager-core.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import { hostName, type NodeInfo, type Ownership } from './ownership.js';
@@ -27,6 +29,8 @@ export interface ClusterDeps {
   /** Brings this node's view of a session up to date with its stored record (null: deleted). */
   refresh(id: string, record: SessionRecord | null): Promise<SessionRuntime | undefined>;
   onError(error: unknown): void;
+  /** The channel to the other nodes (made once the node id is known). */
+  commands(nodeId: string): CommandChannel;
 }
 
 /** Changes read from the feed per query. */
@@ -55,6 +59,7 @@ export class ClusterOwnership implements Ownership {
   #pollTimer: unknown = null;
   #ticking: Promise<void> | null = null;
   #placing: Promise<void> | null = null;
+  readonly #commands: CommandChannel;
   /** From the last placement: live nodes taking sessions, and this node's fair share. */
   #liveNodes = 1;
   #share = Infinity;
@@ -62,6 +67,7 @@ export class ClusterOwnership implements Ownership {
   constructor(deps: ClusterDeps) {
     this.#d = deps;
     this.nodeId = deps.nodeId ?? `node-${this.incarnation.slice(0, 8)}`;
+    this.#commands = deps.commands(this.nodeId);
   }
 
   get #now(): number {
@@ -77,8 +83,15 @@ export class ClusterOwnership implements Ownership {
   }
 
   async begin(): Promise<void> {
+    this.#commands.start();
     await this.#runTick();
     this.#schedulePoll();
+  }
+
+  forward(rt: SessionRuntime, op: RemoteOp, args: JsonValue[]): Promise<JsonValue | undefined> {
+    const owner = rt.owner;
+    if (!owner || owner.local) return Promise.reject(new OwnerUnavailableError(rt.id, null, 'no node runs it now'));
+    return this.#commands.call(owner.nodeId, op, rt.id, args);
   }
 
   async claim(rt: SessionRuntime): Promise<boolean> {
@@ -125,6 +138,7 @@ export class ClusterOwnership implements Ownership {
     this.#draining = true;
     this.#closed = true;
     this.#clearTimers();
+    this.#commands.close();
     await this.#ticking?.catch(() => undefined);
     await this.#placing?.catch(() => undefined);
     await this.#d.core.persister.flush();

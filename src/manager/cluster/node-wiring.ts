@@ -1,4 +1,8 @@
 import type { Adapter } from '../../adapters/contract.js';
+import { createCheckpoint, type Checkpoint } from '../../checkpoint/checkpoint.js';
+import { requireCapability } from '../../storage/contract.js';
+import type { JsonValue } from '../../types.js';
+import { CommandChannel, type RemoteOp } from './commands.js';
 import type { OwnershipLostError } from '../../errors.js';
 import type { SessionRecord } from '../../storage/contract.js';
 import type { ManagerCore } from '../manager-core.js';
@@ -18,6 +22,8 @@ export function makeOwnership(deps: {
   adapters: ReadonlyMap<string, Adapter>;
   isOpen: () => boolean;
   onError: (error: unknown) => void;
+  /** Runs a forwarded call here (the manager's own method). */
+  execute: (op: RemoteOp, id: string, args: JsonValue[]) => Promise<JsonValue | undefined>;
 }): Ownership {
   const { core, sessions, adapters, isOpen, onError } = deps;
   const opts = core.options.cluster;
@@ -89,6 +95,17 @@ export function makeOwnership(deps: {
     },
     refresh,
     onError,
+    commands: (nodeId) => {
+      const streams = new Map<string, Checkpoint>();
+      const storage = { kind: core.storage.kind, init: async () => {}, checkpoint: requireCapability(core.storage, 'checkpoint') };
+      const stream = (name: string) => {
+        let cp = streams.get(name);
+        if (!cp) streams.set(name, (cp = createCheckpoint({ storage, stream: name, clock: core.clock, maxAttempts: 1 })));
+        return cp;
+      };
+      const pollMs = Math.min(100, Math.max(20, Math.floor(opts.changePollMs / 5)));
+      return new CommandChannel({ nodeId, clock: core.clock, stream, execute: deps.execute, onError, pollMs, timeoutMs: opts.commandTimeoutMs });
+    },
   });
   return ownership;
 }

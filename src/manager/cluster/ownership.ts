@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { OwnerUnavailableError } from '../../errors.js';
+import type { JsonValue } from '../../types.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
+import type { RemoteOp } from './commands.js';
 
 /** A node of the cluster as `manager.nodes()` lists it. */
 export interface NodeInfo {
@@ -38,6 +41,8 @@ export interface Ownership {
   /** After every runtime stopped: releases what is left and leaves the cluster. */
   close(): Promise<void>;
   nodes(): Promise<NodeInfo[]>;
+  /** Runs a call on the node that runs the session (when it is another node). */
+  forward(rt: SessionRuntime, op: RemoteOp, args: JsonValue[]): Promise<JsonValue | undefined>;
 }
 
 /** The single node of a store without the `cluster` capability (memory, custom drivers). */
@@ -90,6 +95,10 @@ export class SoloOwnership implements Ownership {
   }
 
   async close(): Promise<void> {}
+
+  async forward(rt: SessionRuntime): Promise<JsonValue | undefined> {
+    throw new OwnerUnavailableError(rt.id, null, 'there is no other node');
+  }
 
   async nodes(): Promise<NodeInfo[]> {
     const now = this.#now();
