@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { SessionNotFoundError } from '../../errors.js';
 import type { CheckpointBackend } from '../../checkpoint/contract.js';
+import type { ClusterStore } from '../cluster-contract.js';
 import type { JsonValue } from '../../types.js';
 import type {
   AuditEntry,
@@ -20,6 +21,7 @@ import { STORAGE_MIGRATION_SETS } from '../sql/migration-sets.js';
 import * as reads from '../sql/queries.js';
 import { charLength, collapseKvOps, jsonText, sumStatDeltas } from '../sql/rows.js';
 import { postgresCheckpointBackend } from './postgres-checkpoint.js';
+import { PostgresCluster } from './postgres-cluster.js';
 import {
   closePostgres,
   openPostgres,
@@ -35,7 +37,8 @@ import { byText, PostgresSessions } from './postgres-sessions.js';
 
 /**
  * `multisession/postgres`: the storage driver for PostgreSQL, on pg 8 through Kysely, with every
- * capability (sessions, KV, counters, history, audit, and the checkpoint in the same schema).
+ * capability (sessions, KV, counters, history, audit, the checkpoint and the cluster in the same
+ * schema).
  *
  * - Every table lives in one schema (default `multisession`, created if missing), so several apps
  *   (and test runs) can share a database.
@@ -71,6 +74,8 @@ class PostgresStorage implements StorageDriver {
   readonly audit: AuditStore;
   /** The distributed-lock checkpoint in this same schema, on this driver's pool (see docs/checkpoint.md). */
   readonly checkpoint: CheckpointBackend;
+  /** Nodes and session ownership leases: several machines on this schema run each session once. */
+  readonly cluster: ClusterStore;
   readonly #target: PostgresTarget;
   readonly #options: ResolvedPostgresOptions;
   readonly #scope: PostgresSqlScope;
@@ -86,6 +91,7 @@ class PostgresStorage implements StorageDriver {
     this.history = new PostgresHistory(scope);
     this.audit = new PostgresAudit(scope);
     this.checkpoint = postgresCheckpointBackend(scope);
+    this.cluster = new PostgresCluster(scope);
   }
 
   async init(): Promise<void> {
