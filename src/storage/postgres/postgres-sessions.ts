@@ -16,7 +16,7 @@ import * as check from '../input-checks.js';
 import * as reads from '../sql/queries.js';
 import { jsonText, mergeStatusUpdates, patchToRow, sessionFromRow, sessionToRow } from '../sql/rows.js';
 import type { SessionRow, StorageDatabase } from '../sql/schema.js';
-import { changeLock } from './postgres-cluster-sql.js';
+import { changeLock, fenceCtes, FENCES_FIRST } from './postgres-cluster-sql.js';
 import type { PostgresSqlScope } from './postgres-kysely.js';
 
 export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -27,6 +27,7 @@ export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 
  * `pg_advisory_xact_lock`. Status batches are one multi-row statement over `unnest` arrays. A
  * write's audit entry is one more insert in the write's transaction (or statement), and so is its
  * row of the cluster's change feed (the last step, under the feed's ordering lock: `changeLock`).
+ * A status update with a fence lands only while the fence is the session's lease (`fenceCtes`).
  */
 export class PostgresSessions implements SessionStore {
   readonly #scope: PostgresSqlScope;
@@ -103,20 +104,32 @@ export class PostgresSessions implements SessionStore {
     const t = this.#scope.table('sessions');
     // Rows are locked in id order, so concurrent batches do not deadlock on each other.
     merged.sort((a, b) => byText(a.id, b.id));
-    await this.#scope.retry('saveStatus', () =>
-      sql`
-        update ${t} as s set
+    const ids = merged.map((m) => m.id);
+    const u = sql`unnest(
+          ${ids}::text[], ${merged.map((m) => m.state ?? null)}::text[],
+          ${merged.map((m) => m.health ?? null)}::text[], ${merged.map((m) => m.lastError !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastError ?? null)}::text[], ${merged.map((m) => m.lastActivityAt !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastActivityAt ?? null)}::bigint[], ${merged.map((m) => m.fence ?? null)}::bigint[]
+        ) as u(id, state, health, set_error, last_error, set_activity, last_activity_at, fence)`;
+    const set = sql`
           state = coalesce(u.state, s.state),
           health = coalesce(u.health, s.health),
           last_error = case when u.set_error then u.last_error else s.last_error end,
-          last_activity_at = case when u.set_activity then u.last_activity_at else s.last_activity_at end
-        from unnest(
-          ${merged.map((m) => m.id)}::text[], ${merged.map((m) => m.state ?? null)}::text[],
-          ${merged.map((m) => m.health ?? null)}::text[], ${merged.map((m) => m.lastError !== undefined)}::boolean[],
-          ${merged.map((m) => m.lastError ?? null)}::text[], ${merged.map((m) => m.lastActivityAt !== undefined)}::boolean[],
-          ${merged.map((m) => m.lastActivityAt ?? null)}::bigint[]
-        ) as u(id, state, health, set_error, last_error, set_activity, last_activity_at)
-        where s.id = u.id`.execute(this.#scope.base),
+          last_activity_at = case when u.set_activity then u.last_activity_at else s.last_activity_at end`;
+    const fenced = merged.some((m) => m.fence !== undefined);
+    await this.#scope.retry('saveStatus', () =>
+      (fenced
+        ? // Every row of the batch locked first, then the leases checked (postgres-cluster-sql.ts: fenceCtes).
+          sql`
+            with u as (select * from ${u}),
+            fence_input as (select u.id, u.fence as token from u),
+            ${sql.raw(fenceCtes(this.#scope.schema, 'FOR NO KEY UPDATE'))}
+            update ${t} as s set ${set}
+            from u
+            where s.id = u.id and ${sql.raw(FENCES_FIRST)}
+              and (u.fence is null or (u.id, u.fence) in (select session_id, token from current_leases))`
+        : sql`update ${t} as s set ${set} from ${u} where s.id = u.id`
+      ).execute(this.#scope.base),
     );
   }
 
