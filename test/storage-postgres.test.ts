@@ -23,7 +23,9 @@ suite('postgres', () => {
       const store = postgresStorage({ connectionString: PG_URL }, { schema, poolSize: 4 });
       await store.init();
       await admin.query(
-        `truncate ${['sessions', 'session_kv', 'session_stats', 'session_transitions', 'audit_log'].map(q).join(', ')} restart identity cascade`,
+        `truncate ${['sessions', 'session_kv', 'session_stats', 'session_transitions', 'audit_log', 'session_owners', 'session_changes', 'cluster_nodes']
+          .map(q)
+          .join(', ')} restart identity cascade`,
       );
       return store;
     },
@@ -71,11 +73,14 @@ suite('postgres', () => {
       expect(rows.map((r: { table_name: string }) => r.table_name)).toEqual([
         'audit_log',
         'checkpoint_items',
+        'cluster_nodes',
         'multisession_checkpoint_migration',
         'multisession_checkpoint_migration_lock',
         'multisession_migration',
         'multisession_migration_lock',
+        'session_changes',
         'session_kv',
+        'session_owners',
         'session_stats',
         'session_transitions',
         'sessions',

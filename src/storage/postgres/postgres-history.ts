@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { HistoryStore, TransitionRecord } from '../contract.js';
 import * as check from '../input-checks.js';
 import { transitionFromRow, type TransitionRow } from '../sql/rows.js';
+import { fenceCtes, FENCES_FIRST } from './postgres-cluster-sql.js';
 import type { PostgresSqlScope } from './postgres-kysely.js';
 import { byText } from './postgres-sessions.js';
 
@@ -14,7 +15,8 @@ interface HistoryRequest {
 
 /**
  * Each session's newest transitions on PostgreSQL: appends are one statement (insert and trim);
- * reads are batched (see {@link PostgresHistory.list}).
+ * an entry with a fence is kept only while the fence is its session's lease (`fenceCtes`); reads
+ * are batched (see {@link PostgresHistory.list}).
  */
 export class PostgresHistory implements HistoryStore {
   readonly #scope: PostgresSqlScope;
@@ -35,16 +37,24 @@ export class PostgresHistory implements HistoryStore {
     const sessions = this.#scope.table('sessions');
     // One statement: insert the newest `keep` entries per session (in the order given) and trim
     // older stored rows so at most `keep` remain. The trim sees the rows as they were before this
-    // statement, so it keeps `keep - new` of them.
+    // statement, so it keeps `keep - new` of them. Entries whose fence is stale are left out first.
+    const fenced = entries.filter((e) => e.fence !== undefined);
+    const fences = fenced.length
+      ? sql`fence_input as (select * from unnest(${fenced.map((e) => e.sessionId)}::text[], ${fenced.map((e) => e.fence!)}::bigint[]) as f(id, token)),
+          ${sql.raw(fenceCtes(this.#scope.schema, 'FOR KEY SHARE'))},`
+      : sql``;
+    const current = fenced.length
+      ? sql`and ${sql.raw(FENCES_FIRST)} and (u.fence is null or (u.session_id, u.fence) in (select session_id, token from current_leases))`
+      : sql``;
     await this.#scope.retry('appendTransitions', () =>
       sql`
-        with given as (
+        with ${fences} given as (
           select u.*, row_number() over (partition by u.session_id order by u.ord desc) as rn
           from unnest(
             ${entries.map((e) => e.sessionId)}::text[], ${entries.map((e) => e.from)}::text[], ${entries.map((e) => e.to)}::text[],
-            ${entries.map((e) => e.reason)}::text[], ${entries.map((e) => e.at)}::bigint[]
-          ) with ordinality as u(session_id, from_state, to_state, reason, at, ord)
-          where exists (select 1 from ${sessions} s where s.id = u.session_id)
+            ${entries.map((e) => e.reason)}::text[], ${entries.map((e) => e.at)}::bigint[], ${entries.map((e) => e.fence ?? null)}::bigint[]
+          ) with ordinality as u(session_id, from_state, to_state, reason, at, fence, ord)
+          where exists (select 1 from ${sessions} s where s.id = u.session_id) ${current}
         ),
         inserted as (
           insert into ${t} (session_id, from_state, to_state, reason, at)

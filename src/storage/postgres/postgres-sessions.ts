@@ -16,6 +16,7 @@ import * as check from '../input-checks.js';
 import * as reads from '../sql/queries.js';
 import { jsonText, mergeStatusUpdates, patchToRow, sessionFromRow, sessionToRow } from '../sql/rows.js';
 import type { SessionRow, StorageDatabase } from '../sql/schema.js';
+import { changeLock, fenceCtes, FENCES_FIRST } from './postgres-cluster-sql.js';
 import type { PostgresSqlScope } from './postgres-kysely.js';
 
 export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -24,7 +25,9 @@ export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 
  * The sessions of the PostgreSQL driver. Writes that read first run in one transaction; the
  * duplicate-credential check and the write it guards are serialised per fingerprint with
  * `pg_advisory_xact_lock`. Status batches are one multi-row statement over `unnest` arrays. A
- * write's audit entry is one more insert in the write's transaction (or statement).
+ * write's audit entry is one more insert in the write's transaction (or statement), and so is its
+ * row of the cluster's change feed (the last step, under the feed's ordering lock: `changeLock`).
+ * A status update with a fence lands only while the fence is the session's lease (`fenceCtes`).
  */
 export class PostgresSessions implements SessionStore {
   readonly #scope: PostgresSqlScope;
@@ -50,6 +53,7 @@ export class PostgresSessions implements SessionStore {
         .executeTakeFirst();
       if (!inserted) throw new SessionExistsError(record.id);
       if (audit) await insertAudit(trx, audit);
+      await this.#changed(trx, [record.id]);
       return sessionFromRow(inserted as SessionRow);
     });
   }
@@ -89,6 +93,7 @@ export class PostgresSessions implements SessionStore {
         .executeTakeFirst();
       if (!updated) return null;
       if (audit) await insertAudit(trx, audit);
+      await this.#changed(trx, [id]);
       return sessionFromRow(updated as SessionRow);
     });
   }
@@ -99,37 +104,52 @@ export class PostgresSessions implements SessionStore {
     const t = this.#scope.table('sessions');
     // Rows are locked in id order, so concurrent batches do not deadlock on each other.
     merged.sort((a, b) => byText(a.id, b.id));
-    await this.#scope.retry('saveStatus', () =>
-      sql`
-        update ${t} as s set
+    const ids = merged.map((m) => m.id);
+    const u = sql`unnest(
+          ${ids}::text[], ${merged.map((m) => m.state ?? null)}::text[],
+          ${merged.map((m) => m.health ?? null)}::text[], ${merged.map((m) => m.lastError !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastError ?? null)}::text[], ${merged.map((m) => m.lastActivityAt !== undefined)}::boolean[],
+          ${merged.map((m) => m.lastActivityAt ?? null)}::bigint[], ${merged.map((m) => m.fence ?? null)}::bigint[]
+        ) as u(id, state, health, set_error, last_error, set_activity, last_activity_at, fence)`;
+    const set = sql`
           state = coalesce(u.state, s.state),
           health = coalesce(u.health, s.health),
           last_error = case when u.set_error then u.last_error else s.last_error end,
-          last_activity_at = case when u.set_activity then u.last_activity_at else s.last_activity_at end
-        from unnest(
-          ${merged.map((m) => m.id)}::text[], ${merged.map((m) => m.state ?? null)}::text[],
-          ${merged.map((m) => m.health ?? null)}::text[], ${merged.map((m) => m.lastError !== undefined)}::boolean[],
-          ${merged.map((m) => m.lastError ?? null)}::text[], ${merged.map((m) => m.lastActivityAt !== undefined)}::boolean[],
-          ${merged.map((m) => m.lastActivityAt ?? null)}::bigint[]
-        ) as u(id, state, health, set_error, last_error, set_activity, last_activity_at)
-        where s.id = u.id`.execute(this.#scope.base),
+          last_activity_at = case when u.set_activity then u.last_activity_at else s.last_activity_at end`;
+    const fenced = merged.some((m) => m.fence !== undefined);
+    await this.#scope.retry('saveStatus', () =>
+      (fenced
+        ? // Every row of the batch locked first, then the leases checked (postgres-cluster-sql.ts: fenceCtes).
+          sql`
+            with u as (select * from ${u}),
+            fence_input as (select u.id, u.fence as token from u),
+            ${sql.raw(fenceCtes(this.#scope.schema, 'FOR NO KEY UPDATE'))}
+            update ${t} as s set ${set}
+            from u
+            where s.id = u.id and ${sql.raw(FENCES_FIRST)}
+              and (u.fence is null or (u.id, u.fence) in (select session_id, token from current_leases))`
+        : sql`update ${t} as s set ${set} from ${u} where s.id = u.id`
+      ).execute(this.#scope.base),
     );
   }
 
   async delete(id: string, options?: WriteOptions): Promise<boolean> {
     check.checkId(id);
     const audit = check.checkWriteOptions(options);
-    if (!audit) {
-      const result = await this.#scope.retry('deleteSession', () => this.#scope.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst());
-      return Number(result.numDeletedRows) > 0;
-    }
-    // One statement: the entry is inserted only when a row was deleted.
-    const { rows } = await this.#scope.retry('deleteSession', () =>
-      sql<{ id: string }>`
-        with gone as (delete from ${this.#scope.table('sessions')} where id = ${id} returning id),
-        audited as (
+    // One statement: the audit entry and the change row are inserted only when a row was deleted
+    // (the lease, KV, counters and history go with it by cascade).
+    const audited = audit
+      ? sql`, audited as (
           insert into ${this.#scope.table('audit_log')} (at, session_id, action, actor, details)
           select ${audit.at}::bigint, ${audit.sessionId}::text, ${audit.action}::text, ${audit.actor}::text, ${jsonText(audit.details)}::text from gone
+        )`
+      : sql``;
+    const { rows } = await this.#scope.retry('deleteSession', () =>
+      sql<{ id: string }>`
+        with gone as (delete from ${this.#scope.table('sessions')} where id = ${id} returning id)${audited},
+        changed as (
+          insert into ${this.#scope.table('session_changes')} (session_id)
+          select id from gone where ${sql.raw(changeLock(this.#scope.schema))} is not null
         )
         select id from gone`.execute(this.#scope.base),
     );
@@ -156,13 +176,23 @@ export class PostgresSessions implements SessionStore {
             returning s.*, u.ord`.execute(trx);
           if (result.rows.length !== rows.length) throw LOST; // rolls back the rows that did match
           if (audit) await insertAudit(trx, audit);
-          return result.rows.sort((a, b) => Number(a.ord) - Number(b.ord)).map(({ ord: _ord, ...row }) => sessionFromRow(row));
+          const written = result.rows.sort((a, b) => Number(a.ord) - Number(b.ord));
+          if (written.length > 0) await this.#changed(trx, written.map((r) => r.id));
+          return written.map(({ ord: _ord, ...row }) => sessionFromRow(row));
         });
       } catch (err) {
         if (err === LOST) return null;
         throw err;
       }
     });
+  }
+
+  /** The change rows of `ids`, the last step of a session write's transaction (see `changeLock`). */
+  async #changed(trx: Transaction<StorageDatabase>, ids: string[]): Promise<void> {
+    await sql`
+      insert into ${this.#scope.table('session_changes')} (session_id)
+      select u.id from unnest(${ids}::text[]) with ordinality as u(id, n)
+      where ${sql.raw(changeLock(this.#scope.schema))} is not null order by u.n`.execute(trx);
   }
 
   /** Serialises every write that involves this fingerprint (two-key advisory lock, per schema). */

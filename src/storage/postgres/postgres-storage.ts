@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
-import { SessionNotFoundError } from '../../errors.js';
+import { OwnershipLostError, SessionNotFoundError } from '../../errors.js';
 import type { CheckpointBackend } from '../../checkpoint/contract.js';
+import type { ClusterStore } from '../cluster-contract.js';
 import type { JsonValue } from '../../types.js';
 import type {
   AuditEntry,
@@ -20,6 +21,8 @@ import { STORAGE_MIGRATION_SETS } from '../sql/migration-sets.js';
 import * as reads from '../sql/queries.js';
 import { charLength, collapseKvOps, jsonText, sumStatDeltas } from '../sql/rows.js';
 import { postgresCheckpointBackend } from './postgres-checkpoint.js';
+import { PostgresCluster } from './postgres-cluster.js';
+import { fenceCtes, FENCES_FIRST } from './postgres-cluster-sql.js';
 import {
   closePostgres,
   openPostgres,
@@ -35,7 +38,8 @@ import { byText, PostgresSessions } from './postgres-sessions.js';
 
 /**
  * `multisession/postgres`: the storage driver for PostgreSQL, on pg 8 through Kysely, with every
- * capability (sessions, KV, counters, history, audit, and the checkpoint in the same schema).
+ * capability (sessions, KV, counters, history, audit, the checkpoint and the cluster in the same
+ * schema).
  *
  * - Every table lives in one schema (default `multisession`, created if missing), so several apps
  *   (and test runs) can share a database.
@@ -71,6 +75,8 @@ class PostgresStorage implements StorageDriver {
   readonly audit: AuditStore;
   /** The distributed-lock checkpoint in this same schema, on this driver's pool (see docs/checkpoint.md). */
   readonly checkpoint: CheckpointBackend;
+  /** Nodes and session ownership leases: several machines on this schema run each session once. */
+  readonly cluster: ClusterStore;
   readonly #target: PostgresTarget;
   readonly #options: ResolvedPostgresOptions;
   readonly #scope: PostgresSqlScope;
@@ -86,6 +92,7 @@ class PostgresStorage implements StorageDriver {
     this.history = new PostgresHistory(scope);
     this.audit = new PostgresAudit(scope);
     this.checkpoint = postgresCheckpointBackend(scope);
+    this.cluster = new PostgresCluster(scope);
   }
 
   async init(): Promise<void> {
@@ -124,15 +131,21 @@ class PostgresKv implements KvStore {
     return this.#scope.wrap('kvList', reads.kvList(this.#scope.db, sessionId, prefix));
   }
 
-  async write(sessionId: string, ops: KvOperation[]): Promise<void> {
+  async write(sessionId: string, ops: KvOperation[], options?: { fence?: number }): Promise<void> {
     check.checkId(sessionId);
     check.assertKvOperations(ops);
+    const fence = check.checkKvWriteOptions(options);
     const { sets, deletes } = collapseKvOps(ops);
     const kv = this.#scope.table('session_kv');
     await this.#scope.tx('kvWrite', async (trx) => {
       // KEY SHARE keeps the session from being deleted meanwhile without blocking its updates.
       const exists = await trx.selectFrom('sessions').select('id').where('id', '=', sessionId).forKeyShare().executeTakeFirst();
       if (!exists) throw new SessionNotFoundError(sessionId);
+      if (fence !== undefined) {
+        // SHARE: a takeover (which updates the lease) waits for this write, or this write sees its token.
+        const { rows } = await sql`select 1 from ${this.#scope.table('session_owners')} where session_id = ${sessionId} and token = ${fence} for share`.execute(trx);
+        if (rows.length === 0) throw new OwnershipLostError(sessionId, `its lease token is no longer ${fence}`);
+      }
       if (sets.length > 0) {
         await sql`
           insert into ${kv} (session_id, key, value)
@@ -169,13 +182,35 @@ class PostgresCounters implements CounterStore {
     sums.sort((a, b) => byText(a.sessionId, b.sessionId) || byText(a.name, b.name)); // lock order
     const stats = this.#scope.table('session_stats');
     const sessions = this.#scope.table('sessions');
+    const fenced = sums.filter((d) => d.fence !== undefined);
+    if (fenced.length === 0) {
+      await this.#scope.retry('incrementStats', () =>
+        sql`
+          insert into ${stats} as st (session_id, name, value)
+          select u.session_id, u.name, u.delta
+          from unnest(${sums.map((d) => d.sessionId)}::text[], ${sums.map((d) => d.name)}::text[], ${sums.map((d) => d.delta)}::float8[])
+            as u(session_id, name, delta)
+          where exists (select 1 from ${sessions} s where s.id = u.session_id)
+          on conflict (session_id, name) do update set value = st.value + excluded.value`.execute(this.#scope.base),
+      );
+      return;
+    }
+    // Deltas whose fence is stale are left out (postgres-cluster-sql.ts: fenceCtes); the rest are
+    // summed per counter again (one counter may come with two fences).
     await this.#scope.retry('incrementStats', () =>
       sql`
+        with fence_input as (select * from unnest(${fenced.map((d) => d.sessionId)}::text[], ${fenced.map((d) => d.fence!)}::bigint[]) as f(id, token)),
+        ${sql.raw(fenceCtes(this.#scope.schema, 'FOR KEY SHARE'))}
         insert into ${stats} as st (session_id, name, value)
-        select u.session_id, u.name, u.delta
-        from unnest(${sums.map((d) => d.sessionId)}::text[], ${sums.map((d) => d.name)}::text[], ${sums.map((d) => d.delta)}::float8[])
-          as u(session_id, name, delta)
-        where exists (select 1 from ${sessions} s where s.id = u.session_id)
+        select u.session_id, u.name, sum(u.delta)
+        from unnest(
+          ${sums.map((d) => d.sessionId)}::text[], ${sums.map((d) => d.name)}::text[], ${sums.map((d) => d.delta)}::float8[],
+          ${sums.map((d) => d.fence ?? null)}::bigint[]
+        ) as u(session_id, name, delta, fence)
+        where exists (select 1 from ${sessions} s where s.id = u.session_id) and ${sql.raw(FENCES_FIRST)}
+          and (u.fence is null or (u.session_id, u.fence) in (select session_id, token from current_leases))
+        group by u.session_id, u.name
+        order by u.session_id, u.name
         on conflict (session_id, name) do update set value = st.value + excluded.value`.execute(this.#scope.base),
     );
   }

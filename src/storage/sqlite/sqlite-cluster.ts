@@ -50,7 +50,10 @@ function prepare(db: SqliteClient) {
       `UPDATE cluster_nodes SET last_seen_at = @now, expires_at = @expires_at, running = @running, draining = @draining
        WHERE node_id = @node_id AND incarnation = @incarnation`,
     ),
-    renew: db.prepare('UPDATE session_owners SET expires_at = @expires_at WHERE node_id = @node_id RETURNING session_id, token, expires_at'),
+    // Live leases only: one that expired is left for any node to acquire (with a new token).
+    renew: db.prepare(
+      'UPDATE session_owners SET expires_at = @expires_at WHERE node_id = @node_id AND expires_at > @now RETURNING session_id, token, expires_at',
+    ),
     candidates: db.prepare(`${candidates} ORDER BY s.priority DESC, s.id LIMIT @limit`),
     candidatesOf: db.prepare(`${candidates} AND s.id IN (SELECT value FROM json_each(@ids)) ORDER BY s.priority DESC, s.id LIMIT @limit`),
     tokens: db.prepare('UPDATE cluster_tokens SET last = last + ? WHERE id = 1 RETURNING last'),
@@ -124,7 +127,7 @@ export class SqliteCluster implements ClusterStore {
         s.beat.run({ now, expires_at: expires, running: beat.running, draining: beat.draining ? 1 : 0, node_id: beat.nodeId, incarnation: beat.incarnation }).changes,
       );
       if (!member) return { now, member: false, leases: [] };
-      const leases = (s.renew.all({ expires_at: expires, node_id: beat.nodeId }) as { session_id: string; token: number; expires_at: number }[]).map(
+      const leases = (s.renew.all({ expires_at: expires, node_id: beat.nodeId, now }) as { session_id: string; token: number; expires_at: number }[]).map(
         (r): OwnershipLease => ({ sessionId: r.session_id, token: r.token, expiresAt: r.expires_at }),
       );
       s.pruneChanges.run(KEEP_CHANGES);
@@ -225,9 +228,12 @@ export class SqliteCluster implements ClusterStore {
     return run('clusterChanges', () => {
       const { lo, hi } = s.changeBounds.get() as { lo: number | null; hi: number | null };
       if (since > (hi ?? 0) || (lo !== null && since < lo - 1)) return { seq: hi ?? 0, ids: [], more: false, reset: true };
-      const rows = s.changes.all(since, limit) as { seq: number; session_id: string }[];
+      // One row past the page tells whether more wait.
+      const rows = s.changes.all(since, limit + 1) as { seq: number; session_id: string }[];
+      const more = rows.length > limit;
+      if (more) rows.pop();
       const ids = [...new Set(rows.map((r) => r.session_id))];
-      return { seq: rows.length ? rows[rows.length - 1]!.seq : since, ids, more: rows.length === limit, reset: false };
+      return { seq: rows.length ? rows[rows.length - 1]!.seq : since, ids, more, reset: false };
     });
   }
 }

@@ -1,3 +1,4 @@
+import type { ClusterStore } from '../../storage/cluster-contract.js';
 import type {
   AuditStore,
   CounterStore,
@@ -69,6 +70,7 @@ export interface SuiteContext {
   readonly counters: CounterStore;
   readonly history: HistoryStore;
   readonly audit: AuditStore;
+  readonly cluster: ClusterStore;
   /** True when the store has `capability`. */
   has(capability: StorageCapability): boolean;
   create(id: string, overrides?: Partial<NewSessionRecord>): Promise<SessionRecord>;
@@ -119,6 +121,9 @@ export function suiteContext(runner: TestRunner, current: () => StorageDriver, r
     },
     get audit() {
       return capability('audit');
+    },
+    get cluster() {
+      return capability('cluster');
     },
     has: (name) => !!store()[name],
     create: (id, overrides = {}) => store().sessions.create(sampleSessionRecord(id, overrides)),

@@ -4,6 +4,7 @@ import type { TestRunner } from '../runner.js';
 import { auditGroup } from './audit.js';
 import { transactionalAuditGroup } from './transactional-audit.js';
 import { cascadeDeleteGroup } from './cascade-delete.js';
+import { clusterGroup } from './cluster.js';
 import { suiteContext, type SuiteContext } from './context.js';
 import { duplicateCredentialsGroup } from './duplicate-credentials.js';
 import { guardGroup } from './guard.js';
@@ -27,7 +28,7 @@ export { sampleSessionRecord } from './context.js';
 
 /**
  * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. Groups of
- * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`) are skipped by themselves.
+ * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`) are skipped by themselves.
  *
  * @example
  * ```ts
@@ -54,6 +55,7 @@ export const STORAGE_SUITE_GROUPS = [
   'replace-credentials',
   'unreadable-rows',
   'shared-store',
+  'cluster',
   'lifecycle',
   'guard',
 ] as const;
@@ -75,7 +77,8 @@ export interface StorageSuiteOptions {
    * Opt in to the `shared-store` group (drivers whose data outlives one handle: SQLite, PostgreSQL):
    * return a second, not yet initialised driver on the same store as `store`, as another process
    * would open it. The suite initialises and closes it. Checks that both handles see one store and
-   * that the compare-and-swap and duplicate-credential guards hold between them.
+   * that the compare-and-swap and duplicate-credential guards hold between them. The `cluster`
+   * group also uses it, for two nodes acquiring at once through two handles (without it, through one).
    */
   reopen?: (store: StorageDriver) => Promise<StorageDriver>;
 }
@@ -100,6 +103,7 @@ const GROUPS: readonly { name: StorageSuiteGroup; requires: readonly StorageCapa
   { name: 'replace-credentials', requires: [], define: replaceCredentialsGroup },
   { name: 'unreadable-rows', requires: [], define: (t, o) => o.corruptRow && unreadableRowsGroup(t, o.corruptRow) },
   { name: 'shared-store', requires: [], define: (t, o) => o.reopen && sharedStoreGroup(t, o.reopen) },
+  { name: 'cluster', requires: ['cluster'], define: (t, o) => clusterGroup(t, o.reopen) },
   { name: 'lifecycle', requires: [], define: lifecycleGroup },
   { name: 'guard', requires: [], define: guardGroup },
 ];
