@@ -60,6 +60,8 @@ export class ClusterOwnership implements Ownership {
   #ticking: Promise<void> | null = null;
   #placing: Promise<void> | null = null;
   readonly #commands: CommandChannel;
+  /** Takes (acquire calls) under way. */
+  #acquiring = 0;
   /** From the last placement: live nodes taking sessions, and this node's fair share. */
   #liveNodes = 1;
   #share = Infinity;
@@ -104,7 +106,7 @@ export class ClusterOwnership implements Ownership {
       this.#placeSoon();
       return false;
     }
-    const [lease] = await this.#d.store.acquire({ nodeId: this.nodeId, incarnation: this.incarnation, limit: 1, ttlMs: this.#d.leaseTtlMs, ids: [rt.id] });
+    const [lease] = await this.#acquire({ limit: 1, ids: [rt.id] });
     if (lease) {
       this.#hold(rt, lease);
       return true;
@@ -209,6 +211,9 @@ export class ClusterOwnership implements Ownership {
   /** Renews every lease; a runtime whose lease is gone is stopped. */
   async #beat(): Promise<void> {
     const d = this.#d;
+    // Only leases held before the heartbeat was sent are judged by it: one taken while it runs
+    // may be missing from its answer (it read the leases before the take committed).
+    const before = new Map(this.#held);
     const res = await d.store.heartbeat({ nodeId: this.nodeId, incarnation: this.incarnation, running: this.#held.size, draining: this.#draining, ttlMs: d.leaseTtlMs });
     if (!res.member) {
       this.#loseAll('this node was removed from the cluster');
@@ -217,9 +222,13 @@ export class ClusterOwnership implements Ownership {
     }
     this.#lastRenewed = this.#now;
     const still = new Map(res.leases.map((l) => [l.sessionId, l.token]));
-    for (const [id, token] of [...this.#held]) {
-      if (still.get(id) !== token) this.#lose(id, 'its lease was taken over or the session deleted');
+    for (const [id, token] of before) {
+      if (still.get(id) !== token && this.#held.get(id) === token) this.#lose(id, 'its lease was taken over or the session deleted');
     }
+    // A lease in the store this node does not hold (given up meanwhile, or left by a failed call): let it go.
+    // (Not while a take is under way: its leases are in the store before they are in `#held`.)
+    const stray = this.#acquiring ? [] : res.leases.filter((l) => !this.#held.has(l.sessionId) && !before.has(l.sessionId));
+    if (stray.length) await d.store.release(this.nodeId, stray);
   }
 
   async #place(): Promise<void> {
@@ -233,16 +242,20 @@ export class ClusterOwnership implements Ownership {
     const cap = d.maxRunning ?? Infinity;
     const room = Math.min(share, cap) - held;
     if (room > 0) {
-      const leases = await d.store.acquire({ nodeId: this.nodeId, incarnation: this.incarnation, limit: room, ttlMs: d.leaseTtlMs });
       const placed: SessionRuntime[] = [];
-      for (const lease of leases) {
-        const rt = d.find(lease.sessionId) ?? (await d.refresh(lease.sessionId, await d.core.storage.sessions.get(lease.sessionId)));
-        if (!rt || !rt.adapter || rt.deleted) {
-          await d.store.release(this.nodeId, [lease]);
-          continue;
+      this.#acquiring++; // until the leases are held
+      try {
+        for (const lease of await this.#acquire({ limit: room })) {
+          const rt = d.find(lease.sessionId) ?? (await d.refresh(lease.sessionId, await d.core.storage.sessions.get(lease.sessionId)));
+          if (!rt || !rt.adapter || rt.deleted) {
+            await d.store.release(this.nodeId, [lease]);
+            continue;
+          }
+          this.#hold(rt, lease);
+          placed.push(rt);
         }
-        this.#hold(rt, lease);
-        placed.push(rt);
+      } finally {
+        this.#acquiring--;
       }
       if (placed.length) d.startPlaced(placed);
       return;
@@ -253,6 +266,15 @@ export class ClusterOwnership implements Ownership {
     if (excess > 0 && roomElsewhere) {
       const shed = [...this.#held.keys()].slice(-excess);
       await Promise.all(shed.map((id) => d.find(id)).filter((rt) => rt !== undefined).map((rt) => d.stopAndRelease(rt, 'handed to a node with room')));
+    }
+  }
+
+  async #acquire(request: { limit: number; ids?: string[] }): Promise<OwnershipLease[]> {
+    this.#acquiring++;
+    try {
+      return await this.#d.store.acquire({ nodeId: this.nodeId, incarnation: this.incarnation, ttlMs: this.#d.leaseTtlMs, ...request });
+    } finally {
+      this.#acquiring--;
     }
   }
 

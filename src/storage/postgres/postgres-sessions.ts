@@ -123,11 +123,20 @@ export class PostgresSessions implements SessionStore {
           sql`
             with u as (select * from ${u}),
             fence_input as (select u.id, u.fence as token from u),
-            ${sql.raw(fenceCtes(this.#scope.schema, 'FOR NO KEY UPDATE'))}
-            update ${t} as s set ${set}
-            from u
-            where s.id = u.id and ${sql.raw(FENCES_FIRST)}
-              and (u.fence is null or (u.id, u.fence) in (select session_id, token from current_leases))`
+            ${sql.raw(fenceCtes(this.#scope.schema, 'FOR NO KEY UPDATE'))},
+            upd as (
+              update ${t} as s set ${set}
+              from u
+              where s.id = u.id and ${sql.raw(FENCES_FIRST)}
+                and (u.fence is null or (u.id, u.fence) in (select session_id, token from current_leases))
+              returning s.id
+            ),
+            -- A node's status change is in the feed, so the other nodes show it (after the row locks).
+            changed as (
+              insert into ${this.#scope.table('session_changes')} (session_id)
+              select id from upd where ${sql.raw(changeLock(this.#scope.schema))} is not null
+            )
+            select id from upd`
         : sql`update ${t} as s set ${set} from ${u} where s.id = u.id`
       ).execute(this.#scope.base),
     );
