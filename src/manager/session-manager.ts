@@ -1,11 +1,12 @@
 import { HealthPacer } from './runtime/health-monitor.js';
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
-import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
+import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv, sealPolicy } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { AdapterNotFoundError, MultisessionError, SessionNotFoundError, ValidationError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
+import { SealedKvStore } from '../security/sealed-kv.js';
 import { requireCapability, type AuditEntry, type StorageDriver, type WriteOptions } from '../storage/contract.js';
 import { guardStore } from '../storage/guarded-storage.js';
 import { memoryStorage } from '../storage/memory/memory-storage.js';
@@ -63,6 +64,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   readonly #core: ManagerCore;
   readonly #life: ManagerLifecycle;
   readonly #auditLog: AuditLog;
+  #sealedKv: SealedKvStore | null = null;
 
   constructor(options: SessionManagerOptions = {}) {
     const events = new EventHub<SessionManagerEvents>();
@@ -100,7 +102,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       openCredentials: (record) => this.#vault.open(record, this.#adapters.get(record.platform)?.credentials ?? null),
       secretStringsOf: (record) => this.#vault.secretStringsOf(record),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
-      kvStore: () => requireCapability(this.#storage, 'kv'),
+      kvStore: () => this.#kvStore(),
       adapterNames: () => [...this.#adapters.keys()],
     };
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
@@ -253,7 +255,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
         await rt.platformLogout();
         await rt.stop('logout');
       }
-      await this.#storage.kv?.clear(id, { prefix: AUTH_PREFIX });
+      if (this.#storage.kv) await this.#kvStore().clear(id, { prefix: AUTH_PREFIX });
       await this.#auditLog.append(this.#auditLog.entry('logout', id, ctl.actor, {}));
       return wasRunning ? rt.start('logout') : SETTLED;
     });
@@ -265,7 +267,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const ctl = parseControlOptions(options);
     return rt.enqueue(async () => {
       this.#assertLive(rt);
-      const removed = (await this.#storage.kv?.clear(id, { prefix: CONTEXT_PREFIX })) ?? 0;
+      const removed = this.#storage.kv ? await this.#kvStore().clear(id, { prefix: CONTEXT_PREFIX }) : 0;
       await this.#auditLog.append(this.#auditLog.entry('clear', id, ctl.actor, { removed }));
       return removed;
     });
@@ -281,10 +283,10 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     this.#runtime(id).touch();
   }
 
-  /** The session's context-data KV (the same space the adapter sees as `ctx.kv`). */
+  /** The session's context-data KV (the same space the adapter sees as `ctx.kv`, sealed the same way). */
   kv(id: string): SessionKv {
     this.#runtime(id);
-    return new NamespacedKv(requireCapability(this.#storage, 'kv'), id, CONTEXT_PREFIX);
+    return new NamespacedKv(this.#kvStore(), id, CONTEXT_PREFIX);
   }
 
   // ------------------------------------------------------------------ observability
@@ -378,6 +380,11 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const { settled } = await untilAborted(queued, ctl.signal);
     await untilAborted(settled, ctl.signal);
     return rt.snapshot();
+  }
+
+  /** The store's KV with values sealed (auth state always, context data unless turned off). */
+  #kvStore(): SealedKvStore {
+    return (this.#sealedKv ??= new SealedKvStore(requireCapability(this.#storage, 'kv'), this.#vault.values, this.#vault, sealPolicy(this.options.encryptContextData)));
   }
 
   #assertOpen(): void {

@@ -3,13 +3,14 @@ import { DecryptionError, ValidationError } from '../errors.js';
 import type { CredentialRewrite, SessionRecord } from '../storage/contract.js';
 import type { JsonValue } from '../types.js';
 import { CredentialCodec, parseSecretKey } from './credentials.js';
+import { KvValueCodec } from './kv-values.js';
 import { secretStrings } from './redact.js';
 
 /**
  * Everything the manager does with credentials, in one place: sealing before a write, opening for
  * an adapter (checked by its schema), the secret strings to scrub from messages (cached per record
  * version), and key rotation behind a readers–writer gate, so no row is sealed with the old key
- * after a rotation has read it.
+ * after a rotation has read it. The same key seals KV values ({@link values}).
  */
 export class CredentialVault {
   #codec: CredentialCodec;
@@ -18,11 +19,14 @@ export class CredentialVault {
   #writes = 0;
   #drained: (() => void) | null = null;
   #rotation: Promise<unknown> | null = null;
+  /** Seals and opens KV values (auth state, context data) with the same secret key. */
+  readonly values: KvValueCodec;
 
   /** `key` (32 bytes, base64 or hex) may be absent only on a store that is not persistent. */
   constructor(key: string | undefined, persistent: boolean) {
     if (key !== undefined) parseSecretKey(key); // a bad key fails here, with a ValidationError
     this.#codec = new CredentialCodec(key || undefined, persistent);
+    this.values = new KvValueCodec(key || undefined, persistent);
   }
 
   /** Sealed credentials and their fingerprint (both null when there are none). */
