@@ -108,7 +108,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
     const onError = (error: unknown) => this.#managerError(error);
     this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, onError });
-    this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit });
+    this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit, kv: () => (this.#storage.kv ? this.#kvStore() : null) });
   }
 
   /** Which store the manager keeps its sessions in (`memory`, `sqlite`, `postgres`, …). */
@@ -353,9 +353,11 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   }
 
   /**
-   * Re-encrypts every session's credentials with `newKey` in one transaction; from then on the
-   * manager uses the new key. Fails (and changes nothing) when any stored credential cannot be
-   * decrypted with the current key.
+   * Re-encrypts every session's auth state and context data (session by session), then its
+   * credentials in one transaction; from then on the manager uses the new key. Fails (and changes
+   * nothing) when any stored credential or value cannot be decrypted with the current key. Values
+   * stored unencrypted where they must not be (written before encryption at rest) are encrypted;
+   * with the current key as `newKey`, that is all it changes. Interrupted, run it again.
    */
   async rotateSecretKey(newKey: string, options: ControlOptions = {}): Promise<{ rotated: number }> {
     this.#assertOpen();

@@ -1,6 +1,7 @@
+import { DecryptionError, SessionNotFoundError } from '../errors.js';
 import type { KvEntry, KvOperation, KvStore } from '../storage/contract.js';
 import type { JsonValue } from '../types.js';
-import type { KvValueCodec } from './kv-values.js';
+import { type KvValueCodec, sealedKeyIdOf } from './kv-values.js';
 
 /** Holds writes back while a key rotation runs (the credential vault's gate). */
 export interface KeyGate {
@@ -64,6 +65,54 @@ export class SealedKvStore implements KvStore {
 
   clear(sessionId: string, options?: { prefix?: string }): Promise<number> {
     return this.#gate.withKey(() => this.#raw.clear(sessionId, options));
+  }
+
+  /**
+   * Re-seals with `next` the values of these sessions that are sealed with another key, or plain
+   * where they must be sealed (written before encryption at rest); values already sealed with
+   * `next` (a rotation that stopped half-way) are kept. Two passes: every value is opened first, so
+   * one that cannot be stops the rotation with nothing changed; then each session's values are
+   * rewritten in one atomic write. Run while the gate holds writes back. Returns how many.
+   */
+  async reseal(sessionIds: readonly string[], next: KvValueCodec): Promise<number> {
+    for (const id of sessionIds) {
+      try {
+        this.#resealed(id, await this.#raw.list(id), next, false);
+      } catch (error) {
+        if (!(error instanceof DecryptionError)) throw error;
+        throw new DecryptionError(`Key rotation stopped: ${error.message} Nothing was changed.`, { cause: error, context: error.context });
+      }
+    }
+    let count = 0;
+    for (const id of sessionIds) {
+      const ops = this.#resealed(id, await this.#raw.list(id), next, true);
+      if (ops.length === 0) continue;
+      try {
+        await this.#raw.write(id, ops);
+      } catch (error) {
+        if (error instanceof SessionNotFoundError) continue; // deleted meanwhile, with its values
+        throw error;
+      }
+      count += ops.length;
+    }
+    return count;
+  }
+
+  /** The writes that re-seal a session's entries with `next` (checked, not made, when `write` is false). */
+  #resealed(sessionId: string, entries: KvEntry[], next: KvValueCodec, write: boolean): KvOperation[] {
+    const ops: KvOperation[] = [];
+    for (const { key, value } of entries) {
+      const keyId = sealedKeyIdOf(value);
+      const mustBeSealed = this.#policy.sealed(key);
+      if (keyId === null && !mustBeSealed) continue; // plain where plain is allowed
+      if (keyId !== null && keyId === next.keyId) {
+        if (!write) next.open(sessionId, key, value, true);
+        continue;
+      }
+      const plain = keyId === null ? value : this.#codec.open(sessionId, key, value, true);
+      if (write) ops.push({ op: 'set', key, value: next.seal(sessionId, key, plain) });
+    }
+    return ops;
   }
 
   /** A read made again when the key changed under it (it may have read a value just re-sealed). */

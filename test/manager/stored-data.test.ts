@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DecryptionError, SecretKeyRequiredError, defineAdapter, memoryStorage, type JsonValue, type KvStore, type StorageDriver } from 'multisession';
 import { z } from 'zod';
 import { setup } from '../helpers/setup.js';
+import { deferred, settle, type Deferred } from '../helpers/scripted-adapter.js';
 
 /**
  * Auth state and context data at rest, on the memory driver (the driver's own `kv` shows what is
@@ -163,16 +164,142 @@ describe('auth state and context data at rest', () => {
     await optedOut.manager.close();
   });
 
-  it('a plain value where a sealed one belongs (written before encryption at rest) is refused, not trusted', async () => {
-    const { manager: m, raw, ctx } = await withSession({ secretKey: newKey() });
+  it('a plain value where a sealed one belongs (written before encryption at rest) is refused, not trusted; rotating to the same key seals it', async () => {
+    const key = newKey();
+    const { manager: m, raw, ctx } = await withSession({ secretKey: key });
+    await m.kv('a').set('sealed', 1);
     await raw.write('a', [
       { op: 'set', key: 'auth:session', value: SESSION_STRING },
       { op: 'set', key: 'ctx:history', value: [CHAT] },
     ]);
     const err = await ctx().authState.get('session').then(() => null, (e: unknown) => e);
     expect(err).toMatchObject({ code: 'DECRYPTION', context: { sessionId: 'a', key: 'auth:session' } });
-    expect((err as Error).message).toMatch(/unencrypted/);
+    expect((err as Error).message).toMatch(/unencrypted.*rotateSecretKey/);
     await expect(m.kv('a').get('history')).rejects.toBeInstanceOf(DecryptionError);
+    const sealedBefore = await raw.get('a', 'ctx:sealed');
+
+    expect(await m.rotateSecretKey(key)).toEqual({ rotated: 0 });
+    expect(await ctx().authState.get('session')).toBe(SESSION_STRING);
+    expect(await m.kv('a').get('history')).toEqual([CHAT]);
+    expect(await raw.get('a', 'auth:session')).toMatch(SEALED);
+    expect(await raw.get('a', 'ctx:sealed')).toBe(sealedBefore); // sealed already: left as it was
+    expect(await m.audit({ action: 'rotate-key' })).toMatchObject([{ details: { values: 2 } }]);
+    await m.close();
+  });
+});
+
+describe('rotateSecretKey and stored values', () => {
+  it('re-seals auth state and context data of every session with the new key; sessions keep reading them', async () => {
+    const { manager: m, raw, ctx, scripted } = await withSession({ secretKey: newKey() });
+    await ctx().authState.set('session', SESSION_STRING);
+    await m.kv('a').set('history', [CHAT]);
+    await m.kv('b').set('history', []);
+    const before = [...(await raw.list('a')), ...(await raw.list('b'))];
+    expect(await m.rotateSecretKey(newKey(), { actor: 'ops' })).toEqual({ rotated: 0 });
+    const after = [...(await raw.list('a')), ...(await raw.list('b'))];
+    expect(after.map((e) => e.key)).toEqual(before.map((e) => e.key));
+    for (const [i, e] of after.entries()) {
+      expect(e.value).toMatch(SEALED);
+      expect(keyIdOf(e.value)).not.toBe(keyIdOf(before[i]!.value));
+    }
+    expect(await m.audit({ action: 'rotate-key' })).toMatchObject([{ actor: 'ops', details: { values: 3 } }]);
+    expect(await ctx().authState.get('session')).toBe(SESSION_STRING);
+    await m.restart('a');
+    expect(await scripted.last('a').ctx.authState.get('session')).toBe(SESSION_STRING);
+    expect(await m.kv('b').get('history')).toEqual([]);
+    await m.close();
+  });
+
+  it('during a rotation, reads go on (with either key) and writes wait; a write made meanwhile lands under the new key', async () => {
+    const storage = memoryStorage();
+    const kv = storage.kv!;
+    let hold: Deferred | null = null;
+    let writes = 0;
+    const held = { ...storage, kv: { ...kv, write: async (id: string, ops: Parameters<KvStore['write']>[1]) => {
+      if (hold && ++writes === 2) await hold.promise; // the rotation has re-sealed session a, not yet b
+      return kv.write(id, ops);
+    } } };
+    const { manager: m, raw } = await withSession({ secretKey: newKey(), storage: held });
+    await m.kv('a').set('x', 'a-x');
+    await m.kv('b').set('x', 'b-x');
+    const oldKeyId = keyIdOf(await raw.get('a', 'ctx:x'));
+
+    hold = deferred();
+    const rotation = m.rotateSecretKey(newKey());
+    for (let i = 0; writes < 2 && i < 1_000; i++) await settle(1);
+    expect(writes).toBe(2);
+    expect(keyIdOf(await raw.get('a', 'ctx:x'))).not.toBe(oldKeyId); // re-sealed already
+    expect(await m.kv('a').get('x')).toBe('a-x'); // new key
+    expect(await m.kv('b').get('x')).toBe('b-x'); // old key
+    let written = false;
+    const write = m.kv('b').set('y', 'b-y').then(() => (written = true));
+    await settle();
+    expect(written).toBe(false);
+    hold.resolve();
+    await rotation;
+    await write;
+    const newKeyId = keyIdOf(await raw.get('a', 'ctx:x'));
+    expect(keyIdOf(await raw.get('b', 'ctx:y'))).toBe(newKeyId);
+    expect(keyIdOf(await raw.get('b', 'ctx:x'))).toBe(newKeyId);
+    expect(await m.kv('b').list()).toEqual([
+      { key: 'x', value: 'b-x' },
+      { key: 'y', value: 'b-y' },
+    ]);
+    await m.close();
+  });
+
+  it('a rotation that stops half-way leaves every value readable, the credentials under the old key, and finishes when run again', async () => {
+    const storage = memoryStorage();
+    const kv = storage.kv!;
+    let failAt = 0;
+    let writes = 0;
+    const flaky = { ...storage, kv: { ...kv, write: async (id: string, ops: Parameters<KvStore['write']>[1]) => {
+      if (failAt && ++writes === failAt) throw new Error('connection lost');
+      return kv.write(id, ops);
+    } } };
+    const { manager: m, raw } = await withSession({ secretKey: newKey(), storage: flaky });
+    await m.update('b', { credentials: { token: 'tok-b-1234567890' } });
+    await m.kv('a').set('x', 'a-x');
+    await m.kv('b').set('x', 'b-x');
+    const oldKeyId = keyIdOf(await raw.get('b', 'ctx:x'));
+    const nextKey = newKey();
+
+    failAt = 2;
+    await expect(m.rotateSecretKey(nextKey)).rejects.toThrow(/connection lost/);
+    expect(keyIdOf(await raw.get('a', 'ctx:x'))).not.toBe(oldKeyId);
+    expect(keyIdOf(await raw.get('b', 'ctx:x'))).toBe(oldKeyId);
+    expect(await m.kv('a').get('x')).toBe('a-x');
+    expect(await m.kv('b').get('x')).toBe('b-x');
+    expect((await m.start('b')).state).toBe('ready'); // credentials: still the old key
+    expect(await m.audit({ action: 'rotate-key' })).toEqual([]);
+
+    failAt = 0;
+    expect(await m.rotateSecretKey(nextKey)).toEqual({ rotated: 1 });
+    const newKeyId = keyIdOf(await raw.get('a', 'ctx:x'));
+    expect(keyIdOf(await raw.get('b', 'ctx:x'))).toBe(newKeyId);
+    expect(await m.kv('a').get('x')).toBe('a-x');
+    expect(await m.kv('b').get('x')).toBe('b-x');
+    expect(await m.audit({ action: 'rotate-key' })).toMatchObject([{ details: { values: 1 } }]); // a's was kept
+    await m.restart('b');
+    expect((await m.get('b')).state).toBe('ready');
+    await m.close();
+  });
+
+  it('a value that cannot be opened stops the rotation before anything is re-sealed', async () => {
+    const { manager: m, raw } = await withSession({ secretKey: newKey() });
+    await m.kv('a').set('x', 'a-x');
+    const foreign = await withSession({ secretKey: newKey() });
+    await foreign.manager.kv('b').set('x', 'foreign');
+    await raw.write('b', [{ op: 'set', key: 'ctx:x', value: (await foreign.raw.get('b', 'ctx:x'))! }]);
+    await foreign.manager.close();
+    const before = await raw.get('a', 'ctx:x');
+
+    const err = await m.rotateSecretKey(newKey()).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DecryptionError);
+    expect(err).toMatchObject({ context: { sessionId: 'b', key: 'ctx:x' } });
+    expect((err as Error).message).toMatch(/Nothing was changed/);
+    expect(await raw.get('a', 'ctx:x')).toBe(before);
+    expect(await m.kv('a').get('x')).toBe('a-x');
     await m.close();
   });
 });
