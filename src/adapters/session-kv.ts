@@ -80,3 +80,11 @@ export class NamespacedKv implements SessionKv {
 
 export const CONTEXT_PREFIX = 'ctx:';
 export const AUTH_PREFIX = 'auth:';
+
+/** Which stored values are sealed at rest: auth state always, context data when `context` is on. */
+export function sealPolicy(context: boolean): { sealed(key: string): boolean; withoutKey(key: string): string } {
+  return {
+    sealed: context ? (key) => key.startsWith(AUTH_PREFIX) || key.startsWith(CONTEXT_PREFIX) : (key) => key.startsWith(AUTH_PREFIX),
+    withoutKey: (key) => (key.startsWith(CONTEXT_PREFIX) ? ' Or keep context data unencrypted with the manager option encryptContextData: false.' : ''),
+  };
+}

@@ -1,7 +1,9 @@
 import type { Adapter } from '../adapters/contract.js';
+import { sealPolicy } from '../adapters/session-kv.js';
+import { SealedKvStore } from '../security/sealed-kv.js';
+import { requireCapability } from '../storage/contract.js';
 import { ValidationError } from '../errors.js';
 import type { CredentialVault } from '../security/credential-vault.js';
-import { requireCapability } from '../storage/contract.js';
 import type { Logger, Clock } from '../types.js';
 import { HealthPacer } from './runtime/health-monitor.js';
 import type { KvStore, SessionRecord, StorageDriver } from '../storage/contract.js';
@@ -30,7 +32,7 @@ export interface ManagerCore {
   /** Idle expiry: stop the session (desired state stopped) with reason `idle`. */
   stopForIdle(id: string): void;
   /** The store's `kv` capability (`UnsupportedError` when it has none). */
-  kvStore(): KvStore;
+  kvStore(): SealedKvStore;
   /** The names of the registered adapters (for `AdapterNotFoundError`). */
   adapterNames(): string[];
 }
@@ -48,6 +50,9 @@ export function buildCore(p: {
   emit: ManagerCore['emit'];
   stopForIdle: ManagerCore['stopForIdle'];
 }): ManagerCore {
+  let sealed: SealedKvStore | null = null;
+  // The store's KV with values sealed (auth state always, context data unless turned off).
+  const kvStore = () => (sealed ??= new SealedKvStore(requireCapability(p.storage, 'kv'), p.vault.values, p.vault, sealPolicy(p.options.encryptContextData)));
   return {
     options: p.options,
     clock: p.clock,
@@ -61,7 +66,7 @@ export function buildCore(p: {
     openCredentials: (record) => p.vault.open(record, p.adapters.get(record.platform)?.credentials ?? null),
     secretStringsOf: (record) => p.vault.secretStringsOf(record),
     stopForIdle: p.stopForIdle,
-    kvStore: () => requireCapability(p.storage, 'kv'),
+    kvStore,
     adapterNames: () => [...p.adapters.keys()],
   };
 }

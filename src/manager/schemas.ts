@@ -281,8 +281,13 @@ export const managerOptionsSchema = z.strictObject({
   logBufferSize: z.number().int().min(0).default(200),
   /** Transitions kept per session on the snapshot and in storage. */
   historySize: z.number().int().min(1).max(1000).default(20),
-  /** Secret key (32 bytes, base64 or hex) for credentials at rest; else MULTISESSION_SECRET_KEY. */
+  /** Secret key (32 bytes, base64 or hex) for credentials and auth state at rest; else MULTISESSION_SECRET_KEY. */
   secretKey: z.string().optional(),
+  /**
+   * Encrypt context data (`ctx.kv`, `manager.kv(id)`) at rest with the secret key, as auth state
+   * always is. Turned off, new context values are stored as they are; sealed ones still open.
+   */
+  encryptContextData: z.boolean().default(true),
   logger: loggerSchema.optional(),
   clock: clockSchema.optional(),
 });

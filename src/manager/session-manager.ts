@@ -1,5 +1,5 @@
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
-import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
+import { CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { AdapterNotFoundError, MultisessionError, SessionNotFoundError, ValidationError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
@@ -102,7 +102,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const execute = (op: RemoteOp, id: string, args: JsonValue[]) => (this[op] as (id: string, ...rest: JsonValue[]) => Promise<JsonValue | undefined>)(id, ...args);
     this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, isOpen, onError, execute });
     this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError });
-    this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit });
+    this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit, kv: () => (this.#storage.kv ? this.#core.kvStore() : null) });
   }
 
   /** This manager's node id (`cluster.nodeId`, or a random one). */
@@ -272,16 +272,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   async logout(id: string, options: ControlOptions = {}): Promise<SessionSnapshot> {
     const remote = this.#remote<SessionSnapshot>(id, 'logout', options);
     if (remote) return remote;
-    return this.#control(id, options, async (rt, ctl) => {
-      const wasRunning = rt.running;
-      if (wasRunning) {
-        await rt.platformLogout();
-        await rt.stop('logout');
-      }
-      await this.#storage.kv?.clear(id, { prefix: AUTH_PREFIX });
-      await this.#auditLog.append(this.#auditLog.entry('logout', id, ctl.actor, {}));
-      return wasRunning ? rt.start('logout') : SETTLED;
-    });
+    return this.#control(id, options, (rt, ctl) => this.#writes.logout(rt, ctl.actor));
   }
 
   /** Drops the session's context data (history, topic maps …); keeps credentials, config and auth state. */
@@ -290,9 +281,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const ctl = parseControlOptions(options);
     return rt.enqueue(async () => {
       this.#assertLive(rt);
-      const removed = (await this.#storage.kv?.clear(id, { prefix: CONTEXT_PREFIX })) ?? 0;
-      await this.#auditLog.append(this.#auditLog.entry('clear', id, ctl.actor, { removed }));
-      return removed;
+      return this.#writes.clearContext(rt, ctl.actor);
     });
   }
 
@@ -309,10 +298,10 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     else rt.touch();
   }
 
-  /** The session's context-data KV (the same space the adapter sees as `ctx.kv`). */
+  /** The session's context-data KV (the same space the adapter sees as `ctx.kv`, sealed the same way). */
   kv(id: string): SessionKv {
     this.#runtime(id);
-    return new NamespacedKv(requireCapability(this.#storage, 'kv'), id, CONTEXT_PREFIX);
+    return new NamespacedKv(this.#core.kvStore(), id, CONTEXT_PREFIX);
   }
 
   // ------------------------------------------------------------------ observability
@@ -381,9 +370,11 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   }
 
   /**
-   * Re-encrypts every session's credentials with `newKey` in one transaction; from then on the
-   * manager uses the new key. Fails (and changes nothing) when any stored credential cannot be
-   * decrypted with the current key.
+   * Re-encrypts every session's auth state and context data (session by session), then its
+   * credentials in one transaction; from then on the manager uses the new key. Fails (and changes
+   * nothing) when any stored credential or value cannot be decrypted with the current key. Values
+   * stored unencrypted where they must not be (written before encryption at rest) are encrypted;
+   * with the current key as `newKey`, that is all it changes. Interrupted, run it again.
    */
   async rotateSecretKey(newKey: string, options: ControlOptions = {}): Promise<{ rotated: number }> {
     this.#assertOpen();

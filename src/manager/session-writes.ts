@@ -1,8 +1,10 @@
+import { AUTH_PREFIX, CONTEXT_PREFIX } from '../adapters/session-kv.js';
 import { z } from 'zod';
 import { parseAdapterInput, type Adapter } from '../adapters/contract.js';
 import { InvalidTransitionError, SessionNotFoundError, versionConflict } from '../errors.js';
 import { keepRedactedProxy } from '../net/config.js';
 import type { CredentialVault } from '../security/credential-vault.js';
+import type { SealedKvStore } from '../security/sealed-kv.js';
 import type { SessionPatch, SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { JsonObject } from '../types.js';
 import type { AuditLog } from './audit-log.js';
@@ -73,14 +75,17 @@ export class SessionWrites {
   readonly #vault: CredentialVault;
   readonly #events: EventHub<SessionManagerEvents>;
   readonly #audit: AuditLog;
+  /** The sealed KV (null when the store has no `kv` capability). */
+  readonly #kv: () => SealedKvStore | null;
 
-  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; vault: CredentialVault; events: EventHub<SessionManagerEvents>; audit: AuditLog }) {
+  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; vault: CredentialVault; events: EventHub<SessionManagerEvents>; audit: AuditLog; kv: () => SealedKvStore | null }) {
     this.#core = deps.core;
     this.#storage = deps.core.storage;
     this.#sessions = deps.sessions;
     this.#vault = deps.vault;
     this.#events = deps.events;
     this.#audit = deps.audit;
+    this.#kv = deps.kv;
   }
 
   /** Stores a new session (stopped) and registers its runtime; `config` and `credentials` are already checked by the adapter. */
@@ -150,6 +155,25 @@ export class SessionWrites {
     return SETTLED;
   }
 
+  /** Drops the auth state (after a platform logout of a running session, which then starts again). */
+  async logout(rt: SessionRuntime, actor: string | undefined): Promise<{ settled: Promise<void> }> {
+    const wasRunning = rt.running;
+    if (wasRunning) {
+      await rt.platformLogout();
+      await rt.stop('logout');
+    }
+    await this.#kv()?.clear(rt.id, { prefix: AUTH_PREFIX });
+    await this.#audit.append(this.#audit.entry('logout', rt.id, actor, {}));
+    return wasRunning ? rt.start('logout') : { settled: Promise.resolve() };
+  }
+
+  /** Drops the context data; returns how many entries. */
+  async clearContext(rt: SessionRuntime, actor: string | undefined): Promise<number> {
+    const removed = (await this.#kv()?.clear(rt.id, { prefix: CONTEXT_PREFIX })) ?? 0;
+    await this.#audit.append(this.#audit.entry('clear', rt.id, actor, { removed }));
+    return removed;
+  }
+
   /** Deletes a session (inside its queue); a running one only with `force`. */
   async remove(rt: SessionRuntime, force: boolean, actor: string | undefined): Promise<void> {
     if (rt.deleted) throw new SessionNotFoundError(rt.id);
@@ -164,16 +188,18 @@ export class SessionWrites {
     this.#events.emit('session.deleted', { id: rt.id, at: this.#core.clock.now() });
   }
 
-  /** Re-seals every session's credentials with `newKey` in one transaction. */
+  /** Re-seals every session's KV values (session by session), then its credentials in one transaction, with `newKey`. */
   async rotate(newKey: string, actor: string | undefined): Promise<{ rotated: number }> {
+    const kv = this.#kv();
     const { records } = await this.#vault.rotate(
       newKey,
       () => this.#sessions.all().map((rt) => rt.record),
       () => this.#core.clock.now(),
-      async (rows, keyId) => {
-        const audit = this.#audit.entry('rotate-key', null, actor, { sessions: rows.length, keyId });
+      async (rows, keyId, values) => {
+        const audit = this.#audit.entry('rotate-key', null, actor, { sessions: rows.length, values, keyId });
         return (await this.#storage.sessions.replaceCredentials(rows, audit)) ?? Promise.reject(await this.#lostRewrite(rows));
       },
+      kv ? (next) => kv.reseal(this.#sessions.all().map((rt) => rt.id), next) : undefined,
     );
     for (const record of records) this.#sessions.find(record.id)?.adoptRecord(record);
     return { rotated: records.length };

@@ -3,13 +3,15 @@ import { DecryptionError, ValidationError } from '../errors.js';
 import type { CredentialRewrite, SessionRecord } from '../storage/contract.js';
 import type { JsonValue } from '../types.js';
 import { CredentialCodec, parseSecretKey } from './credentials.js';
+import { KvValueCodec } from './kv-values.js';
 import { secretStrings } from './redact.js';
 
 /**
  * Everything the manager does with credentials, in one place: sealing before a write, opening for
  * an adapter (checked by its schema), the secret strings to scrub from messages (cached per record
  * version), and key rotation behind a readers–writer gate, so no row is sealed with the old key
- * after a rotation has read it.
+ * after a rotation has read it. The same key seals KV values ({@link values}); a rotation
+ * re-seals them too, before the credentials.
  */
 export class CredentialVault {
   #codec: CredentialCodec;
@@ -18,11 +20,14 @@ export class CredentialVault {
   #writes = 0;
   #drained: (() => void) | null = null;
   #rotation: Promise<unknown> | null = null;
+  /** Seals and opens KV values (auth state, context data) with the same secret key. */
+  readonly values: KvValueCodec;
 
   /** `key` (32 bytes, base64 or hex) may be absent only on a store that is not persistent. */
   constructor(key: string | undefined, persistent: boolean) {
     if (key !== undefined) parseSecretKey(key); // a bad key fails here, with a ValidationError
     this.#codec = new CredentialCodec(key || undefined, persistent);
+    this.values = new KvValueCodec(key || undefined, persistent);
   }
 
   /** Sealed credentials and their fingerprint (both null when there are none). */
@@ -89,13 +94,19 @@ export class CredentialVault {
   /**
    * Re-seals every record `records()` gives (read once the credential writes in flight have
    * landed) with `newKey` and hands the rewrites to `store` (one transaction); from then on the
-   * vault uses the new key. Throws `DecryptionError` (and changes
-   * nothing) when any record cannot be opened with the current key.
+   * vault uses the new key. Throws `DecryptionError` (and changes nothing) when any record cannot
+   * be opened with the current key.
+   *
+   * `reseal` re-seals the KV values with the new key first (it gets a codec for it, and returns
+   * how many it rewrote); meanwhile the vault opens values sealed with either key. The credentials
+   * are the commit point: a crash before `store` leaves them and the values not yet re-sealed
+   * under the old key, the rest under the new one, and a rotation to the same key run again
+   * finishes the job (it keeps what is sealed with the new key already).
    */
-  async rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[], keyId: string | null) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
+  async rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: RewriteStore, reseal?: (next: KvValueCodec) => Promise<number>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
     parseSecretKey(newKey);
     while (this.#rotation) await this.#rotation.catch(() => undefined);
-    const rotation = this.#rotate(newKey, records, now, store);
+    const rotation = this.#rotate(newKey, records, now, store, reseal);
     this.#rotation = rotation;
     try {
       return await rotation;
@@ -104,28 +115,41 @@ export class CredentialVault {
     }
   }
 
-  async #rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: (rows: CredentialRewrite[], keyId: string | null) => Promise<SessionRecord[]>): Promise<{ records: SessionRecord[]; keyId: string | null }> {
+  async #rotate(newKey: string, records: () => SessionRecord[], now: () => number, store: RewriteStore, reseal: ((next: KvValueCodec) => Promise<number>) | undefined): Promise<{ records: SessionRecord[]; keyId: string | null }> {
     if (this.#writes > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     this.#drained = null;
     const next = this.#codec.withKey(newKey);
     // Read once every credential write that started before the rotation has landed.
-    const rows = records()
-      .filter((r) => r.credentials !== null)
-      .map((r) => {
-        let plain: JsonValue;
-        try {
-          plain = this.#codec.open(r.credentials!);
-        } catch (cause) {
-          throw new DecryptionError(
-            `Key rotation stopped: the credentials of session "${r.id}" cannot be decrypted with the current key; set them again or delete the session first. Nothing was changed.`,
-            { cause, context: { sessionId: r.id } },
-          );
-        }
-        return { id: r.id, credentials: next.seal(plain), credentialsFingerprint: next.fingerprint(plain), expectedVersion: r.version, updatedAt: now() };
-      });
-    const written = await store(rows, next.keyId);
+    const rewrites = (): CredentialRewrite[] =>
+      records()
+        .filter((r) => r.credentials !== null)
+        .map((r) => {
+          let plain: JsonValue;
+          try {
+            plain = this.#codec.open(r.credentials!);
+          } catch (cause) {
+            throw new DecryptionError(
+              `Key rotation stopped: the credentials of session "${r.id}" cannot be decrypted with the current key; set them again or delete the session first. Nothing was changed.`,
+              { cause, context: { sessionId: r.id } },
+            );
+          }
+          return { id: r.id, credentials: next.seal(plain), credentialsFingerprint: next.fingerprint(plain), expectedVersion: r.version, updatedAt: now() };
+        });
+    let values = 0;
+    if (reseal) {
+      rewrites(); // every credential opens, before any value is touched
+      this.values.accept(newKey);
+      values = await reseal(this.values.withKey(newKey));
+    }
+    // Read after the values: a record may have changed (not its credentials) while they were re-sealed.
+    const rows = rewrites();
+    const written = await store(rows, next.keyId, values);
     this.#codec = next;
+    this.values.use(newKey);
     this.#secretCache.clear();
     return { records: written, keyId: next.keyId };
   }
 }
+
+/** Stores a rotation's credential rewrites in one transaction (`values`: how many KV values it re-sealed). */
+export type RewriteStore = (rows: CredentialRewrite[], keyId: string | null, values: number) => Promise<SessionRecord[]>;

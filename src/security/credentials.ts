@@ -11,7 +11,7 @@ import type { JsonValue } from '../types.js';
  */
 export const SECRET_KEY_ENV = 'MULTISESSION_SECRET_KEY';
 
-const HOW_TO_SET_KEY =
+export const HOW_TO_SET_KEY =
   `Set a 32-byte secret key: pass secretKey to the SessionManager or set ${SECRET_KEY_ENV} ` +
   `(generate one with: node -e "console.log(require('node:crypto').randomBytes(32).toString('base64'))").`;
 
@@ -30,7 +30,7 @@ export function parseSecretKey(text: string): Buffer {
 }
 
 /** A stable, key-independent id for a key: the first 8 bytes of its SHA-256, in hex. */
-function keyIdOf(key: Buffer): string {
+export function keyIdOf(key: Buffer): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 

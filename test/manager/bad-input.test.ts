@@ -243,6 +243,7 @@ describe('constructor options', () => {
     ['not a clock', { clock: { now: () => 1 } }, ['clock']],
     ['not a logger', { logger: { info() {} } }, ['logger']],
     ['a secret key of the wrong size', { secretKey: 'abcd' }, ['secretKey']],
+    ['encryptContextData as a string', { encryptContextData: 'no' }, ['encryptContextData']],
     ['an unknown option', { maxSesions: 3 }, []],
   ] as const)('%s → ValidationError', (_what, options, path) => {
     let error: unknown = null;

@@ -1,6 +1,6 @@
 import type { AdapterContext, PlatformConnection } from '../../adapters/contract.js';
 import { SessionContext } from '../../adapters/context.js';
-import { AbortedError, AdapterError, AdapterNotFoundError, MultisessionError } from '../../errors.js';
+import { AbortedError, AdapterError, AdapterNotFoundError, DecryptionError, MultisessionError, SecretKeyRequiredError } from '../../errors.js';
 import { deepFreeze, type JsonValue } from '../../types.js';
 import type { ScheduledTask } from '../scheduler.js';
 import { Attempt, ExpiredSignal, type Down, type Run } from './attempt.js';
@@ -131,10 +131,12 @@ async function startAttempt(rt: SessionRuntime, run: Run, reason: string): Promi
     }
     attempt.connection = connection;
     armWatchdog(rt, attempt);
-    // A start() that throws synchronously is a failed start like any other.
+    // A start() that throws synchronously is a failed start like any other. One that failed on
+    // stored auth state or context data the key cannot open fails as that (not retried), as
+    // undecryptable credentials do.
     started = new Promise<void>((resolve) => resolve(connection.start())).then(
       () => null,
-      (cause: unknown): Down => ({ kind: 'failed', error: rt.adapterError('start', cause) }),
+      (cause: unknown): Down => ({ kind: 'failed', error: cause instanceof DecryptionError || cause instanceof SecretKeyRequiredError ? cause : rt.adapterError('start', cause) }),
     );
   } catch (cause) {
     await teardown(rt, attempt);
