@@ -6,7 +6,7 @@ import { ValidationError } from '../errors.js';
 import type { CredentialVault } from '../security/credential-vault.js';
 import type { Logger, Clock } from '../types.js';
 import { HealthPacer } from './runtime/health-monitor.js';
-import type { KvStore, SessionRecord, StorageDriver } from '../storage/contract.js';
+import type { SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { Persister } from './persister.js';
 import type { Scheduler } from './scheduler.js';
 import type { ResolvedManagerOptions } from './schemas.js';
