@@ -22,7 +22,7 @@ import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
 import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionInput, SessionListQuery, SessionManagerOptions, SessionUpdate } from './schemas.js';
 import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema } from './schemas.js';
-import { sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
+import { refuseProtoKeys, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
 import { SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
@@ -177,6 +177,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    */
   async list(query: SessionListQuery = {}): Promise<SessionPage> {
     this.#assertOpen();
+    refuseProtoKeys((query as { labels?: unknown } | undefined)?.labels, 'session list query', ['labels']);
     const { limit, cursor, ...filter } = parseWith(sessionListQuerySchema, query, 'session list query');
     const { items, more } = this.#sessions.page(filter, limit ?? Infinity, cursor === undefined ? null : decodeCursor(cursor));
     await Promise.all(items.map((rt) => rt.loadHistory()));
@@ -190,6 +191,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    * `ConflictError`; the manager re-reads the record, so a retry can succeed.
    */
   async update(id: string, patch: SessionUpdate, options: ControlOptions = {}): Promise<SessionSnapshot> {
+    refuseProtoKeys(patch, 'session update');
     const data = parseWith(sessionPatchSchema, patch, 'session update');
     return this.#control(id, options, (rt, ctl) => this.#writes.update(rt, data, ctl.actor));
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseAdapterInput, type Adapter } from '../adapters/contract.js';
-import { InvalidTransitionError, SessionNotFoundError, versionConflict } from '../errors.js';
+import { InvalidTransitionError, SessionNotFoundError, ValidationError, versionConflict } from '../errors.js';
 import { keepRedactedProxy } from '../net/config.js';
 import type { CredentialVault } from '../security/credential-vault.js';
 import type { SessionPatch, SessionRecord, StorageDriver } from '../storage/contract.js';
@@ -40,9 +40,14 @@ export interface UpdatePlan {
 export function planUpdate(adapter: Adapter | null, current: SessionRecord, data: SessionUpdate, vault: CredentialVault): UpdatePlan {
   const plan: UpdatePlan = { changes: {}, changed: [] };
   if (data.config !== undefined) {
+    if (data.config === null || typeof data.config !== 'object' || Array.isArray(data.config)) {
+      throw new ValidationError('session update', [{ path: ['config'], message: 'must be an object of the settings to change' }]);
+    }
     const merged: Record<string, unknown> = { ...current.config, ...(data.config as object) };
     if ('proxy' in merged) merged.proxy = keepRedactedProxy(merged.proxy, current.config.proxy);
-    const config = parseAdapterInput(adapter?.config ?? storedConfig, merged, 'session update', 'config') as JsonObject;
+    // Only the keys this update sends are checked for unknown fields (a stored key the adapter
+    // no longer knows is dropped as before, not an error the caller cannot fix).
+    const config = parseAdapterInput(adapter?.config ?? storedConfig, merged, 'session update', 'config', Object.keys(data.config as object)) as JsonObject;
     if (JSON.stringify(config) !== JSON.stringify(current.config)) {
       plan.changes.config = config;
       plan.changed.push('config');
