@@ -238,10 +238,23 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     });
   }
 
-  /** Delivers a code, password or pairing code to a session that is `authenticating`. */
-  async submitAuth(id: string, input: { kind: 'code' | 'password' | 'pairing-code'; value: string }): Promise<void> {
+  /**
+   * Delivers a code, password or pairing code to a session that is `authenticating`. Each
+   * submission is audited (`auth`: the kind and the outcome, never the value), refused ones too.
+   */
+  async submitAuth(id: string, input: { kind: 'code' | 'password' | 'pairing-code'; value: string }, options: ControlOptions = {}): Promise<void> {
     const rt = this.#runtime(id);
-    await rt.submitAuth(parseWith(authInputSchema, input, 'auth input'));
+    const data = parseWith(authInputSchema, input, 'auth input');
+    const ctl = parseControlOptions(options);
+    const entry = (outcome: string) => this.#auditLog.entry('auth', id, ctl.actor, { kind: data.kind, outcome });
+    try {
+      await rt.submitAuth(data);
+    } catch (error) {
+      // The refusal is what the caller needs; an audit write that fails as well is reported.
+      await this.#auditLog.append(entry(error instanceof MultisessionError ? error.code : 'ERROR')).catch((e: unknown) => this.#managerError(e));
+      throw error;
+    }
+    await this.#auditLog.append(entry('accepted'));
   }
 
   /**
