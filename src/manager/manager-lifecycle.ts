@@ -21,13 +21,15 @@ export class ManagerLifecycle {
   readonly #adapters: ReadonlyMap<string, Adapter>;
   readonly #waits: Waits;
   readonly #onError: (error: unknown) => void;
+  readonly #opened: () => void;
 
-  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; onError: (error: unknown) => void }) {
+  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; onError: (error: unknown) => void; opened?: () => void }) {
     this.#core = deps.core;
     this.#sessions = deps.sessions;
     this.#adapters = deps.adapters;
     this.#waits = deps.waits;
     this.#onError = deps.onError;
+    this.#opened = deps.opened ?? (() => undefined);
   }
 
   /** Throws unless open: `ManagerNotOpenError` before `open()`, `ManagerClosedError` after `close()`. */
@@ -52,6 +54,7 @@ export class ManagerLifecycle {
       for (const rt of all) this.#sessions.add(rt);
       if (this.#phase !== 'opening') return; // closed meanwhile
       this.#phase = 'open';
+      this.#opened();
       await restoreRuntimes(toStart, this.#core.options.restore.concurrency, () => this.#phase === 'open', this.#onError);
     } catch (error) {
       if (this.#phase !== 'opening') return;

@@ -280,6 +280,12 @@ export const managerOptionsSchema = z.strictObject({
       flushMs: z.number().int().min(1).max(60_000).default(250),
     })
     .prefault({}),
+  /** The audit log: entries older than `retentionMs` are deleted at `open()` and every hour after; null keeps them all. */
+  audit: z
+    .strictObject({
+      retentionMs: z.number().int().positive().nullable().default(null),
+    })
+    .prefault({}),
   /** Lines kept per session for `manager.logs(id)`. */
   logBufferSize: z.number().int().min(0).default(200),
   /** Transitions kept per session on the snapshot and in storage. */

@@ -2,7 +2,7 @@ import { HealthPacer } from './runtime/health-monitor.js';
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
-import { AdapterNotFoundError, MultisessionError, SessionNotFoundError, ValidationError } from '../errors.js';
+import { AdapterNotFoundError, MultisessionError, SessionNotFoundError, UnsupportedError, ValidationError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
@@ -105,7 +105,10 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     };
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
     const onError = (error: unknown) => this.#managerError(error);
-    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, onError });
+    const { retentionMs } = opts.audit;
+    if (retentionMs !== null && this.#storage.audit && !this.#storage.audit.prune) throw new UnsupportedError('audit.prune', this.#storage.kind);
+    const opened = retentionMs === null ? undefined : () => audit.retain(retentionMs, this.#scheduler, onError);
+    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, onError, opened });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit });
   }
 

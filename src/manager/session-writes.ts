@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseAdapterInput, type Adapter } from '../adapters/contract.js';
-import { InvalidTransitionError, SessionNotFoundError, ValidationError, versionConflict } from '../errors.js';
+import { DuplicateCredentialsError, InvalidTransitionError, SessionNotFoundError, ValidationError, versionConflict } from '../errors.js';
 import { keepRedactedProxy } from '../net/config.js';
 import type { CredentialVault } from '../security/credential-vault.js';
 import type { SessionPatch, SessionRecord, StorageDriver } from '../storage/contract.js';
@@ -124,6 +124,7 @@ export class SessionWrites {
         this.#sessions.add(created);
         return created;
       })
+      .catch((error: unknown) => this.#conflict(error, id, actor, 'create'))
       .finally(release);
     if (this.#events.count('session.created')) this.#events.emit('session.created', { id: runtime.id, session: runtime.snapshot(), at: now });
     return runtime;
@@ -141,9 +142,9 @@ export class SessionWrites {
         // Sealed inside the gate: a rotation may have changed the key meanwhile.
         const sealed = this.#vault.seal(plan.credentials);
         await rt.write({ ...plan.changes, credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint, updatedAt: now }, audit);
-      });
+      }).catch((error: unknown) => this.#conflict(error, rt.id, actor, 'update'));
     } else {
-      await rt.write({ ...plan.changes, updatedAt: now }, audit);
+      await rt.write({ ...plan.changes, updatedAt: now }, audit).catch((error: unknown) => this.#conflict(error, rt.id, actor, 'update'));
     }
     if (this.#events.count('session.updated')) this.#events.emit('session.updated', { id: rt.id, session: rt.snapshot(), changed, at: now });
     if (changed.includes('idleTimeoutMs')) rt.rescheduleIdle();
@@ -153,6 +154,18 @@ export class SessionWrites {
       return rt.start(reason);
     }
     return SETTLED;
+  }
+
+  /**
+   * Audits a write refused because another session holds the same credentials (`credentials-conflict`,
+   * naming it), then rethrows: repeated conflicts are how someone guesses credentials.
+   */
+  async #conflict(error: unknown, id: string, actor: string | undefined, operation: 'create' | 'update'): Promise<never> {
+    if (error instanceof DuplicateCredentialsError) {
+      const otherSessionId = String(error.context.otherSessionId);
+      await this.#audit.append(this.#audit.entry('credentials-conflict', id, actor, { operation, otherSessionId })).catch(() => undefined);
+    }
+    throw error;
   }
 
   /** Deletes a session (inside its queue); a running one only with `force`. */

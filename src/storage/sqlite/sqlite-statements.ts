@@ -71,6 +71,7 @@ export function prepareStatements(db: SqliteClient) {
          SELECT id FROM session_transitions WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
     ),
     auditAdd: db.prepare('INSERT INTO audit_log (at, session_id, action, actor, details) VALUES (?, ?, ?, ?, ?)'),
+    auditPrune: db.prepare('DELETE FROM audit_log WHERE at < ?'),
     kvGet: db.prepare('SELECT value FROM session_kv WHERE session_id = ? AND key = ?'),
     kvListAll: db.prepare('SELECT key, value FROM session_kv WHERE session_id = ? ORDER BY key'),
     kvListPrefix: db.prepare('SELECT key, value FROM session_kv WHERE session_id = ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key'),
