@@ -15,7 +15,9 @@ const csv = <T extends z.ZodType>(item: T) =>
 
 const labelPair = z
   .string()
-  .regex(/^[^=:]+[=:].*$/, 'write labels as key=value (or key:value)');
+  .regex(/^[^=:]+[=:].*$/, 'write labels as key=value (or key:value)')
+  // `__proto__` is not a key an object keeps: the filter was lost and every session listed.
+  .refine((pair) => !/^__proto__[=:]/.test(pair), 'a label named __proto__ is not allowed');
 
 /** Page size of `GET /sessions`: the default, and the most one page may hold. */
 export const LIST_LIMIT_DEFAULT = 100;
