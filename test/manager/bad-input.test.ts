@@ -208,6 +208,8 @@ describe('bad input to every public method: a typed error, nothing changes', () 
       const issues = (error as ValidationError).issues;
       expect(issues.map((i) => i.path)).toContainEqual(c.path);
       expect((error as Error).message.length).toBeGreaterThan(10);
+      // Each message says what to change, not only that something is wrong.
+      expect(issues.map((i) => i.message)).not.toContain('Invalid key in record');
     }
     expect(await everything(m)).toBe(before);
     expect(events).toEqual([]);
