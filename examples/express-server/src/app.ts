@@ -25,6 +25,7 @@ import { buildOpenApiDocument } from './openapi.js';
 import { HttpProblem, fieldsOf, toProblem } from './problem.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { DEFAULT_MAX_JSON_DEPTH, depthLimit, refuseProtoKeys } from './request-guards.js';
+import { TrafficCounter } from './traffic.js';
 import * as s from './http-schemas.js';
 
 export interface AppOptions {
@@ -67,7 +68,7 @@ export interface AppOptions {
 /** The app, plus what the embedding server needs to shut it down. */
 export interface AppHandle {
   app: express.Express;
-  /** Ends every open event stream (call before closing the HTTP server). */
+  /** Ends every open event stream and stops listening to the manager (call before closing the HTTP server). */
   closeStreams(): void;
 }
 
@@ -182,6 +183,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     ...(options.sseMaxBufferBytes ? { maxBufferBytes: options.sseMaxBufferBytes } : {}),
     ...(options.sseMaxStreamsPerKey ? { maxPerKey: options.sseMaxStreamsPerKey } : {}),
   });
+  const traffic = new TrafficCounter(manager, now);
   // A revoked key's open streams end at once (its next request is refused anyway).
   const stopWatchingKeys = keys.onRevoke((keyId) => streams.closeKey(keyId, 'the API key was revoked'));
   const checkpointStreams = new Set(options.checkpointStreams ?? []);
@@ -493,6 +495,12 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     res.json(await manager.stats(sessionParam(req)));
   });
 
+  api.get('/sessions/:id/traffic', async (req, res) => {
+    const id = sessionParam(req);
+    await manager.status(id); // 404 for a session that does not exist
+    res.json({ id, bucketMs: 60_000, buckets: traffic.buckets(id) });
+  });
+
   api.get('/sessions/:id/logs', async (req, res) => {
     const id = sessionParam(req);
     const q = parsePart(s.logsQuerySchema, req.query, 'query');
@@ -645,6 +653,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     app,
     closeStreams() {
       stopWatchingKeys();
+      traffic.close();
       streams.closeAll();
     },
   };

@@ -150,6 +150,14 @@ export const statisticsSchema = z.object({
   custom: z.record(z.string(), z.number()),
 });
 
+export const trafficSchema = z
+  .object({
+    id: z.string(),
+    bucketMs: z.literal(60_000),
+    buckets: z.array(z.object({ at: z.number().describe('Start of the minute, epoch ms'), in: z.number().int(), out: z.number().int() })),
+  })
+  .describe('Messages in and out per minute, the last hour, oldest first (ends with the current minute)');
+
 export const logEntrySchema = z.object({
   at: z.number(),
   level: z.enum(['debug', 'info', 'warn', 'error']),
