@@ -223,8 +223,8 @@ function droppedKeys(input: unknown, output: unknown, at: (string | number)[], i
     return;
   }
   if (!isRecord(input) || !isRecord(output)) return;
-  for (const key of onlyKeys ?? Object.keys(input)) {
-    if (!Object.prototype.hasOwnProperty.call(input, key) || input[key] === undefined) continue;
+  const check = (key: string): void => {
+    if (!Object.prototype.hasOwnProperty.call(input, key) || input[key] === undefined) return;
     if (Object.prototype.hasOwnProperty.call(output, key)) {
       at.push(key);
       droppedKeys(input[key], output[key], at, issues, depth + 1);
@@ -233,7 +233,9 @@ function droppedKeys(input: unknown, output: unknown, at: (string | number)[], i
       const known = Object.keys(output);
       issues.push({ path: [...at, key], message: `is not a known field${known.length ? ` (known here: ${known.join(', ')})` : ''}; remove it or fix its name` });
     }
-  }
+  };
+  if (onlyKeys) for (const key of onlyKeys) check(key);
+  else for (const key in input) check(key);
 }
 
 /** What `manager.adapterInfo()` returns for each registered adapter (for forms and API docs). */
