@@ -93,3 +93,45 @@ export function findJsonProblem(value: unknown, path: (string | number)[] = []):
   };
   return walk(value);
 }
+
+/**
+ * Finds the first own key named `__proto__` inside `value` (objects and arrays, to
+ * {@link MAX_JSON_DEPTH} levels). `JSON.parse` makes such a key an ordinary property, but most
+ * code that copies or validates objects (`obj[key] = …`, zod's objects and records) drops it or
+ * turns it into a prototype: input that carries one is refused rather than changed silently.
+ *
+ * @example
+ * ```ts
+ * findProtoKey(JSON.parse('{"a":{"__proto__":{"x":1}}}'), ['metadata']); // { path: ['metadata', 'a', '__proto__'], … }
+ * ```
+ */
+export function findProtoKey(value: unknown, path: (string | number)[] = []): ValidationIssue | null {
+  // The common case (no such key) walks without allocating; only a hit is walked again for its path.
+  return hasProtoKey(value, 0) ? protoKeyPath(value, [...path], 0) : null;
+}
+
+function hasProtoKey(v: unknown, depth: number): boolean {
+  if (v === null || typeof v !== 'object' || depth > MAX_JSON_DEPTH) return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (hasProtoKey(v[i], depth + 1)) return true;
+    return false;
+  }
+  for (const key in v) {
+    if (!Object.prototype.hasOwnProperty.call(v, key)) continue;
+    if (key === '__proto__' || hasProtoKey((v as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
+}
+
+function protoKeyPath(v: unknown, at: (string | number)[], depth: number): ValidationIssue | null {
+  if (v === null || typeof v !== 'object' || depth > MAX_JSON_DEPTH) return null;
+  const keys: (string | number)[] = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+  for (const key of keys) {
+    if (key === '__proto__') return { path: [...at, key], message: 'a key named __proto__ is not allowed; rename it' };
+    at.push(key);
+    const found = protoKeyPath((v as Record<string | number, unknown>)[key], at, depth + 1);
+    at.pop();
+    if (found) return found;
+  }
+  return null;
+}

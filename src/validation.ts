@@ -13,9 +13,17 @@ export function fromZodError(what: string, error: { issues: ReadonlyArray<{ path
     what,
     error.issues.map((i) => ({
       path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) as (string | number)[],
-      message: i.message,
+      message: keyMessage(i) ?? i.message,
     })),
   );
+}
+
+/** A record key's own message ("label keys are …") instead of zod's bare "Invalid key in record". */
+function keyMessage(issue: { message: string }): string | undefined {
+  const inner = (issue as { code?: string; issues?: ReadonlyArray<{ message?: unknown }> }).issues;
+  if ((issue as { code?: string }).code !== 'invalid_key' || !inner?.length) return undefined;
+  const messages = inner.map((i) => i.message).filter((m): m is string => typeof m === 'string');
+  return messages.length ? messages.join('; ') : undefined;
 }
 
 /** Parses with a zod schema, throwing our ValidationError. */

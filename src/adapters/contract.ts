@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '../errors.js';
+import { ValidationError, type ValidationIssue } from '../errors.js';
 import { fromZodError } from '../validation.js';
 import type { AuthKind, HealthStatus } from '../lifecycle.js';
 import type { KvEntry, KvOperation } from '../storage/contract.js';
@@ -184,10 +184,22 @@ export function defineAdapter<
   return Object.freeze({ ...definition, action: (definition.action ?? anyJson) as TAction });
 }
 
-/** Validates a value against one of an adapter's schemas, as a ValidationError naming the field. */
-export function parseAdapterInput<T>(schema: z.ZodType<T>, input: unknown, what: string, prefix: string): T {
+/**
+ * Validates a value against one of an adapter's schemas, as a ValidationError naming the field.
+ * A key the schema's output lacks (a `z.object()` strips unknown keys) is refused too, with its
+ * path: a misspelt or unsupported setting is an error, not silently lost. An adapter that wants
+ * extra keys kept declares them with `z.looseObject()` (or `.catchall()`); a schema whose
+ * transform renames keys should check its input with `z.strictObject()` first. `onlyKeys` limits
+ * that check to these top-level keys (an update checks the keys it sends, not the stored ones).
+ */
+export function parseAdapterInput<T>(schema: z.ZodType<T>, input: unknown, what: string, prefix: string, onlyKeys?: readonly string[]): T {
   const result = schema.safeParse(input);
-  if (result.success) return result.data;
+  if (result.success) {
+    const issues: ValidationIssue[] = [];
+    droppedKeys(input, result.data, [prefix], issues, 0, onlyKeys);
+    if (issues.length === 0) return result.data;
+    throw new ValidationError(what, issues);
+  }
   const base = fromZodError(what, result.error);
   return ((): never => {
     throw new ValidationError(
@@ -195,6 +207,35 @@ export function parseAdapterInput<T>(schema: z.ZodType<T>, input: unknown, what:
       base.issues.map((i) => ({ ...i, path: [prefix, ...i.path] })),
     );
   })();
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Collects the keys of `input` that `output` (the schema's result) dropped, object by object. */
+function droppedKeys(input: unknown, output: unknown, at: (string | number)[], issues: ValidationIssue[], depth: number, onlyKeys?: readonly string[]): void {
+  if (depth > 64 || input === output) return;
+  if (Array.isArray(input) && Array.isArray(output)) {
+    for (let i = 0; i < Math.min(input.length, output.length); i++) {
+      at.push(i);
+      droppedKeys(input[i], output[i], at, issues, depth + 1);
+      at.pop();
+    }
+    return;
+  }
+  if (!isRecord(input) || !isRecord(output)) return;
+  const check = (key: string): void => {
+    if (!Object.prototype.hasOwnProperty.call(input, key) || input[key] === undefined) return;
+    if (Object.prototype.hasOwnProperty.call(output, key)) {
+      at.push(key);
+      droppedKeys(input[key], output[key], at, issues, depth + 1);
+      at.pop();
+    } else {
+      const known = Object.keys(output);
+      issues.push({ path: [...at, key], message: `is not a known field${known.length ? ` (known here: ${known.join(', ')})` : ''}; remove it or fix its name` });
+    }
+  };
+  if (onlyKeys) for (const key of onlyKeys) check(key);
+  else for (const key in input) check(key);
 }
 
 /** What `manager.adapterInfo()` returns for each registered adapter (for forms and API docs). */

@@ -1,5 +1,9 @@
 import type { StorageDriver, WriteOptions } from '../storage/contract.js';
 import type { Clock, JsonObject } from '../types.js';
+import type { ScheduledTask, Scheduler } from './scheduler.js';
+
+/** How often the retention runs at most (and at least once per retention period). */
+const PRUNE_EVERY_MS = 60 * 60_000;
 
 /**
  * The manager's audit entries, durable when the audited call returns: an entry rides on the
@@ -21,6 +25,22 @@ export class AuditLog {
   entry(action: string, sessionId: string | null, actor: string | undefined, details: JsonObject, at = this.#clock.now()): WriteOptions | undefined {
     if (!this.#storage.audit) return undefined;
     return { audit: { at, sessionId, action, actor: actor ?? null, details } };
+  }
+
+  #retention: ScheduledTask | null = null;
+
+  /**
+   * The `audit.retentionMs` option: deletes the entries older than `retentionMs` now, then every
+   * hour (or every `retentionMs`, when shorter), on the manager's scheduler and clock.
+   */
+  retain(retentionMs: number, scheduler: Scheduler, onError: (error: unknown) => void): void {
+    const prune = this.#storage.audit?.prune;
+    if (this.#retention || !prune) return;
+    const run = (): void => {
+      task.rearm(Math.min(retentionMs, PRUNE_EVERY_MS));
+      prune(this.#clock.now() - retentionMs).catch(onError);
+    };
+    const task = (this.#retention = scheduler.schedule(0, run));
   }
 
   /** Appends an entry that no session write carried (a failure rejects the call that audits). */

@@ -2,7 +2,7 @@ import type { Adapter } from '../adapters/contract.js';
 import { sealPolicy } from '../adapters/session-kv.js';
 import { SealedKvStore } from '../security/sealed-kv.js';
 import { requireCapability } from '../storage/contract.js';
-import { ValidationError } from '../errors.js';
+import { AdapterNotFoundError, type MultisessionError, ValidationError } from '../errors.js';
 import type { CredentialVault } from '../security/credential-vault.js';
 import type { Logger, Clock } from '../types.js';
 import { HealthPacer } from './runtime/health-monitor.js';
@@ -10,7 +10,7 @@ import type { SessionRecord, StorageDriver } from '../storage/contract.js';
 import type { Persister } from './persister.js';
 import type { Scheduler } from './scheduler.js';
 import type { ResolvedManagerOptions } from './schemas.js';
-import type { SessionManagerEventName, SessionManagerEventPayload } from './events.js';
+import type { EventHub, SessionManagerEventName, SessionManagerEventPayload, SessionManagerEvents } from './events.js';
 
 /** What a session runtime needs from its manager (kept narrow so the runtime stays testable). */
 export interface ManagerCore {
@@ -79,4 +79,23 @@ export function adapterMap(adapters: readonly Adapter[]): ReadonlyMap<string, Ad
     map.set(adapter.name, adapter);
   }
   return map;
+}
+
+/** The adapter of a platform; a `ValidationError` at `platform` naming the registered ones. */
+export function adapterFor(adapters: ReadonlyMap<string, Adapter>, platform: string): Adapter {
+  const adapter = adapters.get(platform);
+  if (adapter) return adapter;
+  const err = new AdapterNotFoundError(platform, [...adapters.keys()]);
+  throw new ValidationError('session input', [{ path: ['platform'], message: err.message }]);
+}
+
+/** A failure no caller is waiting for: logged and emitted as `manager.error`. */
+export function reportManagerError(logger: Logger, events: EventHub<SessionManagerEvents>, clock: Clock, error: unknown): void {
+  const err = error instanceof Error ? error : new Error(String(error));
+  try {
+    logger.error({ err: { message: err.message, code: (err as MultisessionError).code } }, 'multisession: manager error');
+  } catch {
+    // a throwing logger changes nothing
+  }
+  events.emit('manager.error', { error: err, at: clock.now() });
 }

@@ -23,14 +23,16 @@ export class ManagerLifecycle {
   readonly #waits: Waits;
   readonly #ownership: Ownership;
   readonly #onError: (error: unknown) => void;
+  readonly #opened: () => void;
 
-  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; ownership: Ownership; onError: (error: unknown) => void }) {
+  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; ownership: Ownership; onError: (error: unknown) => void; opened?: () => void }) {
     this.#ownership = deps.ownership;
     this.#core = deps.core;
     this.#sessions = deps.sessions;
     this.#adapters = deps.adapters;
     this.#waits = deps.waits;
     this.#onError = deps.onError;
+    this.#opened = deps.opened ?? (() => undefined);
   }
 
   get isOpen(): boolean {
@@ -60,6 +62,7 @@ export class ManagerLifecycle {
       for (const rt of all) this.#sessions.add(rt);
       if (this.#phase !== 'opening') return; // closed meanwhile
       this.#phase = 'open';
+      this.#opened();
       await this.#ownership.begin(toStart);
     } catch (error) {
       if (this.#phase !== 'opening') return;

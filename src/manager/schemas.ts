@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { StorageDriver } from '../storage/contract.js';
 import type { JsonValue, Logger } from '../types.js';
 import { clockSchema, parseWith } from '../validation.js';
-import { findJsonProblem } from '../json.js';
+import { ValidationError } from '../errors.js';
+import { findJsonProblem, findProtoKey } from '../json.js';
 import type { Adapter } from '../adapters/contract.js';
 import { AUTH_KINDS, DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../lifecycle.js';
 
@@ -16,7 +17,26 @@ const labelsSchema = z.record(
   z.string().max(256, 'label values are at most 256 characters'),
 );
 
-const jsonSchema: z.ZodType<JsonValue> = z.json();
+/**
+ * Any JSON value, checked by one bounded walk (zod's recursive `z.json()` overflowed the stack on
+ * a value nested a few thousand levels deep: a RangeError instead of a ValidationError).
+ */
+const jsonSchema = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    const problem = findJsonProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  })
+  .meta({ description: 'Any JSON value' }) as unknown as z.ZodType<JsonValue>;
+
+/**
+ * Refuses a key named `__proto__` anywhere in a call's input (labels, metadata, config,
+ * credentials …): zod and plain copies drop it silently, so it would be accepted and lost.
+ */
+export function refuseProtoKeys(input: unknown, what: string, path: string[] = []): void {
+  const issue = findProtoKey(input, path);
+  if (issue) throw new ValidationError(what, [issue]);
+}
 
 /** What `manager.create()` takes. `credentials` and `config` are checked by the adapter's schemas. */
 export const sessionInputSchema = z.strictObject({
@@ -60,6 +80,7 @@ function plainLabels(labels: unknown): Record<string, string> | null {
  * its errors name the field.
  */
 export function parseSessionInput(input: unknown): ParsedSessionInput {
+  refuseProtoKeys(input, 'session input');
   const i = input as Record<string, unknown> | null;
   if (i && typeof i === 'object' && Object.getPrototypeOf(i) === Object.prototype) {
     let known = true;
@@ -275,6 +296,12 @@ export const managerOptionsSchema = z.strictObject({
       changePollMs: z.number().int().min(50).max(60_000).default(500),
       /** How long a call forwarded to the node that runs the session (send, status …) may wait for its answer. */
       commandTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    })
+    .prefault({}),
+  /** The audit log: entries older than `retentionMs` are deleted at `open()` and every hour after; null keeps them all. */
+  audit: z
+    .strictObject({
+      retentionMs: z.number().int().positive().nullable().default(null),
     })
     .prefault({}),
   /** Lines kept per session for `manager.logs(id)`. */

@@ -1,7 +1,7 @@
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
-import { AdapterNotFoundError, MultisessionError, SessionNotFoundError, ValidationError } from '../errors.js';
+import { SessionNotFoundError, UnsupportedError, ValidationError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
@@ -16,14 +16,14 @@ import type { RemoteOp } from './cluster/commands.js';
 import { makeOwnership } from './cluster/node-wiring.js';
 import type { NodeInfo, Ownership } from './cluster/ownership.js';
 import { EventHub, EventSubscriptions, type SessionManagerEvents } from './events.js';
-import { adapterMap, buildCore, type ManagerCore } from './manager-core.js';
+import { adapterFor, adapterMap, buildCore, reportManagerError, type ManagerCore } from './manager-core.js';
 import { Persister } from './persister.js';
 import { ManagerLifecycle } from './manager-lifecycle.js';
 import { SessionRuntime } from './runtime/session-runtime.js';
 import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
 import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionInput, SessionListQuery, SessionManagerOptions, SessionUpdate } from './schemas.js';
-import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
+import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema, refuseProtoKeys, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
 import { decodeCursor, encodeCursor, SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
@@ -101,7 +101,10 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const isOpen = () => this.#life.isOpen;
     const execute = (op: RemoteOp, id: string, args: JsonValue[]) => (this[op] as (id: string, ...rest: JsonValue[]) => Promise<JsonValue | undefined>)(id, ...args);
     this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, isOpen, onError, execute });
-    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError });
+    const { retentionMs } = opts.audit;
+    if (retentionMs !== null && this.#storage.audit && !this.#storage.audit.prune) throw new UnsupportedError('audit.prune', this.#storage.kind);
+    const opened = retentionMs === null ? undefined : () => audit.retain(retentionMs, this.#scheduler, onError);
+    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError, opened });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit, kv: () => (this.#storage.kv ? this.#core.kvStore() : null) });
   }
 
@@ -194,6 +197,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    */
   async list(query: SessionListQuery = {}): Promise<SessionPage> {
     this.#assertOpen();
+    refuseProtoKeys((query as { labels?: unknown } | undefined)?.labels, 'session list query', ['labels']);
     const { limit, cursor, ...filter } = parseWith(sessionListQuerySchema, query, 'session list query');
     const { items, more } = this.#sessions.page(filter, limit ?? Infinity, cursor === undefined ? null : decodeCursor(cursor));
     await Promise.all(items.map((rt) => rt.loadHistory()));
@@ -207,6 +211,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    * `ConflictError`; the manager re-reads the record, so a retry can succeed.
    */
   async update(id: string, patch: SessionUpdate, options: ControlOptions = {}): Promise<SessionSnapshot> {
+    refuseProtoKeys(patch, 'session update');
     const data = parseWith(sessionPatchSchema, patch, 'session update');
     return this.#control(id, options, (rt, ctl) => this.#writes.update(rt, data, ctl.actor));
   }
@@ -258,11 +263,16 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     });
   }
 
-  /** Delivers a code, password or pairing code to a session that is `authenticating`. */
-  async submitAuth(id: string, input: { kind: 'code' | 'password' | 'pairing-code'; value: string }): Promise<void> {
+  /**
+   * Delivers a code, password or pairing code to a session that is `authenticating`. Each
+   * submission is audited (`auth`: the kind and the outcome, never the value), refused ones too.
+   */
+  async submitAuth(id: string, input: { kind: 'code' | 'password' | 'pairing-code'; value: string }, options: ControlOptions = {}): Promise<void> {
     const rt = this.#runtime(id);
-    const checked = parseWith(authInputSchema, input, 'auth input');
-    await (rt.remote ? this.#ownership.forward(rt, 'submitAuth', [checked]) : rt.submitAuth(checked));
+    const data = parseWith(authInputSchema, input, 'auth input');
+    const ctl = parseControlOptions(options);
+    if (rt.remote) return void (await this.#ownership.forward(rt, 'submitAuth', [data, ctl.actor ? { actor: ctl.actor } : {}]));
+    await this.#writes.submitAuth(rt, data, ctl.actor, (e) => this.#managerError(e));
   }
 
   /**
@@ -423,10 +433,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   }
 
   #adapter(platform: string): Adapter {
-    const adapter = this.#adapters.get(platform);
-    if (adapter) return adapter;
-    const err = new AdapterNotFoundError(platform, [...this.#adapters.keys()]);
-    throw new ValidationError('session input', [{ path: ['platform'], message: err.message }]);
+    return adapterFor(this.#adapters, platform);
   }
 
   /** Persists the desired state with its audit entry; when it is unchanged, the entry is written on its own. */
@@ -435,12 +442,6 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   }
 
   #managerError(error: unknown): void {
-    const err = error instanceof Error ? error : new Error(String(error));
-    try {
-      this.#logger.error({ err: { message: err.message, code: (err as MultisessionError).code } }, 'multisession: manager error');
-    } catch {
-      // a throwing logger changes nothing
-    }
-    this.#events.emit('manager.error', { error: err, at: this.#clock.now() });
+    reportManagerError(this.#logger, this.#events, this.#clock, error);
   }
 }

@@ -1,7 +1,8 @@
+import type { AuthInput } from '../adapters/contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX } from '../adapters/session-kv.js';
 import { z } from 'zod';
 import { parseAdapterInput, type Adapter } from '../adapters/contract.js';
-import { InvalidTransitionError, SessionNotFoundError, versionConflict } from '../errors.js';
+import { DuplicateCredentialsError, InvalidTransitionError, MultisessionError, SessionNotFoundError, ValidationError, versionConflict } from '../errors.js';
 import { keepRedactedProxy } from '../net/config.js';
 import type { CredentialVault } from '../security/credential-vault.js';
 import type { SealedKvStore } from '../security/sealed-kv.js';
@@ -42,9 +43,14 @@ export interface UpdatePlan {
 export function planUpdate(adapter: Adapter | null, current: SessionRecord, data: SessionUpdate, vault: CredentialVault): UpdatePlan {
   const plan: UpdatePlan = { changes: {}, changed: [] };
   if (data.config !== undefined) {
+    if (data.config === null || typeof data.config !== 'object' || Array.isArray(data.config)) {
+      throw new ValidationError('session update', [{ path: ['config'], message: 'must be an object of the settings to change' }]);
+    }
     const merged: Record<string, unknown> = { ...current.config, ...(data.config as object) };
     if ('proxy' in merged) merged.proxy = keepRedactedProxy(merged.proxy, current.config.proxy);
-    const config = parseAdapterInput(adapter?.config ?? storedConfig, merged, 'session update', 'config') as JsonObject;
+    // Only the keys this update sends are checked for unknown fields (a stored key the adapter
+    // no longer knows is dropped as before, not an error the caller cannot fix).
+    const config = parseAdapterInput(adapter?.config ?? storedConfig, merged, 'session update', 'config', Object.keys(data.config as object)) as JsonObject;
     if (JSON.stringify(config) !== JSON.stringify(current.config)) {
       plan.changes.config = config;
       plan.changed.push('config');
@@ -124,6 +130,7 @@ export class SessionWrites {
         this.#sessions.add(created);
         return created;
       })
+      .catch((error: unknown) => this.#conflict(error, id, actor, 'create'))
       .finally(release);
     if (this.#events.count('session.created')) this.#events.emit('session.created', { id: runtime.id, session: runtime.snapshot(), at: now });
     return runtime;
@@ -141,9 +148,9 @@ export class SessionWrites {
         // Sealed inside the gate: a rotation may have changed the key meanwhile.
         const sealed = this.#vault.seal(plan.credentials);
         await rt.write({ ...plan.changes, credentials: sealed.credentials, credentialsFingerprint: sealed.fingerprint, updatedAt: now }, audit);
-      });
+      }).catch((error: unknown) => this.#conflict(error, rt.id, actor, 'update'));
     } else {
-      await rt.write({ ...plan.changes, updatedAt: now }, audit);
+      await rt.write({ ...plan.changes, updatedAt: now }, audit).catch((error: unknown) => this.#conflict(error, rt.id, actor, 'update'));
     }
     if (this.#events.count('session.updated')) this.#events.emit('session.updated', { id: rt.id, session: rt.snapshot(), changed, at: now });
     if (changed.includes('idleTimeoutMs')) rt.rescheduleIdle();
@@ -153,6 +160,19 @@ export class SessionWrites {
       return rt.start(reason);
     }
     return SETTLED;
+  }
+
+  /** Delivers auth input; each submission is audited with its outcome (never the value). */
+  async submitAuth(rt: SessionRuntime, data: AuthInput, actor: string | undefined, onError: (error: unknown) => void): Promise<void> {
+    const entry = (outcome: string) => this.#audit.entry('auth', rt.id, actor, { kind: data.kind, outcome });
+    try {
+      await rt.submitAuth(data);
+    } catch (error) {
+      // The refusal is what the caller needs; an audit write that fails as well is reported.
+      await this.#audit.append(entry(error instanceof MultisessionError ? error.code : 'ERROR')).catch(onError);
+      throw error;
+    }
+    await this.#audit.append(entry('accepted'));
   }
 
   /** Drops the auth state (after a platform logout of a running session, which then starts again). */
@@ -174,11 +194,24 @@ export class SessionWrites {
     return removed;
   }
 
+  /**
+   * Audits a write refused because another session holds the same credentials (`credentials-conflict`,
+   * naming it), then rethrows: repeated conflicts are how someone guesses credentials.
+   */
+  async #conflict(error: unknown, id: string, actor: string | undefined, operation: 'create' | 'update'): Promise<never> {
+    if (error instanceof DuplicateCredentialsError) {
+      const otherSessionId = String(error.context.otherSessionId);
+      await this.#audit.append(this.#audit.entry('credentials-conflict', id, actor, { operation, otherSessionId })).catch(() => undefined);
+    }
+    throw error;
+  }
+
   /** Deletes a session (inside its queue); a running one only with `force`. */
   async remove(rt: SessionRuntime, force: boolean, actor: string | undefined): Promise<void> {
     if (rt.deleted) throw new SessionNotFoundError(rt.id);
-    if (rt.state !== 'stopped' && rt.state !== 'failed' && rt.state !== 'expired' && !force) {
-      throw new InvalidTransitionError(rt.id, rt.state, 'deleted', { context: { hint: 'stop it first or pass { force: true }' } });
+    const state = rt.shownState; // as its owner stored it, when another node runs it
+    if (state !== 'stopped' && state !== 'failed' && state !== 'expired' && !force) {
+      throw new InvalidTransitionError(rt.id, state, 'deleted', { context: { hint: 'stop it first or pass { force: true }' } });
     }
     const audit = this.#audit.entry('delete', rt.id, actor, { force });
     // Gone already (another writer deleted the row): the entry of this call is written on its own.

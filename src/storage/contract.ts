@@ -156,6 +156,11 @@ export interface AuditStore {
   append(entries: AuditInput[]): Promise<void>;
   /** Newest first. */
   list(query: AuditQuery): Promise<AuditEntry[]>;
+  /**
+   * Optional: deletes every entry with `at` before `before` (epoch ms) and returns how many.
+   * The manager's `audit.retentionMs` needs it; the bundled drivers have it.
+   */
+  prune?(before: number): Promise<number>;
 }
 
 /** The optional capabilities, by name (for conformance groups and `UnsupportedError`). */

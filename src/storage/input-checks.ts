@@ -272,6 +272,8 @@ export function checkWriteOptions(v: WriteOptions | undefined): AuditInput | und
 export const checkAuditQuery = (v: AuditQuery | undefined): Required<Pick<AuditQuery, 'limit'>> & AuditQuery =>
   parseWith(auditQuery, v, 'audit query');
 export const checkPositive = (v: number, what: string): number => parseWith(positiveInt, v, what);
+const epochMs = z.number().int('must be whole milliseconds').min(0, 'must be an epoch time in ms');
+export const checkTime = (v: number, what: string): number => parseWith(epochMs, v, what);
 export const checkPrefix = (v: { prefix?: string } | undefined, what: string): string | undefined =>
   parseWith(prefixOptions, v, what)?.prefix;
 

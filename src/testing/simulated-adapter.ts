@@ -264,7 +264,9 @@ class SimulatedConnection implements PlatformConnection<JsonValue> {
     // No QR shown: a code/password request may be pending; the manager answers it.
     if (!pending) return;
     if (input.kind === 'password') {
-      throw new AuthNotPendingError(this.ctx.id, `Session "${this.ctx.id}" shows a QR code; submit its code with kind "code".`);
+      throw new AuthNotPendingError(this.ctx.id, `Session "${this.ctx.id}" shows a QR code; submit its code with kind "code", not "${input.kind}".`, {
+        context: { expected: 'code', shown: 'qr' },
+      });
     }
     if (!this.o.acceptAnyCode && input.value !== pending.code) {
       throw new ValidationError('QR scan', [

@@ -248,15 +248,32 @@ describe('an adapter that takes auth input itself (simulated QR and code logins)
     expect(scan?.sessionId).toBe('wa');
     expect(auths).toHaveLength(1);
 
+    // The adapter's own refusals reach the caller as they are (they used to be AdapterErrors: an
+    // HTTP 502 and a stack trace for what is the caller's mistake).
     const wrong = await m.submitAuth('wa', { kind: 'code', value: scan!.code === '000000' ? '111111' : '000000' }).catch((e: unknown) => e);
-    expect(wrong).toBeInstanceOf(Error);
-    const typed = wrong instanceof AdapterError ? wrong.cause : wrong;
-    expect(typed).toBeInstanceOf(ValidationError);
+    expect(wrong).toBeInstanceOf(ValidationError);
+    expect((wrong as ValidationError).issues.map((i) => i.path)).toEqual([['value']]);
+    const wrongKind = await m.submitAuth('wa', { kind: 'password', value: 'hunter2-password' }, { actor: 'tester' }).catch((e: unknown) => e);
+    expect(wrongKind).toBeInstanceOf(AuthNotPendingError);
+    expect(wrongKind).not.toBeInstanceOf(AdapterError);
+    expect((wrongKind as AuthNotPendingError).message).toMatch(/kind "code"/);
+    expect((wrongKind as AuthNotPendingError).context).toMatchObject({ expected: 'code', shown: 'qr' });
     expect((await m.get('wa')).state).toBe('authenticating');
 
-    await m.submitAuth('wa', { kind: 'code', value: scan!.code });
+    await m.submitAuth('wa', { kind: 'code', value: scan!.code }, { actor: 'tester' });
     const ready = await m.waitFor('wa', 'ready');
     expect(ready.auth).toBeNull();
+
+    // Every submission is audited with its kind, actor and outcome, never the value.
+    const audit = await m.audit({ sessionId: 'wa', action: 'auth' });
+    expect(audit.map((e) => [e.actor, e.details])).toEqual([
+      ['tester', { kind: 'code', outcome: 'accepted' }],
+      ['tester', { kind: 'password', outcome: 'AUTH_NOT_PENDING' }],
+      [null, { kind: 'code', outcome: 'VALIDATION' }],
+    ]);
+    const text = JSON.stringify(audit);
+    expect(text).not.toContain('hunter2');
+    expect(text).not.toContain(`"${scan!.code}"`);
   });
 
   it('code: a wrong code is asked for again (same connection, new auth event); the right one logs in', async () => {

@@ -69,6 +69,9 @@ interface Case {
 const notFound = (what: string, call: (m: SessionManager) => unknown): Case => ({ what, call, error: SessionNotFoundError });
 const invalid = (what: string, call: (m: SessionManager) => unknown, path: (string | number)[]): Case => ({ what, call, error: ValidationError, path });
 const long = 'x'.repeat(300);
+/** What `JSON.parse` (an HTTP body) makes of `__proto__` keys: ordinary own properties. */
+const parsed = (json: string) => JSON.parse(json) as never;
+const deep = (n: number): unknown => JSON.parse(`${'['.repeat(n)}1${']'.repeat(n)}`);
 
 const cases: Case[] = [
   // create
@@ -80,7 +83,14 @@ const cases: Case[] = [
   invalid('create: credentials refused by the adapter', (m) => m.create({ id: 'n', platform: 'scripted', credentials: { token: '' } }), ['credentials', 'token']),
   invalid('create: bad label key', (m) => m.create({ id: 'n', platform: 'scripted', labels: { 'no spaces': 'v' } }), ['labels', 'no spaces']),
   invalid('create: label value too long', (m) => m.create({ id: 'n', platform: 'scripted', labels: { k: long } }), ['labels', 'k']),
-  invalid('create: metadata not JSON', (m) => m.create({ id: 'n', platform: 'scripted', metadata: { f: (() => 1) as never } }), ['metadata']),
+  invalid('create: unknown config field (dropped before)', (m) => m.create({ id: 'n', platform: 'scripted', config: { mode: 'qr', multiDevice: true } as never }), ['config', 'multiDevice']),
+  invalid('create: unknown credentials field', (m) => m.create({ id: 'n', platform: 'scripted', credentials: { token: 'tok-n-1234', tokne: 'x' } as never }), ['credentials', 'tokne']),
+  invalid('create: __proto__ label', (m) => m.create(parsed('{"id":"n","platform":"scripted","labels":{"__proto__":"x"}}')), ['labels', '__proto__']),
+  invalid('create: __proto__ in metadata', (m) => m.create(parsed('{"id":"n","platform":"scripted","metadata":{"a":[{"__proto__":{"x":1}}]}}')), ['metadata', 'a', 0, '__proto__']),
+  invalid('create: __proto__ in config', (m) => m.create(parsed('{"id":"n","platform":"scripted","config":{"__proto__":{"mode":"qr"}}}')), ['config', '__proto__']),
+  invalid('create: __proto__ in credentials', (m) => m.create(parsed('{"id":"n","platform":"scripted","credentials":{"token":"tok-n-1234","__proto__":{}}}')), ['credentials', '__proto__']),
+  invalid('create: metadata nested 2,000 deep (was a RangeError)', (m) => m.create({ id: 'n', platform: 'scripted', priority: 0, metadata: deep(2_000) as never }), ['priority']),
+  invalid('create: metadata not JSON', (m) => m.create({ id: 'n', platform: 'scripted', metadata: { f: (() => 1) as never } }), ['metadata', 'f']),
   invalid('create: priority 11', (m) => m.create({ id: 'n', platform: 'scripted', priority: 11 }), ['priority']),
   invalid('create: priority 2.5', (m) => m.create({ id: 'n', platform: 'scripted', priority: 2.5 }), ['priority']),
   invalid('create: negative capacity', (m) => m.create({ id: 'n', platform: 'scripted', capacity: -1 }), ['capacity']),
@@ -120,6 +130,7 @@ const cases: Case[] = [
   invalid('list: unknown desired state', (m) => m.list({ desiredState: 'paused' as never }), ['desiredState']),
   invalid('list: platform not a string', (m) => m.list({ platform: 5 as never }), ['platform']),
   invalid('list: label value not a string', (m) => m.list({ labels: { team: 1 as never } }), ['labels', 'team']),
+  invalid('list: __proto__ label (was ignored: every session listed)', (m) => m.list(parsed('{"labels":{"__proto__":"x"}}')), ['labels', '__proto__']),
   invalid('list: unknown filter', (m) => m.list({ owner: 'me' } as never), []),
   // update
   notFound('update: unknown', (m) => m.update('ghost', { priority: 2 })),
@@ -128,6 +139,9 @@ const cases: Case[] = [
   invalid('update: platform cannot change', (m) => m.update('a', { platform: 'other' } as never), []),
   invalid('update: id cannot change', (m) => m.update('a', { id: 'b' } as never), []),
   invalid('update: config refused by the adapter', (m) => m.update('r', { config: { mode: 'warp' } }), ['config', 'mode']),
+  invalid('update: unknown config field', (m) => m.update('r', { config: { multiDevice: true } }), ['config', 'multiDevice']),
+  invalid('update: config not an object', (m) => m.update('r', { config: 'qr' }), ['config']),
+  invalid('update: __proto__ label', (m) => m.update('a', parsed('{"labels":{"__proto__":"x"}}')), ['labels', '__proto__']),
   invalid('update: credentials refused by the adapter', (m) => m.update('a', { credentials: { token: 7 } }), ['credentials', 'token']),
   invalid('update: bad labels', (m) => m.update('a', { labels: { '': 'v' } }), ['labels', '']),
   invalid('update: bad reason', (m) => m.update('a', { priority: 3 }, { reason: long }), ['reason']),
@@ -194,11 +208,21 @@ describe('bad input to every public method: a typed error, nothing changes', () 
       const issues = (error as ValidationError).issues;
       expect(issues.map((i) => i.path)).toContainEqual(c.path);
       expect((error as Error).message.length).toBeGreaterThan(10);
+      // Each message says what to change, not only that something is wrong.
+      expect(issues.map((i) => i.message)).not.toContain('Invalid key in record');
     }
     expect(await everything(m)).toBe(before);
     expect(events).toEqual([]);
     // The sessions still work.
     await expect(m.send('r', { text: 'after' })).resolves.toEqual({ delivered: 'after' });
+  });
+
+  it('metadata nested 2,000 deep is a ValidationError naming how deep, not a stack overflow', async () => {
+    const error = await env.manager.create({ id: 'n', platform: 'scripted', metadata: deep(2_000) as never }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    const issue = (error as ValidationError).issues[0]!;
+    expect(issue.path[0]).toBe('metadata');
+    expect(issue.message).toMatch(/deeper than \d+ levels/);
   });
 
   it('a failed rotateSecretKey leaves the credentials readable with the old key', async () => {

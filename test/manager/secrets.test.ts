@@ -259,6 +259,12 @@ describe('duplicate-credential guard', () => {
     // …and it cannot stop sharing while another session holds them.
     await expect(m.update('c', { allowSharedCredentials: false })).rejects.toBeInstanceOf(DuplicateCredentialsError);
     expect((await m.get('c')).allowSharedCredentials).toBe(true);
+    // Each refusal is audited (repeated ones are how credentials get guessed), naming the holder.
+    expect((await m.audit({ action: 'credentials-conflict' })).map((e) => [e.sessionId, e.details])).toEqual([
+      ['c', { operation: 'update', otherSessionId: 'a' }],
+      ['b', { operation: 'update', otherSessionId: 'a' }],
+      ['b', { operation: 'create', otherSessionId: 'a' }],
+    ]);
 
     // Sessions without credentials never collide.
     await m.create({ id: 'n1', platform: 'scripted' });

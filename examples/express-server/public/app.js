@@ -1,4 +1,4 @@
-/* global localStorage, FormData */
+/* global localStorage, FormData, CSS */
 // The example server's web page: vanilla JS, no build step, no external network.
 // It talks to the REST API with the key kept in localStorage, and follows live state over SSE.
 
@@ -22,6 +22,8 @@ const state = {
   refreshTimers: new Map(),
   /** Session id → the newest messages seen on the event stream (both directions). */
   messages: new Map(),
+  /** The selected session's messages per minute: { id, buckets: [{ at, in, out }] } (the server's last hour, then live). */
+  traffic: null,
 };
 
 // ---------- HTTP ----------
@@ -66,15 +68,37 @@ function problemText(err) {
 
 // ---------- small DOM helpers ----------
 
+/**
+ * Bidirectional control characters (embeddings, overrides, isolates, marks) in text users wrote
+ * would reorder what the page shows ("😀\u202Eevil" reads "😀live"): each becomes a visible
+ * U+FFFD, so text reads in the order it was written.
+ */
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+function clean(text) {
+  return String(text).replace(BIDI_CONTROLS, '\uFFFD');
+}
+
+function setText(node, text) {
+  node.textContent = clean(text);
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
     if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
+    else if (k === 'text') setText(node, v);
     else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : String(v));
+    else node.setAttribute(k, v === true ? '' : clean(v));
   }
+  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(typeof c === 'string' ? clean(c) : c);
+  return node;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, String(v));
   for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
   return node;
 }
@@ -85,7 +109,7 @@ function show(node, visible) {
 
 function toast(text) {
   const t = $('toast');
-  t.textContent = text;
+  setText(t, text);
   show(t, true);
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => show(t, false), 3000);
@@ -111,7 +135,7 @@ $('key-form').addEventListener('submit', async (ev) => {
   const res = await fetch(`${API}/adapters`, { headers: { Authorization: `Bearer ${key}` } });
   if (!res.ok) {
     const p = await res.json().catch(() => ({}));
-    $('key-error').textContent = p.detail || `The server answered ${res.status}.`;
+    setText($('key-error'), p.detail || `The server answered ${res.status}.`);
     show($('key-error'), true);
     return;
   }
@@ -166,7 +190,7 @@ function schemaFields(container, schema, prefix) {
 function renderAdapterForm() {
   const name = $('platform-select').value;
   const adapter = state.adapters.find((a) => a.name === name);
-  $('adapter-description').textContent = adapter?.description || '';
+  setText($('adapter-description'), adapter?.description || '');
   schemaFields($('credentials-fields'), adapter?.credentialsSchema, 'credentials');
   schemaFields($('config-fields'), adapter?.configSchema, 'config');
 }
@@ -213,6 +237,7 @@ $('create-form').addEventListener('submit', async (ev) => {
   }
   body.config = readFields(form, 'config');
   show($('create-error'), false);
+  clearFieldErrors(form);
   const submit = form.querySelector('[type=submit]');
   submit.disabled = true;
   try {
@@ -225,11 +250,51 @@ $('create-form').addEventListener('submit', async (ev) => {
     toast(`Session ${snap.id} created`);
     if (data.get('start')) await control(snap.id, 'start');
   } catch (err) {
-    $('create-error').textContent = problemText(err);
+    setText($('create-error'), problemText(err));
     show($('create-error'), true);
+    markFieldErrors(form, err?.problem?.errors);
   } finally {
     submit.disabled = false;
   }
+});
+
+/** The form control a problem's field path points at (`body.credentials.token` → `credentials.token`). */
+function controlFor(form, path) {
+  const parts = String(path).replace(/^body\.?/, '').split('.');
+  const [head, sub] = parts;
+  if ((head === 'credentials' || head === 'config') && sub !== undefined) {
+    return form.querySelector(`[name="${CSS.escape(`${head}.${sub}`)}"]`) || $(`${head}-fields`);
+  }
+  if (head === 'credentials' || head === 'config') return $(`${head}-fields`);
+  return form.querySelector(`[name="${CSS.escape(head)}"]`);
+}
+
+/** Marks each field the server refused, with its message beside it. */
+function markFieldErrors(form, errors) {
+  if (!Array.isArray(errors)) return;
+  for (const e of errors) {
+    const control = controlFor(form, e.path);
+    if (!control) continue;
+    control.setAttribute('aria-invalid', 'true');
+    const name = control.getAttribute('name') || control.id;
+    const where = String(e.path).replace(/^body\.?/, '');
+    // Say which part of the field is wrong when the field holds several (a label's key).
+    const part = where.startsWith(`${name}.`) ? where.slice(name.length + 1) : where === name ? '' : where;
+    const note = el('span', { class: 'field-error', 'data-testid': `field-error-${name}`, text: part ? `${part}: ${e.message}` : e.message });
+    (control.closest('label') || control).append(note);
+  }
+  form.querySelector('[aria-invalid="true"]')?.focus();
+}
+
+function clearFieldErrors(form) {
+  for (const note of form.querySelectorAll('.field-error')) note.remove();
+  for (const control of form.querySelectorAll('[aria-invalid]')) control.removeAttribute('aria-invalid');
+}
+
+$('create-form').addEventListener('input', (ev) => {
+  const label = ev.target.closest('label');
+  ev.target.removeAttribute('aria-invalid');
+  for (const note of label?.querySelectorAll('.field-error') ?? []) note.remove();
 });
 
 // ---------- session list ----------
@@ -279,13 +344,15 @@ function rowFor(s) {
     'data-testid': `session-${s.id}`,
     onclick: () => select(s.id),
   },
-  el('span', { class: 'sid', text: s.id }),
+  el('span', { class: 'sid user-text', text: s.id }),
   el('span', { class: `pill s-${s.state}`, 'data-testid': 'row-state', text: s.state }),
   el('span', { class: 'sub-line' },
     el('span', { text: s.platform }),
     el('span', { text: `health: ${s.health}` }),
     el('span', { text: `wants ${s.desiredState}` }),
-    ...Object.entries(s.labels || {}).map(([k, v]) => el('span', { text: `${k}=${v}` }))));
+    el('span', { text: `priority ${s.priority}` }),
+    s.capacity === null || s.capacity === undefined ? null : el('span', { text: `capacity ${s.capacity}` }),
+    ...Object.entries(s.labels || {}).map(([k, v]) => el('span', { class: 'user-text', text: `${k}=${v}` }))));
   show(row, matchesFilter(s, $('filter').value.trim()));
   return row;
 }
@@ -325,17 +392,23 @@ function renderDetail() {
   show($('detail-empty'), !s);
   show($('detail'), Boolean(s));
   if (!s) return;
-  $('d-id').textContent = s.id;
-  $('d-platform').textContent = s.platform;
-  $('d-labels').replaceChildren(...Object.entries(s.labels || {}).map(([k, v]) => el('span', { class: 'label-tag', text: `${k}=${v}` })));
+  setText($('d-id'), s.id);
+  setText($('d-platform'), s.platform);
+  $('d-labels').replaceChildren(...Object.entries(s.labels || {}).map(([k, v]) => el('span', { class: 'label-tag user-text', text: `${k}=${v}` })));
+  const props = [
+    ['priority', String(s.priority)],
+    ['capacity', s.capacity === null || s.capacity === undefined ? 'unlimited' : String(s.capacity)],
+    ['metadata', s.metadata === null || s.metadata === undefined ? '—' : JSON.stringify(s.metadata, null, 1)],
+  ];
+  $('d-props').replaceChildren(...props.map(([k, v]) => el('div', { 'data-prop': k }, el('dt', { text: k }), el('dd', { class: k === 'metadata' ? 'user-text json' : '', text: v }))));
   const info = [`wants ${s.desiredState}`, `created ${new Date(s.createdAt).toLocaleString()}`];
   if (s.lastActivityAt) info.push(`last activity ${timeOf(s.lastActivityAt)}`);
   info.push(s.hasCredentials ? 'credentials encrypted at rest' : 'no credentials');
-  $('d-info').textContent = info.join(' · ');
+  setText($('d-info'), info.join(' · '));
   show($('send-form'), ['ready', 'degraded'].includes(s.state));
-  $('d-state').textContent = s.state;
+  setText($('d-state'), s.state);
   $('d-state').className = `pill s-${s.state}`;
-  $('d-health').textContent = s.health;
+  setText($('d-health'), s.health);
   $('d-health').className = `pill health h-${s.health}`;
 
   const running = ['starting', 'authenticating', 'ready', 'degraded', 'backoff'].includes(s.state);
@@ -345,7 +418,7 @@ function renderDetail() {
   act('restart').disabled = s.state === 'stopping';
 
   if (s.lastError) {
-    $('d-error').textContent = `Last error (${timeOf(s.lastError.at)}): ${s.lastError.code}: ${s.lastError.message}`;
+    setText($('d-error'), `Last error (${timeOf(s.lastError.at)}): ${s.lastError.code}: ${s.lastError.message}`);
     show($('d-error'), true);
   } else show($('d-error'), false);
 
@@ -355,6 +428,8 @@ function renderDetail() {
   );
   renderAuth(s);
   renderMessages(s.id);
+  renderTimeline(s);
+  renderTraffic();
 }
 
 function renderMessages(id) {
@@ -367,6 +442,82 @@ function renderMessages(id) {
         el('span', { class: 'body', text: JSON.stringify(m.message) }),
         el('time', { text: timeOf(m.at) }))),
   );
+}
+
+// ---------- pictures: messages per minute, states over time ----------
+
+const MINUTE = 60_000;
+
+/** Counts a live message into the selected session's chart (the server's buckets came first). */
+function countTraffic(e) {
+  const t = state.traffic;
+  if (!t || t.id !== e.id) return;
+  const at = Math.floor(e.at / MINUTE) * MINUTE;
+  let bucket = t.buckets.find((b) => b.at === at);
+  if (!bucket) {
+    bucket = { at, in: 0, out: 0 };
+    t.buckets.push(bucket);
+    t.buckets = t.buckets.filter((b) => b.at > at - 60 * MINUTE);
+  }
+  bucket[e.direction === 'in' ? 'in' : 'out'] += 1;
+  renderTraffic();
+}
+
+/** Bars of messages in and out for each of the last 60 minutes (inline SVG, scaled to the busiest minute). */
+function renderTraffic() {
+  const box = $('traffic');
+  const t = state.traffic;
+  if (!t || t.id !== state.selected) {
+    box.replaceChildren();
+    setText($('traffic-summary'), '');
+    return;
+  }
+  const end = Math.floor(Date.now() / MINUTE) * MINUTE;
+  const byMinute = new Map(t.buckets.map((b) => [b.at, b]));
+  const minutes = Array.from({ length: 60 }, (_, i) => byMinute.get(end - (59 - i) * MINUTE) ?? { at: end - (59 - i) * MINUTE, in: 0, out: 0 });
+  const max = Math.max(1, ...minutes.map((b) => Math.max(b.in, b.out)));
+  const H = 100;
+  const bars = minutes.map((b, i) => {
+    const x = i * 10;
+    const hIn = (b.in / max) * (H - 4);
+    const hOut = (b.out / max) * (H - 4);
+    return svg('g', { 'data-minute': b.at, 'data-in': b.in, 'data-out': b.out },
+      svg('title', {}, `${timeOf(b.at).slice(0, 5)}: ${b.in} in, ${b.out} out`),
+      svg('rect', { class: 'bar-hit', x, y: 0, width: 10, height: H }),
+      b.in ? svg('rect', { class: 'bar bar-in', x: x + 1, y: H - hIn, width: 4, height: hIn }) : null,
+      b.out ? svg('rect', { class: 'bar bar-out', x: x + 5, y: H - hOut, width: 4, height: hOut }) : null);
+  });
+  const grid = [0.5, 1].map((f) => svg('line', { class: 'grid', x1: 0, x2: 600, y1: H - f * (H - 4), y2: H - f * (H - 4) }));
+  box.replaceChildren(svg('svg', { viewBox: `0 0 600 ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Messages in and out per minute, the last hour' },
+    ...grid, svg('line', { class: 'base', x1: 0, x2: 600, y1: H, y2: H }), ...bars));
+  const totalIn = minutes.reduce((a, b) => a + b.in, 0);
+  const totalOut = minutes.reduce((a, b) => a + b.out, 0);
+  setText($('traffic-summary'), `${totalIn} in · ${totalOut} out`);
+}
+
+/** The session's states as coloured bands from its oldest kept transition to now. */
+function renderTimeline(s) {
+  const box = $('timeline');
+  const transitions = [...(s.transitions || [])].sort((a, b) => a.at - b.at);
+  const now = Math.max(Date.now(), ...transitions.map((t) => t.at));
+  const spans = [];
+  if (transitions.length === 0) spans.push({ state: s.state, from: s.createdAt, to: now });
+  transitions.forEach((t, i) => spans.push({ state: t.to, from: t.at, to: transitions[i + 1]?.at ?? now, reason: t.reason }));
+  const start = spans[0].from;
+  const span = Math.max(1, now - start);
+  const W = 600;
+  const xOf = (at) => ((at - start) / span) * W;
+  const bands = spans.map((p) => {
+    const x = xOf(p.from);
+    const w = Math.max(2, xOf(p.to) - x);
+    return svg('g', { 'data-state': p.state, 'data-from': p.from },
+      svg('title', {}, clean(`${p.state} from ${timeOf(p.from)}${p.reason ? ` (${p.reason})` : ''}`)),
+      svg('rect', { class: `seg st-${p.state}`, x, y: 0, width: w, height: 24 }));
+  });
+  box.replaceChildren(svg('svg', { viewBox: `0 0 ${W} 24`, preserveAspectRatio: 'none', role: 'img', 'aria-label': `States of ${clean(s.id)} over time` }, ...bands));
+  setText($('timeline-start'), timeOf(start));
+  const seen = [...new Set(spans.map((p) => p.state))];
+  $('timeline-legend').replaceChildren(...seen.map((st) => el('span', { class: 'legend-item' }, el('span', { class: `key st-${st}` }), st)));
 }
 
 function renderAuth(s) {
@@ -397,7 +548,7 @@ function renderAuth(s) {
     $('code-label').textContent = labels[s.auth.kind] || 'Code';
     $('code-input').type = s.auth.kind === 'password' ? 'password' : 'text';
     const hint = s.auth.data && typeof s.auth.data === 'object' ? Object.values(s.auth.data).join(' · ') : s.auth.data;
-    $('code-hint').textContent = hint ? String(hint) : '';
+    setText($('code-hint'), hint ? String(hint) : '');
   }
 }
 
@@ -405,11 +556,14 @@ async function refreshExtras(id) {
   if (state.selected !== id) return;
   const level = $('log-level').value;
   try {
-    const [stats, logs] = await Promise.all([
+    const [stats, logs, traffic] = await Promise.all([
       api('GET', `/sessions/${encodeURIComponent(id)}/statistics`),
       api('GET', `/sessions/${encodeURIComponent(id)}/logs?limit=200${level ? `&level=${level}` : ''}`),
+      api('GET', `/sessions/${encodeURIComponent(id)}/traffic`),
     ]);
     if (state.selected !== id) return;
+    state.traffic = { id, buckets: traffic.buckets };
+    renderTraffic();
     const counters = [
       ['starts', stats.starts], ['restarts', stats.restarts], ['failures', stats.failures],
       ['msgs in', stats.messagesIn], ['msgs out', stats.messagesOut], ['errors', stats.errors],
@@ -438,7 +592,7 @@ async function control(id, action) {
     const snap = await api('POST', `/sessions/${encodeURIComponent(id)}/${action}`, {});
     upsert(snap);
   } catch (err) {
-    $('action-error').textContent = problemText(err);
+    setText($('action-error'), problemText(err));
     show($('action-error'), true);
   }
   refreshExtras(id);
@@ -462,7 +616,7 @@ for (const btn of document.querySelectorAll('[data-action]')) {
         removeSession(id);
         toast(`Session ${id} deleted`);
       } catch (err) {
-        $('action-error').textContent = problemText(err);
+        setText($('action-error'), problemText(err));
         show($('action-error'), true);
       }
       return;
@@ -491,7 +645,7 @@ async function submitAuth(id, kind, value) {
   try {
     upsert(await api('POST', `/sessions/${encodeURIComponent(id)}/auth`, { kind, value }));
   } catch (err) {
-    $('action-error').textContent = problemText(err);
+    setText($('action-error'), problemText(err));
     show($('action-error'), true);
   }
 }
@@ -526,11 +680,11 @@ $('send-form').addEventListener('submit', async (ev) => {
   const out = $('send-result');
   try {
     const res = await api('POST', `/sessions/${encodeURIComponent(id)}/messages`, action);
-    out.textContent = `→ ${JSON.stringify(res.result)}`;
+    setText(out, `→ ${JSON.stringify(res.result)}`);
     out.classList.remove('failed');
     $('send-input').value = '';
   } catch (err) {
-    out.textContent = problemText(err);
+    setText(out, problemText(err));
     out.classList.add('failed');
   }
   show(out, true);
@@ -568,6 +722,16 @@ function connectEvents() {
     if (state.loads === 0) loadSessions().catch(() => {});
   });
   es.addEventListener('hello', () => loadSessions().catch(() => {}));
+  // The server ended the stream: the key was revoked (or the server is stopping; it reconnects).
+  es.addEventListener('bye', (ev) => {
+    const { reason } = JSON.parse(ev.data);
+    if (/revoked/.test(reason)) {
+      es.close();
+      live.textContent = 'offline';
+      live.classList.replace('on', 'off');
+      askForKey('This API key was revoked; paste another one.');
+    }
+  });
   es.addEventListener('session.state', (ev) => {
     const e = JSON.parse(ev.data);
     const s = state.sessions.get(e.id);
@@ -586,7 +750,10 @@ function connectEvents() {
     const list = state.messages.get(e.id) || [];
     list.push({ direction: e.direction, message: e.message, at: e.at });
     state.messages.set(e.id, list.slice(-20));
-    if (state.selected === e.id) renderMessages(e.id);
+    if (state.selected === e.id) {
+      renderMessages(e.id);
+      countTraffic(e);
+    }
     refreshSoon(e.id);
   });
   for (const name of ['session.auth', 'session.ready', 'session.health', 'session.error']) {
@@ -636,7 +803,11 @@ async function boot() {
 }
 
 setInterval(() => {
-  if (state.selected && document.visibilityState === 'visible') refreshExtras(state.selected);
+  if (state.selected && document.visibilityState === 'visible') {
+    refreshExtras(state.selected);
+    const s = state.sessions.get(state.selected);
+    if (s) renderTimeline(s); // the current state's bar grows with the time
+  }
 }, 5000);
 
 if (state.key) boot();

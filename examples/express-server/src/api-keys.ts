@@ -69,6 +69,7 @@ export class ApiKeyStore {
   readonly #envHash: Buffer | null;
   /** Compared against when a presented key names an unknown id, so timing reveals nothing. */
   readonly #decoy = sha256(randomBytes(32).toString('hex'));
+  readonly #revoked = new Set<(keyId: string) => void>();
 
   constructor(options: ApiKeyStoreOptions) {
     this.#file = options.file;
@@ -126,11 +127,20 @@ export class ApiKeyStore {
     return [...this.#keys.values()].sort((a, b) => a.createdAt - b.createdAt).map(ApiKeyStore.#info);
   }
 
-  /** Returns false when no such key exists. */
+  /** Returns false when no such key exists. Listeners of {@link onRevoke} hear of it at once. */
   revoke(id: string): boolean {
     const existed = this.#keys.delete(id);
-    if (existed) this.#save();
+    if (existed) {
+      this.#save();
+      for (const listener of [...this.#revoked]) listener(id);
+    }
     return existed;
+  }
+
+  /** Calls `listener(keyId)` whenever a key is revoked (the app ends that key's event streams). Returns an unsubscribe. */
+  onRevoke(listener: (keyId: string) => void): () => void {
+    this.#revoked.add(listener);
+    return () => this.#revoked.delete(listener);
   }
 
   static #info(k: StoredKey): KeyInfo {

@@ -4,10 +4,13 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import {
   AuthNotPendingError,
-  SESSION_MANAGER_EVENTS,
+  DuplicateCredentialsError,
   ValidationError,
   sessionIdSchema,
+  systemClock,
+  type AuditEntry,
   type Checkpoint,
+  type Clock,
   type CheckpointStats,
   type SessionFilter as LibraryFilter,
   type SessionListQuery,
@@ -16,10 +19,13 @@ import {
   type SessionSnapshot,
 } from 'multisession';
 import { ApiKeyStore, canAccess, type Principal } from './api-keys.js';
+import { EventStreams } from './event-streams.js';
 import { HttpCounters, renderMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { HttpProblem, fieldsOf, toProblem } from './problem.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { DEFAULT_MAX_JSON_DEPTH, depthLimit, refuseProtoKeys } from './request-guards.js';
+import { TrafficCounter } from './traffic.js';
 import * as s from './http-schemas.js';
 
 export interface AppOptions {
@@ -42,19 +48,31 @@ export interface AppOptions {
   webPage?: boolean;
   /** Heartbeat interval of the event stream. Default 15 s. */
   sseHeartbeatMs?: number;
+  /** Most bytes an event stream may have waiting for a client that stopped reading; past it the client is dropped. Default 1 MiB. */
+  sseMaxBufferBytes?: number;
+  /** Most event streams one API key may hold open. Default 10. */
+  sseMaxStreamsPerKey?: number;
+  /** Most nesting levels of a JSON body (the body is level 1). Default 64. */
+  jsonMaxDepth?: number;
+  /**
+   * Duplicate-credential conflicts a session-scoped key may run into before its creates and
+   * updates are refused with 429 for a while (each conflict tells it that some session holds the
+   * credentials it tried). Default 5 per 15 minutes.
+   */
+  credentialConflicts?: RateLimitOptions;
+  /** The clock of the rate limits (a manual clock in tests). Default: the system clock. */
+  clock?: Clock;
   version?: string;
 }
 
 /** The app, plus what the embedding server needs to shut it down. */
 export interface AppHandle {
   app: express.Express;
-  /** Ends every open event stream (call before closing the HTTP server). */
+  /** Ends every open event stream and stops listening to the manager (call before closing the HTTP server). */
   closeStreams(): void;
 }
 
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
-
-const EVENT_NAMES = SESSION_MANAGER_EVENTS;
 
 type SessionFilter = NonNullable<LibraryFilter>;
 
@@ -135,14 +153,16 @@ function presentedKey(req: Request, allowQuery: boolean): string | undefined {
   return undefined;
 }
 
-function sseData(name: (typeof EVENT_NAMES)[number], payload: Record<string, unknown>): Record<string, unknown> {
-  if (name === 'session.error' || name === 'manager.error') {
-    const { error, ...rest } = payload as { error?: Error };
-    const code = (error as { code?: unknown } | undefined)?.code;
-    return { ...rest, error: { name: error?.name ?? 'Error', message: error?.message ?? '', ...(typeof code === 'string' ? { code } : {}) } };
-  }
-  return payload;
+/** An audit entry as a session-scoped key may see it: no id of a session outside its scope. */
+function auditFor(principal: Principal, entry: AuditEntry): AuditEntry {
+  const other = entry.details.otherSessionId;
+  if (principal.role === 'admin' || typeof other !== 'string' || canAccess(principal, other)) return entry;
+  const { otherSessionId: _hidden, ...details } = entry.details;
+  return { ...entry, details };
 }
+
+const NO_STORE_PATHS = /^\/(api\/|api-docs$|metrics$)/;
+const EXPOSED_HEADERS = 'Retry-After, Location, X-Cleared-Entries';
 
 /**
  * Builds the Express app over a running manager: REST API, event stream, metrics, OpenAPI and
@@ -151,11 +171,21 @@ function sseData(name: (typeof EVENT_NAMES)[number], payload: Record<string, unk
 export function createApp(manager: SessionManager, options: AppOptions): AppHandle {
   const app = express();
   const keys = options.keys;
-  const limiter = new RateLimiter(options.rateLimit ?? { max: 600, windowMs: 60_000 });
+  const clock = options.clock ?? systemClock;
+  const now = () => clock.now();
+  const limiter = new RateLimiter(options.rateLimit ?? { max: 600, windowMs: 60_000 }, now);
+  const conflictLimit = options.credentialConflicts ?? { max: 5, windowMs: 15 * 60_000 };
+  const conflicts = new RateLimiter(conflictLimit, now);
   const http = new HttpCounters();
   const startedAt = Date.now();
-  /** Open event streams → their clean-up (unsubscribe, stop the heartbeat). */
-  const streams = new Map<Response, () => void>();
+  const streams = new EventStreams(manager, http, {
+    ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}),
+    ...(options.sseMaxBufferBytes ? { maxBufferBytes: options.sseMaxBufferBytes } : {}),
+    ...(options.sseMaxStreamsPerKey ? { maxPerKey: options.sseMaxStreamsPerKey } : {}),
+  });
+  const traffic = new TrafficCounter(manager, now);
+  // A revoked key's open streams end at once (its next request is refused anyway).
+  const stopWatchingKeys = keys.onRevoke((keyId) => streams.closeKey(keyId, 'the API key was revoked'));
   const checkpointStreams = new Set(options.checkpointStreams ?? []);
   const corsOrigins = new Set(options.corsOrigins ?? []);
   let openapi: Record<string, unknown> | null = null;
@@ -169,6 +199,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
     res.setHeader('X-Frame-Options', 'DENY');
+    // API answers are per key and change all the time: no cache (browser or proxy) keeps them.
+    if (NO_STORE_PATHS.test(req.path)) res.setHeader('Cache-Control', 'no-store');
     res.on('finish', () => http.count(req.method, res.statusCode));
     next();
   });
@@ -180,6 +212,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       if (origin && (corsOrigins.has('*') || corsOrigins.has(origin))) {
         res.setHeader('Access-Control-Allow-Origin', corsOrigins.has('*') ? '*' : origin);
         res.setHeader('Vary', 'Origin');
+        res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
         if (req.method === 'OPTIONS') {
           res.setHeader('Access-Control-Allow-Methods', 'GET,POST,PATCH,DELETE,OPTIONS');
           res.setHeader('Access-Control-Allow-Headers', 'Authorization,Content-Type,X-API-Key');
@@ -260,7 +293,10 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     if (waitMs > 0) {
       http.rateLimited += 1;
       const seconds = Math.ceil(waitMs / 1000);
-      throw new HttpProblem(429, 'RATE_LIMITED', `Too many requests for this key; retry in ${seconds} s.`, {
+      const whose = principal
+        ? 'for this API key'
+        : 'from this address without a valid API key (such requests share one bucket per address; a valid key has its own)';
+      throw new HttpProblem(429, 'RATE_LIMITED', `Too many requests ${whose}; retry in ${seconds} s.`, {
         headers: { 'Retry-After': String(seconds) },
       });
     }
@@ -288,11 +324,53 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     }
     next();
   });
-  app.use('/api/v1', express.json({ limit: options.bodyLimit ?? '64kb', strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    '/api/v1',
+    express.json({
+      limit: options.bodyLimit ?? '64kb',
+      strict: false,
+      type: ['application/json', 'application/*+json'],
+      // Nesting is limited on the raw bytes, before the body is parsed and validated.
+      verify: depthLimit(options.jsonMaxDepth ?? DEFAULT_MAX_JSON_DEPTH),
+    }),
+    refuseProtoKeys,
+  );
 
   const api = express.Router();
 
   const visible = (req: Request, id: string) => canAccess(principalOf(req), id);
+
+  /**
+   * A create or update under the duplicate-credential rules for session-scoped keys: a conflict
+   * never names a session outside the key's scope, and a key that keeps running into conflicts
+   * (guessing credentials) is refused for a while. Admin keys see every session anyway.
+   */
+  async function underCredentialGuard<T>(req: Request, id: string, work: () => Promise<T>): Promise<T> {
+    const principal = principalOf(req);
+    const scoped = principal.role !== 'admin';
+    const bucket = `key:${principal.keyId}`;
+    if (scoped) {
+      const waitMs = conflicts.wait(bucket);
+      if (waitMs > 0) {
+        const seconds = Math.ceil(waitMs / 1000);
+        throw new HttpProblem(429, 'RATE_LIMITED', `This API key ran into ${conflictLimit.max} credential conflicts within ${Math.round(conflictLimit.windowMs / 1000)} s; it may create or change sessions again in ${seconds} s.`, {
+          headers: { 'Retry-After': String(seconds) },
+        });
+      }
+    }
+    try {
+      return await work();
+    } catch (err) {
+      if (!(err instanceof DuplicateCredentialsError)) throw err;
+      http.credentialConflicts += 1;
+      if (!scoped) throw err;
+      conflicts.take(bucket);
+      if (canAccess(principal, String(err.context.otherSessionId))) throw err;
+      throw new HttpProblem(409, 'DUPLICATE_CREDENTIALS', `Session "${id}": another session already uses these credentials; use other credentials.`, {
+        context: { sessionId: id },
+      });
+    }
+  }
 
   // ----- adapters -----
   api.get('/adapters', (_req, res) => {
@@ -309,7 +387,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
         throw new HttpProblem(403, 'FORBIDDEN', 'A session-scoped key may only create sessions whose id it lists.');
       }
     }
-    const snapshot = await manager.create(body as Parameters<SessionManager['create']>[0], { actor: actorOf(req) });
+    const id = String((body as { id?: unknown } | undefined)?.id ?? '');
+    const snapshot = await underCredentialGuard(req, id, () => manager.create(body as Parameters<SessionManager['create']>[0], { actor: actorOf(req) }));
     res.status(201).location(`/api/v1/sessions/${encodeURIComponent(snapshot.id)}`).json(snapshot);
   });
 
@@ -339,7 +418,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
 
   api.patch('/sessions/:id', async (req, res) => {
     const id = sessionParam(req);
-    res.json(await manager.update(id, req.body, { actor: actorOf(req) }));
+    res.json(await underCredentialGuard(req, id, () => manager.update(id, req.body, { actor: actorOf(req) })));
   });
 
   api.delete('/sessions/:id', async (req, res) => {
@@ -393,7 +472,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       };
     });
     try {
-      await manager.submitAuth(id, req.body);
+      // Audited by the manager with the key as actor (kind and outcome, never the value).
+      await manager.submitAuth(id, req.body, { actor: actorOf(req) });
       await moved;
     } finally {
       settle();
@@ -413,6 +493,12 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
 
   api.get('/sessions/:id/statistics', async (req, res) => {
     res.json(await manager.stats(sessionParam(req)));
+  });
+
+  api.get('/sessions/:id/traffic', async (req, res) => {
+    const id = sessionParam(req);
+    await manager.status(id); // 404 for a session that does not exist
+    res.json({ id, bucketMs: 60_000, buckets: traffic.buckets(id) });
   });
 
   api.get('/sessions/:id/logs', async (req, res) => {
@@ -466,42 +552,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
         if (!canAccess(principal, id)) throw new HttpProblem(403, 'FORBIDDEN', `This key may not watch session "${id}".`);
       }
     }
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-store',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
-    res.write('retry: 2000\n\n');
-    let seq = 0;
-    const listeners: Array<[string, (payload: Record<string, unknown>) => void]> = [];
-    for (const name of EVENT_NAMES) {
-      const fn = (payload: Record<string, unknown>) => {
-        const id = typeof payload.id === 'string' ? payload.id : null;
-        if (id === null) {
-          if (principal.role !== 'admin' || only) return;
-        } else if ((only && !only.has(id)) || !canAccess(principal, id)) return;
-        if (res.writableEnded) return;
-        seq += 1;
-        res.write(`id: ${seq}\nevent: ${name}\ndata: ${JSON.stringify(sseData(name, payload))}\n\n`);
-      };
-      manager.on(name, fn as never);
-      listeners.push([name, fn]);
-    }
-    const heartbeat = setInterval(() => {
-      if (!res.writableEnded) res.write(': keep-alive\n\n');
-    }, options.sseHeartbeatMs ?? 15_000);
-    heartbeat.unref();
-    http.sseClients += 1;
-    const done = () => {
-      if (!streams.delete(res)) return;
-      clearInterval(heartbeat);
-      for (const [name, fn] of listeners) manager.off(name as (typeof EVENT_NAMES)[number], fn as never);
-      http.sseClients -= 1;
-    };
-    streams.set(res, done);
-    res.on('close', done);
-    res.write(`event: hello\ndata: ${JSON.stringify({ at: Date.now(), sessions: only ? [...only] : null })}\n\n`);
+    streams.open(res, principal, only);
   });
 
   // ----- checkpoints, audit, keys (admin) -----
@@ -530,7 +581,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     if (principal.role !== 'admin' && (!q.sessionId || !canAccess(principal, q.sessionId))) {
       throw new HttpProblem(403, 'FORBIDDEN', 'A session-scoped key may read the audit log only with ?sessionId= of a session it lists.');
     }
-    res.json(await manager.audit(q));
+    res.json((await manager.audit(q)).map((entry) => auditFor(principal, entry)));
   });
 
   api.get('/keys', (req, res) => {
@@ -594,16 +645,16 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       return;
     }
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    res.setHeader('Cache-Control', 'no-store');
     res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
   });
 
   return {
     app,
     closeStreams() {
-      for (const [res, done] of [...streams]) {
-        done();
-        res.end();
-      }
+      stopWatchingKeys();
+      traffic.close();
+      streams.closeAll();
     },
   };
 }

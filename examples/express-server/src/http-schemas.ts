@@ -15,7 +15,9 @@ const csv = <T extends z.ZodType>(item: T) =>
 
 const labelPair = z
   .string()
-  .regex(/^[^=:]+[=:].*$/, 'write labels as key=value (or key:value)');
+  .regex(/^[^=:]+[=:].*$/, 'write labels as key=value (or key:value)')
+  // `__proto__` is not a key an object keeps: the filter was lost and every session listed.
+  .refine((pair) => !/^__proto__[=:]/.test(pair), 'a label named __proto__ is not allowed');
 
 /** Page size of `GET /sessions`: the default, and the most one page may hold. */
 export const LIST_LIMIT_DEFAULT = 100;
@@ -147,6 +149,14 @@ export const statisticsSchema = z.object({
   errors: z.number().int(),
   custom: z.record(z.string(), z.number()),
 });
+
+export const trafficSchema = z
+  .object({
+    id: z.string(),
+    bucketMs: z.literal(60_000),
+    buckets: z.array(z.object({ at: z.number().describe('Start of the minute, epoch ms'), in: z.number().int(), out: z.number().int() })),
+  })
+  .describe('Messages in and out per minute, the last hour, oldest first (ends with the current minute)');
 
 export const logEntrySchema = z.object({
   at: z.number(),

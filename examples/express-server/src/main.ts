@@ -3,11 +3,11 @@
  *
  *   node --import tsx examples/express-server/src/main.ts [--port 8080] [--host 127.0.0.1]
  *     [--data-dir ./.data] [--db <sqlite file | postgres://…>] [--pg-schema name] [--max-sessions N] [--api-key KEY]
- *     [--cors-origin URL]… [--rate-limit N] [--log-level info]
+ *     [--cors-origin URL]… [--rate-limit N] [--audit-retention-days N] [--log-level info]
  *
  * Each flag has an environment equivalent (PORT, HOST, MULTISESSION_DATA_DIR, MULTISESSION_DB, MULTISESSION_PG_SCHEMA,
  * MULTISESSION_MAX_SESSIONS, MULTISESSION_API_KEY, MULTISESSION_CORS_ORIGINS,
- * MULTISESSION_RATE_LIMIT, MULTISESSION_LOG_LEVEL); flags win.
+ * MULTISESSION_RATE_LIMIT, MULTISESSION_AUDIT_RETENTION_DAYS, MULTISESSION_LOG_LEVEL); flags win.
  * It prints `listening on http://host:port` once it serves (tests read the port from that line).
  */
 import { parseArgs } from 'node:util';
@@ -27,6 +27,8 @@ const USAGE = `Usage: npm start -- [options]
   --checkpoint-stream <name>  always report this checkpoint stream in /metrics (repeat)
                                                             MULTISESSION_CHECKPOINT_STREAMS (comma-separated)
   --rate-limit <n>      requests per minute per key         MULTISESSION_RATE_LIMIT  default 600
+  --audit-retention-days <n>  days audit entries are kept (0: for ever)
+                                                            MULTISESSION_AUDIT_RETENTION_DAYS  default 90
   --log-level <level>   debug | info | warn | error         MULTISESSION_LOG_LEVEL   default info
   --help`;
 
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
         'cors-origin': { type: 'string', multiple: true },
         'checkpoint-stream': { type: 'string', multiple: true },
         'rate-limit': { type: 'string' },
+        'audit-retention-days': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -90,6 +93,7 @@ async function main(): Promise<void> {
   const cors = values['cors-origin'] ?? env.MULTISESSION_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean);
   const streams = values['checkpoint-stream'] ?? env.MULTISESSION_CHECKPOINT_STREAMS?.split(',').map((s) => s.trim()).filter(Boolean);
   const rate = intOption('rate-limit', values['rate-limit'] ?? env.MULTISESSION_RATE_LIMIT, 1);
+  const retention = intOption('audit-retention-days', values['audit-retention-days'] ?? env.MULTISESSION_AUDIT_RETENTION_DAYS, 0);
   const maxSessions = intOption('max-sessions', values['max-sessions'] ?? env.MULTISESSION_MAX_SESSIONS, 1);
 
   const server = await createServer({
@@ -103,6 +107,7 @@ async function main(): Promise<void> {
     ...(cors && cors.length ? { corsOrigins: cors } : {}),
     ...(streams && streams.length ? { checkpointStreams: streams } : {}),
     ...(rate ? { rateLimit: { max: rate, windowMs: 60_000 } } : {}),
+    ...(retention !== undefined ? { auditRetentionDays: retention === 0 ? null : retention } : {}),
     logger: consoleLogger(level),
   });
 

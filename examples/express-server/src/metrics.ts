@@ -8,6 +8,10 @@ export class HttpCounters {
   readonly requests = new Map<string, number>();
   rateLimited = 0;
   sseClients = 0;
+  /** Event streams dropped because their client stopped reading. */
+  sseDropped = 0;
+  /** Credential conflicts answered, and requests refused by the per-key conflict limit. */
+  credentialConflicts = 0;
 
   count(method: string, status: number): void {
     const k = `${method}|${status}`;
@@ -80,6 +84,10 @@ export function renderMetrics(input: MetricsInput): string {
   w.sample('multisession_http_rate_limited_total', {}, input.http.rateLimited);
   w.family('multisession_sse_clients', 'gauge', 'Open event streams.');
   w.sample('multisession_sse_clients', {}, input.http.sseClients);
+  w.family('multisession_sse_dropped_total', 'counter', 'Event streams dropped because their client stopped reading (buffer limit).');
+  w.sample('multisession_sse_dropped_total', {}, input.http.sseDropped);
+  w.family('multisession_credential_conflicts_total', 'counter', 'Creates and updates refused because another session holds the same credentials.');
+  w.sample('multisession_credential_conflicts_total', {}, input.http.credentialConflicts);
   w.family('multisession_storage_up', 'gauge', '1 when the storage answered its ping.');
   w.sample('multisession_storage_up', {}, input.storageUp ? 1 : 0);
   w.family('process_uptime_seconds', 'gauge', 'Seconds since the server started.');

@@ -21,6 +21,7 @@ const COMPONENTS: Record<string, z.ZodType> = {
   SessionPage: s.sessionPageSchema,
   SessionStatus: s.statusSchema,
   SessionStatistics: s.statisticsSchema,
+  SessionTraffic: s.trafficSchema,
   LogEntry: s.logEntrySchema,
   AuditEntry: s.auditEntrySchema,
   Qr: s.qrSchema,
@@ -115,6 +116,7 @@ const common = {
   '400': problem('Invalid input: `errors` lists each field path'),
   '401': problem('No API key, or an unknown one'),
   '403': problem('The key may not act on this session or endpoint'),
+  '415': problem('The body is not UTF-8 JSON (`UNSUPPORTED_MEDIA_TYPE`)'),
   '429': problem('Rate limit: retry after the `Retry-After` header'),
 };
 const withId = { ...common, '404': problem('No such session'), '409': problem('The session is in a state that does not allow this') };
@@ -170,6 +172,7 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
     },
     '/api/v1/sessions/{id}/status': { get: { summary: 'Live status', tags: ['Status'], parameters: [idParam], responses: { '200': ok('SessionStatus'), ...withId } } },
     '/api/v1/sessions/{id}/statistics': { get: { summary: 'Counters', tags: ['Status'], parameters: [idParam], responses: { '200': ok('SessionStatistics'), ...withId } } },
+    '/api/v1/sessions/{id}/traffic': { get: { summary: 'Messages in and out per minute, the last hour (what the web page charts)', tags: ['Status'], parameters: [idParam], responses: { '200': ok('SessionTraffic'), ...withId } } },
     '/api/v1/sessions/{id}/logs': { get: { summary: 'Recent log lines', tags: ['Status'], parameters: [idParam, ...queryParams(s.logsQuerySchema)], responses: { '200': ok('LogEntry', 'Log lines', true), ...withId } } },
     '/api/v1/sessions/{id}/qr': { get: { summary: 'The pending QR code as JSON with a PNG data URL', tags: ['Auth'], parameters: [idParam], responses: { '200': ok('Qr'), ...withId } } },
     '/api/v1/sessions/{id}/qr.png': {

@@ -82,12 +82,19 @@ export class HttpProblem extends Error {
   readonly code: string;
   readonly fields: ProblemField[] | undefined;
   readonly headers: Record<string, string>;
-  constructor(status: number, code: string, detail: string, extra: { fields?: ProblemField[]; headers?: Record<string, string> } = {}) {
+  readonly context: Record<string, unknown> | undefined;
+  constructor(
+    status: number,
+    code: string,
+    detail: string,
+    extra: { fields?: ProblemField[]; headers?: Record<string, string>; context?: Record<string, unknown> } = {},
+  ) {
     super(detail);
     this.status = status;
     this.code = code;
     this.fields = extra.fields;
     this.headers = extra.headers ?? {};
+    this.context = extra.context;
   }
 }
 
@@ -111,6 +118,7 @@ export function toProblem(err: unknown, instance: string, where = 'body'): { pro
       code: err.code,
     };
     if (err.fields) problem.errors = err.fields;
+    if (err.context) problem.context = err.context;
     return { problem, headers: err.headers };
   }
   if (err instanceof MultisessionError) {
@@ -135,6 +143,17 @@ export function toProblem(err: unknown, instance: string, where = 'body'): { pro
     return { problem, headers };
   }
   const status = typeof (err as { status?: unknown })?.status === 'number' ? (err as { status: number }).status : 500;
+  if (status === 415) {
+    // body-parser's refusals: a charset other than UTF-8, or a Content-Encoding it cannot undo.
+    const e = err as { type?: string; charset?: string; encoding?: string };
+    const detail =
+      e.type === 'charset.unsupported'
+        ? `The charset "${e.charset ?? ''}" is not supported; send the JSON body as UTF-8.`
+        : e.type === 'encoding.unsupported'
+          ? `The Content-Encoding "${e.encoding ?? ''}" is not supported; send the body plain, or as gzip, deflate or br.`
+          : 'Send the body as JSON with "Content-Type: application/json".';
+    return { problem: bare(415, 'UNSUPPORTED_MEDIA_TYPE', detail, instance), headers: {} };
+  }
   if (status === 413) {
     return { problem: bare(413, 'BODY_TOO_LARGE', 'The request body is larger than the server accepts; send less.', instance), headers: {} };
   }

@@ -27,18 +27,32 @@ export class RateLimiter {
 
   /** Takes one token. Returns 0 when allowed, else the milliseconds until the next token. */
   take(caller: string): number {
-    const now = this.#now();
-    const rate = this.#max / this.#windowMs;
-    const b = this.#buckets.get(caller) ?? { tokens: this.#max, at: now };
-    b.tokens = Math.min(this.#max, b.tokens + (now - b.at) * rate);
-    b.at = now;
-    this.#buckets.set(caller, b);
-    if (this.#buckets.size > 10_000) this.#prune(now);
+    const b = this.#refill(caller);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
-    return Math.max(1, Math.ceil((1 - b.tokens) / rate));
+    return this.#untilNext(b);
+  }
+
+  /** Like {@link take} without taking: 0 when a token is there, else the milliseconds until one is. */
+  wait(caller: string): number {
+    const b = this.#refill(caller);
+    return b.tokens >= 1 ? 0 : this.#untilNext(b);
+  }
+
+  #refill(caller: string): Bucket {
+    const now = this.#now();
+    const b = this.#buckets.get(caller) ?? { tokens: this.#max, at: now };
+    b.tokens = Math.min(this.#max, b.tokens + (now - b.at) * (this.#max / this.#windowMs));
+    b.at = now;
+    this.#buckets.set(caller, b);
+    if (this.#buckets.size > 10_000) this.#prune(now);
+    return b;
+  }
+
+  #untilNext(b: Bucket): number {
+    return Math.max(1, Math.ceil((1 - b.tokens) / (this.#max / this.#windowMs)));
   }
 
   /** Drops buckets that have refilled completely (they carry no information). */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
@@ -8,7 +8,7 @@ import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import { simulatedAdapter, type SimulatedAdapterOptions } from 'multisession/testing';
 import { ApiKeyStore } from './api-keys.js';
-import { createApp, type AppHandle } from './app.js';
+import { createApp, type AppHandle, type AppOptions } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
 
 export interface ServerOptions {
@@ -39,6 +39,16 @@ export interface ServerOptions {
   print?: (line: string) => void;
   logger?: Logger;
   sseHeartbeatMs?: number;
+  /** See {@link AppOptions.sseMaxBufferBytes}. */
+  sseMaxBufferBytes?: number;
+  /** See {@link AppOptions.sseMaxStreamsPerKey}. */
+  sseMaxStreamsPerKey?: number;
+  /** See {@link AppOptions.jsonMaxDepth}. */
+  jsonMaxDepth?: number;
+  /** See {@link AppOptions.credentialConflicts}. */
+  credentialConflicts?: RateLimitOptions;
+  /** Days audit entries are kept (null: for ever). Default 90. `manager.audit` wins when given. */
+  auditRetentionDays?: number | null;
 }
 
 export interface RunningServer {
@@ -55,6 +65,11 @@ export interface RunningServer {
 }
 
 const VERSION = '0.1.0';
+
+/** The app options given in the server options (undefined ones left out). */
+function pick<K extends keyof AppOptions & keyof ServerOptions>(options: ServerOptions, names: K[]): Partial<AppOptions> {
+  return Object.fromEntries(names.filter((n) => options[n] !== undefined).map((n) => [n, options[n]])) as Partial<AppOptions>;
+}
 
 export function isPostgresUrl(db: string): boolean {
   return /^postgres(ql)?:\/\//i.test(db);
@@ -74,10 +89,24 @@ function resolveSecretKey(options: ServerOptions, dataDir: string, print: (l: st
   return key;
 }
 
+/**
+ * The SQLite file holds sealed credentials, auth state and the audit log: it is made readable by
+ * this user only (mode 0600) wherever it is, before SQLite opens it. SQLite gives its `-wal` and
+ * `-shm` files the mode of the database file; files left by an older start are tightened too.
+ */
+function privateFile(file: string): void {
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    if (existsSync(f)) chmodSync(f, 0o600);
+  }
+}
+
 export function createStorage(db: string, pgSchema = 'multisession'): StorageDriver {
   if (isPostgresUrl(db)) return postgresStorage({ connectionString: db }, { schema: pgSchema });
-  mkdirSync(dirname(resolve(db)), { recursive: true });
-  return sqliteStorage({ filename: resolve(db) });
+  const file = resolve(db);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  privateFile(file);
+  return sqliteStorage({ filename: file });
 }
 
 /**
@@ -120,7 +149,9 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     echo: true,
     ...(options.demo ?? {}),
   });
+  const retentionDays = options.auditRetentionDays === undefined ? 90 : options.auditRetentionDays;
   const manager = new SessionManager({
+    audit: { retentionMs: retentionDays === null ? null : retentionDays * 24 * 60 * 60_000 },
     ...(options.manager ?? {}),
     storage,
     adapters: [demo],
@@ -139,6 +170,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
       ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
       ...(options.checkpointStreams ? { checkpointStreams: options.checkpointStreams } : {}),
       ...(options.sseHeartbeatMs ? { sseHeartbeatMs: options.sseHeartbeatMs } : {}),
+      ...pick(options, ['sseMaxBufferBytes', 'sseMaxStreamsPerKey', 'jsonMaxDepth', 'credentialConflicts']),
+      ...(options.manager?.clock ? { clock: options.manager.clock } : {}),
       ping: () => storage.ping(),
       storageKind: storage.kind,
       version: VERSION,

@@ -21,8 +21,8 @@ function run(args: string[], env: Record<string, string> = {}): Promise<{ code: 
 it('--help prints every flag with its environment variable', { timeout: 60_000 }, async () => {
   const r = await run(['--help']);
   expect(r.code).toBe(0);
-  for (const flag of ['--port', '--host', '--data-dir', '--db', '--max-sessions', '--api-key', '--cors-origin', '--rate-limit']) expect(r.out).toContain(flag);
-  for (const env of ['PORT', 'HOST', 'MULTISESSION_DB', 'MULTISESSION_API_KEY']) expect(r.out).toContain(env);
+  for (const flag of ['--port', '--host', '--data-dir', '--db', '--max-sessions', '--api-key', '--cors-origin', '--rate-limit', '--audit-retention-days']) expect(r.out).toContain(flag);
+  for (const env of ['PORT', 'HOST', 'MULTISESSION_DB', 'MULTISESSION_API_KEY', 'MULTISESSION_AUDIT_RETENTION_DAYS']) expect(r.out).toContain(env);
 });
 
 it('bad flags and environment values exit 2 and say what to change', { timeout: 120_000 }, async () => {

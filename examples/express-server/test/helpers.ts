@@ -86,6 +86,8 @@ export interface EventStream {
   events: Array<{ event: string; data: any }>;
   /** Resolves once the collected events satisfy `until`. */
   until(pred: (events: Array<{ event: string; data: any }>) => boolean): Promise<Array<{ event: string; data: any }>>;
+  /** Resolves when the server ends the stream. */
+  ended: Promise<void>;
   close(): void;
 }
 
@@ -99,6 +101,8 @@ export async function openEvents(url: string): Promise<EventStream> {
   const decoder = new TextDecoder();
   let buffer = '';
   const reader = res.body.getReader();
+  let markEnded: () => void = () => {};
+  const ended = new Promise<void>((resolve) => (markEnded = resolve));
   void (async () => {
     try {
       for (;;) {
@@ -122,9 +126,11 @@ export async function openEvents(url: string): Promise<EventStream> {
     } catch {
       // aborted
     }
+    markEnded();
   })();
   const stream: EventStream = {
     events,
+    ended,
     until(pred) {
       return new Promise((resolve) => {
         const check = () => {

@@ -1,6 +1,6 @@
 import { openAuthRequest, type RequestKind } from '../../adapters/context.js';
 import type { AuthInput } from '../../adapters/contract.js';
-import { AuthNotPendingError, AuthTimeoutError } from '../../errors.js';
+import { AuthNotPendingError, AuthTimeoutError, ValidationError } from '../../errors.js';
 import { cloneJson, type JsonValue } from '../../types.js';
 import type { SessionAuthInfo } from '../snapshot.js';
 import type { Attempt } from './attempt.js';
@@ -52,7 +52,9 @@ export async function submitAuth(rt: SessionRuntime, input: AuthInput): Promise<
   const conn = attempt.connection;
   const pending = attempt.pending;
   if (pending && pending.kind !== input.kind && !conn?.submitAuth) {
-    throw new AuthNotPendingError(rt.id, `Session "${rt.id}" waits for a ${pending.kind}, not a ${input.kind}.`);
+    throw new AuthNotPendingError(rt.id, `Session "${rt.id}" waits for a ${pending.kind}, not a ${input.kind}; submit it with kind "${pending.kind}".`, {
+      context: { expected: pending.kind },
+    });
   }
   if (!pending && !conn?.submitAuth) {
     throw new AuthNotPendingError(rt.id, `Session "${rt.id}" waits for a ${rt.auth?.kind ?? 'scan'}; its adapter takes no typed input for that.`);
@@ -62,7 +64,7 @@ export async function submitAuth(rt: SessionRuntime, input: AuthInput): Promise<
     try {
       await untilEnded(rt, attempt, conn.submitAuth(input), 'submitAuth');
     } catch (cause) {
-      throw rt.adapterError('submitAuth', cause);
+      throw refusal(rt, cause) ?? rt.adapterError('submitAuth', cause);
     }
   }
   if (pending && pending.kind === input.kind && attempt.pending === pending) {
@@ -80,6 +82,17 @@ export async function submitAuth(rt: SessionRuntime, input: AuthInput): Promise<
   } else {
     armWatchdog(rt, attempt);
   }
+}
+
+/**
+ * The adapter's own refusal of the input (a kind it does not take while its QR shows, a wrong
+ * code) is the caller's to fix, not an adapter failure: passed on as it is, unless its text holds
+ * a credential (then it is wrapped, and scrubbed, like any adapter error).
+ */
+function refusal(rt: SessionRuntime, cause: unknown): Error | null {
+  if (!(cause instanceof AuthNotPendingError) && !(cause instanceof ValidationError)) return null;
+  const text = JSON.stringify([cause.message, cause.context]);
+  return rt.secrets().some((secret) => text.includes(secret)) ? null : cause;
 }
 
 /** Fails a start that neither comes up nor waits for the user within `startTimeoutMs`. */

@@ -228,6 +228,15 @@ class AuditLog {
     }
   }
 
+  /** Drops the entries older than `before`; returns how many. */
+  prune(before: number): number {
+    const kept = this.#entries.slice(this.#start).filter((e) => e.at >= before);
+    const removed = this.#entries.length - this.#start - kept.length;
+    this.#entries = kept;
+    this.#start = 0;
+    return removed;
+  }
+
   list(query: AuditQuery): AuditEntry[] {
     const q = check.checkAuditQuery(query);
     const out: AuditEntry[] = [];
@@ -254,5 +263,9 @@ class MemoryAudit implements AuditStore {
 
   async list(query: AuditQuery): Promise<AuditEntry[]> {
     return this.#log.list(query);
+  }
+
+  async prune(before: number): Promise<number> {
+    return this.#log.prune(check.checkTime(before, 'before'));
   }
 }

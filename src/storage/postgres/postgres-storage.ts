@@ -247,4 +247,10 @@ class PostgresAudit implements AuditStore {
   async list(query: AuditQuery): Promise<AuditEntry[]> {
     return this.#scope.wrap('listAudit', reads.listAudit(this.#scope.db, check.checkAuditQuery(query)));
   }
+
+  async prune(before: number): Promise<number> {
+    check.checkTime(before, 'before');
+    const result = await this.#scope.wrap('pruneAudit', this.#scope.db.deleteFrom('audit_log').where('at', '<', before).executeTakeFirst());
+    return Number(result.numDeletedRows);
+  }
 }

@@ -161,4 +161,10 @@ export class SqliteAudit implements AuditStore {
     const p = this.#open();
     return wrapAsync('listAudit', reads.listAudit(p.kysely, check.checkAuditQuery(query)));
   }
+
+  async prune(before: number): Promise<number> {
+    const p = this.#open();
+    check.checkTime(before, 'before');
+    return write('pruneAudit', p, () => Number(p.s.auditPrune.run(before).changes));
+  }
 }

@@ -73,6 +73,7 @@ export function prepareStatements(db: SqliteClient) {
     ownerToken: db.prepare('SELECT token FROM session_owners WHERE session_id = ?'),
     changeAdd: db.prepare('INSERT INTO session_changes (session_id) VALUES (?)'),
     auditAdd: db.prepare('INSERT INTO audit_log (at, session_id, action, actor, details) VALUES (?, ?, ?, ?, ?)'),
+    auditPrune: db.prepare('DELETE FROM audit_log WHERE at < ?'),
     kvGet: db.prepare('SELECT value FROM session_kv WHERE session_id = ? AND key = ?'),
     kvListAll: db.prepare('SELECT key, value FROM session_kv WHERE session_id = ? ORDER BY key'),
     kvListPrefix: db.prepare('SELECT key, value FROM session_kv WHERE session_id = ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key'),

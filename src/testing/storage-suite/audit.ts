@@ -1,3 +1,4 @@
+import { caught } from '../runner.js';
 import { T0, type SuiteContext } from './context.js';
 
 /** The audit log (`audit` capability). */
@@ -44,6 +45,18 @@ export function auditGroup(t: SuiteContext): void {
     ).toEqual([3]);
     expect((await t.audit.list({ sessionId: 'a1', limit: 1 })).map((e) => e.details.n)).toEqual([4]);
     expect(await t.audit.list({ sessionId: 'zz' })).toEqual([]);
+  });
+
+  it('prune(before) deletes the entries older than before and says how many (when the driver has it)', async () => {
+    if (!t.audit.prune) return;
+    await t.audit.append([entry(1, 'a1', 'session.create'), entry(2, 'a1', 'session.start'), entry(3, null, 'manager.rotate-key')]);
+    expect(await t.audit.prune(T0 + 2000)).toBe(1);
+    expect((await t.audit.list({})).map((e) => e.details.n)).toEqual([3, 2]);
+    expect(await t.audit.prune(T0)).toBe(0);
+    await t.audit.append([entry(4, 'a1', 'session.stop')]);
+    expect(await t.audit.prune(T0 + 10_000)).toBe(3);
+    expect(await t.audit.list({})).toEqual([]);
+    expect((await caught(expect, t.audit.prune(-1))).code).toBe('VALIDATION');
   });
 
   it('returns at most 100 entries by default', async () => {
