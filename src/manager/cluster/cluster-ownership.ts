@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { OwnerUnavailableError, OwnershipLostError } from '../../errors.js';
+import { NodeIdInUseError, OwnerUnavailableError, OwnershipLostError } from '../../errors.js';
 import type { ClusterStore, OwnershipLease } from '../../storage/cluster-contract.js';
 import type { SessionRecord } from '../../storage/contract.js';
-import type { JsonValue } from '../../types.js';
+import type { Clock, JsonValue } from '../../types.js';
 import type { CommandChannel, RemoteOp } from './commands.js';
 import type { ManagerCore } from '../manager-core.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
-import { hostName, type NodeInfo, type Ownership } from './ownership.js';
+import { certainlyDead, hostName, pidSpace, type NodeInfo, type Ownership } from './ownership.js';
 
 /** What the cluster node needs from its manager. */
 export interface ClusterDeps {
@@ -16,6 +16,11 @@ export interface ClusterDeps {
   leaseTtlMs: number;
   maxRunning: number | null;
   changePollMs: number;
+  /**
+   * The clock of the heartbeat, the feed and the commands: real time, whatever the manager's
+   * clock is, because leases expire by the database's clock.
+   */
+  timers: Clock;
   /** The runtime of a session, if this node knows it. */
   find(id: string): SessionRuntime | undefined;
   /** Runtimes this node knows, running here or not. */
@@ -47,7 +52,8 @@ const FEED_PAGE = 500;
  */
 export class ClusterOwnership implements Ownership {
   readonly nodeId: string;
-  readonly incarnation = randomUUID();
+  /** Random per manager, with the pid namespace: tells a restarted process from a second live one. */
+  readonly incarnation = `${randomUUID()}@${pidSpace()}`;
   readonly #d: ClusterDeps;
   /** The leases this node holds: session id → token. */
   readonly #held = new Map<string, number>();
@@ -73,15 +79,34 @@ export class ClusterOwnership implements Ownership {
   }
 
   get #now(): number {
-    return this.#d.core.clock.now();
+    return this.#d.timers.now();
   }
 
   async join(): Promise<void> {
     const d = this.#d;
-    await d.store.join({ nodeId: this.nodeId, incarnation: this.incarnation, host: hostName(), pid: process.pid, maxRunning: d.maxRunning, ttlMs: d.leaseTtlMs });
+    const registration = { nodeId: this.nodeId, incarnation: this.incarnation, host: hostName(), pid: process.pid, maxRunning: d.maxRunning, ttlMs: d.leaseTtlMs };
+    // Nodes of this machine whose process is gone (a SIGKILL, a crash) let their sessions go now,
+    // not at their leases' expiry: a restart on one machine brings its sessions back at once.
+    const evicted = await this.#evictDead();
+    try {
+      await d.store.join(registration);
+    } catch (error) {
+      if (!(error instanceof NodeIdInUseError) || evicted.includes(this.nodeId)) throw error;
+      if (!(await this.#evictDead()).includes(this.nodeId)) throw error;
+      await d.store.join(registration);
+    }
     this.#lastRenewed = this.#now;
     // Read the feed from now on: what happened before is in the records about to be loaded.
     this.#seq = (await d.store.changes(Number.MAX_SAFE_INTEGER, 1)).seq;
+  }
+
+  /** Removes the rows of this machine's nodes whose processes are gone; returns their ids. */
+  async #evictDead(): Promise<string[]> {
+    const here = { host: hostName(), space: pidSpace() };
+    const { nodes } = await this.#d.store.nodes();
+    const dead = nodes.filter((n) => n.incarnation !== this.incarnation && certainlyDead(n, here));
+    for (const n of dead) await this.#d.store.leave(n.nodeId, n.incarnation);
+    return dead.map((n) => n.nodeId);
   }
 
   async begin(): Promise<void> {
@@ -97,7 +122,10 @@ export class ClusterOwnership implements Ownership {
   }
 
   async claim(rt: SessionRuntime): Promise<boolean> {
-    if (this.#held.has(rt.id)) return true;
+    const held = this.#held.get(rt.id);
+    if (held !== undefined && held === rt.lease) return true;
+    // Held for an earlier runtime of this id (deleted and created again): that lease went with the row.
+    if (held !== undefined) this.#held.delete(rt.id);
     if (this.#draining || this.#closed) return false;
     const max = this.#d.maxRunning;
     if (max !== null && this.#held.size >= max) return false;
@@ -233,7 +261,12 @@ export class ClusterOwnership implements Ownership {
 
   async #place(): Promise<void> {
     const d = this.#d;
-    const [{ nodes }, runnable] = await Promise.all([d.store.nodes(), d.store.countRunnable()]);
+    const [{ nodes: all }, runnable] = await Promise.all([d.store.nodes(), d.store.countRunnable()]);
+    // A node of this machine whose process is gone: its sessions are free now, not at expiry.
+    const here = { host: hostName(), space: pidSpace() };
+    const gone = all.filter((n) => n.live && n.incarnation !== this.incarnation && certainlyDead(n, here));
+    for (const n of gone) await d.store.leave(n.nodeId, n.incarnation);
+    const nodes = all.filter((n) => !gone.includes(n));
     const live = nodes.filter((n) => n.live && !n.draining);
     const share = Math.ceil(runnable / Math.max(1, live.length));
     this.#liveNodes = Math.max(1, live.length);
@@ -252,7 +285,8 @@ export class ClusterOwnership implements Ownership {
             continue;
           }
           this.#hold(rt, lease);
-          placed.push(rt);
+          // A row that cannot be read is held (and shown failed) here, never started.
+          if (!rt.record.readError) placed.push(rt);
         }
       } finally {
         this.#acquiring--;
@@ -281,14 +315,15 @@ export class ClusterOwnership implements Ownership {
   #hold(rt: SessionRuntime, lease: OwnershipLease): void {
     this.#held.set(rt.id, lease.token);
     rt.setLease(lease.token);
-    rt.setOwner({ nodeId: this.nodeId, since: this.#now, local: true }, 'lease taken');
+    rt.setOwner({ nodeId: this.nodeId, since: this.#d.core.clock.now(), local: true }, 'lease taken');
   }
 
   /** The lease of `id` is gone: its runtime stops, and writes nothing more (its token is stale). */
   #lose(id: string, why: string): void {
+    const token = this.#held.get(id);
     this.#held.delete(id);
     const rt = this.#d.find(id);
-    if (!rt) return;
+    if (!rt || rt.lease !== token) return; // a later runtime of this id (deleted and created again) never held it
     rt.setOwner(null, 'lease lost');
     this.#d.stopLost(rt, new OwnershipLostError(id, why));
   }
@@ -338,13 +373,13 @@ export class ClusterOwnership implements Ownership {
 
   #scheduleTick(): void {
     if (this.#closed) return;
-    const clock = this.#d.core.clock;
+    const clock = this.#d.timers;
     this.#tickTimer = clock.setTimeout(() => void this.#runTick(), Math.max(1, Math.floor(this.#d.leaseTtlMs / 3)));
   }
 
   #schedulePoll(): void {
     if (this.#closed) return;
-    const clock = this.#d.core.clock;
+    const clock = this.#d.timers;
     this.#pollTimer = clock.setTimeout(() => {
       void this.#poll()
         .catch(this.#d.onError)
@@ -353,7 +388,7 @@ export class ClusterOwnership implements Ownership {
   }
 
   #clearTimers(): void {
-    const clock = this.#d.core.clock;
+    const clock = this.#d.timers;
     if (this.#tickTimer !== null) clock.clearTimeout(this.#tickTimer as never);
     if (this.#pollTimer !== null) clock.clearTimeout(this.#pollTimer as never);
     this.#tickTimer = this.#pollTimer = null;

@@ -1,7 +1,7 @@
 import type { Adapter } from '../../adapters/contract.js';
 import { createCheckpoint, type Checkpoint } from '../../checkpoint/checkpoint.js';
 import { requireCapability } from '../../storage/contract.js';
-import type { JsonValue } from '../../types.js';
+import { systemClock, type JsonValue } from '../../types.js';
 import { CommandChannel, type RemoteOp } from './commands.js';
 import type { OwnershipLostError } from '../../errors.js';
 import type { SessionRecord } from '../../storage/contract.js';
@@ -79,6 +79,7 @@ export function makeOwnership(deps: {
     leaseTtlMs: opts.leaseTtlMs,
     maxRunning: opts.maxRunning,
     changePollMs: opts.changePollMs,
+    timers: systemClock,
     find: (id) => sessions.find(id),
     all: () => sessions.all(),
     startPlaced: (runtimes) => void restore(runtimes),
@@ -100,11 +101,11 @@ export function makeOwnership(deps: {
       const storage = { kind: core.storage.kind, init: async () => {}, checkpoint: requireCapability(core.storage, 'checkpoint') };
       const stream = (name: string) => {
         let cp = streams.get(name);
-        if (!cp) streams.set(name, (cp = createCheckpoint({ storage, stream: name, clock: core.clock, maxAttempts: 1 })));
+        if (!cp) streams.set(name, (cp = createCheckpoint({ storage, stream: name, clock: systemClock, maxAttempts: 1 })));
         return cp;
       };
       const pollMs = Math.min(100, Math.max(20, Math.floor(opts.changePollMs / 5)));
-      return new CommandChannel({ nodeId, clock: core.clock, stream, execute: deps.execute, onError, pollMs, timeoutMs: opts.commandTimeoutMs });
+      return new CommandChannel({ nodeId, clock: systemClock, stream, execute: deps.execute, onError, pollMs, timeoutMs: opts.commandTimeoutMs });
     },
   });
   return ownership;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { OwnerUnavailableError } from '../../errors.js';
 import type { JsonValue } from '../../types.js';
@@ -110,4 +111,32 @@ export class SoloOwnership implements Ownership {
 
 export function hostName(): string {
   return hostname();
+}
+
+/**
+ * Which pid namespace this process is in (Linux: `/proc/self/ns/pid`), so a node can tell that
+ * another node row on its host names a process it can see: two containers with one host name have
+ * their own. Empty where it cannot be known.
+ */
+export function pidSpace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Whether a node row names a process that is certainly gone: on this host, in this pid namespace,
+ * and no process with its pid. A pid reused by another process only makes it look alive (the
+ * safe side: its leases then expire as usual).
+ */
+export function certainlyDead(node: { host: string; pid: number; incarnation: string }, here: { host: string; space: string }): boolean {
+  if (!here.space || node.host !== here.host || !node.incarnation.endsWith(`@${here.space}`) || node.pid === process.pid) return false;
+  try {
+    process.kill(node.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
