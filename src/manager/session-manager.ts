@@ -234,7 +234,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     return this.#control(id, options, async (rt, ctl) => {
       if (rt.running) return rt.start(ctl.reason ?? 'start');
       await this.#setDesired(rt, 'running', this.#auditLog.entry('start', id, ctl.actor, {}));
-      if (!(await this.#ownership.claim(rt))) return SETTLED; // another node runs it, or will
+      const claimed = this.#ownership.claim(rt); // one node answers at once: no turn of the event loop
+      if (claimed !== true && !(await claimed)) return SETTLED; // another node runs it, or will
       return rt.start(ctl.reason ?? 'start');
     });
   }
@@ -257,7 +258,8 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       const reason = ctl.reason ?? 'restart';
       await rt.stop(reason);
       await this.#setDesired(rt, 'running', this.#auditLog.entry('restart', id, ctl.actor, {}));
-      if (!(await this.#ownership.claim(rt))) return SETTLED;
+      const claimed = this.#ownership.claim(rt);
+      if (claimed !== true && !(await claimed)) return SETTLED;
       rt.countRestart();
       return rt.start(reason);
     });

@@ -34,7 +34,7 @@ export interface Ownership {
   /** The stored sessions are loaded: run those that should run (placement, or a local restore). */
   begin(toStart: SessionRuntime[]): Promise<void>;
   /** Takes the session for this node before a start here; false when another node runs it (or will). */
-  claim(rt: SessionRuntime): Promise<boolean>;
+  claim(rt: SessionRuntime): boolean | Promise<boolean>;
   /** After a stop here: gives the session up (its pending writes are stored first). */
   release(rt: SessionRuntime): Promise<void>;
   /** Stops every session this node runs, hands them to the others, and takes no new ones. */
@@ -80,14 +80,15 @@ export class SoloOwnership implements Ownership {
     return this.#restore(toStart);
   }
 
-  async claim(rt: SessionRuntime): Promise<boolean> {
+  claim(rt: SessionRuntime): boolean {
     if (this.#draining) return false;
-    if (!rt.owner) rt.setOwner({ nodeId: this.nodeId, since: this.#now(), local: true }, 'start');
+    // One node: the owner is shown on the snapshot, but there is no other node to announce it to.
+    if (!rt.owner) rt.setOwner({ nodeId: this.nodeId, since: this.#now(), local: true }, null);
     return true;
   }
 
   async release(rt: SessionRuntime): Promise<void> {
-    rt.setOwner(null, 'stop');
+    rt.setOwner(null, null);
   }
 
   async drain(): Promise<void> {

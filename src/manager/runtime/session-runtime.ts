@@ -246,12 +246,12 @@ export class SessionRuntime {
     if (record.id === this.id) this.#record = record;
   }
 
-  /** Who runs the session now (set by the ownership of the manager); a change is announced. */
-  setOwner(owner: SessionOwner | null, reason: string): void {
+  /** Who runs the session now (set by the ownership of the manager); a change is announced with its reason. */
+  setOwner(owner: SessionOwner | null, reason: string | null): void {
     const from = this.#owner?.nodeId ?? null;
     this.#owner = owner;
     const to = owner?.nodeId ?? null;
-    if (from !== to) this.emit('session.owner', { id: this.id, from, to, reason, at: this.#core.clock.now() });
+    if (reason !== null && from !== to) this.emit('session.owner', { id: this.id, from, to, reason, at: this.#core.clock.now() });
   }
 
   /** This node's lease token (null: none, and with a fencing store nothing is written). */
