@@ -17,6 +17,8 @@ export interface ManagerCore {
   readonly storage: StorageDriver;
   readonly logger: Logger;
   emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void;
+  /** Emits and resolves once the promises the listeners returned have settled (never rejects). */
+  emitAndWait<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): Promise<void>;
   /** Decrypts and validates the session's credentials for its adapter. */
   openCredentials(record: SessionRecord): unknown;
   /** The string values of the session's credentials, to scrub from messages. */

@@ -97,6 +97,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       storage: this.#storage,
       logger: this.#logger,
       emit: (event, payload) => void this.#events.emit(event, payload),
+      emitAndWait: (event, payload) => this.#events.emitAndWait(event, payload),
       openCredentials: (record) => this.#vault.open(record, this.#adapters.get(record.platform)?.credentials ?? null),
       secretStringsOf: (record) => this.#vault.secretStringsOf(record),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
