@@ -82,6 +82,7 @@ export class TelegramBotConnection implements PlatformConnection<TelegramBotActi
     const params: Record<string, unknown> = { url: ctx.config.webhookUrl, secret_token: secret };
     if (ctx.config.allowedUpdates !== undefined) params.allowed_updates = ctx.config.allowedUpdates;
     await this.api.call('setWebhook', params);
+    if (this.stopped) return; // stopped meanwhile: no route to a connection that is gone
     this.#secret = secret;
     this.#router.add(secret, this);
   }
