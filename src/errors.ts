@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'ABORTED'
   | 'TIMEOUT'
   | 'RATE_LIMITED'
+  | 'PLATFORM_CONFLICT'
   | 'UNSUPPORTED'
   | 'OWNERSHIP_LOST'
   | 'NODE_ID_IN_USE'
@@ -234,21 +235,48 @@ export class TimeoutError extends MultisessionError {
 }
 
 /**
- * A session's outbound rate limit (its config's `rateLimit`) would make the call wait longer than
- * allowed (`rateLimit.maxWaitMs`). Nothing was sent; retry after `retryAfterMs`, send less often,
- * or raise `maxWaitMs`.
+ * The session may not send now. Either its own outbound rate limit (its config's `rateLimit`)
+ * would make the call wait longer than allowed (`rateLimit.maxWaitMs`), or the platform said
+ * "slow down" (HTTP 429 and the like: the adapter called `ctx.rateLimit.pause`, and `reason`
+ * says why). Nothing was sent; retry after `retryAfterMs`, send less often, or raise `maxWaitMs`.
  */
 export class RateLimitError extends MultisessionError {
-  /** How long until the session's next token is free, in ms. */
+  /** How long until the session may send again, in ms. */
   readonly retryAfterMs: number;
-  constructor(sessionId: string, retryAfterMs: number, maxWaitMs: number, options: ErrorOptions = {}) {
+  /**
+   * @param maxWaitMs the longest wait that was allowed, or `null` for a platform's "slow down"
+   *   told to the caller of `send()` as it is
+   * @param options.reason why the session is held back (e.g. `Telegram: Too Many Requests`); without it, its own `rateLimit`
+   */
+  constructor(sessionId: string, retryAfterMs: number, maxWaitMs: number | null, options: ErrorOptions & { reason?: string } = {}) {
     const after = Math.ceil(retryAfterMs);
-    super(
-      'RATE_LIMITED',
-      `Session "${sessionId}" is rate limited: its next request may go in ${after} ms, longer than rateLimit.maxWaitMs (${maxWaitMs} ms); retry later, send less often or raise rateLimit.maxWaitMs.`,
-      { ...options, context: { ...options.context, sessionId, retryAfterMs: after, maxWaitMs } },
-    );
+    const { reason, ...rest } = options;
+    const message =
+      reason === undefined
+        ? `Session "${sessionId}" is rate limited: its next request may go in ${after} ms, longer than rateLimit.maxWaitMs (${maxWaitMs} ms); retry later, send less often or raise rateLimit.maxWaitMs.`
+        : maxWaitMs === null
+          ? `Session "${sessionId}" was told to slow down (${reason}): its outbound traffic is paused for ${after} ms; retry after that.`
+          : `Session "${sessionId}" is held back (${reason}): its next request may go in ${after} ms, longer than the ${maxWaitMs} ms it may wait; retry after that, or send less often.`;
+    super('RATE_LIMITED', message, {
+      ...rest,
+      context: { ...rest.context, sessionId, retryAfterMs: after, ...(maxWaitMs === null ? {} : { maxWaitMs }), ...(reason === undefined ? {} : { reason }) },
+    });
     this.retryAfterMs = after;
+  }
+}
+
+/**
+ * The platform says another client uses the same credentials right now: a second process
+ * polling the same bot token, a webhook set on it, a second login of the account. Stop the other
+ * client; the session retries with back-off meanwhile (and ends `failed` when retries run out).
+ */
+export class PlatformConflictError extends MultisessionError {
+  constructor(sessionId: string, platform: string, detail: string, options: ErrorOptions = {}) {
+    super(
+      'PLATFORM_CONFLICT',
+      `Session "${sessionId}": ${platform} says another client is using these credentials (${detail}); stop the other client, or give this session other credentials.`,
+      { ...options, context: { ...options.context, sessionId, platform, detail } },
+    );
   }
 }
 

@@ -62,7 +62,17 @@ export {
   type SessionLog,
   type SessionStats,
   type SessionAuth,
+  type SessionRateLimit,
 } from './adapters/contract.js';
+export {
+  messageEnvelopeSchema,
+  isInboundMessage,
+  isMessageFrom,
+  type InboundMessage,
+  type MessageSender,
+  type SessionMessageEvent,
+  type AdapterMessage,
+} from './adapters/message.js';
 export * from './errors.js';
 export {
   networkConfigSchema,
@@ -77,6 +87,7 @@ export {
   type ProxyProtocol,
   type ResolvedProxy,
   type SessionFetch,
+  type SessionRequestInit,
 } from './net/index.js';
 export { memoryStorage, type MemoryStorageOptions } from './storage/memory/memory-storage.js';
 export { memoryCheckpoint, type MemoryCheckpointOptions } from './storage/memory/memory-checkpoint.js';

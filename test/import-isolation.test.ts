@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/storage/${name}`, import.meta.url));
 
-function loadsOf(what: string, action?: string): Promise<{ exports: number; packages: string[]; total: number }> {
+function loadsOf(what: string, action?: string): Promise<{ exports: number; packages: string[]; adapters: string[]; total: number }> {
   return new Promise((resolve, reject) => {
     const args = ['--import', 'tsx', '--import', fixture('record-loads.mjs'), fixture('import-child.ts'), what];
     if (action) args.push(action);
@@ -28,10 +28,18 @@ function loadsOf(what: string, action?: string): Promise<{ exports: number; pack
 }
 
 describe('import isolation', () => {
-  it('importing multisession loads neither better-sqlite3, pg nor kysely', async () => {
+  it('importing multisession loads neither better-sqlite3, pg nor kysely, nor undici (until a request), nor any built-in adapter', async () => {
     const result = await loadsOf('multisession');
     expect(result.exports).toBeGreaterThan(10);
     expect(result.total).toBeGreaterThan(10); // the recorder saw the core's own modules
+    expect(result.packages).toEqual([]);
+    expect(result.adapters).toEqual([]);
+  });
+
+  it('multisession/adapters/telegram-bot loads its own modules only, and undici not before its first request', async () => {
+    const result = await loadsOf('multisession/adapters/telegram-bot');
+    expect(result.exports).toBeGreaterThan(5);
+    expect(result.adapters).toEqual(['telegram-bot']); // the recorder works
     expect(result.packages).toEqual([]);
   });
 

@@ -1,9 +1,10 @@
-import { AbortedError, ValidationError } from '../errors.js';
+import type { z } from 'zod';
+import { AbortedError, ValidationError, type RateLimitError } from '../errors.js';
 import type { AuthKind } from '../lifecycle.js';
 import type { SessionFetch } from '../net/session-fetch.js';
 import type { KvStore } from '../storage/contract.js';
-import type { JsonValue } from '../types.js';
-import type { AdapterContext, SessionAuth, SessionLog, SessionStats } from './contract.js';
+import type { Clock, JsonValue } from '../types.js';
+import { parseAdapterInput, type AdapterContext, type SessionAuth, type SessionLog, type SessionRateLimit, type SessionStats } from './contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from './session-kv.js';
 
 /** A log level of `ctx.log`. */
@@ -14,6 +15,16 @@ export type RequestKind = Exclude<AuthKind, 'qr'>;
 
 const REQUEST_KINDS: readonly RequestKind[] = ['code', 'password', 'pairing-code'];
 const COUNTER_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** The longest pause `ctx.rateLimit.pause` takes: a day. */
+const MAX_PAUSE_MS = 86_400_000;
+const noop = (): void => undefined;
+
+/** A rejected promise already marked handled: a caller that ignores it gets no unhandled rejection. */
+function refused(error: Error): Promise<never> {
+  const p = Promise.reject(error);
+  p.catch(noop);
+  return p;
+}
 
 /**
  * What one connection's `ctx` is bound to. The session runtime implements it for a live attempt,
@@ -28,6 +39,8 @@ export interface ContextHost {
   readonly closed: boolean;
   /** The attempt is over: auth requests are refused, activity is ignored. */
   readonly ended: boolean;
+  /** The manager's clock (or the test's). */
+  readonly clock: Clock;
   /** The session's fetch (made on first use). */
   fetch(): SessionFetch;
   /** The session's store for `ctx.kv` and `ctx.authState` (throws when there is none). */
@@ -37,7 +50,12 @@ export interface ContextHost {
   showQr(data: string, expiresAt: number | null): void;
   /** Shows the request and resolves with the user's answer (a newer request supersedes it). */
   requestAuth(kind: RequestKind, data: JsonValue, expiresAt: number | null): Promise<string>;
-  inbound(message: JsonValue): void;
+  /** Delivers a checked inbound message; resolves once its listeners have handled it. */
+  inbound(message: JsonValue): Promise<void>;
+  /** Pauses the session's outbound traffic; returns the error a `send()` throws. */
+  pause(ms: number, reason: string): RateLimitError;
+  /** How long outbound traffic stays paused, in ms. */
+  pausedMs(): number;
   expired(reason: string): void;
   fail(error: unknown): void;
   touch(): void;
@@ -50,19 +68,39 @@ export class SessionContext implements AdapterContext<unknown, unknown> {
   readonly config: unknown;
   readonly credentials: unknown;
   readonly #host: ContextHost;
+  readonly #message: z.ZodType | null;
   #kv: NamespacedKv | null = null;
   #authState: NamespacedKv | null = null;
 
-  constructor(host: ContextHost, session: { id: string; platform: string; config: unknown; credentials: unknown }) {
+  /** `session.message` is the adapter's message schema, or null (any JSON, unchecked). */
+  constructor(host: ContextHost, session: { id: string; platform: string; config: unknown; credentials: unknown; message?: z.ZodType | null }) {
     this.#host = host;
     this.id = session.id;
     this.platform = session.platform;
     this.config = session.config;
     this.credentials = session.credentials;
+    this.#message = session.message ?? null;
   }
 
   get signal(): AbortSignal {
     return this.#host.signal;
+  }
+
+  get clock(): Clock {
+    return this.#host.clock;
+  }
+
+  get rateLimit(): SessionRateLimit {
+    const host = this.#host;
+    return {
+      pause: (ms: number, reason: string) => {
+        if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > MAX_PAUSE_MS) {
+          throw new ValidationError('rate-limit pause', [{ path: ['ms'], message: `must be a number of ms from 0 to ${MAX_PAUSE_MS}` }]);
+        }
+        return host.pause(Math.ceil(ms), String(reason ?? '') || 'the platform asked to slow down');
+      },
+      pausedMs: () => host.pausedMs(),
+    };
   }
 
   get fetch(): SessionFetch {
@@ -125,8 +163,17 @@ export class SessionContext implements AdapterContext<unknown, unknown> {
     };
   }
 
-  emitMessage(message: JsonValue): void {
-    this.#host.inbound(message);
+  emitMessage(message: JsonValue): Promise<void> {
+    // A connection on its way down delivers nothing: the adapter must not commit its cursor.
+    if (this.#host.ended) return refused(new AbortedError(`This connection of session "${this.id}" is shut down; the message was not delivered.`));
+    if (this.#message) {
+      try {
+        message = parseAdapterInput(this.#message, message, 'inbound message', 'message') as JsonValue;
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
+    return this.#host.inbound(message);
   }
 
   expired(reason: string): void {

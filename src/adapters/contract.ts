@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { ValidationError, type ValidationIssue } from '../errors.js';
+import { ValidationError, type RateLimitError, type ValidationIssue } from '../errors.js';
 import { fromZodError } from '../validation.js';
 import type { AuthKind, HealthStatus } from '../lifecycle.js';
 import type { KvEntry, KvOperation } from '../storage/contract.js';
-import type { JsonObject, JsonValue } from '../types.js';
+import type { Clock, JsonObject, JsonValue } from '../types.js';
 import type { SessionFetch } from '../net/session-fetch.js';
 
 /**
@@ -77,8 +77,29 @@ export interface SessionAuth {
   request(kind: Exclude<AuthKind, 'qr'>, options?: { data?: JsonValue; expiresAt?: number }): Promise<string>;
 }
 
+/**
+ * The session's outbound rate limit, as the adapter feeds it back: a platform's "wait N seconds"
+ * (HTTP 429, a flood wait, a 5xx storm) holds back all of the session's outbound traffic.
+ */
+export interface SessionRateLimit {
+  /**
+   * Pauses every outbound request of the session — `manager.send` and `ctx.fetch` alike, this
+   * connection's and the next one's after a restart — for `ms` from now (a longer pause already
+   * set stays). `reason` is logged and named in the errors callers get. Returns the
+   * `RateLimitError` (with `retryAfterMs`) a `send()` throws to tell its caller.
+   *
+   * @example
+   * ```ts
+   * if (res.status === 429) throw ctx.rateLimit.pause(retryAfterSeconds * 1000, 'Too Many Requests');
+   * ```
+   */
+  pause(ms: number, reason: string): RateLimitError;
+  /** How long outbound traffic stays paused, in ms (0: it flows). */
+  pausedMs(): number;
+}
+
 /** Everything an adapter gets for one session. */
-export interface AdapterContext<TConfig = unknown, TCredentials = unknown> {
+export interface AdapterContext<TConfig = unknown, TCredentials = unknown, TMessage = JsonValue> {
   readonly id: string;
   readonly platform: string;
   readonly config: TConfig;
@@ -92,8 +113,16 @@ export interface AdapterContext<TConfig = unknown, TCredentials = unknown> {
   /** Auth state (platform session files, keys …). Dropped by `manager.logout(id)`. */
   readonly authState: SessionKv;
   readonly auth: SessionAuth;
-  /** Report inbound traffic: counted, and emitted as `session.message` with direction `in`. */
-  emitMessage(message: JsonValue): void;
+  /**
+   * Reports an inbound message: counted, and emitted as `session.message` with direction `in`.
+   * The promise resolves once every listener has handled it (async listeners included: each
+   * promise a listener returns has settled; a listener that fails is reported as `manager.error`),
+   * so commit your cursor after it — at-least-once delivery across crashes. It rejects with
+   * `AbortedError` when this connection is already shut down (the message was not delivered: do
+   * not commit), and with `ValidationError` when the message does not fit the adapter's
+   * `message` schema. Messages may be emitted as soon as `start()` has been called.
+   */
+  emitMessage(message: TMessage): Promise<void>;
   /** The platform says the credentials are no longer valid: the session moves to `expired`. */
   expired(reason: string): void;
   /**
@@ -105,8 +134,10 @@ export interface AdapterContext<TConfig = unknown, TCredentials = unknown> {
   touch(): void;
   /**
    * The WHATWG `fetch` (undici), through this session's proxy and rate limit: each call first waits
-   * for a token of the session's bucket (config `rateLimit`, shared with `manager.send`), then goes
-   * through the session's `proxy` (http, https, socks4, socks5, socks5h), or direct without one.
+   * out a pause (`ctx.rateLimit.pause`) and for a token of the session's bucket (config
+   * `rateLimit`, shared with `manager.send`), then goes through the session's `proxy` (http,
+   * https, socks4, socks5, socks5h), or direct without one. No token is taken by a request made
+   * inside `send()` (the send paid one already) nor by one marked `{ longPoll: true }`.
    * Aborted with `init.signal` or when the session stops; the proxy's connections are closed when
    * this connection is torn down. Spread `networkConfigSchema.shape` into the adapter's config
    * schema to offer the settings.
@@ -117,12 +148,17 @@ export interface AdapterContext<TConfig = unknown, TCredentials = unknown> {
    * ```
    */
   readonly fetch: SessionFetch;
+  /** Feed a platform's "slow down" back to the session's outbound rate limit. */
+  readonly rateLimit: SessionRateLimit;
+  /** The manager's clock (a manual one in tests): schedule the adapter's own waits on it. Its timers are unref'd. */
+  readonly clock: Clock;
 }
 
 export interface AdapterDefinition<
   TCredentials extends z.ZodType = z.ZodType,
   TConfig extends z.ZodType = z.ZodType,
   TAction extends z.ZodType = z.ZodType<JsonValue>,
+  TMessage extends z.ZodType = z.ZodType<JsonValue>,
 > {
   /** Platform name sessions refer to: `[a-z0-9][a-z0-9_-]*`. */
   name: string;
@@ -133,7 +169,13 @@ export interface AdapterDefinition<
   config: TConfig;
   /** Optional schema of `send` actions; without it any JSON value is accepted. */
   action?: TAction;
-  connect(ctx: AdapterContext<z.output<TConfig>, z.output<TCredentials>>): PlatformConnection<z.output<TAction>>;
+  /**
+   * Optional schema of inbound messages (`ctx.emitMessage` refuses others; `session.message` is
+   * typed by it, see `isMessageFrom`). Built-in adapters use `messageEnvelopeSchema` or an
+   * extension of it; without it any JSON value is accepted.
+   */
+  message?: TMessage;
+  connect(ctx: AdapterContext<z.output<TConfig>, z.output<TCredentials>, z.output<TMessage>>): PlatformConnection<z.output<TAction>>;
 }
 
 /** A registered adapter: the definition, frozen and checked. */
@@ -141,7 +183,8 @@ export type Adapter<
   TCredentials extends z.ZodType = z.ZodType,
   TConfig extends z.ZodType = z.ZodType,
   TAction extends z.ZodType = z.ZodType<JsonValue>,
-> = Readonly<AdapterDefinition<TCredentials, TConfig, TAction>> & { readonly action: TAction };
+  TMessage extends z.ZodType = z.ZodType<JsonValue>,
+> = Readonly<AdapterDefinition<TCredentials, TConfig, TAction, TMessage>> & { readonly action: TAction; readonly message: TMessage };
 
 const adapterDefinitionSchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit'),
@@ -149,6 +192,7 @@ const adapterDefinitionSchema = z.object({
   credentials: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema'),
   config: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema'),
   action: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
+  message: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
   connect: z.custom<(...args: unknown[]) => unknown>((v) => typeof v === 'function', 'must be a function'),
 });
 
@@ -178,10 +222,16 @@ export function defineAdapter<
   TCredentials extends z.ZodType,
   TConfig extends z.ZodType,
   TAction extends z.ZodType = z.ZodType<JsonValue>,
->(definition: AdapterDefinition<TCredentials, TConfig, TAction>): Adapter<TCredentials, TConfig, TAction> {
+  TMessage extends z.ZodType = z.ZodType<JsonValue>,
+>(definition: AdapterDefinition<TCredentials, TConfig, TAction, TMessage>): Adapter<TCredentials, TConfig, TAction, TMessage> {
   const checked = adapterDefinitionSchema.safeParse(definition);
   if (!checked.success) throw fromZodError('adapter definition', checked.error);
-  return Object.freeze({ ...definition, action: (definition.action ?? anyJson) as TAction });
+  return Object.freeze({ ...definition, action: (definition.action ?? anyJson) as TAction, message: (definition.message ?? anyJson) as TMessage });
+}
+
+/** The adapter's own `message` schema, or null when it declared none (messages go unchecked). */
+export function messageSchemaOf(adapter: { readonly message?: z.ZodType }): z.ZodType | null {
+  return adapter.message && adapter.message !== anyJson ? adapter.message : null;
 }
 
 /**

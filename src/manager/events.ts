@@ -1,3 +1,4 @@
+import type { SessionMessageEvent } from '../adapters/message.js';
 import type { AuthKind, HealthStatus, SessionState } from '../lifecycle.js';
 import type { SessionSnapshot } from './snapshot.js';
 import type { JsonValue } from '../types.js';
@@ -11,7 +12,12 @@ export interface SessionManagerEvents {
   'session.auth': (event: { id: string; kind: AuthKind; data: JsonValue; expiresAt: number | null; at: number }) => void;
   'session.ready': (event: { id: string; at: number }) => void;
   'session.health': (event: { id: string; health: HealthStatus; previous: HealthStatus; detail?: string; failures: number; at: number }) => void;
-  'session.message': (event: { id: string; direction: 'in' | 'out'; message: JsonValue; at: number }) => void;
+  /**
+   * A message in or out. A listener may be async: an adapter's `ctx.emitMessage` resolves only
+   * once the promises its listeners returned have settled (at-least-once delivery: the adapter
+   * commits its cursor after). Narrow inbound messages by platform with `isMessageFrom`.
+   */
+  'session.message': (event: SessionMessageEvent) => void;
   'session.error': (event: { id: string; error: Error; code: string; at: number }) => void;
   /** The node that runs the session changed (`null`: none runs it). */
   'session.owner': (event: { id: string; from: string | null; to: string | null; reason: string; at: number }) => void;
@@ -41,7 +47,9 @@ type MissingEvent = Exclude<SessionManagerEventName, (typeof SESSION_MANAGER_EVE
 const _allEventsListed: [MissingEvent] extends [never] ? true : MissingEvent = true;
 void _allEventsListed;
 
-type AnyListener = (payload: never) => void;
+type AnyListener = (payload: never) => unknown;
+const RESOLVED: Promise<void> = Promise.resolve();
+const noop = (): void => undefined;
 
 interface ListenerRecord {
   readonly fn: AnyListener;
@@ -101,15 +109,38 @@ export class EventHub<Events extends { [E in keyof Events]: (payload: never) => 
   emit<E extends keyof Events>(event: E, payload: Parameters<Events[E]>[0]): boolean {
     const list = this.#listeners.get(event);
     if (!list) return false;
+    this.#call(event, list, payload);
+    return true;
+  }
+
+  /**
+   * Calls every listener of `event` like {@link emit}, and resolves once the promises they
+   * returned have settled (a rejection goes to `onListenerError`, like a throw). Never rejects.
+   */
+  emitAndWait<E extends keyof Events>(event: E, payload: Parameters<Events[E]>[0]): Promise<void> {
+    const list = this.#listeners.get(event);
+    if (!list) return RESOLVED;
+    const pending = this.#call(event, list, payload);
+    if (!pending) return RESOLVED;
+    const onError = (error: unknown): void => this.onListenerError(error, event);
+    return Promise.all(pending.map((p) => Promise.resolve(p).then(noop, onError))).then(noop);
+  }
+
+  /** Calls the listeners; returns the thenables they returned, if any. */
+  #call(event: keyof Events, list: readonly ListenerRecord[], payload: unknown): PromiseLike<unknown>[] | null {
+    let pending: PromiseLike<unknown>[] | null = null;
     for (const l of list) {
       if (l.once) this.#removeOne(event, l);
       try {
-        (l.fn as (this: unknown, p: unknown) => void).call(l.context, payload);
+        const result = (l.fn as (this: unknown, p: unknown) => unknown).call(l.context, payload);
+        if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+          (pending ??= []).push(result as PromiseLike<unknown>);
+        }
       } catch (error) {
         this.onListenerError(error, event);
       }
     }
-    return true;
+    return pending;
   }
 
   #removeOne(event: keyof Events, listener: ListenerRecord): void {

@@ -25,6 +25,8 @@ export interface ManagerCore {
   readonly fencing: boolean;
   readonly logger: Logger;
   emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void;
+  /** Emits and resolves once the promises the listeners returned have settled (never rejects). */
+  emitAndWait<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): Promise<void>;
   /** Decrypts and validates the session's credentials for its adapter. */
   openCredentials(record: SessionRecord): unknown;
   /** The string values of the session's credentials, to scrub from messages. */
@@ -48,6 +50,7 @@ export function buildCore(p: {
   vault: CredentialVault;
   adapters: ReadonlyMap<string, Adapter>;
   emit: ManagerCore['emit'];
+  emitAndWait: ManagerCore['emitAndWait'];
   stopForIdle: ManagerCore['stopForIdle'];
 }): ManagerCore {
   let sealed: SealedKvStore | null = null;
@@ -63,6 +66,7 @@ export function buildCore(p: {
     fencing: p.storage.cluster !== undefined,
     logger: p.logger,
     emit: p.emit,
+    emitAndWait: p.emitAndWait,
     openCredentials: (record) => p.vault.open(record, p.adapters.get(record.platform)?.credentials ?? null),
     secretStringsOf: (record) => p.vault.secretStringsOf(record),
     stopForIdle: p.stopForIdle,

@@ -94,6 +94,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       vault: this.#vault,
       adapters: this.#adapters,
       emit: (event, payload) => void this.#events.emit(event, payload),
+      emitAndWait: (event, payload) => this.#events.emitAndWait(event, payload),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
     });
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));

@@ -2,4 +2,4 @@ export { networkConfigSchema, proxySettingSchema, rateLimitSchema, DEFAULT_SEND_
 export { parseProxy, describeProxy, PROXY_PROTOCOLS, type ProxyConfig, type ProxyProtocol, type ResolvedProxy } from './proxy.js';
 export { TokenBucket, type RateLimitSettings } from './token-bucket.js';
 export { SessionRateLimiter } from './session-limiter.js';
-export { createSessionFetch, type SessionFetch, type SessionFetchHandle, type SessionFetchOptions } from './session-fetch.js';
+export { createSessionFetch, type SessionFetch, type SessionRequestInit, type SessionFetchHandle, type SessionFetchOptions } from './session-fetch.js';

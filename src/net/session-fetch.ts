@@ -4,17 +4,28 @@ import { scrubError } from '../security/redact.js';
 import { proxyOf } from './config.js';
 import { createProxyDispatcher, loadUndici } from './dispatcher.js';
 import { describeProxy, parseProxy, type ResolvedProxy } from './proxy.js';
-import type { TokenBucket } from './token-bucket.js';
+import type { SessionRateLimiter } from './session-limiter.js';
+
+/** What `ctx.fetch` takes beside the standard `RequestInit`. */
+export interface SessionRequestInit extends RequestInit {
+  /**
+   * `true` for a request that waits on the platform rather than sends to it: a long poll
+   * (Telegram's `getUpdates`), a health probe. It takes no token of the session's rate limit, so
+   * it never queues behind sends nor slows them down; it still waits out a pause
+   * (`ctx.rateLimit.pause`), so a loop of them cannot run hot while the platform says "slow down".
+   */
+  longPoll?: boolean;
+}
 
 /** `ctx.fetch`: the WHATWG `fetch`, through the session's proxy and rate limit. */
-export type SessionFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+export type SessionFetch = (input: string | URL | Request, init?: SessionRequestInit) => Promise<Response>;
 
 /** Options of {@link createSessionFetch}. */
 export interface SessionFetchOptions {
   /** The session's config: its `proxy` (see `networkConfigSchema`) is read once, on first use. */
   config: unknown;
-  /** The session's rate limiter, asked on every call (it may change with the config), or none. */
-  bucket?: () => TokenBucket | null;
+  /** The session's rate limiter (its bucket and pause), asked on every call, or none. */
+  limiter?: () => SessionRateLimiter | null;
   /** The session's signal: aborting it aborts every request and every wait for a token. */
   signal?: AbortSignal;
 }
@@ -33,8 +44,9 @@ function reasonOf(signal: AbortSignal): unknown {
 }
 
 /**
- * Makes a session's `fetch`. Each call waits for a token of the session's bucket first (honouring
- * `init.signal` and the session's signal), then runs undici's `fetch`: through a dispatcher for the
+ * Makes a session's `fetch`. Each call waits out a pause and takes a token of the session's bucket
+ * first (honouring `init.signal` and the session's signal; see {@link SessionRequestInit} for the
+ * exceptions), then runs undici's `fetch`: through a dispatcher for the
  * session's proxy, made on first use, or undici's default dispatcher when there is no proxy. An
  * `init.dispatcher` is ignored: a session's traffic always takes its own route. Errors never carry
  * the proxy's user or password.
@@ -84,12 +96,12 @@ export function createSessionFetch(options: SessionFetchOptions): SessionFetchHa
     const signals = [init.signal, options.signal].filter((s): s is AbortSignal => s instanceof AbortSignal);
     const signal = options.signal ? AbortSignal.any(signals) : signals[0];
     if (signal?.aborted) throw reasonOf(signal);
-    const bucket = options.bucket?.() ?? null;
-    if (bucket) await bucket.take(signal);
+    const turn = options.limiter?.()?.acquireForFetch(options.config, signal, init.longPoll === true);
+    if (turn) await turn;
     try {
       const [undici, via] = await Promise.all([loadUndici(), getDispatcher()]);
       if (closed) throw closedError();
-      const { dispatcher: _ignored, ...rest } = init as RequestInit & { dispatcher?: unknown };
+      const { dispatcher: _ignored, longPoll: _longPoll, ...rest } = init as SessionRequestInit & { dispatcher?: unknown };
       let request: string | URL | InstanceType<typeof undici.Request> = input as string | URL;
       if (typeof input === 'object' && !(input instanceof URL) && !(input instanceof undici.Request)) {
         // A Request of Node's built-in fetch: undici 7 does not recognise its class, so copy it.

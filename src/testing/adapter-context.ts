@@ -1,14 +1,14 @@
 import type { z } from 'zod';
 import { SessionContext, openAuthRequest, type ContextHost, type PendingAuth, type RequestKind } from '../adapters/context.js';
 import type { Adapter, AdapterContext, AuthInput, PlatformConnection } from '../adapters/contract.js';
-import { parseAdapterInput } from '../adapters/contract.js';
+import { messageSchemaOf, parseAdapterInput } from '../adapters/contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX } from '../adapters/session-kv.js';
-import { AbortedError, SessionNotFoundError, ValidationError } from '../errors.js';
+import { AbortedError, RateLimitError, SessionNotFoundError, ValidationError } from '../errors.js';
 import { createSessionFetch } from '../net/session-fetch.js';
 import { SessionRateLimiter } from '../net/session-limiter.js';
 import type { KvEntry, KvOperation, KvStore } from '../storage/contract.js';
 import { assertKvOperations } from '../storage/input-checks.js';
-import { systemClock, type JsonValue } from '../types.js';
+import { systemClock, type Clock, type JsonValue } from '../types.js';
 
 /**
  * How the test context answers an adapter's login steps. Without an answer, a request stays
@@ -56,6 +56,14 @@ export interface ConnectForTestOptions {
   auth?: AuthAnswers;
   /** Share one store between contexts to check that sessions stay apart. */
   store?: AdapterTestStore;
+  /** `ctx.clock`, also the clock of the rate limit and its pauses. Default the real clock. */
+  clock?: Clock;
+  /**
+   * Stands in for the app's `session.message` listeners: `ctx.emitMessage` resolves once the
+   * promise it returns has settled (a rejection is recorded in `listenerErrors`). Hold it
+   * pending to see what the adapter does before its message is handled.
+   */
+  onMessage?: (message: JsonValue) => void | Promise<void>;
 }
 
 export interface RecordedLog {
@@ -76,6 +84,10 @@ export interface AdapterTestContext<TConfig = unknown, TCredentials = unknown> {
   readonly requests: { kind: RequestKind; data: JsonValue; expiresAt: number | null }[];
   /** Inbound messages from `ctx.emitMessage`. */
   readonly messages: JsonValue[];
+  /** Errors thrown or rejected by `onMessage`. */
+  readonly listenerErrors: unknown[];
+  /** Pauses the adapter asked for with `ctx.rateLimit.pause`. */
+  readonly pauses: { ms: number; reason: string }[];
   /** Reasons given to `ctx.expired`. */
   readonly expired: string[];
   /** Errors reported with `ctx.fail` (the live connection failed). */
@@ -219,6 +231,8 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     qrs: [] as { data: string; expiresAt: number | null }[],
     requests: [] as { kind: RequestKind; data: JsonValue; expiresAt: number | null }[],
     messages: [] as JsonValue[],
+    listenerErrors: [] as unknown[],
+    pauses: [] as { ms: number; reason: string }[],
     expired: [] as string[],
     failures: [] as unknown[],
     authErrors: [] as unknown[],
@@ -228,9 +242,11 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     answer,
   };
 
-  // The same ctx.fetch as under a manager: the config's proxy and rate limit (on the real clock).
-  const limiter = new SessionRateLimiter(systemClock);
-  const net = createSessionFetch({ config, bucket: () => limiter.bucket(config), signal: controller.signal });
+  // The same ctx.fetch as under a manager: the config's proxy, rate limit and pauses.
+  const clock = options.clock ?? systemClock;
+  const limiter = new SessionRateLimiter(clock);
+  const net = createSessionFetch({ config, limiter: () => limiter, signal: controller.signal });
+  const onMessage = options.onMessage;
   const kvStore = new TestKvStore(store);
 
   // The kit's side of the one AdapterContext: it records what the adapter does.
@@ -242,6 +258,7 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     get ended() {
       return controller.signal.aborted;
     },
+    clock,
     fetch: () => net.fetch,
     kvStore: () => kvStore,
     log(level, msg, data) {
@@ -270,7 +287,14 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     },
     inbound(message) {
       handle.messages.push(copy(message));
+      if (!onMessage) return Promise.resolve();
+      return new Promise<void>((resolve) => resolve(onMessage(copy(message)))).catch((error: unknown) => void handle.listenerErrors.push(error));
     },
+    pause(ms, reason) {
+      handle.pauses.push({ ms, reason });
+      return new RateLimitError(id, limiter.pause(ms, reason), null, { reason });
+    },
+    pausedMs: () => limiter.pausedMs(),
     expired(reason) {
       handle.expired.push(reason);
     },
@@ -281,7 +305,10 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
       handle.touches++;
     },
   };
-  const ctx = new SessionContext(host, { id, platform: adapter.name, config, credentials }) as unknown as AdapterContext<z.output<TConfig>, z.output<TCredentials>>;
+  const ctx = new SessionContext(host, { id, platform: adapter.name, config, credentials, message: messageSchemaOf(adapter) }) as unknown as AdapterContext<
+    z.output<TConfig>,
+    z.output<TCredentials>
+  >;
 
   connection = adapter.connect(ctx) as PlatformConnection<JsonValue>;
   const conn = connection;

@@ -353,11 +353,11 @@ describe('send, messages and counters', () => {
     await expect(m.send('a', { text: 'two' })).resolves.toEqual({ delivered: 'two' });
     expect(s.last('a').sent).toEqual([{ text: 'one' }, { text: 'two' }]);
     expect(messages).toEqual([
-      { id: 'a', direction: 'out', message: { text: 'one' }, at: clock.now() },
-      { id: 'a', direction: 'out', message: { text: 'two' }, at: clock.now() },
+      { id: 'a', platform: 'scripted', direction: 'out', message: { text: 'one' }, at: clock.now() },
+      { id: 'a', platform: 'scripted', direction: 'out', message: { text: 'two' }, at: clock.now() },
     ]);
-    s.last('a').ctx.emitMessage({ from: 'peer', text: 'hello' });
-    expect(messages[2]).toEqual({ id: 'a', direction: 'in', message: { from: 'peer', text: 'hello' }, at: clock.now() });
+    void s.last('a').ctx.emitMessage({ from: 'peer', text: 'hello' });
+    expect(messages[2]).toEqual({ id: 'a', platform: 'scripted', direction: 'in', message: { from: 'peer', text: 'hello' }, at: clock.now() });
     const stats = await m.stats('a');
     expect(stats).toMatchObject({ messagesOut: 2, messagesIn: 1, starts: 1, errors: 0 });
     // An action the adapter's schema refuses: ValidationError, nothing sent or counted.

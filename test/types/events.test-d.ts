@@ -16,6 +16,11 @@ import {
   type SessionState,
   type SessionStatistics,
   type SessionStatus,
+  type AdapterMessage,
+  type InboundMessage,
+  type RateLimitError,
+  isMessageFrom,
+  messageEnvelopeSchema,
 } from 'multisession';
 
 declare const manager: SessionManager;
@@ -64,6 +69,11 @@ describe('typed events', () => {
     manager.on('session.message', (e) => {
       expectTypeOf(e.direction).toEqualTypeOf<'in' | 'out'>();
       expectTypeOf(e.message).toEqualTypeOf<JsonValue>();
+      expectTypeOf(e.platform).toEqualTypeOf<string>();
+    });
+    // Listeners may be async (ctx.emitMessage waits for them).
+    manager.on('session.message', async (e) => {
+      await Promise.resolve(e.id);
     });
     manager.on('session.error', (e) => {
       expectTypeOf(e.error).toEqualTypeOf<Error>();
@@ -218,6 +228,35 @@ describe('defineAdapter generics', () => {
           async send() {},
         };
       },
+    });
+  });
+});
+
+describe('typed inbound messages', () => {
+  it("types ctx.emitMessage by the adapter's message schema, and isMessageFrom narrows session.message to it", () => {
+    const inbox = defineAdapter({
+      name: 'inbox',
+      credentials: z.undefined(),
+      config: z.object({}),
+      message: messageEnvelopeSchema.extend({ kind: z.literal('edit') }),
+      connect(ctx) {
+        expectTypeOf(ctx.emitMessage).parameter(0).toExtend<InboundMessage>();
+        expectTypeOf(ctx.emitMessage).parameter(0).toHaveProperty('kind').toEqualTypeOf<'edit'>();
+        expectTypeOf(ctx.emitMessage).returns.toEqualTypeOf<Promise<void>>();
+        expectTypeOf(ctx.rateLimit.pause).returns.toEqualTypeOf<RateLimitError>();
+        // @ts-expect-error: not an envelope
+        void ctx.emitMessage({ text: 'hi' });
+        return { async start() {}, async stop() {}, async health() { return { status: 'healthy' as const }; }, async send() {} };
+      },
+    });
+    expectTypeOf<AdapterMessage<typeof inbox>>().toExtend<InboundMessage>();
+    expectTypeOf<AdapterMessage<typeof inbox>>().toHaveProperty('kind').toEqualTypeOf<'edit'>();
+    manager.on('session.message', (e) => {
+      if (isMessageFrom(inbox, e)) {
+        expectTypeOf(e.message.kind).toEqualTypeOf<'edit'>();
+        expectTypeOf(e.message.chatId).toEqualTypeOf<string | null>();
+        expectTypeOf(e.direction).toEqualTypeOf<'in'>();
+      }
     });
   });
 });

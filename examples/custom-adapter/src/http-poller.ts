@@ -9,7 +9,8 @@ import { defineAdapter, networkConfigSchema, type AdapterContext, type HealthRep
  * It shows every part of the adapter contract a real adapter needs:
  * - `ctx.auth.request('code')`: the session goes `authenticating` until `manager.submitAuth()`;
  * - `ctx.authState`: the platform's session key survives restarts (dropped by `manager.logout()`);
- * - `ctx.kv`: the polling cursor, so no message is delivered twice after a restart
+ * - `ctx.kv`: the polling cursor, moved past a message only once `ctx.emitMessage` resolved (the
+ *   app handled it): none is lost in a crash, none delivered twice after a clean restart
  *   (dropped by `manager.clear()`);
  * - `ctx.emitMessage`, `ctx.stats`, `ctx.log` (never with the token);
  * - `ctx.fetch`: every request goes through the session's own proxy and rate limit (config
@@ -186,10 +187,12 @@ class HttpPollerConnection implements PlatformConnection<z.output<typeof httpPol
       const messages = Array.isArray(reply.body?.messages) ? (reply.body.messages as { id: number; from: string; text: string }[]) : [];
       for (const message of messages) {
         if (this.#stopped) return;
-        ctx.emitMessage({ id: message.id, from: message.from, text: message.text });
+        // Resolves once the app's listeners have handled it; only then is the cursor moved past
+        // it, so a crash in between delivers it again after the restart (at least once).
+        await ctx.emitMessage({ id: message.id, from: message.from, text: message.text });
         this.#cursor = Math.max(this.#cursor, message.id);
+        await ctx.kv.set(CURSOR_KEY, this.#cursor);
       }
-      if (messages.length > 0) await ctx.kv.set(CURSOR_KEY, this.#cursor);
       this.#failures = 0;
     } catch (error) {
       if (this.#stopped) return; // an aborted request on stop is no failure

@@ -25,6 +25,7 @@ const TOKENS = {
   dave: 'dave-token-0004',
   erin: 'erin-token-0005',
   proxied: 'proxied-token-01',
+  revocable: 'revocable-token-1',
 } as const;
 const CODE = '424242';
 const platform: PlatformServer = await startPlatformServer({
@@ -46,6 +47,10 @@ adapterConformanceSuite(
     badCredentials: [42, 'not credentials', [], null, {}, { apiToken: 'short' }],
     badConfig: [42, 'not a config', [], {}, { baseUrl: 'ftp://example.com' }, { baseUrl: platform.url, pollIntervalMs: -1 }],
     failingStart: { credentials: { apiToken: TOKENS.revokedAtStart } },
+    revocable: { credentials: { apiToken: TOKENS.revocable }, revoke: () => platform.revoke(TOKENS.revocable) },
+    inbound: (text) => void platform.push(TOKENS.conformance, 'customer', text),
+    // The example platform has no "slow down" answer (HTTP 429) to feed back to the rate limiter.
+    skip: ['rate-limit'],
   },
 );
 

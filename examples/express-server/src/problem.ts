@@ -44,6 +44,8 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze
   CAPACITY: 409,
   // A session's own outbound rate limit (rateLimit in its config): retry after Retry-After.
   RATE_LIMITED: 429,
+  // Another client uses the session's credentials on the platform (a second bot poller …).
+  PLATFORM_CONFLICT: 409,
   ADAPTER: 502,
   TIMEOUT: 504,
   ABORTED: 503,

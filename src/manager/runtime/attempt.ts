@@ -1,11 +1,12 @@
 import type { Probe } from './health-monitor.js';
 import type { ContextHost, ContextLogLevel, PendingAuth, RequestKind } from '../../adapters/context.js';
 import type { PlatformConnection } from '../../adapters/contract.js';
+import { RateLimitError } from '../../errors.js';
 import type { HealthStatus } from '../../lifecycle.js';
 import { createSessionFetch, type SessionFetch, type SessionFetchHandle } from '../../net/session-fetch.js';
 import { scrubText } from '../../security/redact.js';
 import type { KvStore } from '../../storage/contract.js';
-import type { JsonValue } from '../../types.js';
+import type { Clock, JsonValue } from '../../types.js';
 import type { ScheduledTask } from '../scheduler.js';
 import { enterAuth, requestAuth } from './auth-flow.js';
 import { Cancellation } from '../cancellation.js';
@@ -193,9 +194,13 @@ export class Attempt implements ContextHost {
 
   // ---------------------------------------------------------------- ContextHost (the adapter's ctx)
 
+  get clock(): Clock {
+    return this.runtime.core.clock;
+  }
+
   fetch(): SessionFetch {
     const rt = this.runtime;
-    this.net ??= createSessionFetch({ config: rt.record.config, bucket: () => rt.rateLimitBucket(), signal: this.signal });
+    this.net ??= createSessionFetch({ config: rt.record.config, limiter: () => rt.outboundLimiter(), signal: this.signal });
     return this.net.fetch;
   }
 
@@ -224,12 +229,23 @@ export class Attempt implements ContextHost {
     return requestAuth(this.runtime, this, kind, data, expiresAt);
   }
 
-  inbound(message: JsonValue): void {
-    if (this.ended) return;
+  inbound(message: JsonValue): Promise<void> {
     const rt = this.runtime;
     rt.count('messagesIn');
     rt.touch();
-    rt.emit('session.message', { id: rt.id, direction: 'in', message, at: rt.core.clock.now() });
+    return rt.emitAndWait('session.message', { id: rt.id, platform: rt.record.platform, direction: 'in', message, at: rt.core.clock.now() });
+  }
+
+  pause(ms: number, reason: string): RateLimitError {
+    const rt = this.runtime;
+    const safe = scrubText(reason, rt.secrets());
+    const paused = rt.limiter().pause(ms, safe);
+    rt.log('warn', `outbound traffic paused for ${paused} ms: ${safe}`);
+    return new RateLimitError(rt.id, paused, null, { reason: safe });
+  }
+
+  pausedMs(): number {
+    return this.runtime.outboundLimiter()?.pausedMs() ?? 0;
   }
 
   expired(reason: string): void {

@@ -1,5 +1,6 @@
-import { SessionNotReadyError, ValidationError } from '../../errors.js';
+import { RateLimitError, SessionNotReadyError, ValidationError } from '../../errors.js';
 import { ACTIVE_STATES } from '../../lifecycle.js';
+import { scrubError } from '../../security/redact.js';
 import type { JsonValue } from '../../types.js';
 import type { ScheduledTask } from '../scheduler.js';
 import type { Attempt } from './attempt.js';
@@ -33,25 +34,45 @@ export async function send(rt: SessionRuntime, action: JsonValue): Promise<JsonV
       parsed.error.issues.map((i) => ({ path: ['action', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))] as (string | number)[], message: i.message })),
     );
   }
-  if (rt.rateLimitBucket()) {
-    // Waits for this session's own token (or throws RateLimitError past rateLimit.maxWaitMs).
-    const turn = rt.limiter().acquireForSend(rt.record.config, rt.id, attempt.signal);
+  const limiter = rt.outboundLimiter();
+  if (limiter) {
+    // Waits out a pause and for this session's own token (or throws RateLimitError past rateLimit.maxWaitMs).
+    const turn = limiter.acquireForSend(rt.record.config, rt.id, attempt.signal);
     if (turn) {
       await turn;
       if (attempt.ended || !attempt.live || !ACTIVE_STATES.has(rt.state)) throw new SessionNotReadyError(rt.id, rt.state, 'send');
     }
   }
   rt.touch();
+  const connection = attempt.connection;
   try {
-    const result = await untilEnded(rt, attempt, attempt.connection.send(parsed.data as JsonValue), 'send');
+    // The token is paid: the ctx.fetch calls this send makes take none.
+    const call = limiter ? limiter.runPaid(() => connection.send(parsed.data as JsonValue)) : connection.send(parsed.data as JsonValue);
+    const result = await untilEnded(rt, attempt, call, 'send');
     rt.count('messagesOut');
-    rt.emit('session.message', { id: rt.id, direction: 'out', message: action, at: rt.core.clock.now() });
+    rt.emit('session.message', { id: rt.id, platform: rt.record.platform, direction: 'out', message: action, at: rt.core.clock.now() });
     return result === undefined ? undefined : result;
   } catch (cause) {
+    if (isRateLimitError(cause)) {
+      // The platform said "slow down" (the adapter paused the session): the caller gets it as it is.
+      const error = scrubError(cause, rt.secrets()) as RateLimitError;
+      rt.log('warn', error.message);
+      throw error;
+    }
     const error = rt.adapterError('send', cause);
     rt.reportError(error);
     throw error;
   }
+}
+
+/**
+ * A `RateLimitError`, by class or by its stable code (an adapter bundled with another copy of
+ * the library throws another class).
+ */
+function isRateLimitError(error: unknown): error is RateLimitError {
+  if (error instanceof RateLimitError) return true;
+  const e = error as { code?: unknown; retryAfterMs?: unknown } | null;
+  return error instanceof Error && e!.code === 'RATE_LIMITED' && typeof e!.retryAfterMs === 'number';
 }
 
 /** Asks a live connection to log out on the platform (best effort, bounded like stop()). */

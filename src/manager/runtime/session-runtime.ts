@@ -361,10 +361,19 @@ export class SessionRuntime {
     return (this.#limiter ??= new SessionRateLimiter(this.#core.clock));
   }
 
-  /** The session's rate-limit bucket for `ctx.fetch`, or null when its config has no `rateLimit`. */
+  /** The session's rate-limit bucket, or null when its config has no `rateLimit`. */
   rateLimitBucket(): TokenBucket | null {
     if (!this.#limiter && (this.#record.config as { rateLimit?: unknown } | null)?.rateLimit == null) return null;
     return this.limiter().bucket(this.#record.config);
+  }
+
+  /**
+   * The limiter outbound traffic must pass (`manager.send`, `ctx.fetch`), or null when the
+   * session has neither a `rateLimit` nor ever was paused (no limiter is made for it).
+   */
+  outboundLimiter(): SessionRateLimiter | null {
+    if (this.#limiter) return this.#limiter;
+    return (this.#record.config as { rateLimit?: unknown } | null)?.rateLimit == null ? null : this.limiter();
   }
 
   touch(): void {
@@ -381,6 +390,11 @@ export class SessionRuntime {
 
   emit<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): void {
     this.#core.emit(event, payload);
+  }
+
+  /** Emits; resolves once the promises the listeners returned have settled. */
+  emitAndWait<E extends SessionManagerEventName>(event: E, payload: SessionManagerEventPayload<E>): Promise<void> {
+    return this.#core.emitAndWait(event, payload);
   }
 
   count(name: BuiltinCounter): void {

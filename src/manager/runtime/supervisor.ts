@@ -1,4 +1,4 @@
-import type { AdapterContext, PlatformConnection } from '../../adapters/contract.js';
+import { messageSchemaOf, type AdapterContext, type PlatformConnection } from '../../adapters/contract.js';
 import { SessionContext } from '../../adapters/context.js';
 import { AbortedError, AdapterError, AdapterNotFoundError, DecryptionError, MultisessionError, SecretKeyRequiredError } from '../../errors.js';
 import { deepFreeze, type JsonValue } from '../../types.js';
@@ -124,7 +124,7 @@ async function startAttempt(rt: SessionRuntime, run: Run, reason: string): Promi
     const credentials = core.openCredentials(rt.record);
     rt.count('starts'); // counted once the adapter is really asked to start
     // The adapter reads the session's own config object, frozen: no copy per attempt.
-    const ctx = new SessionContext(attempt, { id: rt.id, platform: rt.record.platform, config: deepFreeze(rt.record.config), credentials });
+    const ctx = new SessionContext(attempt, { id: rt.id, platform: rt.record.platform, config: deepFreeze(rt.record.config), credentials, message: messageSchemaOf(adapter) });
     const connection = adapter.connect(ctx as AdapterContext<any, any>) as PlatformConnection<JsonValue>;
     if (!connection || typeof connection.start !== 'function' || typeof connection.stop !== 'function' || typeof connection.health !== 'function') {
       throw new Error('connect() must return an object with start, stop, health and send');

@@ -17,7 +17,14 @@ export interface SuiteHarness {
   readonly badCredentials: unknown[];
   readonly badConfig: unknown[];
   /** A connection under test (stopped after each test if the test left it running). */
-  connect(extra?: { id?: string; store?: AdapterTestStore; auth?: AuthAnswers | null; credentials?: unknown; config?: unknown }): AdapterTestContext;
+  connect(extra?: {
+    id?: string;
+    store?: AdapterTestStore;
+    auth?: AuthAnswers | null;
+    credentials?: unknown;
+    config?: unknown;
+    onMessage?: (message: JsonValue) => void | Promise<void>;
+  }): AdapterTestContext;
   /** Starts `t`, failing with what it asked for when start() rejects. */
   started(t: AdapterTestContext<unknown, unknown>): Promise<void>;
 }
@@ -25,6 +32,20 @@ export interface SuiteHarness {
 /** Resolves after a few turns of the event loop, so stray promise rejections surface. */
 export async function drain(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/** Resolves once `done()` holds, checking every few ms; fails after `ms` saying what it waited for. */
+export async function waitUntil(done: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > until) throw new Error(`waited ${ms} ms for ${what}`);
+    await new Promise<void>((r) => setTimeout(r, 5).unref());
+  }
+}
+
+/** The error a group throws when the option it needs is missing. */
+export function missing(option: string, group: string, what: string): Error {
+  return new Error(`options.${option} is missing: ${what}. Pass it, or skip '${group}' and say why in your README.`);
 }
 
 /** Settles `work` or fails after `ms` (a guard against hangs, not a speed check). */
@@ -113,6 +134,7 @@ export function makeHarness(runner: TestRunner, options: AdapterSuiteOptions): S
         config: 'config' in extra ? extra.config : options.config,
         auth: extra.auth === null ? {} : (extra.auth ?? options.auth ?? {}),
         store: extra.store ?? createAdapterTestStore(),
+        ...(extra.onMessage ? { onMessage: extra.onMessage } : {}),
       });
       open.push(t as AdapterTestContext);
       return t as AdapterTestContext;

@@ -1,11 +1,14 @@
 import type { TestRunner } from '../runner.js';
 import { abortGroup } from './abort.js';
 import { definitionGroup } from './definition.js';
+import { deliveryGroup } from './delivery.js';
+import { expiryGroup } from './expiry.js';
 import { failedStartGroup } from './failed-start.js';
 import { makeHarness, type SuiteHarness } from './harness.js';
 import { isolationGroup } from './isolation.js';
 import { lifecycleGroup } from './lifecycle.js';
 import { ADAPTER_SUITE_GROUPS, type AdapterSuiteGroup, type AdapterSuiteOptions } from './options.js';
+import { rateLimitGroup } from './rate-limit.js';
 import { schemasGroup } from './schemas.js';
 import { secretsGroup } from './secrets.js';
 import { stopGroup } from './stop.js';
@@ -24,6 +27,9 @@ const GROUPS: Record<AdapterSuiteGroup, (h: SuiteHarness) => void> = {
   abort: abortGroup,
   unhandled: unhandledGroup,
   secrets: secretsGroup,
+  expiry: expiryGroup,
+  'rate-limit': rateLimitGroup,
+  delivery: deliveryGroup,
 };
 
 /**
@@ -34,7 +40,10 @@ const GROUPS: Record<AdapterSuiteGroup, (h: SuiteHarness) => void> = {
  * and parse stably; bad credentials and config are refused; start → health → send → stop works and
  * leaves no ref'd timer; stop after a failed start, and stop twice, are safe; aborting
  * `ctx.signal` ends a waiting start; nothing rejects unhandled; `health()` returns a valid report;
- * a session never sees another's KV or login; credentials never reach the logs.
+ * a session never sees another's KV or login; credentials never reach the logs; refused
+ * credentials end in `expired` with no restart loop (`revocable`); a platform's "slow down"
+ * reaches the rate limiter (`slowDown`); inbound messages are delivered at least once (`inbound`).
+ * The last three need a hook into the platform; without it their test fails and says so.
  *
  * @example
  * ```ts

@@ -21,6 +21,9 @@ export const ADAPTER_SUITE_GROUPS = [
   'abort',
   'unhandled',
   'secrets',
+  'expiry',
+  'rate-limit',
+  'delivery',
 ] as const;
 export type AdapterSuiteGroup = (typeof ADAPTER_SUITE_GROUPS)[number];
 
@@ -41,6 +44,28 @@ export interface AdapterSuiteOptions {
   badConfig?: unknown[];
   /** Credentials/config that pass the schemas but make start() reject (e.g. a revoked token). */
   failingStart?: { credentials?: unknown; config?: unknown };
+  /**
+   * For the `expiry` group: credentials the platform accepts (used by no other test), and
+   * `revoke()`, which makes the platform refuse them from then on (a revoked token). The group
+   * checks that the refusal is reported (`health()` says `expired` or `unauthorized`, or
+   * `ctx.expired()` is called), that `start()` rejects after calling `ctx.expired()`, and that a
+   * `SessionManager` leaves such a session `expired` without a restart loop.
+   */
+  revocable?: { credentials: unknown; revoke(): void | Promise<void> };
+  /**
+   * For the `rate-limit` group: makes the platform answer the adapter's next `send()` request with
+   * its "slow down" (HTTP 429 with a retry-after, a flood wait). The group checks that `send()`
+   * rejects with `RateLimitError` (`retryAfterMs`) and that the adapter paused the session
+   * (`ctx.rateLimit.pause`).
+   */
+  slowDown?: () => void | Promise<void>;
+  /**
+   * For the `delivery` group: makes the platform deliver one inbound message containing `text`
+   * to the account of `credentials`. The group checks at-least-once delivery: a message whose
+   * listener had not finished when the connection went down comes again on the next connection
+   * of the session (its cursor was not committed), and a handled one does not.
+   */
+  inbound?: (text: string) => void | Promise<void>;
   /** How long a call may take to settle before it counts as hung. Default 5,000 ms. */
   settleTimeoutMs?: number;
   /** Suite title suffix; default the adapter's name. */

@@ -15,4 +15,23 @@ export function stopGroup(h: SuiteHarness): void {
     const t = connect();
     expect((await settle(t.stop(), waitMs, 'stop() before start()')).status).toBe('fulfilled');
   });
+
+  it('finds ctx.signal already aborted when stop() is called (the manager aborts it first), and settles', async () => {
+    const t = connect();
+    await started(t);
+    const connection = t.connection as { stop(): Promise<void> };
+    const stop = connection.stop;
+    let abortedAtStop: boolean | null = null;
+    try {
+      // Watch the call (a frozen connection cannot be watched: its stop is then only checked to settle).
+      connection.stop = function (this: unknown) {
+        abortedAtStop = t.ctx.signal.aborted;
+        return stop.call(this);
+      };
+    } catch {
+      abortedAtStop = true;
+    }
+    expect((await settle(t.stop(), waitMs, 'stop()')).status).toBe('fulfilled');
+    expect(abortedAtStop).toBe(true);
+  });
 }
