@@ -134,13 +134,9 @@ export class SessionRuntime {
   get lease(): number | null {
     return this.#lease;
   }
-  /** The state callers see: this node's own, or the stored one of the node that runs it. */
-  get shownState(): SessionState {
-    return this.remote ? this.#record.state : this.#state;
-  }
-  get shownHealth(): HealthStatus {
-    return this.remote ? this.#record.health : this.#health;
-  }
+  /** The state and health callers see: this node's own, or those the node that runs it stored. */
+  get shownState(): SessionState { return this.remote ? this.#record.state : this.#state; }
+  get shownHealth(): HealthStatus { return this.remote ? this.#record.health : this.#health; }
 
   snapshot(): SessionSnapshot {
     return snapshotOf(this);
@@ -322,10 +318,8 @@ export class SessionRuntime {
     const list = this.#transitions;
     this.#transitions = (list.length >= keep ? list.slice(list.length - keep + 1) : list).concat([t]);
     const fence = this.fence();
-    if (fence !== false) {
-      this.#core.persister.transition(fence === undefined ? { sessionId: this.id, from, to, reason, at } : { sessionId: this.id, from, to, reason, at, fence });
-      this.#core.persister.status({ id: this.id, state: to, health: this.#health, lastError: this.#lastError, ...(fence === undefined ? {} : { fence }) });
-    }
+    if (fence !== false) this.#core.persister.transition(fence === undefined ? { sessionId: this.id, from, to, reason, at } : { sessionId: this.id, from, to, reason, at, fence });
+    this.persistStatus();
     this.emit('session.state', { id: this.id, from, to, reason, at });
   }
 
