@@ -319,6 +319,7 @@ export class NodeIdInUseError extends MultisessionError {
 /** The node that owns a session did not answer a command in time. */
 export class OwnerUnavailableError extends MultisessionError {
   constructor(sessionId: string, nodeId: string | null, detail: string) {
-    super('OWNER_UNAVAILABLE', `Session "${sessionId}" runs on node ${nodeId ? `"${nodeId}"` : '(none)'}, which did not answer: ${detail}.`, { context: { sessionId, nodeId } });
+    const who = sessionId ? `Session "${sessionId}" runs on node ${nodeId ? `"${nodeId}"` : '(none)'}, which` : `Node "${nodeId}"`;
+    super('OWNER_UNAVAILABLE', `${who} did not answer: ${detail}.`, { context: { sessionId, nodeId } });
   }
 }

@@ -1,3 +1,4 @@
+import { UnsupportedError } from '../errors.js';
 import type { StorageDriver, WriteOptions } from '../storage/contract.js';
 import type { Clock, JsonObject } from '../types.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
@@ -33,6 +34,16 @@ export class AuditLog {
    * The `audit.retentionMs` option: deletes the entries older than `retentionMs` now, then every
    * hour (or every `retentionMs`, when shorter), on the manager's scheduler and clock.
    */
+  /**
+   * The hook that starts pruning once the manager is open (`audit.retentionMs`), or undefined when
+   * everything is kept; `UnsupportedError` for a store whose audit log cannot prune.
+   */
+  retention(retentionMs: number | null, scheduler: Scheduler, onError: (error: unknown) => void): (() => void) | undefined {
+    if (retentionMs === null) return undefined;
+    if (this.#storage.audit && !this.#storage.audit.prune) throw new UnsupportedError('audit.prune', this.#storage.kind);
+    return () => this.retain(retentionMs, scheduler, onError);
+  }
+
   retain(retentionMs: number, scheduler: Scheduler, onError: (error: unknown) => void): void {
     const prune = this.#storage.audit?.prune;
     if (this.#retention || !prune) return;

@@ -228,6 +228,11 @@ const adapterSchema = z.custom<Adapter>(
 );
 
 /** `new SessionManager(options)`. */
+const nodeIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _, . or -');
+
+/** `drain()`: this node, or the node `nodeId`. */
+export const drainOptionsSchema = z.strictObject({ nodeId: nodeIdSchema.optional() });
+
 export const managerOptionsSchema = z.strictObject({
   storage: storageSchema.optional(),
   adapters: z.array(adapterSchema).default([]),
@@ -287,7 +292,7 @@ export const managerOptionsSchema = z.strictObject({
   cluster: z
     .strictObject({
       /** This node's id (default: random per manager). Two live processes cannot share one. */
-      nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _, . or -').optional(),
+      nodeId: nodeIdSchema.optional(),
       /** A lease lasts this long after its last renewal (by the database's clock); renewed every third of it. */
       leaseTtlMs: z.number().int().min(1_000, 'must be at least 1000 (1 s)').max(600_000).default(15_000),
       /** Most sessions this node runs at once (default: no limit of its own). */

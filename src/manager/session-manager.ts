@@ -1,7 +1,7 @@
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
 import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
-import { SessionNotFoundError, UnsupportedError, ValidationError } from '../errors.js';
+import { SessionNotFoundError, ValidationError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
 import { SECRET_KEY_ENV } from '../security/credentials.js';
@@ -23,7 +23,7 @@ import { SessionRuntime } from './runtime/session-runtime.js';
 import { statisticsOf } from './runtime/views.js';
 import { Scheduler } from './scheduler.js';
 import type { ControlOptions, DeleteOptions, ParsedControlOptions, ResolvedManagerOptions, SessionInput, SessionListQuery, SessionManagerOptions, SessionUpdate } from './schemas.js';
-import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, logsQuerySchema, managerOptionsSchema, refuseProtoKeys, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
+import { parseSessionInput, auditQuerySchema, authInputSchema, parseControlOptions, deleteOptionsSchema, drainOptionsSchema, logsQuerySchema, managerOptionsSchema, refuseProtoKeys, sessionListQuerySchema, sessionPatchSchema } from './schemas.js';
 import { decodeCursor, encodeCursor, SessionRegistry } from './session-registry.js';
 import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
@@ -100,11 +100,10 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
     const onError = (error: unknown) => this.#managerError(error);
     const isOpen = () => this.#life.isOpen;
-    const execute = (op: RemoteOp, id: string, args: JsonValue[]) => (this[op] as (id: string, ...rest: JsonValue[]) => Promise<JsonValue | undefined>)(id, ...args);
+    const execute = (op: RemoteOp, id: string, args: JsonValue[]) =>
+      op === 'drain' ? this.drain().then(() => null) : (this[op] as (id: string, ...rest: JsonValue[]) => Promise<JsonValue | undefined>)(id, ...args);
     this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, isOpen, onError, execute });
-    const { retentionMs } = opts.audit;
-    if (retentionMs !== null && this.#storage.audit && !this.#storage.audit.prune) throw new UnsupportedError('audit.prune', this.#storage.kind);
-    const opened = retentionMs === null ? undefined : () => audit.retain(retentionMs, this.#scheduler, onError);
+    const opened = audit.retention(opts.audit.retentionMs, this.#scheduler, onError);
     this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError, opened });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit, kv: () => (this.#storage.kv ? this.#core.kvStore() : null) });
   }
@@ -121,13 +120,13 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   }
 
   /**
-   * Hands every session this node runs to the other nodes at once (their leases are released, so
-   * others take them without waiting for expiry) and takes no new ones. The sessions keep their
-   * desired state. `close()` drains first too.
+   * Hands every session this node (or the node `nodeId`) runs to the other nodes at once (their
+   * leases are released, so others take them without waiting for expiry); that node takes no new
+   * ones. The sessions keep their desired state. `close()` drains first too.
    */
-  async drain(): Promise<void> {
+  async drain(options: { nodeId?: string } = {}): Promise<void> {
     this.#assertOpen();
-    await this.#ownership.drain();
+    await this.#ownership.drain(parseWith(drainOptionsSchema, options, 'drain options').nodeId);
   }
 
   /** Which store the manager keeps its sessions in (`memory`, `sqlite`, `postgres`, …). */

@@ -6,7 +6,7 @@ import type { Clock, JsonValue } from '../../types.js';
 import type { CommandChannel, RemoteOp } from './commands.js';
 import type { ManagerCore } from '../manager-core.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
-import { certainlyDead, hostName, pidSpace, type NodeInfo, type Ownership } from './ownership.js';
+import { certainlyDead, hostName, pidSpace, unknownNode, type NodeInfo, type Ownership } from './ownership.js';
 
 /** What the cluster node needs from its manager. */
 export interface ClusterDeps {
@@ -154,7 +154,13 @@ export class ClusterOwnership implements Ownership {
     await this.#d.store.release(this.nodeId, [{ sessionId: rt.id, token }]);
   }
 
-  async drain(): Promise<void> {
+  async drain(nodeId?: string): Promise<void> {
+    if (nodeId !== undefined && nodeId !== this.nodeId) {
+      const nodes = (await this.#d.store.nodes()).nodes;
+      if (!nodes.some((n) => n.nodeId === nodeId && n.live)) throw unknownNode(nodeId, nodes.filter((n) => n.live).map((n) => n.nodeId));
+      await this.#commands.call(nodeId, 'drain', '', []);
+      return;
+    }
     this.#draining = true;
     await this.#beat().catch(this.#d.onError);
     await Promise.all(this.#d.all().filter((rt) => this.#held.has(rt.id) || rt.running).map((rt) => this.#d.stopAndRelease(rt, 'draining')));

@@ -4,7 +4,7 @@ import { MultisessionError, OwnerUnavailableError, type ErrorCode } from '../../
 import type { Clock, JsonObject, JsonValue } from '../../types.js';
 
 /** What a node asks of the node that runs a session. */
-export type RemoteOp = 'send' | 'submitAuth' | 'status' | 'logs' | 'restart' | 'logout' | 'touch';
+export type RemoteOp = 'send' | 'submitAuth' | 'status' | 'logs' | 'restart' | 'logout' | 'touch' | 'drain';
 
 /** A command as it travels in the owner's checkpoint stream. */
 interface Command {

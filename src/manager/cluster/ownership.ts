@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { OwnerUnavailableError } from '../../errors.js';
+import { OwnerUnavailableError, ValidationError } from '../../errors.js';
 import type { JsonValue } from '../../types.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import type { RemoteOp } from './commands.js';
@@ -37,8 +37,8 @@ export interface Ownership {
   claim(rt: SessionRuntime): boolean | Promise<boolean>;
   /** After a stop here: gives the session up (its pending writes are stored first). */
   release(rt: SessionRuntime): Promise<void>;
-  /** Stops every session this node runs, hands them to the others, and takes no new ones. */
-  drain(): Promise<void>;
+  /** Stops every session this node (or the node `nodeId`) runs, hands them to the others, and takes no new ones. */
+  drain(nodeId?: string): Promise<void>;
   /** After every runtime stopped: releases what is left and leaves the cluster. */
   close(): Promise<void>;
   nodes(): Promise<NodeInfo[]>;
@@ -91,7 +91,8 @@ export class SoloOwnership implements Ownership {
     rt.setOwner(null, null);
   }
 
-  async drain(): Promise<void> {
+  async drain(nodeId?: string): Promise<void> {
+    if (nodeId !== undefined && nodeId !== this.nodeId) throw unknownNode(nodeId, [this.nodeId]);
     this.#draining = true;
     await Promise.all(this.#running().map(this.#stop));
   }
@@ -140,4 +141,9 @@ export function certainlyDead(node: { host: string; pid: number; incarnation: st
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+/** A node id that names no node of the store. */
+export function unknownNode(nodeId: string, known: string[]): ValidationError {
+  return new ValidationError('drain options', [{ path: ['nodeId'], message: `no node "${nodeId}" shares this store (nodes: ${known.join(', ') || 'none'})` }]);
 }
