@@ -93,7 +93,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       logger: this.#logger,
       vault: this.#vault,
       adapters: this.#adapters,
-      emit: (event, payload) => void this.#events.emit(event, payload),
+      emit: (event, payload) => void (this.#events.emit(event, payload), this.#ownership.relay(event, payload)),
       emitAndWait: (event, payload) => this.#events.emitAndWait(event, payload),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
     });

@@ -27,6 +27,12 @@ const leases = z.array(z.object({ sessionId, token }));
 const ids = z.array(sessionId).optional();
 const changes = z.object({ since: z.number().int().nonnegative(), limit: z.number().int().min(1) });
 
+const relayed = z.array(z.object({ sessionId, event: z.record(z.string(), z.json()) }));
+export function checkPublish(node: string, v: readonly unknown[]): void {
+  parseWith(nodeId, node, 'node id');
+  parseWith(relayed, v, 'relayed events');
+}
+
 export const checkRegistration = (v: NodeRegistration): NodeRegistration => parseWith(registration, v, 'node registration');
 export const checkHeartbeat = (v: NodeHeartbeat): NodeHeartbeat => parseWith(heartbeat, v, 'node heartbeat');
 export const checkAcquire = (v: AcquireRequest): AcquireRequest => parseWith(acquire, v, 'acquire request');

@@ -1,3 +1,5 @@
+import type { JsonObject } from '../types.js';
+
 /**
  * The `cluster` capability of a storage driver: the nodes sharing one store and the ownership
  * leases that let exactly one of them run each session. The SQL drivers have it (PostgreSQL for
@@ -49,6 +51,18 @@ export interface ClusterStore {
    * start), at most `limit` of them, in the order of the changes; `seq` is where to go on from.
    */
   changes(since: number, limit: number): Promise<ChangeBatch>;
+  /**
+   * Puts events of sessions this node runs in the feed, in order, for the other nodes to emit
+   * (they come back from `changes` in `events`, not in `ids`).
+   */
+  publish(nodeId: string, events: readonly RelayedEvent[]): Promise<void>;
+}
+
+/** An event of a session relayed to the other nodes through the feed. */
+export interface RelayedEvent {
+  sessionId: string;
+  /** The event as plain JSON (its name in `type`). */
+  event: JsonObject;
 }
 
 export interface NodeRegistration {
@@ -122,6 +136,8 @@ export interface ChangeBatch {
   seq: number;
   /** Changed session ids, each once (look each up: a missing one was deleted). */
   ids: string[];
+  /** Events other nodes published, in order, with the node that published each. */
+  events: (RelayedEvent & { nodeId: string })[];
   /** True when more changes wait past `seq`. */
   more: boolean;
   /** True when changes after `since` are no longer kept (or `since` is from another store): read every session again. */

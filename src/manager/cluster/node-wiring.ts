@@ -2,6 +2,8 @@ import type { Adapter } from '../../adapters/contract.js';
 import { createCheckpoint, type Checkpoint } from '../../checkpoint/checkpoint.js';
 import { requireCapability } from '../../storage/contract.js';
 import { systemClock, type JsonValue } from '../../types.js';
+import { MultisessionError, type ErrorCode } from '../../errors.js';
+import type { SessionManagerEventName } from '../events.js';
 import { CommandChannel, type RemoteOp } from './commands.js';
 import type { OwnershipLostError } from '../../errors.js';
 import type { SessionRecord } from '../../storage/contract.js';
@@ -96,6 +98,17 @@ export function makeOwnership(deps: {
     },
     refresh,
     onError,
+    emitRelayed: (event) => {
+      const { type, ...payload } = event;
+      if (typeof type !== 'string' || typeof payload.id !== 'string') return;
+      const error = payload.error as { name?: string; code?: string; message?: string } | undefined;
+      if (type === 'session.error' && error) {
+        const rebuilt = new MultisessionError((error.code ?? 'ERROR') as ErrorCode, error.message ?? '');
+        Object.defineProperty(rebuilt, 'name', { value: error.name ?? 'Error' });
+        (payload as Record<string, unknown>).error = rebuilt;
+      }
+      core.emit(type as SessionManagerEventName, payload as never);
+    },
     commands: (nodeId) => {
       const streams = new Map<string, Checkpoint>();
       const storage = { kind: core.storage.kind, init: async () => {}, checkpoint: requireCapability(core.storage, 'checkpoint') };

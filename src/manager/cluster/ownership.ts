@@ -42,6 +42,8 @@ export interface Ownership {
   /** After every runtime stopped: releases what is left and leaves the cluster. */
   close(): Promise<void>;
   nodes(): Promise<NodeInfo[]>;
+  /** Offers an event this manager emits to the other nodes (those of sessions this node runs). */
+  relay(event: string, payload: object): void;
   /** Runs a call on the node that runs the session (when it is another node). */
   forward(rt: SessionRuntime, op: RemoteOp, args: JsonValue[]): Promise<JsonValue | undefined>;
 }
@@ -98,6 +100,8 @@ export class SoloOwnership implements Ownership {
   }
 
   async close(): Promise<void> {}
+
+  relay(): void {}
 
   async forward(rt: SessionRuntime): Promise<JsonValue | undefined> {
     throw new OwnerUnavailableError(rt.id, null, 'there is no other node');

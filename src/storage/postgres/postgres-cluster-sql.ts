@@ -184,7 +184,11 @@ export function clusterStatements(schema: string) {
     countRunnable: statement(`SELECT count(*)::int AS n FROM ${S}.sessions WHERE desired_state = 'running'`),
     /** $1 since, $2 limit: the bounds of the kept rows and the next rows, from one snapshot. */
     changes: statement(`WITH b AS (SELECT min(seq) AS lo, max(seq) AS hi FROM ${changes}),
-     r AS (SELECT seq, session_id FROM ${changes} WHERE seq > $1 ORDER BY seq LIMIT $2)
-     SELECT b.lo, b.hi, r.seq, r.session_id FROM b LEFT JOIN r ON true ORDER BY r.seq`),
+     r AS (SELECT seq, session_id, node_id, event FROM ${changes} WHERE seq > $1 ORDER BY seq LIMIT $2)
+     SELECT b.lo, b.hi, r.seq, r.session_id, r.node_id, r.event FROM b LEFT JOIN r ON true ORDER BY r.seq`),
+    /** $1 node, $2 session ids, $3 events (JSON text), in order, under the feed's ordering lock. */
+    publish: statement(`INSERT INTO ${changes} (session_id, node_id, event)
+     SELECT u.id, $1, u.event FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(id, event, n)
+     WHERE ${lock} IS NOT NULL ORDER BY u.n`),
   };
 }

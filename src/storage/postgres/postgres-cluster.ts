@@ -10,8 +10,10 @@ import type {
   NodeRegistration,
   OwnerRecord,
   OwnershipLease,
+  RelayedEvent,
 } from '../cluster-contract.js';
 import * as check from '../cluster-checks.js';
+import { splitChanges, type ChangeRow } from '../sql/change-rows.js';
 import { poolQuery, type PostgresClientLike, type PostgresResult } from './postgres-client.js';
 import { clusterStatements, KEEP_CHANGES, type ClusterStatements, type NamedStatement } from './postgres-cluster-sql.js';
 import type { PostgresScope } from './postgres-connection.js';
@@ -163,12 +165,18 @@ export class PostgresCluster implements ClusterStore {
     // Kept rows start at `lo`: a reader from before it may have missed pruned rows. (A transaction
     // rolled back right after numbering its rows leaves a gap, which may make this answer `reset`
     // when nothing was pruned: a needless full read, never a missed change.)
-    if (since > hi || (lo !== null && since < lo - 1)) return { seq: hi, ids: [], more: false, reset: true };
-    const changed = (rows as { seq: string | null; session_id: string | null }[]).filter((r) => r.seq !== null);
+    if (since > hi || (lo !== null && since < lo - 1)) return { seq: hi, ids: [], events: [], more: false, reset: true };
+    const changed = (rows as (Omit<ChangeRow, 'seq'> & { seq: string | null })[]).filter((r) => r.seq !== null);
     const more = changed.length > limit;
     if (more) changed.pop();
-    const ids = [...new Set(changed.map((r) => r.session_id!))];
-    return { seq: changed.length ? num(changed[changed.length - 1]!.seq) : since, ids, more, reset: false };
+    const last = changed.at(-1);
+    return { seq: last ? num(last.seq) : since, ...splitChanges(changed as unknown as ChangeRow[]), more, reset: false };
+  }
+
+  async publish(nodeId: string, events: readonly RelayedEvent[]): Promise<void> {
+    check.checkPublish(nodeId, events);
+    if (events.length === 0) return;
+    await this.#run('clusterPublish', this.#q.publish, [nodeId, events.map((e) => e.sessionId), events.map((e) => JSON.stringify(e.event))]);
   }
 
   /** `fn` in one transaction on one client of the pool (rolled back when it throws; a client that cannot roll back is discarded). */

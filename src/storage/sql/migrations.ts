@@ -155,6 +155,9 @@ async function cluster(db: Kysely<any>, dialect: SqlDialectName, schema: string 
     .createTable('session_changes')
     .addColumn('seq', pg ? 'bigint' : 'integer', (c) => (pg ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement()))
     .addColumn('session_id', key, (c) => c.notNull())
+    // A relayed event (JSON) and the node that published it; null for a change of the session itself.
+    .addColumn('node_id', 'text')
+    .addColumn('event', 'text')
     .execute();
   // Placement asks for the sessions that should run, by priority.
   await s.createIndex('sessions_runnable_idx').on('sessions').columns(['desired_state', 'priority desc', 'id']).execute();

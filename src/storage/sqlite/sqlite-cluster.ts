@@ -10,7 +10,9 @@ import type {
   NodeRegistration,
   OwnerRecord,
   OwnershipLease,
+  RelayedEvent,
 } from '../cluster-contract.js';
+import { splitChanges, type ChangeRow } from '../sql/change-rows.js';
 import * as check from '../cluster-checks.js';
 import type { SqliteClient } from './sqlite-client.js';
 import { run, write, type Open } from './sqlite-open.js';
@@ -75,7 +77,8 @@ function prepare(db: SqliteClient) {
     ),
     runnable: db.prepare("SELECT count(*) AS n FROM sessions WHERE desired_state = 'running'"),
     change: db.prepare('INSERT INTO session_changes (session_id) VALUES (?)'),
-    changes: db.prepare('SELECT seq, session_id FROM session_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
+    changes: db.prepare('SELECT seq, session_id, node_id, event FROM session_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
+    publish: db.prepare('INSERT INTO session_changes (session_id, node_id, event) VALUES (?, ?, ?)'),
     changeBounds: db.prepare('SELECT min(seq) AS lo, max(seq) AS hi FROM session_changes'),
     pruneChanges: db.prepare('DELETE FROM session_changes WHERE seq <= (SELECT max(seq) FROM session_changes) - ?'),
   };
@@ -222,18 +225,26 @@ export class SqliteCluster implements ClusterStore {
     return run('clusterCountRunnable', () => (s.runnable.get() as { n: number }).n);
   }
 
+  async publish(nodeId: string, events: readonly RelayedEvent[]): Promise<void> {
+    check.checkPublish(nodeId, events);
+    if (events.length === 0) return;
+    const { p, s } = this.#s();
+    write('clusterPublish', p, () => {
+      for (const e of events) s.publish.run(e.sessionId, nodeId, JSON.stringify(e.event));
+    });
+  }
+
   async changes(since: number, limit: number): Promise<ChangeBatch> {
     check.checkChanges(since, limit);
     const { s } = this.#s();
     return run('clusterChanges', () => {
       const { lo, hi } = s.changeBounds.get() as { lo: number | null; hi: number | null };
-      if (since > (hi ?? 0) || (lo !== null && since < lo - 1)) return { seq: hi ?? 0, ids: [], more: false, reset: true };
+      if (since > (hi ?? 0) || (lo !== null && since < lo - 1)) return { seq: hi ?? 0, ids: [], events: [], more: false, reset: true };
       // One row past the page tells whether more wait.
-      const rows = s.changes.all(since, limit + 1) as { seq: number; session_id: string }[];
+      const rows = s.changes.all(since, limit + 1) as ChangeRow[];
       const more = rows.length > limit;
       if (more) rows.pop();
-      const ids = [...new Set(rows.map((r) => r.session_id))];
-      return { seq: rows.length ? rows[rows.length - 1]!.seq : since, ids, more, reset: false };
+      return { seq: rows.length ? rows[rows.length - 1]!.seq : since, ...splitChanges(rows), more, reset: false };
     });
   }
 }

@@ -165,8 +165,23 @@ export function clusterFencesGroup(t: SuiteContext): void {
       { ids: ['x'], more: false },
     ]);
     // A page that ends on the newest change says so.
-    expect(await t.cluster.changes(ends[2]!, 1)).toEqual({ seq, ids: ['x'], more: false, reset: false });
-    expect(await t.cluster.changes(seq, 10)).toEqual({ seq, ids: [], more: false, reset: false });
+    expect(await t.cluster.changes(ends[2]!, 1)).toEqual({ seq, ids: ['x'], events: [], more: false, reset: false });
+    expect(await t.cluster.changes(seq, 10)).toEqual({ seq, ids: [], events: [], more: false, reset: false });
     expect(await t.cluster.changes(seq + 1000, 10)).toMatchObject({ ids: [], reset: true });
+
+    // Published events come back in order, with their node, apart from the changed ids.
+    await t.cluster.publish('n1', [
+      { sessionId: 'x', event: { type: 'session.ready', id: 'x', at: 1 } },
+      { sessionId: 'x', event: { type: 'session.message', id: 'x', direction: 'out', message: { text: 'hi' }, at: 2 } },
+    ]);
+    await t.update('x', { labels: { a: 'b' }, updatedAt: T0 + 3 }, rewritten![0]!.version);
+    const after = await t.cluster.changes(seq, 10);
+    expect(after.ids).toEqual(['x']);
+    expect(after.events).toEqual([
+      { sessionId: 'x', nodeId: 'n1', event: { type: 'session.ready', id: 'x', at: 1 } },
+      { sessionId: 'x', nodeId: 'n1', event: { type: 'session.message', id: 'x', direction: 'out', message: { text: 'hi' }, at: 2 } },
+    ]);
+    await rejectsWithCode(expect, t.cluster.publish('bad id!', []), 'VALIDATION');
+    await rejectsWithCode(expect, t.cluster.publish('n1', [{ sessionId: '', event: {} }]), 'VALIDATION');
   });
 }
