@@ -24,6 +24,9 @@ const state = {
   messages: new Map(),
   /** The selected session's messages per minute: { id, buckets: [{ at, in, out }] } (the server's last hour, then live). */
   traffic: null,
+  /** The cluster nodes (GET /nodes; admin keys only: null when the key may not read them). */
+  nodes: null,
+  nodesTimer: null,
 };
 
 // ---------- HTTP ----------
@@ -351,6 +354,7 @@ function rowFor(s) {
     el('span', { text: `health: ${s.health}` }),
     el('span', { text: `wants ${s.desiredState}` }),
     el('span', { text: `priority ${s.priority}` }),
+    s.owner ? el('span', { class: 'user-text', 'data-testid': 'row-owner', text: `node ${s.owner.nodeId}` }) : null,
     s.capacity === null || s.capacity === undefined ? null : el('span', { text: `capacity ${s.capacity}` }),
     ...Object.entries(s.labels || {}).map(([k, v]) => el('span', { class: 'user-text', text: `${k}=${v}` }))));
   show(row, matchesFilter(s, $('filter').value.trim()));
@@ -403,6 +407,7 @@ function renderDetail() {
   $('d-props').replaceChildren(...props.map(([k, v]) => el('div', { 'data-prop': k }, el('dt', { text: k }), el('dd', { class: k === 'metadata' ? 'user-text json' : '', text: v }))));
   const info = [`wants ${s.desiredState}`, `created ${new Date(s.createdAt).toLocaleString()}`];
   if (s.lastActivityAt) info.push(`last activity ${timeOf(s.lastActivityAt)}`);
+  info.push(s.owner ? `runs on node ${s.owner.nodeId} since ${timeOf(s.owner.since)}` : 'no node runs it');
   info.push(s.hasCredentials ? 'credentials encrypted at rest' : 'no credentials');
   setText($('d-info'), info.join(' · '));
   show($('send-form'), ['ready', 'degraded'].includes(s.state));
@@ -721,7 +726,10 @@ function connectEvents() {
     // No stream yet (a proxy that buffers it, say): show the list anyway, without live updates.
     if (state.loads === 0) loadSessions().catch(() => {});
   });
-  es.addEventListener('hello', () => loadSessions().catch(() => {}));
+  es.addEventListener('hello', () => {
+    loadSessions().catch(() => {});
+    loadNodes();
+  });
   // The server ended the stream: the key was revoked (or the server is stopping; it reconnects).
   es.addEventListener('bye', (ev) => {
     const { reason } = JSON.parse(ev.data);
@@ -759,6 +767,45 @@ function connectEvents() {
   for (const name of ['session.auth', 'session.ready', 'session.health', 'session.error']) {
     es.addEventListener(name, (ev) => refreshSoon(JSON.parse(ev.data).id));
   }
+  // The node that runs a session changed (started, drained, failed over): show it at once.
+  es.addEventListener('session.owner', (ev) => {
+    const e = JSON.parse(ev.data);
+    const s = state.sessions.get(e.id);
+    if (s) upsert({ ...s, owner: e.to ? { nodeId: e.to, since: e.at } : null });
+    refreshSoon(e.id);
+    loadNodesSoon();
+  });
+}
+
+// ---------- cluster nodes ----------
+
+function renderNodes() {
+  const nodes = state.nodes?.nodes;
+  show($('nodes-card'), Boolean(nodes));
+  if (!nodes) return;
+  $('nodes-count').textContent = `(${nodes.length})`;
+  $('nodes').replaceChildren(...nodes.map((n) => el('li', { class: 'node', 'data-testid': `node-${n.nodeId}` },
+    el('span', { class: 'nid user-text', text: n.nodeId }),
+    n.nodeId === state.nodes.self ? el('span', { class: 'self', text: '(this server)' }) : null,
+    el('span', { class: `pill ${n.live ? 'n-live' : 'n-down'}`, 'data-testid': 'node-live', text: n.live ? 'live' : 'not seen' }),
+    n.draining ? el('span', { class: 'pill n-draining', 'data-testid': 'node-draining', text: 'draining' }) : null,
+    el('span', { class: 'muted', 'data-testid': 'node-running', text: `${n.running} running${n.maxRunning ? ` of at most ${n.maxRunning}` : ''}` }),
+    el('span', { class: 'muted user-text', text: `${n.host} pid ${n.pid}` }))));
+}
+
+async function loadNodes() {
+  try {
+    state.nodes = await api('GET', '/nodes');
+  } catch (err) {
+    // A session-scoped key may not read the nodes: the card stays hidden.
+    if (err instanceof ApiError && err.status === 403) state.nodes = null;
+  }
+  renderNodes();
+}
+
+function loadNodesSoon() {
+  clearTimeout(state.nodesTimer);
+  state.nodesTimer = setTimeout(() => loadNodes(), 300);
 }
 
 // ---------- start ----------
@@ -803,6 +850,8 @@ async function boot() {
 }
 
 setInterval(() => {
+  // Heartbeats and running counts change without events: the nodes are read again now and then.
+  if (state.nodes && document.visibilityState === 'visible') loadNodes();
   if (state.selected && document.visibilityState === 'visible') {
     refreshExtras(state.selected);
     const s = state.sessions.get(state.selected);

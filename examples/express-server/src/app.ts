@@ -98,7 +98,7 @@ function requireAdmin(req: Request): void {
   }
 }
 
-function parsePart<T>(schema: z.ZodType<T>, input: unknown, where: 'query' | 'body' | 'path.id' | 'path.stream'): T {
+function parsePart<T>(schema: z.ZodType<T>, input: unknown, where: 'query' | 'body' | 'path.id' | 'path.stream' | 'path.nodeId'): T {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   const fields = fieldsOf(r.error.issues.map((i) => ({ path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), message: i.message })), where);
@@ -584,6 +584,30 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     res.json((await manager.audit(q)).map((entry) => auditFor(principal, entry)));
   });
 
+  // ----- cluster nodes (admin: operational information) -----
+  api.get('/nodes', async (req, res) => {
+    requireAdmin(req);
+    res.json({ self: manager.nodeId, nodes: await manager.nodes() });
+  });
+
+  api.post('/nodes/:nodeId/drain', async (req, res) => {
+    requireAdmin(req);
+    const nodeId = parsePart(s.nodeIdSchema, String(req.params.nodeId ?? ''), 'path.nodeId');
+    try {
+      // Here: stops this node's sessions and releases their leases; another node: forwarded to it.
+      await manager.drain({ nodeId });
+    } catch (err) {
+      // The library names a node that is not (or no longer) live a validation error of `nodeId`;
+      // over HTTP it is a missing resource, like an unknown session or key.
+      if (err instanceof ValidationError && err.issues.some((i) => i.path[0] === 'nodeId')) {
+        throw new HttpProblem(404, 'NODE_NOT_FOUND', `No live node "${nodeId}" shares this store; GET /api/v1/nodes lists them.`);
+      }
+      throw err;
+    }
+    const node = (await manager.nodes()).find((n) => n.nodeId === nodeId) ?? null;
+    res.json({ nodeId, node });
+  });
+
   api.get('/keys', (req, res) => {
     requireAdmin(req);
     res.json(keys.list());
@@ -612,6 +636,12 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   app.get('/metrics', async (req, res) => {
     requireAdmin(req);
     const statuses = await manager.statuses();
+    let nodes: Awaited<ReturnType<SessionManager['nodes']>> = [];
+    try {
+      nodes = await manager.nodes();
+    } catch {
+      // The node table could not be read: the scrape goes on without the node gauges.
+    }
     const counts = new Map<string, CheckpointStats>();
     for (const stream of checkpointStreams) {
       try {
@@ -627,7 +657,7 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       storageUp = false;
     }
     res.type('text/plain; version=0.0.4; charset=utf-8').send(
-      renderMetrics({ statuses, checkpoints: counts, http, uptimeSeconds: (Date.now() - startedAt) / 1000, storageUp }),
+      renderMetrics({ statuses, nodes, checkpoints: counts, http, uptimeSeconds: (Date.now() - startedAt) / 1000, storageUp }),
     );
   });
 

@@ -78,6 +78,9 @@ export const eventsQuerySchema = z.strictObject({
 
 export const streamNameSchema = z.string().min(1, 'name a stream').max(200, 'stream names are at most 200 characters');
 
+/** A cluster node id, as the library accepts it. */
+export const nodeIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _, . or -');
+
 export const createKeySchema = z.strictObject({
   name: z.string().min(1).max(100),
   role: z.enum(['admin', 'session']).default('session'),
@@ -116,6 +119,10 @@ export const snapshotSchema = z.object({
   lastActivityAt: z.number().nullable(),
   lastError: sessionError,
   transitions: z.array(z.object({ from: z.enum(SESSION_STATES), to: z.enum(SESSION_STATES), reason: z.string(), at: z.number() })),
+  owner: z
+    .object({ nodeId: z.string(), since: z.number() })
+    .nullable()
+    .describe('The cluster node that runs the session (null: no node runs it)'),
   version: z.number().int(),
 });
 
@@ -228,3 +235,31 @@ export const checkpointStatsSchema = z.object({
   total: z.number().int(),
   oldestPendingAgeMs: z.number().nullable(),
 }).describe('Item counts by status');
+
+export const nodeSchema = z
+  .object({
+    nodeId: z.string(),
+    host: z.string(),
+    pid: z.number().int(),
+    startedAt: z.number(),
+    lastSeenAt: z.number().describe("Its last heartbeat (the database's clock)"),
+    live: z.boolean().describe('Its heartbeat is younger than the lease TTL'),
+    running: z.number().int().describe('Sessions it holds leases for'),
+    maxRunning: z.number().int().nullable(),
+    draining: z.boolean().describe('It runs no new sessions (drained or closing)'),
+  })
+  .describe('A manager process sharing the store');
+
+export const nodeListSchema = z
+  .object({
+    self: z.string().describe('The node id of the server that answered'),
+    nodes: z.array(nodeSchema),
+  })
+  .describe('The cluster nodes');
+
+export const drainResultSchema = z
+  .object({
+    nodeId: z.string(),
+    node: nodeSchema.nullable().describe('The node after the drain (null if it left the store meanwhile)'),
+  })
+  .describe('A drained node');

@@ -4,10 +4,12 @@
  *   node --import tsx examples/express-server/src/main.ts [--port 8080] [--host 127.0.0.1]
  *     [--data-dir ./.data] [--db <sqlite file | postgres://…>] [--pg-schema name] [--max-sessions N] [--api-key KEY]
  *     [--cors-origin URL]… [--rate-limit N] [--audit-retention-days N] [--log-level info]
+ *     [--node-id ID] [--lease-ttl-ms N] [--max-running N]
  *
  * Each flag has an environment equivalent (PORT, HOST, MULTISESSION_DATA_DIR, MULTISESSION_DB, MULTISESSION_PG_SCHEMA,
  * MULTISESSION_MAX_SESSIONS, MULTISESSION_API_KEY, MULTISESSION_CORS_ORIGINS,
- * MULTISESSION_RATE_LIMIT, MULTISESSION_AUDIT_RETENTION_DAYS, MULTISESSION_LOG_LEVEL); flags win.
+ * MULTISESSION_RATE_LIMIT, MULTISESSION_AUDIT_RETENTION_DAYS, MULTISESSION_LOG_LEVEL, MULTISESSION_NODE_ID,
+ * MULTISESSION_LEASE_TTL_MS, MULTISESSION_MAX_RUNNING); flags win.
  * It prints `listening on http://host:port` once it serves (tests read the port from that line).
  */
 import { parseArgs } from 'node:util';
@@ -30,6 +32,10 @@ const USAGE = `Usage: npm start -- [options]
   --audit-retention-days <n>  days audit entries are kept (0: for ever)
                                                             MULTISESSION_AUDIT_RETENTION_DAYS  default 90
   --log-level <level>   debug | info | warn | error         MULTISESSION_LOG_LEVEL   default info
+  --node-id <id>        this process's cluster node id      MULTISESSION_NODE_ID     default random
+                        ([A-Za-z0-9_.-]{1,64}; one per process on the same --db)
+  --lease-ttl-ms <n>    ownership lease TTL (>= 1000)        MULTISESSION_LEASE_TTL_MS  default 15000
+  --max-running <n>     most sessions this node runs        MULTISESSION_MAX_RUNNING
   --help`;
 
 function fail(message: string): never {
@@ -73,6 +79,9 @@ async function main(): Promise<void> {
         'rate-limit': { type: 'string' },
         'audit-retention-days': { type: 'string' },
         'log-level': { type: 'string' },
+        'node-id': { type: 'string' },
+        'lease-ttl-ms': { type: 'string' },
+        'max-running': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -95,6 +104,15 @@ async function main(): Promise<void> {
   const rate = intOption('rate-limit', values['rate-limit'] ?? env.MULTISESSION_RATE_LIMIT, 1);
   const retention = intOption('audit-retention-days', values['audit-retention-days'] ?? env.MULTISESSION_AUDIT_RETENTION_DAYS, 0);
   const maxSessions = intOption('max-sessions', values['max-sessions'] ?? env.MULTISESSION_MAX_SESSIONS, 1);
+  // Ranges and the node id's form are checked by the manager (a ValidationError naming the field).
+  const nodeId = values['node-id'] ?? env.MULTISESSION_NODE_ID;
+  const leaseTtlMs = intOption('lease-ttl-ms', values['lease-ttl-ms'] ?? env.MULTISESSION_LEASE_TTL_MS, 0);
+  const maxRunning = intOption('max-running', values['max-running'] ?? env.MULTISESSION_MAX_RUNNING, 0);
+  const cluster = {
+    ...(nodeId !== undefined ? { nodeId } : {}),
+    ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+    ...(maxRunning !== undefined ? { maxRunning } : {}),
+  };
 
   const server = await createServer({
     port: intOption('port', values.port ?? env.PORT, 0) ?? 8080,
@@ -108,12 +126,13 @@ async function main(): Promise<void> {
     ...(streams && streams.length ? { checkpointStreams: streams } : {}),
     ...(rate ? { rateLimit: { max: rate, windowMs: 60_000 } } : {}),
     ...(retention !== undefined ? { auditRetentionDays: retention === 0 ? null : retention } : {}),
+    ...(Object.keys(cluster).length ? { cluster } : {}),
     logger: consoleLogger(level),
   });
 
   const sessions = await server.manager.statuses();
   process.stdout.write(
-    `multisession example server: ${sessions.length} session(s), storage ${server.storage.kind}\n` +
+    `multisession example server: ${sessions.length} session(s), storage ${server.storage.kind}, node ${server.manager.nodeId}\n` +
       `listening on ${server.url}\n` +
       `  web page  ${server.url}/\n  API docs  ${server.url}/api-docs\n`,
   );

@@ -1,4 +1,6 @@
-import { CHECKPOINT_STATUSES, HEALTH_STATUSES, SESSION_STATES, DESIRED_STATES, type CheckpointStats, type SessionStatus } from 'multisession';
+import { CHECKPOINT_STATUSES, HEALTH_STATUSES, SESSION_STATES, DESIRED_STATES, type CheckpointStats, type SessionManager, type SessionStatus } from 'multisession';
+
+type NodeInfo = Awaited<ReturnType<SessionManager['nodes']>>[number];
 
 /**
  * Prometheus text exposition (version 0.0.4), written by hand: a few gauges and counters need
@@ -36,6 +38,8 @@ class Writer {
 
 export interface MetricsInput {
   statuses: SessionStatus[];
+  /** The cluster nodes sharing the store (`manager.nodes()`). */
+  nodes: NodeInfo[];
   /** Checkpoint stream → counts by item status. */
   checkpoints: Map<string, CheckpointStats>;
   http: HttpCounters;
@@ -65,6 +69,15 @@ export function renderMetrics(input: MetricsInput): string {
   for (const s of input.statuses) w.sample('multisession_session_restarts_total', { session: s.id, platform: s.platform }, s.restarts);
   w.family('multisession_restarts_total', 'counter', 'Automatic restarts of all sessions.');
   w.sample('multisession_restarts_total', {}, input.statuses.reduce((a, s) => a + s.restarts, 0));
+
+  w.family('multisession_node_info', 'gauge', 'One per cluster node sharing the store (1), with its host and pid.');
+  for (const n of input.nodes) w.sample('multisession_node_info', { node_id: n.nodeId, host: n.host, pid: String(n.pid) }, 1);
+  w.family('multisession_node_live', 'gauge', '1 when the node\'s heartbeat is younger than the lease TTL.');
+  for (const n of input.nodes) w.sample('multisession_node_live', { node_id: n.nodeId }, n.live ? 1 : 0);
+  w.family('multisession_node_running', 'gauge', 'Sessions the node holds leases for.');
+  for (const n of input.nodes) w.sample('multisession_node_running', { node_id: n.nodeId }, n.running);
+  w.family('multisession_node_draining', 'gauge', '1 when the node takes no new sessions (drained or closing).');
+  for (const n of input.nodes) w.sample('multisession_node_draining', { node_id: n.nodeId }, n.draining ? 1 : 0);
 
   w.family('multisession_checkpoint_items', 'gauge', 'Checkpoint items by stream and status.');
   for (const [stream, stats] of input.checkpoints) {

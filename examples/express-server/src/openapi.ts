@@ -32,6 +32,9 @@ const COMPONENTS: Record<string, z.ZodType> = {
   SendResult: s.sendResultSchema,
   Problem: s.problemSchema,
   CheckpointStats: s.checkpointStatsSchema,
+  Node: s.nodeSchema,
+  NodeList: s.nodeListSchema,
+  DrainResult: s.drainResultSchema,
 };
 
 const PREFIX = '#/components/schemas/';
@@ -183,7 +186,7 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
     },
     '/api/v1/events': {
       get: {
-        summary: 'Server-Sent Events of the manager (session.state, session.auth, session.ready, session.health, session.created, session.updated, session.deleted, session.message, session.error)',
+        summary: 'Server-Sent Events of the manager (session.state, session.auth, session.ready, session.health, session.created, session.updated, session.deleted, session.message, session.error, session.owner)',
         tags: ['Events'],
         parameters: queryParams(s.eventsQuerySchema),
         responses: { '200': { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...common },
@@ -193,6 +196,17 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
       get: { summary: 'Item counts of a checkpoint stream (admin)', tags: ['Checkpoints'], parameters: [{ name: 'stream', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': ok('CheckpointStats'), ...common } },
     },
     '/api/v1/audit': { get: { summary: 'Audit log, newest first', tags: ['Admin'], parameters: queryParams(s.auditQuerySchema), responses: { '200': ok('AuditEntry', 'Entries', true), ...common } } },
+    '/api/v1/nodes': {
+      get: { summary: 'The cluster nodes sharing the store, and which one answered (admin)', tags: ['Cluster'], responses: { '200': ok('NodeList'), ...common } },
+    },
+    '/api/v1/nodes/{nodeId}/drain': {
+      post: {
+        summary: 'Drain a node (admin): it hands its sessions to the other nodes at once and takes no new ones until it restarts; any node forwards the call',
+        tags: ['Cluster'],
+        parameters: [{ name: 'nodeId', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } }],
+        responses: { '200': ok('DrainResult', 'Drained: its sessions were stopped and their leases released'), ...common, '404': problem('No live node has this id (`NODE_NOT_FOUND`)'), '503': problem('The node did not answer in time (`OWNER_UNAVAILABLE`)') },
+      },
+    },
     '/api/v1/keys': {
       get: { summary: 'API keys (admin; never the keys themselves)', tags: ['Admin'], responses: { '200': ok('KeyInfo', 'Keys', true), ...common } },
       post: { summary: 'Create an API key (admin); the key is in the answer once', tags: ['Admin'], requestBody: jsonBody('CreateKey'), responses: { '201': ok('CreatedKey', 'Created'), ...common } },

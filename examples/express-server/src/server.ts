@@ -33,6 +33,8 @@ export interface ServerOptions {
   checkpointStreams?: string[];
   /** Options of the `demo` simulated adapter (default: QR login, remembered across restarts). */
   demo?: SimulatedAdapterOptions;
+  /** Cluster settings of this node (`nodeId`, `leaseTtlMs`, `maxRunning` …); see docs/cluster.md. */
+  cluster?: SessionManagerOptions['cluster'];
   /** Extra SessionManager options (health, restart, timeouts …). */
   manager?: Partial<Omit<SessionManagerOptions, 'storage' | 'adapters' | 'secretKey' | 'maxSessions'>>;
   /** Where the server says what it did (new keys, listening). Default: stdout. */
@@ -157,6 +159,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     adapters: [demo],
     secretKey,
     ...(options.maxSessions ? { maxSessions: options.maxSessions } : {}),
+    ...(options.cluster ? { cluster: { ...(options.manager?.cluster ?? {}), ...options.cluster } } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
   await manager.open();

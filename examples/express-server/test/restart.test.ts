@@ -1,65 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
+import { api, spawnServer } from './process.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ms-restart-'));
 const children = new Set<ChildProcess>();
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  lines: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts main.ts as a real process; resolves when it prints the URL it listens on. */
-function startServer(): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn'], {
-    cwd: ROOT,
-    env: { ...process.env, MULTISESSION_SECRET_KEY: '', MULTISESSION_API_KEY: '', PORT: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    rl.on('line', (line) => {
-      lines.push(line);
-      const m = /^listening on (http:\/\/\S+)$/.exec(line);
-      if (m) resolve({ child, url: m[1]!, lines, exited });
-    });
-    void exited.then(({ code, signal }) => reject(new Error(`server exited (${code ?? signal}) before listening:\n${lines.join('\n')}\n${stderr}`)));
-  });
-}
+/** Starts main.ts as a real process on the test's data folder. */
+const startServer = () => spawnServer(['--data-dir', dir], children);
 
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function api(url: string, key: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
 
 async function waitState(url: string, key: string, id: string, states: string[]) {
   for (let i = 0; i < 400; i++) {
