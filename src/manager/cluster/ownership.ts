@@ -125,12 +125,16 @@ export function hostName(): string {
  * their own. Empty where it cannot be known.
  */
 export function pidSpace(): string {
-  try {
-    return readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return '';
+  if (space === undefined) {
+    try {
+      space = readlinkSync('/proc/self/ns/pid');
+    } catch {
+      space = '';
+    }
   }
+  return space;
 }
+let space: string | undefined;
 
 /**
  * Whether a node row names a process that is certainly gone: on this host, in this pid namespace,
