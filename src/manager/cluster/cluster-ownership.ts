@@ -144,6 +144,9 @@ export class ClusterOwnership implements Ownership {
   }
 
   async claim(rt: SessionRuntime): Promise<boolean> {
+    // A burst of creates and starts on a store whose calls never yield (SQLite) starves the
+    // heartbeat's timer: renew here when it is overdue, so no lease expires under a busy node.
+    if (this.#now - this.#lastRenewed > this.#d.leaseTtlMs / 3 + 100) await this.#runTick();
     const held = this.#held.get(rt.id);
     if (held !== undefined && held === rt.lease) return true;
     // Held for an earlier runtime of this id (deleted and created again): that lease went with the row.
