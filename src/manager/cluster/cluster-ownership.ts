@@ -42,8 +42,12 @@ export interface ClusterDeps {
 
 /** Changes read from the feed per query. */
 const FEED_PAGE = 500;
-/** Events of a node's sessions that the other nodes emit too (the rest travel as changes). */
-const RELAYED = new Set(['session.auth', 'session.health', 'session.ready', 'session.message', 'session.error']);
+/**
+ * Events of a node's sessions that the other nodes emit too (the rest travel as changes). Not
+ * `session.auth` nor `session.message`: a QR payload and message text would lie in the store's
+ * feed in plaintext, and nothing but credentials, auth state and context data is sealed at rest.
+ */
+const RELAYED = new Set(['session.health', 'session.ready', 'session.error']);
 /** Relayed events wait this long to be written together. */
 const RELAY_MS = 20;
 
