@@ -195,10 +195,6 @@ export class ClusterOwnership implements Ownership {
     await Promise.all(this.#d.all().filter((rt) => this.#held.has(rt.id) || rt.running).map((rt) => this.#d.stopAndRelease(rt, 'draining')));
   }
 
-  get draining(): boolean {
-    return this.#draining;
-  }
-
   async close(): Promise<void> {
     this.#draining = true;
     this.#closed = true;
@@ -228,11 +224,6 @@ export class ClusterOwnership implements Ownership {
       maxRunning: n.maxRunning,
       draining: n.draining,
     }));
-  }
-
-  /** Leases held now (for tests and metrics). */
-  get held(): number {
-    return this.#held.size;
   }
 
   // ------------------------------------------------------------------ the heartbeat and placement
