@@ -301,6 +301,12 @@ export const managerOptionsSchema = z.strictObject({
       changePollMs: z.number().int().min(50).max(60_000).default(500),
       /** How long a call forwarded to the node that runs the session (send, status …) may wait for its answer. */
       commandTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+      /**
+       * Other nodes emit this node's `session.message` events too (sealed with the secret key on
+       * their way through the store). Turn off when no node listens to other nodes' messages: each
+       * message is one more row written.
+       */
+      relayMessages: z.boolean().default(true),
     })
     .prefault({}),
   /** The audit log: entries older than `retentionMs` are deleted at `open()` and every hour after; null keeps them all. */

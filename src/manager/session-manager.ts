@@ -94,7 +94,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
       vault: this.#vault,
       adapters: this.#adapters,
       emit: (event, payload) => void (this.#events.emit(event, payload), this.#ownership.relay(event, payload)),
-      emitAndWait: (event, payload) => this.#events.emitAndWait(event, payload),
+      emitAndWait: (event, payload) => (this.#ownership.relay(event, payload), this.#events.emitAndWait(event, payload)),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
     });
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
@@ -102,7 +102,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     const isOpen = () => this.#life.isOpen;
     const execute = (op: RemoteOp, id: string, args: JsonValue[]) =>
       op === 'drain' ? this.drain().then(() => null) : (this[op] as (id: string, ...rest: JsonValue[]) => Promise<JsonValue | undefined>)(id, ...args);
-    this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, isOpen, onError, execute });
+    this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, values: this.#vault.values, isOpen, onError, execute });
     const opened = audit.retention(opts.audit.retentionMs, this.#scheduler, onError);
     this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError, opened });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit, kv: () => (this.#storage.kv ? this.#core.kvStore() : null) });

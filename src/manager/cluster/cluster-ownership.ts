@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { NodeIdInUseError, OwnerUnavailableError, OwnershipLostError } from '../../errors.js';
-import type { ClusterStore, OwnershipLease, RelayedEvent } from '../../storage/cluster-contract.js';
+import type { ClusterStore, OwnershipLease } from '../../storage/cluster-contract.js';
+import type { KvValueCodec } from '../../security/kv-values.js';
 import type { SessionRecord } from '../../storage/contract.js';
 import type { Clock, JsonObject, JsonValue } from '../../types.js';
 import type { CommandChannel, RemoteOp } from './commands.js';
 import type { ManagerCore } from '../manager-core.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { EventRelay } from './event-relay.js';
 import { certainlyDead, hostName, pidSpace, unknownNode, type NodeInfo, type Ownership } from './ownership.js';
 
 /** What the cluster node needs from its manager. */
@@ -34,6 +36,10 @@ export interface ClusterDeps {
   /** Brings this node's view of a session up to date with its stored record (null: deleted). */
   refresh(id: string, record: SessionRecord | null): Promise<SessionRuntime | undefined>;
   onError(error: unknown): void;
+  /** Seals and opens relayed `session.auth` and `session.message` events (the manager's secret key). */
+  values: KvValueCodec;
+  /** Relay `session.message` events to the other nodes (`cluster.relayMessages`). */
+  relayMessages: boolean;
   /** Emits here an event another node relayed (as plain JSON, its name in `type`). */
   emitRelayed(event: JsonObject): void;
   /** The channel to the other nodes (made once the node id is known). */
@@ -42,14 +48,6 @@ export interface ClusterDeps {
 
 /** Changes read from the feed per query. */
 const FEED_PAGE = 500;
-/**
- * Events of a node's sessions that the other nodes emit too (the rest travel as changes). Not
- * `session.auth` nor `session.message`: a QR payload and message text would lie in the store's
- * feed in plaintext, and nothing but credentials, auth state and context data is sealed at rest.
- */
-const RELAYED = new Set(['session.health', 'session.ready', 'session.error']);
-/** Relayed events wait this long to be written together. */
-const RELAY_MS = 20;
 
 /**
  * One node of a cluster on a store with the `cluster` capability. It keeps a lease for every
@@ -78,8 +76,7 @@ export class ClusterOwnership implements Ownership {
   readonly #commands: CommandChannel;
   /** Takes (acquire calls) under way. */
   #acquiring = 0;
-  #outbox: RelayedEvent[] = [];
-  #relayTimer: unknown = null;
+  readonly #relay: EventRelay;
   /** From the last placement: live nodes taking sessions, and this node's fair share. */
   #liveNodes = 1;
   #share = Infinity;
@@ -88,6 +85,7 @@ export class ClusterOwnership implements Ownership {
     this.#d = deps;
     this.nodeId = deps.nodeId ?? `node-${this.incarnation.slice(0, 8)}`;
     this.#commands = deps.commands(this.nodeId);
+    this.#relay = new EventRelay({ store: deps.store, nodeId: this.nodeId, timers: deps.timers, values: deps.values, relayMessages: deps.relayMessages, onError: deps.onError });
   }
 
   get #now(): number {
@@ -129,16 +127,7 @@ export class ClusterOwnership implements Ownership {
 
   relay(event: string, payload: object): void {
     const id = (payload as { id?: unknown }).id;
-    if (!RELAYED.has(event) || typeof id !== 'string' || !this.#held.has(id) || this.#closed) return;
-    this.#outbox.push({ sessionId: id, event: toJson(event, payload) });
-    this.#relayTimer ??= this.#d.timers.setTimeout(() => void this.#flushRelay(), RELAY_MS);
-  }
-
-  async #flushRelay(): Promise<void> {
-    this.#relayTimer = null;
-    const batch = this.#outbox;
-    this.#outbox = [];
-    if (batch.length) await this.#d.store.publish(this.nodeId, batch).catch(this.#d.onError);
+    if (typeof id === 'string' && this.#held.has(id) && !this.#closed) this.#relay.push(event, id, payload);
   }
 
   forward(rt: SessionRuntime, op: RemoteOp, args: JsonValue[]): Promise<JsonValue | undefined> {
@@ -200,8 +189,7 @@ export class ClusterOwnership implements Ownership {
     this.#closed = true;
     this.#clearTimers();
     this.#commands.close();
-    if (this.#relayTimer !== null) this.#d.timers.clearTimeout(this.#relayTimer);
-    await this.#flushRelay();
+    await this.#relay.flush();
     await this.#ticking?.catch(() => undefined);
     await this.#placing?.catch(() => undefined);
     await this.#d.core.persister.flush();
@@ -380,7 +368,10 @@ export class ClusterOwnership implements Ownership {
         if (rt) runtimes.push(rt);
       }
       await this.#learnOwners(runtimes);
-      for (const e of batch.events) if (e.nodeId !== this.nodeId) d.emitRelayed(e.event);
+      for (const e of batch.events) {
+        const event = e.nodeId === this.nodeId ? null : this.#relay.received(e.event);
+        if (event) d.emitRelayed(event);
+      }
       if (ids.length) this.#placeSoon();
       if (!batch.more) return;
     }
@@ -422,14 +413,4 @@ export class ClusterOwnership implements Ownership {
     if (this.#pollTimer !== null) clock.clearTimeout(this.#pollTimer as never);
     this.#tickTimer = this.#pollTimer = null;
   }
-}
-
-/** An event as plain JSON for the feed: its name in `type`, an error as its name, code and message. */
-function toJson(event: string, payload: object): JsonObject {
-  const out: JsonObject = { type: event };
-  for (const [k, v] of Object.entries(payload)) {
-    if (v instanceof Error) out[k] = { name: v.name, code: (v as { code?: string }).code ?? 'ERROR', message: v.message };
-    else if (v !== undefined) out[k] = v as JsonValue;
-  }
-  return out;
 }

@@ -1,3 +1,4 @@
+import type { KvValueCodec } from '../../security/kv-values.js';
 import type { Adapter } from '../../adapters/contract.js';
 import { createCheckpoint, type Checkpoint } from '../../checkpoint/checkpoint.js';
 import { requireCapability } from '../../storage/contract.js';
@@ -22,6 +23,8 @@ export function makeOwnership(deps: {
   core: ManagerCore;
   sessions: SessionRegistry;
   adapters: ReadonlyMap<string, Adapter>;
+  /** Seals the `session.auth` and `session.message` events relayed to other nodes. */
+  values: KvValueCodec;
   isOpen: () => boolean;
   onError: (error: unknown) => void;
   /** Runs a forwarded call here (the manager's own method). */
@@ -81,6 +84,8 @@ export function makeOwnership(deps: {
     leaseTtlMs: opts.leaseTtlMs,
     maxRunning: opts.maxRunning,
     changePollMs: opts.changePollMs,
+    relayMessages: opts.relayMessages,
+    values: deps.values,
     timers: systemClock,
     find: (id) => sessions.find(id),
     all: () => sessions.all(),
