@@ -74,8 +74,9 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     };
     const opts = parseWith(managerOptionsSchema, options, 'SessionManager options');
     this.options = Object.freeze(opts);
-    this.#sessions = new SessionRegistry(opts.maxSessions);
     this.#storage = guardStore(opts.storage ?? memoryStorage());
+    // With other nodes on the store, the store counts (atomically with each insert; see SessionWrites.create).
+    this.#sessions = new SessionRegistry(this.#storage.cluster ? Infinity : opts.maxSessions);
     this.#clock = opts.clock ?? systemClock;
     this.#logger = opts.logger ?? silentLogger;
     this.#adapters = adapterMap(opts.adapters);

@@ -100,6 +100,8 @@ export class SessionWrites {
     const now = this.#core.clock.now();
     const { id, labels, metadata, priority, capacity, autoStart, idleTimeoutMs, allowSharedCredentials } = input;
     const audit = this.#audit.entry('create', id, actor, { fields }, now);
+    // With other nodes on the store, the limit is the store's: counted there, atomically with the insert.
+    const options = this.#storage.cluster ? { ...audit, maxSessions: this.#core.options.maxSessions } : audit;
     const runtime = await this.#vault
       .withKey(async () => {
         const sealed = this.#vault.seal(credentials);
@@ -124,7 +126,7 @@ export class SessionWrites {
           lastActivityAt: null,
           createdAt: now,
           updatedAt: now,
-        }, audit);
+        }, options);
         // Registered inside the gate, so a key rotation that follows sees (and re-seals) it.
         const created = new SessionRuntime(this.#core, adapter, record, { fresh: true });
         this.#sessions.add(created);

@@ -104,9 +104,18 @@ export interface WriteOptions {
   audit?: AuditInput;
 }
 
+/** Options of `sessions.create`. */
+export interface CreateOptions extends WriteOptions {
+  /**
+   * Refuse with `CapacityError`, writing nothing, when the store already holds this many sessions.
+   * Counted atomically with the insert: two creates at once, from any processes, cannot both pass it.
+   */
+  maxSessions?: number;
+}
+
 /** The sessions themselves: the one capability every driver has. */
 export interface SessionStore {
-  create(record: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord>;
+  create(record: NewSessionRecord, options?: CreateOptions): Promise<SessionRecord>;
   get(id: string): Promise<SessionRecord | null>;
   /** Every session, ordered by id. */
   list(): Promise<SessionRecord[]>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError, type ValidationIssue } from '../errors.js';
+import { CapacityError, ValidationError, type ValidationIssue } from '../errors.js';
 import { parseWith } from '../validation.js';
 import { findJsonProblem } from '../json.js';
 import { DESIRED_STATES, HEALTH_STATUSES, SESSION_STATES } from '../lifecycle.js';
@@ -7,6 +7,7 @@ import type { JsonValue } from '../types.js';
 import type {
   AuditInput,
   AuditQuery,
+  CreateOptions,
   CredentialRewrite,
   KvOperation,
   NewSessionRecord,
@@ -141,6 +142,7 @@ const transitions = z.array(
 const auditEntry = z.object({ at: time, sessionId: id.nullable(), action: z.string().min(1), actor: z.string().nullable(), details: jsonObject });
 const auditInputs = z.array(auditEntry);
 const writeOptions = z.object({ audit: auditEntry.optional() }).optional();
+const createOptions = z.object({ audit: auditEntry.optional(), maxSessions: z.number().int().positive().optional() }).optional();
 
 const auditQuery = z
   .object({
@@ -269,6 +271,17 @@ export function checkWriteOptions(v: WriteOptions | undefined): AuditInput | und
   if (isObject(v) && isObject(v.audit) && isAuditEntry(v.audit)) return v.audit as unknown as AuditInput;
   return parseWith(writeOptions, v, 'write options')?.audit;
 }
+/** `sessions.create`'s options: the audit entry (as {@link checkWriteOptions}) and the store-wide `maxSessions`. */
+export function checkCreateOptions(v: CreateOptions | undefined): { audit: AuditInput | undefined; maxSessions: number | undefined } {
+  if (v === undefined || (isObject(v) && v.maxSessions === undefined)) return { audit: checkWriteOptions(v), maxSessions: undefined };
+  const parsed = parseWith(createOptions, v, 'create options');
+  return { audit: parsed?.audit as AuditInput | undefined, maxSessions: parsed?.maxSessions };
+}
+
+/** The store holds `maxSessions` sessions already (`sessions.create` with `maxSessions`). */
+export const storeFull = (maxSessions: number): CapacityError =>
+  new CapacityError(`The store already holds ${maxSessions} sessions (maxSessions); delete one or raise maxSessions.`, { context: { maxSessions } });
+
 export const checkAuditQuery = (v: AuditQuery | undefined): Required<Pick<AuditQuery, 'limit'>> & AuditQuery =>
   parseWith(auditQuery, v, 'audit query');
 export const checkPositive = (v: number, what: string): number => parseWith(positiveInt, v, what);

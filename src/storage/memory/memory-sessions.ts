@@ -10,6 +10,7 @@ import {
   type SessionStore,
   type StatusUpdate,
   type TransitionRecord,
+  type CreateOptions,
   type WriteOptions,
 } from '../contract.js';
 import * as check from '../input-checks.js';
@@ -84,10 +85,11 @@ export class MemorySessions implements SessionStore {
     this.#audit = audit;
   }
 
-  async create(record: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord> {
+  async create(record: NewSessionRecord, options?: CreateOptions): Promise<SessionRecord> {
     const input = check.checkNewRecord(record);
-    const audit = check.checkWriteOptions(options);
+    const { audit, maxSessions } = check.checkCreateOptions(options);
     if (this.#data.sessions.has(input.id)) throw new SessionExistsError(input.id);
+    if (maxSessions !== undefined && this.#data.sessions.size >= maxSessions) throw check.storeFull(maxSessions);
     const holder = this.#holderOf(input.credentialsFingerprint, input.allowSharedCredentials, input.id);
     if (holder !== undefined) throw new DuplicateCredentialsError(input.id, holder);
     const stored = recordOf(input, 1);

@@ -10,6 +10,7 @@ import {
   type SessionRecord,
   type SessionStore,
   type StatusUpdate,
+  type CreateOptions,
   type WriteOptions,
 } from '../contract.js';
 import * as check from '../input-checks.js';
@@ -35,9 +36,9 @@ export class PostgresSessions implements SessionStore {
     this.#scope = scope;
   }
 
-  async create(input: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord> {
+  async create(input: NewSessionRecord, options?: CreateOptions): Promise<SessionRecord> {
     const record = check.checkNewRecord(input);
-    const audit = check.checkWriteOptions(options);
+    const { audit, maxSessions } = check.checkCreateOptions(options);
     const row = sessionToRow('postgres', record);
     return this.#scope.tx('createSession', async (trx) => {
       const fingerprint = record.credentialsFingerprint;
@@ -45,6 +46,7 @@ export class PostgresSessions implements SessionStore {
         await this.#lockFingerprint(trx, fingerprint);
         if (!record.allowSharedCredentials) await checkDuplicate(trx, record.id, fingerprint);
       }
+      if (maxSessions !== undefined) await this.#checkRoom(trx, maxSessions);
       const inserted = await trx
         .insertInto('sessions')
         .values(row)
@@ -194,6 +196,18 @@ export class PostgresSessions implements SessionStore {
         throw err;
       }
     });
+  }
+
+  /**
+   * Refuses a create past `maxSessions`. Creates that count take one lock (after the fingerprint
+   * lock, before the insert and the feed's lock: always in that order), so a count and its insert
+   * are not interleaved with another create's; only creates with a limit wait for it.
+   */
+  async #checkRoom(trx: Transaction<StorageDatabase>, maxSessions: number): Promise<void> {
+    const lock = `multisession:${this.#scope.schema}:session-count`;
+    await sql`select pg_advisory_xact_lock(hashtext(${lock}), 0)`.execute(trx);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from (select 1 from ${this.#scope.table('sessions')} limit ${maxSessions}) s`.execute(trx);
+    if (rows[0]!.n >= maxSessions) throw check.storeFull(maxSessions);
   }
 
   /** The change rows of `ids`, the last step of a session write's transaction (see `changeLock`). */

@@ -39,6 +39,7 @@ export function prepareStatements(db: SqliteClient) {
   return {
     byId: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     exists: db.prepare('SELECT 1 FROM sessions WHERE id = ?'),
+    countUpTo: db.prepare('SELECT count(*) AS n FROM (SELECT 1 FROM sessions LIMIT ?)'),
     duplicate: db.prepare('SELECT id FROM sessions WHERE credentials_fingerprint = ? AND id <> ? ORDER BY id LIMIT 1'),
     insert: db.prepare(`INSERT INTO sessions (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')}) RETURNING *`),
     delete: db.prepare('DELETE FROM sessions WHERE id = ?'),

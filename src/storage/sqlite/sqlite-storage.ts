@@ -14,6 +14,7 @@ import {
   type SessionStore,
   type StatusUpdate,
   type StorageDriver,
+  type CreateOptions,
   type WriteOptions,
 } from '../contract.js';
 import { guardStore, storageError } from '../guarded-storage.js';
@@ -136,13 +137,15 @@ class SqliteSessions implements SessionStore {
     this.#open = open;
   }
 
-  async create(input: NewSessionRecord, options?: WriteOptions): Promise<SessionRecord> {
+  async create(input: NewSessionRecord, options?: CreateOptions): Promise<SessionRecord> {
     const p = this.#open();
     const record = check.checkNewRecord(input);
-    const audit = check.checkWriteOptions(options);
+    const { audit, maxSessions } = check.checkCreateOptions(options);
     const row = sessionToRow('sqlite', record);
     return write('createSession', p, () => {
       if (p.s.exists.get(record.id)) throw new SessionExistsError(record.id);
+      // In the write transaction: no other process inserts between the count and the insert.
+      if (maxSessions !== undefined && (p.s.countUpTo.get(maxSessions) as { n: number }).n >= maxSessions) throw check.storeFull(maxSessions);
       if (record.credentialsFingerprint && !record.allowSharedCredentials) checkDuplicate(p, record.id, record.credentialsFingerprint);
       const created = sessionFromRow(p.s.insert.get(row) as SessionRow);
       p.s.changeAdd.run(record.id);

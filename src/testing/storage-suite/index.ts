@@ -15,6 +15,7 @@ import { kvListGroup } from './kv-list.js';
 import { kvValuesGroup } from './kv-values.js';
 import { lifecycleGroup } from './lifecycle.js';
 import { replaceCredentialsGroup } from './replace-credentials.js';
+import { maxSessionsGroup } from './max-sessions.js';
 import { sessionExistsGroup } from './session-exists.js';
 import { sessionsGroup } from './sessions.js';
 import { sharedStoreGroup } from './shared-store.js';
@@ -28,7 +29,7 @@ export { sampleSessionRecord } from './context.js';
 
 /**
  * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. Groups of
- * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`) are skipped by themselves.
+ * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`, `max-sessions`) are skipped by themselves.
  *
  * @example
  * ```ts
@@ -56,6 +57,7 @@ export const STORAGE_SUITE_GROUPS = [
   'unreadable-rows',
   'shared-store',
   'cluster',
+  'max-sessions',
   'lifecycle',
   'guard',
 ] as const;
@@ -104,6 +106,7 @@ const GROUPS: readonly { name: StorageSuiteGroup; requires: readonly StorageCapa
   { name: 'unreadable-rows', requires: [], define: (t, o) => o.corruptRow && unreadableRowsGroup(t, o.corruptRow) },
   { name: 'shared-store', requires: [], define: (t, o) => o.reopen && sharedStoreGroup(t, o.reopen) },
   { name: 'cluster', requires: ['cluster'], define: (t, o) => clusterGroup(t, o.reopen) },
+  { name: 'max-sessions', requires: ['cluster'], define: (t, o) => maxSessionsGroup(t, o.reopen) },
   { name: 'lifecycle', requires: [], define: lifecycleGroup },
   { name: 'guard', requires: [], define: guardGroup },
 ];
