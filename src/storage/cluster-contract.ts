@@ -56,6 +56,13 @@ export interface ClusterStore {
    * (they come back from `changes` in `events`, not in `ids`).
    */
   publish(nodeId: string, events: readonly RelayedEvent[]): Promise<void>;
+  /**
+   * Optional: calls `onChange` soon after changes are committed to the feed (PostgreSQL LISTEN/
+   * NOTIFY), so a node reads them at once instead of at its next poll. A hint only: a node still
+   * reads the feed on its timer, which covers a lost listening connection (the store connects
+   * again by itself and reports the loss to `onError`). Resolves to the function that stops it.
+   */
+  watch?(onChange: () => void, onError: (error: unknown) => void): Promise<() => Promise<void>>;
 }
 
 /** An event of a session relayed to the other nodes through the feed. */

@@ -46,6 +46,8 @@ export interface ClusterDeps {
   commands(nodeId: string): CommandChannel;
 }
 
+/** A read of the feed the store asked for waits this long, so a burst of commits is read at once. */
+const WAKE_MS = 10;
 /** Changes read from the feed per query. */
 const FEED_PAGE = 500;
 
@@ -71,6 +73,11 @@ export class ClusterOwnership implements Ownership {
   #seq = 0;
   #tickTimer: unknown = null;
   #pollTimer: unknown = null;
+  /** A read of the feed is under way; `#again`: read once more when it ends. */
+  #polling = false;
+  #again = false;
+  #woken = false;
+  #unwatch: (() => Promise<void>) | null = null;
   #ticking: Promise<void> | null = null;
   #placing: Promise<void> | null = null;
   readonly #commands: CommandChannel;
@@ -123,6 +130,8 @@ export class ClusterOwnership implements Ownership {
     this.#commands.start();
     await this.#runTick();
     this.#schedulePoll();
+    // Woken by the store as changes commit (PostgreSQL LISTEN/NOTIFY); the timer stays as the fallback.
+    this.#unwatch = (await this.#d.store.watch?.(() => this.#wake(), this.#d.onError).catch((error: unknown) => void this.#d.onError(error))) ?? null;
   }
 
   relay(event: string, payload: object): void {
@@ -188,6 +197,7 @@ export class ClusterOwnership implements Ownership {
     this.#draining = true;
     this.#closed = true;
     this.#clearTimers();
+    await this.#unwatch?.().catch(this.#d.onError);
     this.#commands.close();
     await this.#relay.flush();
     await this.#ticking?.catch(() => undefined);
@@ -399,12 +409,35 @@ export class ClusterOwnership implements Ownership {
 
   #schedulePoll(): void {
     if (this.#closed) return;
-    const clock = this.#d.timers;
-    this.#pollTimer = clock.setTimeout(() => {
-      void this.#poll()
-        .catch(this.#d.onError)
-        .finally(() => this.#schedulePoll());
-    }, this.#d.changePollMs);
+    this.#pollTimer = this.#d.timers.setTimeout(() => this.#readFeed(), this.#d.changePollMs);
+  }
+
+  #readFeed(): void {
+    this.#pollTimer = null;
+    this.#woken = false;
+    this.#polling = true;
+    void this.#poll()
+      .catch(this.#d.onError)
+      .finally(() => {
+        this.#polling = false;
+        if (this.#again && !this.#closed) {
+          this.#again = false;
+          this.#readFeed();
+        } else this.#schedulePoll();
+      });
+  }
+
+  /** The store says the feed has news: read it now (or right after the read under way). */
+  #wake(): void {
+    if (this.#closed || this.#woken) return;
+    if (this.#polling) {
+      this.#again = true;
+      return;
+    }
+    // A few ms later: the changes of a burst of commits are read together.
+    this.#woken = true;
+    if (this.#pollTimer !== null) this.#d.timers.clearTimeout(this.#pollTimer as never);
+    this.#pollTimer = this.#d.timers.setTimeout(() => this.#readFeed(), WAKE_MS);
   }
 
   #clearTimers(): void {

@@ -1,3 +1,4 @@
+import { CHANGE_CHANNEL } from './postgres-change-watch.js';
 import { createHash } from 'node:crypto';
 import { quoteIdent } from './postgres-connection.js';
 
@@ -41,9 +42,13 @@ const statement = (text: string): NamedStatement => ({
  * transaction leaves a gap that is never filled, which is harmless). The identity sequence has
  * cache 1, so a later holder always draws a larger number. Only session writes and ownership
  * changes take it; status, counter, KV and history writes and heartbeats do not.
+ *
+ * Taking it also announces the change (`pg_notify` on {@link CHANGE_CHANNEL} with the schema as
+ * payload, sent when the transaction commits, once per transaction): nodes that LISTEN read the
+ * feed at once instead of at their next poll.
  */
 export function changeLock(schema: string): string {
-  return `(SELECT pg_advisory_xact_lock(hashtext('multisession:${schema}:changes'), 0))`;
+  return `(SELECT pg_advisory_xact_lock(hashtext('multisession:${schema}:changes'), 0) FROM (SELECT pg_notify('${CHANGE_CHANNEL}', '${schema}')) AS announced)`;
 }
 
 /**

@@ -13,6 +13,7 @@ import type {
   RelayedEvent,
 } from '../cluster-contract.js';
 import * as check from '../cluster-checks.js';
+import { ChangeWatch } from './postgres-change-watch.js';
 import { splitChanges, type ChangeRow } from '../sql/change-rows.js';
 import { poolQuery, type PostgresClientLike, type PostgresResult } from './postgres-client.js';
 import { clusterStatements, KEEP_CHANGES, type ClusterStatements, type NamedStatement } from './postgres-cluster-sql.js';
@@ -39,10 +40,28 @@ const toLease = (r: LeaseRow): OwnershipLease => ({ sessionId: r.session_id, tok
 export class PostgresCluster implements ClusterStore {
   readonly #scope: PostgresScope;
   readonly #q: ClusterStatements;
+  readonly #watches = new Set<ChangeWatch>();
 
   constructor(scope: PostgresScope) {
     this.#scope = scope;
     this.#q = clusterStatements(scope.schema);
+  }
+
+  async watch(onChange: () => void, onError: (error: unknown) => void): Promise<() => Promise<void>> {
+    const watch = new ChangeWatch(this.#scope.c.pool, this.#scope.schema, onChange, onError);
+    this.#watches.add(watch);
+    if (!(await watch.start())) this.#watches.delete(watch);
+    return async () => {
+      this.#watches.delete(watch);
+      await watch.stop();
+    };
+  }
+
+  /** Gives the listening connections back (the store is closing). */
+  async stopWatches(): Promise<void> {
+    const all = [...this.#watches];
+    this.#watches.clear();
+    await Promise.all(all.map((w) => w.stop()));
   }
 
   /** One named statement, run again when PostgreSQL picked it as a deadlock or serialization victim. */

@@ -80,6 +80,7 @@ class PostgresStorage implements StorageDriver {
   readonly #target: PostgresTarget;
   readonly #options: ResolvedPostgresOptions;
   readonly #scope: PostgresSqlScope;
+  readonly #cluster: PostgresCluster;
   #open: { c: PostgresConnection; k: PostgresKysely } | null = null;
 
   constructor(target: PostgresTarget, options: ResolvedPostgresOptions) {
@@ -92,7 +93,7 @@ class PostgresStorage implements StorageDriver {
     this.history = new PostgresHistory(scope);
     this.audit = new PostgresAudit(scope);
     this.checkpoint = postgresCheckpointBackend(scope);
-    this.cluster = new PostgresCluster(scope);
+    this.cluster = this.#cluster = new PostgresCluster(scope);
   }
 
   async init(): Promise<void> {
@@ -104,6 +105,7 @@ class PostgresStorage implements StorageDriver {
     const open = this.#open;
     this.#open = null;
     if (!open) return;
+    await this.#cluster.stopWatches();
     await open.k.base.destroy();
     await closePostgres(open.c);
   }
