@@ -274,6 +274,8 @@ export function checkWriteOptions(v: WriteOptions | undefined): AuditInput | und
 /** `sessions.create`'s options: the audit entry (as {@link checkWriteOptions}) and the store-wide `maxSessions`. */
 export function checkCreateOptions(v: CreateOptions | undefined): { audit: AuditInput | undefined; maxSessions: number | undefined } {
   if (v === undefined || (isObject(v) && v.maxSessions === undefined)) return { audit: checkWriteOptions(v), maxSessions: undefined };
+  const max = (v as { maxSessions?: unknown }).maxSessions;
+  if (typeof max === 'number' && Number.isSafeInteger(max) && max > 0) return { audit: checkWriteOptions({ audit: (v as CreateOptions).audit }), maxSessions: max };
   const parsed = parseWith(createOptions, v, 'create options');
   return { audit: parsed?.audit as AuditInput | undefined, maxSessions: parsed?.maxSessions };
 }
@@ -284,7 +286,7 @@ export const storeFull = (maxSessions: number): CapacityError =>
 
 export const checkAuditQuery = (v: AuditQuery | undefined): Required<Pick<AuditQuery, 'limit'>> & AuditQuery =>
   parseWith(auditQuery, v, 'audit query');
-export const checkPositive = (v: number, what: string): number => parseWith(positiveInt, v, what);
+export const checkPositive = (v: number, what: string): number => (Number.isSafeInteger(v) && v > 0 ? v : parseWith(positiveInt, v, what));
 const epochMs = z.number().int('must be whole milliseconds').min(0, 'must be an epoch time in ms');
 export const checkTime = (v: number, what: string): number => parseWith(epochMs, v, what);
 export const checkPrefix = (v: { prefix?: string } | undefined, what: string): string | undefined =>

@@ -68,6 +68,32 @@ function recordOf(r: Omit<SessionRecord, 'readError' | 'version'>, version: numb
   };
 }
 
+/** `r` as the fixed-shape literal of {@link recordOf}, sharing its values (they are the store's own). */
+function sameShape(r: SessionRecord): SessionRecord {
+  return {
+    id: r.id,
+    platform: r.platform,
+    config: r.config,
+    labels: r.labels,
+    metadata: r.metadata,
+    priority: r.priority,
+    capacity: r.capacity,
+    autoStart: r.autoStart,
+    idleTimeoutMs: r.idleTimeoutMs,
+    allowSharedCredentials: r.allowSharedCredentials,
+    desiredState: r.desiredState,
+    credentials: r.credentials,
+    credentialsFingerprint: r.credentialsFingerprint,
+    state: r.state,
+    health: r.health,
+    lastError: r.lastError,
+    lastActivityAt: r.lastActivityAt,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    version: r.version,
+  };
+}
+
 /**
  * The sessions of the memory store: O(1) reads and writes, `list` sorts. Records are deep copies
  * in and out; `update` and `replaceCredentials` are compare-and-swaps on `version` that return
@@ -119,6 +145,8 @@ export class MemorySessions implements SessionStore {
     const audit = check.checkWriteOptions(options);
     const stored = this.#data.sessions.get(sessionId);
     if (!stored || stored.version !== expectedVersion) return null;
+    // The stored record's own JSON values are never handed out, so the new one shares those the
+    // patch leaves alone; only patched values are copied in.
     const next: SessionRecord = { ...stored };
     const writable = next as unknown as Record<string, unknown>;
     for (const field of PATCH_FIELDS) {
@@ -128,9 +156,11 @@ export class MemorySessions implements SessionStore {
     next.version = stored.version + 1;
     const holder = touchesCredentials(input) ? this.#holderOf(next.credentialsFingerprint, next.allowSharedCredentials, sessionId) : undefined;
     if (holder !== undefined) throw new DuplicateCredentialsError(sessionId, holder);
-    this.#unindex(stored.credentialsFingerprint, sessionId);
-    this.#index(next.credentialsFingerprint, sessionId);
-    const kept = recordOf(next, next.version);
+    if (next.credentialsFingerprint !== stored.credentialsFingerprint) {
+      this.#unindex(stored.credentialsFingerprint, sessionId);
+      this.#index(next.credentialsFingerprint, sessionId);
+    }
+    const kept = sameShape(next);
     this.#data.sessions.set(sessionId, kept);
     if (audit) this.#audit(audit);
     return recordOf(kept, kept.version);
