@@ -77,10 +77,14 @@ async function readStream(res: Response, ctx: OpenAIContext, conversation: strin
   const reply: OpenAIChatReply = { text: '', id: '', model: ctx.config.model, finishReason: null, usage: null };
   const from = { id: ctx.config.model, name: ctx.config.model, username: null, bot: true };
   let index = 0;
+  let finished = false;
   try {
     for (;;) {
-      const { value: event, done } = await reader.read();
-      if (done || event.data.trim() === '[DONE]') break;
+      const { value: event, done } = await readNext(reader, ctx);
+      if (done || event.data.trim() === '[DONE]') {
+        finished = !done || reply.finishReason !== null;
+        break;
+      }
       let chunk: unknown;
       try {
         chunk = JSON.parse(event.data);
@@ -107,6 +111,19 @@ async function readStream(res: Response, ctx: OpenAIContext, conversation: strin
   } finally {
     await reader.cancel().catch(() => undefined);
   }
+  // A body that ends without [DONE] or a finish reason was cut off: not a reply to keep.
+  if (!finished) throw new OpenAIApiError(ENDPOINT, 0, 'the stream ended before the reply was complete');
   reply.id ||= `reply-${ctx.clock.now().toString(36)}`;
   return reply;
+}
+
+/** The next event; a body that breaks off (a reset, the time limit) is an `OpenAIApiError`, a stop stays what it is. */
+async function readNext<T>(reader: ReadableStreamDefaultReader<T>, ctx: OpenAIContext): Promise<{ done: true; value?: undefined } | { done: false; value: T }> {
+  try {
+    return (await reader.read()) as { done: true; value?: undefined } | { done: false; value: T };
+  } catch (error) {
+    if (ctx.signal.aborted || error instanceof OpenAIApiError) throw error;
+    const detail = error instanceof Error ? `${error.name === 'TimeoutError' ? 'the time limit (requestTimeoutMs) passed' : error.message}` : String(error);
+    throw new OpenAIApiError(ENDPOINT, 0, `the stream broke off: ${detail}`, { type: null, code: null });
+  }
 }
