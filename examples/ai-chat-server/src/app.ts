@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { createServer, type Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { CapacityError, MultisessionError, SessionManager, ValidationError, isMessageFrom, systemClock, type Clock } from 'multisession';
@@ -54,6 +55,7 @@ export async function startChatServer(options: ChatServerOptions): Promise<ChatS
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(express.static(fileURLToPath(new URL('../public/', import.meta.url)))); // the chat page at /
 
   /** Runs `handler` with the client's session (made now if it has none), and tells the client its id. */
   const withSession =
