@@ -79,7 +79,7 @@ export class ChatSessions {
       id: newId,
       platform: 'openai-chat',
       ...(apiKey ? { credentials: { apiKey } } : {}),
-      config: { ...config, historyMessages: 40 },
+      config,
       idleTimeoutMs: this.#idleTimeoutMs,
       allowSharedCredentials: true, // one back-end key serves every client
       labels: { app: 'ai-chat-server' },
