@@ -127,6 +127,7 @@ export class SessionWrites {
           createdAt: now,
           updatedAt: now,
         }, options);
+        this.#vault.remember(id, sealed.credentials, credentials);
         // Registered inside the gate, so a key rotation that follows sees (and re-seals) it.
         const created = new SessionRuntime(this.#core, adapter, record, { fresh: true });
         this.#sessions.add(created);

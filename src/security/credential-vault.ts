@@ -1,21 +1,25 @@
 import type { z } from 'zod';
 import { DecryptionError, ValidationError } from '../errors.js';
 import type { CredentialRewrite, SessionRecord } from '../storage/contract.js';
-import type { JsonValue } from '../types.js';
+import { cloneJson, type JsonValue } from '../types.js';
 import { CredentialCodec, parseSecretKey } from './credentials.js';
 import { KvValueCodec } from './kv-values.js';
 import { secretStrings } from './redact.js';
 
 /**
  * Everything the manager does with credentials, in one place: sealing before a write, opening for
- * an adapter (checked by its schema), the secret strings to scrub from messages (cached per record
- * version), and key rotation behind a readers–writer gate, so no row is sealed with the old key
+ * an adapter (checked by its schema), the secret strings to scrub from messages (cached per sealed
+ * text), and key rotation behind a readers–writer gate, so no row is sealed with the old key
  * after a rotation has read it. The same key seals KV values ({@link values}); a rotation
  * re-seals them too, before the credentials.
  */
 export class CredentialVault {
   #codec: CredentialCodec;
-  #secretCache = new Map<string, { version: number; strings: string[] }>();
+  /**
+   * Per session, keyed by the sealed text it came from (the same text is the same plaintext): the
+   * strings to scrub, and the plain credentials of a session just created, until its first open.
+   */
+  #secretCache = new Map<string, { sealed: string; strings: string[]; plain: JsonValue | undefined }>();
   /** Credential writes in flight, and the key rotation that waits for them. */
   #writes = 0;
   #drained: (() => void) | null = null;
@@ -44,10 +48,18 @@ export class CredentialVault {
 
   /** Decrypts a session's credentials and checks them with its adapter's schema (when it has one). */
   open(record: SessionRecord, schema: z.ZodType | null): unknown {
-    const plain = record.credentials === null ? undefined : this.#codec.open(record.credentials);
-    // The strings to scrub come from the same decryption (they are needed as soon as the adapter logs).
-    if (plain !== undefined && this.#secretCache.get(record.id)?.version !== record.version) {
-      this.#secretCache.set(record.id, { version: record.version, strings: secretStrings(plain) });
+    const sealed = record.credentials;
+    let plain: JsonValue | undefined;
+    if (sealed !== null) {
+      const cached = this.#secretCache.get(record.id);
+      if (cached?.sealed === sealed && cached.plain !== undefined) {
+        plain = cached.plain; // just created: no need to decrypt what was sealed a moment ago
+        cached.plain = undefined;
+      } else {
+        plain = this.#codec.open(sealed);
+        // The strings to scrub come from the same decryption (they are needed as soon as the adapter logs).
+        if (cached?.sealed !== sealed) this.#secretCache.set(record.id, { sealed, strings: secretStrings(plain), plain: undefined });
+      }
     }
     if (!schema) return plain;
     const parsed = schema.safeParse(plain);
@@ -59,17 +71,28 @@ export class CredentialVault {
 
   /** The string values of the record's credentials, to scrub from messages. */
   secretStringsOf(record: SessionRecord): string[] {
-    if (record.credentials === null) return [];
+    const sealed = record.credentials;
+    if (sealed === null) return [];
     const cached = this.#secretCache.get(record.id);
-    if (cached && cached.version === record.version) return cached.strings;
+    if (cached?.sealed === sealed) return cached.strings;
     let strings: string[] = [];
     try {
-      strings = secretStrings(this.#codec.open(record.credentials));
+      strings = secretStrings(this.#codec.open(sealed));
     } catch {
       strings = [];
     }
-    this.#secretCache.set(record.id, { version: record.version, strings });
+    this.#secretCache.set(record.id, { sealed, strings, plain: undefined });
     return strings;
+  }
+
+  /**
+   * Remembers the plain credentials of a session just created with `sealed` (a copy), so its
+   * first start needs no decryption. Dropped at that first open, at delete, and at a key rotation.
+   */
+  remember(id: string, sealed: string | null, plain: unknown): void {
+    if (sealed === null || plain === undefined || plain === null) return;
+    const json = cloneJson(plain as JsonValue);
+    this.#secretCache.set(id, { sealed, strings: secretStrings(json), plain: json });
   }
 
   /** Forgets what it cached about a deleted session. */
