@@ -198,9 +198,15 @@ export class Webhooks extends EventEmitter<WebhooksEvents> {
     const endpoint = await this.#endpoint(endpointId);
     const at = this.#clock.now();
     const event: WebhookEvent = { id: `evt_test_${randomUUID()}`, type: 'webhook.test', at, sessionId: null, data: { endpointId, at } };
-    const [id] = await this.#enqueue(event, [endpoint]);
+    const [id] = await this.#enqueue(event, [endpoint], false);
     await this.deliverDue();
-    return this.delivery(id!);
+    let delivery = await this.delivery(id!);
+    // The loop of start() may have claimed the attempt first: wait for its round to end.
+    for (let i = 0; i < 20 && delivery.status === 'pending' && delivery.attempts === 0; i++) {
+      await (this.#running ?? this.deliverDue());
+      delivery = await this.delivery(id!);
+    }
+    return delivery;
   }
 
   /** The delivery log of an endpoint, newest first. */
@@ -325,7 +331,7 @@ export class Webhooks extends EventEmitter<WebhooksEvents> {
     return this.#enqueue(event, matching);
   }
 
-  async #enqueue(event: WebhookEvent, endpoints: WebhookEndpointRecord[]): Promise<string[]> {
+  async #enqueue(event: WebhookEvent, endpoints: WebhookEndpointRecord[], kick = true): Promise<string[]> {
     if (!endpoints.length) return [];
     const now = this.#clock.now();
     const body = this.#codec.seal(bodyOf(event));
@@ -346,7 +352,7 @@ export class Webhooks extends EventEmitter<WebhooksEvents> {
       updatedAt: now,
     }));
     await this.#store.enqueue(deliveries);
-    this.#kick();
+    if (kick) this.#kick();
     return deliveries.map((d) => d.id);
   }
 
