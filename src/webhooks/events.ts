@@ -39,9 +39,28 @@ export const deliveryIdOf = (endpointId: string, eventId: string): string => `ms
 
 const plain = (value: unknown): JsonValue => JSON.parse(JSON.stringify(value ?? null)) as JsonValue;
 
-/** The webhook event of a manager event, or null for one that is not sent (`manager.error`). */
+/**
+ * The part of an event that is the same on every node of a cluster, where the payload is not: a
+ * session's creation by its `createdAt`, an update by the record's `version` (each node emits
+ * these with its own `at`), a message by its platform id (delivered again, it keeps its id).
+ */
+function stableKey(name: SessionManagerEventName, payload: Record<string, unknown>, sessionId: string | null): JsonValue | null {
+  const session = payload.session as { createdAt?: unknown; version?: unknown } | undefined;
+  if (name === 'session.created' && typeof session?.createdAt === 'number') return { session: sessionId, createdAt: session.createdAt };
+  if (name === 'session.updated' && typeof session?.version === 'number') return { session: sessionId, version: session.version };
+  const messageId = (payload.message as { id?: unknown } | null | undefined)?.id;
+  if (name === 'session.message' && typeof messageId === 'string') return { session: sessionId, direction: plain(payload.direction), message: messageId };
+  return null;
+}
+
+/**
+ * The webhook event of a manager event, or null for one that is not sent: `manager.error`, and a
+ * `session.state` a node emits for a session another node runs (its reason `on node …`: the node
+ * that runs it sends the transition itself).
+ */
 export function fromManagerEvent(name: SessionManagerEventName, payload: Record<string, unknown>): WebhookEvent | null {
   if (name === 'manager.error') return null;
+  if (name === 'session.state' && typeof payload.reason === 'string' && payload.reason.startsWith('on node ')) return null;
   const sessionId = typeof payload.id === 'string' ? payload.id : null;
   let data: JsonValue;
   if (name === 'session.error') {
@@ -54,13 +73,8 @@ export function fromManagerEvent(name: SessionManagerEventName, payload: Record<
     data = plain(payload);
   }
   const at = typeof payload.at === 'number' ? payload.at : Date.now();
-  // A message the platform delivers again (at least once) keeps its id: one event, not two.
-  const messageId = (payload.message as { id?: unknown } | null | undefined)?.id;
-  const id =
-    name === 'session.message' && typeof messageId === 'string'
-      ? eventIdOf(name, { session: sessionId, direction: plain(payload.direction), message: messageId })
-      : eventIdOf(name, data);
-  return { id, type: name, at, sessionId, data };
+  const key = stableKey(name, payload, sessionId);
+  return { id: eventIdOf(name, key ?? data), type: name, at, sessionId, data };
 }
 
 /** The request body: `{ type, timestamp, data }` with the timestamp as an ISO 8601 string. */
