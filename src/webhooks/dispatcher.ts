@@ -69,11 +69,9 @@ export class Dispatcher {
 
   /** Adds an attempt for every due delivery, then makes every claimable attempt; returns how many it made. */
   async run(): Promise<number> {
-    for (;;) {
-      const due = await this.#store.due(this.#clock.now(), 500);
-      if (due.length) await this.#checkpoint.add(due.map(Dispatcher.itemOf));
-      if (due.length < 500) break;
-    }
+    // At most 500 a round (they stay due until attempted, so the next round finds the rest).
+    const due = await this.#store.due(this.#clock.now(), 500);
+    if (due.length) await this.#checkpoint.add(due.map(Dispatcher.itemOf));
     let attempted = 0;
     for (;;) {
       const leases = await this.#checkpoint.claim({ owner: this.#s.owner, limit: this.#s.concurrency, leaseMs: this.#s.leaseMs });

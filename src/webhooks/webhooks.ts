@@ -280,7 +280,8 @@ export class Webhooks extends EventEmitter<WebhooksEvents> {
       do {
         this.#again = false;
         try {
-          await this.#dispatcher.run();
+          // A full round (500 due) may leave more due: go on at once.
+          if ((await this.#dispatcher.run()) >= 500) this.#again = true;
         } catch (error) {
           this.emit('webhooks.error', { error, operation: 'deliver' });
         }
