@@ -14,6 +14,7 @@ const entry = {
   'testing/index': 'src/testing/index.ts',
   'sqlite/index': 'src/storage/sqlite/index.ts',
   'postgres/index': 'src/storage/postgres/index.ts',
+  'webhooks/index': 'src/webhooks/index.ts',
   ...adapters,
 };
 // Database clients and platform SDKs are the app's (optional peers), loaded only by their subpath.

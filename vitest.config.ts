@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^multisession\/testing$/, replacement: src('testing/index.ts') },
       { find: /^multisession\/sqlite$/, replacement: src('storage/sqlite/index.ts') },
       { find: /^multisession\/postgres$/, replacement: src('storage/postgres/index.ts') },
+      { find: /^multisession\/webhooks$/, replacement: src('webhooks/index.ts') },
       { find: /^multisession\/adapters\/([a-z0-9_-]+)$/, replacement: src('adapters/$1/index.ts') },
     ],
   },

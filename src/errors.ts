@@ -37,7 +37,9 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'OWNERSHIP_LOST'
   | 'NODE_ID_IN_USE'
-  | 'OWNER_UNAVAILABLE';
+  | 'OWNER_UNAVAILABLE'
+  | 'WEBHOOK_NOT_FOUND'
+  | 'WEBHOOK_VERIFICATION';
 
 export interface ErrorOptions {
   cause?: unknown;
@@ -321,5 +323,21 @@ export class OwnerUnavailableError extends MultisessionError {
   constructor(sessionId: string, nodeId: string | null, detail: string) {
     const who = sessionId ? `Session "${sessionId}" runs on node ${nodeId ? `"${nodeId}"` : '(none)'}, which` : `Node "${nodeId}"`;
     super('OWNER_UNAVAILABLE', `${who} did not answer: ${detail}.`, { context: { sessionId, nodeId } });
+  }
+}
+
+/** A webhook endpoint or delivery id that does not exist (`context.kind`: `endpoint` or `delivery`). */
+export class WebhookNotFoundError extends MultisessionError {
+  constructor(kind: 'endpoint' | 'delivery', id: string) {
+    super('WEBHOOK_NOT_FOUND', `Webhook ${kind} "${id}" does not exist; list the ${kind === 'endpoint' ? 'endpoints' : "endpoint's deliveries"} to find its id.`, {
+      context: { kind, id },
+    });
+  }
+}
+
+/** A webhook a receiver got failed `verify()`: a bad or missing signature, or a timestamp too old or too new. */
+export class WebhookVerificationError extends MultisessionError {
+  constructor(detail: string) {
+    super('WEBHOOK_VERIFICATION', `The webhook could not be verified: ${detail}. Check the endpoint's secret and the clocks; never process an unverified webhook.`);
   }
 }

@@ -50,6 +50,13 @@ describe('import isolation', () => {
     expect(result.packages).toEqual([]);
   });
 
+  it('multisession/webhooks loads no database client, and undici not before its first delivery', async () => {
+    const result = await loadsOf('multisession/webhooks');
+    expect(result.exports).toBeGreaterThan(5);
+    expect(result.packages).toEqual([]);
+    expect(result.adapters).toEqual([]);
+  });
+
   it('importing multisession/testing loads no database client either', async () => {
     expect((await loadsOf('multisession/testing')).packages).toEqual([]);
   });

@@ -23,7 +23,7 @@ suite('postgres', () => {
       const store = postgresStorage({ connectionString: PG_URL }, { schema, poolSize: 4 });
       await store.init();
       await admin.query(
-        `truncate ${['sessions', 'session_kv', 'session_stats', 'session_transitions', 'audit_log', 'session_owners', 'session_changes', 'cluster_nodes']
+        `truncate ${['sessions', 'session_kv', 'session_stats', 'session_transitions', 'audit_log', 'session_owners', 'session_changes', 'cluster_nodes', 'webhook_endpoints', 'webhook_deliveries']
           .map(q)
           .join(', ')} restart identity cascade`,
       );
@@ -84,6 +84,8 @@ suite('postgres', () => {
         'session_stats',
         'session_transitions',
         'sessions',
+        'webhook_deliveries',
+        'webhook_endpoints',
       ]);
       await store.close();
       await expect(store.sessions.get('mine')).rejects.toMatchObject({ code: 'STORAGE' });

@@ -27,6 +27,9 @@ const state = {
   /** The cluster nodes (GET /nodes; admin keys only: null when the key may not read them). */
   nodes: null,
   nodesTimer: null,
+  /** Webhook endpoints (GET /webhooks; admin keys only: null when the key may not read them), and the one whose log is open. */
+  webhooks: null,
+  webhookOpen: null,
 };
 
 // ---------- HTTP ----------
@@ -729,6 +732,7 @@ function connectEvents() {
   es.addEventListener('hello', () => {
     loadSessions().catch(() => {});
     loadNodes();
+    loadWebhooks();
   });
   // The server ended the stream: the key was revoked (or the server is stopping; it reconnects).
   es.addEventListener('bye', (ev) => {
@@ -808,6 +812,108 @@ function loadNodesSoon() {
   state.nodesTimer = setTimeout(() => loadNodes(), 300);
 }
 
+// ---------- webhooks ----------
+
+function renderWebhooks() {
+  const list = state.webhooks;
+  show($('webhooks-card'), Boolean(list));
+  if (!list) return;
+  $('webhooks-count').textContent = `(${list.length})`;
+  $('webhooks').replaceChildren(...list.map((w) => el('li', { class: 'webhook', 'data-testid': `webhook-${w.id}` },
+    el('span', { class: 'wurl user-text', text: w.url }),
+    el('span', { class: `pill ${w.enabled ? 'w-on' : 'w-off'}`, 'data-testid': 'webhook-enabled', text: w.enabled ? 'enabled' : `disabled${w.disabledReason ? ` (${w.disabledReason})` : ''}` }),
+    el('span', { class: 'muted', text: w.events.join(', ') }),
+    el('span', { class: 'wbtns' },
+      el('button', { class: 'btn small', type: 'button', 'data-testid': 'webhook-test', onclick: () => webhookAction(w, 'test') }, 'Test'),
+      el('button', { class: 'btn small', type: 'button', 'data-testid': 'webhook-log', onclick: () => openDeliveries(w.id) }, 'Deliveries'),
+      el('button', { class: 'btn small', type: 'button', 'data-testid': 'webhook-toggle', onclick: () => webhookAction(w, 'toggle') }, w.enabled ? 'Disable' : 'Enable'),
+      el('button', { class: 'btn small danger', type: 'button', 'data-testid': 'webhook-delete', onclick: () => webhookAction(w, 'delete') }, 'Delete')))));
+}
+
+async function loadWebhooks() {
+  try {
+    state.webhooks = await api('GET', '/webhooks');
+  } catch (err) {
+    // A session-scoped key may not read them (403), or the server has none (404): no panel.
+    if (err instanceof ApiError && (err.status === 403 || err.status === 404)) state.webhooks = null;
+  }
+  renderWebhooks();
+  if (state.webhookOpen && !state.webhooks?.some((w) => w.id === state.webhookOpen)) openDeliveries(null);
+}
+
+async function webhookAction(w, action) {
+  const path = `/webhooks/${encodeURIComponent(w.id)}`;
+  try {
+    if (action === 'test') {
+      const d = await api('POST', `${path}/test`);
+      toast(d.status === 'succeeded' ? `Test delivered: HTTP ${d.responseStatus}` : `Test failed: ${d.lastError || d.status}`);
+      if (state.webhookOpen === w.id) await openDeliveries(w.id);
+    } else if (action === 'toggle') {
+      await api('PATCH', path, { enabled: !w.enabled });
+    } else if (action === 'delete') {
+      if (!window.confirm(`Delete the endpoint ${w.url} and its delivery log?`)) return;
+      await api('DELETE', path);
+    }
+  } catch (err) {
+    toast(problemText(err));
+  }
+  await loadWebhooks();
+}
+
+async function openDeliveries(id) {
+  state.webhookOpen = id;
+  show($('deliveries-box'), Boolean(id));
+  if (!id) return;
+  const w = state.webhooks?.find((x) => x.id === id);
+  setText($('deliveries-of'), w ? w.url : id);
+  let list = [];
+  try {
+    list = await api('GET', `/webhooks/${encodeURIComponent(id)}/deliveries?limit=50`);
+  } catch (err) {
+    toast(problemText(err));
+  }
+  $('deliveries').replaceChildren(...list.map((d) => el('tr', { 'data-testid': `delivery-${d.id}` },
+    el('td', { text: timeOf(d.createdAt) }),
+    el('td', { text: d.eventType }),
+    el('td', {}, el('span', { class: `pill d-${d.status}`, 'data-testid': 'delivery-status', title: d.lastError || '', text: d.status })),
+    el('td', { text: String(d.attempts) }),
+    el('td', { 'data-testid': 'delivery-code', text: d.responseStatus === null ? '–' : String(d.responseStatus) }),
+    el('td', { text: d.latencyMs === null ? '–' : String(d.latencyMs) }),
+    el('td', {}, el('button', { class: 'btn small', type: 'button', 'data-testid': 'delivery-replay', onclick: async () => {
+      try {
+        await api('POST', `/webhooks/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(d.id)}/replay`);
+        toast('Sent again, with the same webhook-id');
+      } catch (err) {
+        toast(problemText(err));
+      }
+      setTimeout(() => openDeliveries(id), 400);
+    } }, 'Replay')))));
+}
+
+$('toggle-webhook').addEventListener('click', () => show($('webhook-form'), $('webhook-form').classList.contains('hidden')));
+$('webhook-secret-done').addEventListener('click', () => {
+  $('webhook-secret-value').textContent = '';
+  show($('webhook-secret'), false);
+});
+$('webhook-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  const events = String(form.get('events') || '*').split(',').map((e) => e.trim()).filter(Boolean);
+  show($('webhook-error'), false);
+  try {
+    const made = await api('POST', '/webhooks', { url: String(form.get('url') || '').trim(), events });
+    // The secret is in this answer only: shown once, never read again.
+    $('webhook-secret-value').textContent = made.secret;
+    show($('webhook-secret'), true);
+    ev.target.reset();
+    show($('webhook-form'), false);
+  } catch (err) {
+    setText($('webhook-error'), problemText(err));
+    show($('webhook-error'), true);
+  }
+  await loadWebhooks();
+});
+
 // ---------- start ----------
 
 /** Sessions a page holds: the most the server gives at once, so 2,000 sessions are 2 requests. */
@@ -852,6 +958,9 @@ async function boot() {
 setInterval(() => {
   // Heartbeats and running counts change without events: the nodes are read again now and then.
   if (state.nodes && document.visibilityState === 'visible') loadNodes();
+  // Deliveries are made in the background: the open log is read again now and then.
+  if (state.webhooks && document.visibilityState === 'visible') loadWebhooks();
+  if (state.webhookOpen && document.visibilityState === 'visible') openDeliveries(state.webhookOpen);
   if (state.selected && document.visibilityState === 'visible') {
     refreshExtras(state.selected);
     const s = state.sessions.get(state.selected);

@@ -27,6 +27,8 @@ import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { DEFAULT_MAX_JSON_DEPTH, depthLimit, refuseProtoKeys } from './request-guards.js';
 import { TrafficCounter } from './traffic.js';
 import * as s from './http-schemas.js';
+import type { Webhooks } from 'multisession/webhooks';
+import { webhookRoutes } from './webhook-routes.js';
 
 export interface AppOptions {
   /** Where API keys are checked. */
@@ -60,6 +62,8 @@ export interface AppOptions {
    * credentials it tried). Default 5 per 15 minutes.
    */
   credentialConflicts?: RateLimitOptions;
+  /** The webhooks of `multisession/webhooks` (`/api/v1/webhooks`); without them those routes answer 404. */
+  webhooks?: Webhooks;
   /** The clock of the rate limits (a manual clock in tests). Default: the system clock. */
   clock?: Clock;
   version?: string;
@@ -625,6 +629,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
     if (!keys.revoke(String(req.params.keyId))) throw new HttpProblem(404, 'KEY_NOT_FOUND', `No API key has id "${String(req.params.keyId)}".`);
     res.status(204).end();
   });
+
+  if (options.webhooks) webhookRoutes(api, options.webhooks, { parse: parsePart, requireAdmin });
 
   api.use((req) => {
     throw new HttpProblem(404, 'NOT_FOUND', `No endpoint ${req.method} /api/v1${req.path}; see /api-docs.`);

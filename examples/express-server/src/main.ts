@@ -4,12 +4,12 @@
  *   node --import tsx examples/express-server/src/main.ts [--port 8080] [--host 127.0.0.1]
  *     [--data-dir ./.data] [--db <sqlite file | postgres://…>] [--pg-schema name] [--max-sessions N] [--api-key KEY]
  *     [--cors-origin URL]… [--rate-limit N] [--audit-retention-days N] [--log-level info]
- *     [--node-id ID] [--lease-ttl-ms N] [--max-running N]
+ *     [--node-id ID] [--lease-ttl-ms N] [--max-running N] [--allow-private-webhooks]
  *
  * Each flag has an environment equivalent (PORT, HOST, MULTISESSION_DATA_DIR, MULTISESSION_DB, MULTISESSION_PG_SCHEMA,
  * MULTISESSION_MAX_SESSIONS, MULTISESSION_API_KEY, MULTISESSION_CORS_ORIGINS,
  * MULTISESSION_RATE_LIMIT, MULTISESSION_AUDIT_RETENTION_DAYS, MULTISESSION_LOG_LEVEL, MULTISESSION_NODE_ID,
- * MULTISESSION_LEASE_TTL_MS, MULTISESSION_MAX_RUNNING); flags win.
+ * MULTISESSION_LEASE_TTL_MS, MULTISESSION_MAX_RUNNING, MULTISESSION_ALLOW_PRIVATE_WEBHOOKS=1); flags win.
  * It prints `listening on http://host:port` once it serves (tests read the port from that line).
  */
 import { parseArgs } from 'node:util';
@@ -36,6 +36,8 @@ const USAGE = `Usage: npm start -- [options]
                         ([A-Za-z0-9_.-]{1,64}; one per process on the same --db)
   --lease-ttl-ms <n>    ownership lease TTL (>= 1000)        MULTISESSION_LEASE_TTL_MS  default 15000
   --max-running <n>     most sessions this node runs        MULTISESSION_MAX_RUNNING
+  --allow-private-webhooks  let webhooks go to loopback, private and link-local addresses
+                                                            MULTISESSION_ALLOW_PRIVATE_WEBHOOKS=1
   --help`;
 
 function fail(message: string): never {
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
         'node-id': { type: 'string' },
         'lease-ttl-ms': { type: 'string' },
         'max-running': { type: 'string' },
+        'allow-private-webhooks': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -127,6 +130,7 @@ async function main(): Promise<void> {
     ...(rate ? { rateLimit: { max: rate, windowMs: 60_000 } } : {}),
     ...(retention !== undefined ? { auditRetentionDays: retention === 0 ? null : retention } : {}),
     ...(Object.keys(cluster).length ? { cluster } : {}),
+    ...(values['allow-private-webhooks'] || env.MULTISESSION_ALLOW_PRIVATE_WEBHOOKS === '1' ? { webhooks: { allowPrivateTargets: true } } : {}),
     logger: consoleLogger(level),
   });
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { authInputSchema, sessionInputSchema, sessionPatchSchema } from 'multisession';
 import * as s from './http-schemas.js';
+import { endpointInputSchema, endpointPatchSchema } from 'multisession/webhooks';
 
 /**
  * The OpenAPI 3.1 document, generated from the zod schemas at start-up (nothing written by hand
@@ -35,6 +36,8 @@ const COMPONENTS: Record<string, z.ZodType> = {
   Node: s.nodeSchema,
   NodeList: s.nodeListSchema,
   DrainResult: s.drainResultSchema,
+  WebhookEndpointInput: endpointInputSchema,
+  WebhookEndpointPatch: endpointPatchSchema,
 };
 
 const PREFIX = '#/components/schemas/';
@@ -114,6 +117,9 @@ const ok = (name: string | null, description = 'OK', array = false) =>
 const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } });
 
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } };
+
+const webhookId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const json = (description: string): JsonObject => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
 
 const common = {
   '400': problem('Invalid input: `errors` lists each field path'),
@@ -206,6 +212,30 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
         parameters: [{ name: 'nodeId', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } }],
         responses: { '200': ok('DrainResult', 'Drained: its sessions were stopped and their leases released'), ...common, '404': problem('No live node has this id (`NODE_NOT_FOUND`)'), '503': problem('The node did not answer in time (`OWNER_UNAVAILABLE`)') },
       },
+    },
+    '/api/v1/webhooks': {
+      get: { summary: 'Webhook endpoints (admin; never their secrets)', tags: ['Webhooks'], responses: { '200': json('Endpoints'), ...common } },
+      post: { summary: 'Add a webhook endpoint (admin); its secret is in this answer only', tags: ['Webhooks'], requestBody: jsonBody('WebhookEndpointInput'), responses: { '201': json('Created, with `secret`'), ...common } },
+    },
+    '/api/v1/webhooks/{id}': {
+      get: { summary: 'One webhook endpoint (admin)', tags: ['Webhooks'], parameters: [webhookId], responses: { '200': json('The endpoint'), ...common, '404': problem('No such endpoint (`WEBHOOK_NOT_FOUND`)') } },
+      patch: { summary: 'Change a webhook endpoint (admin); enabling it clears why it was disabled', tags: ['Webhooks'], parameters: [webhookId], requestBody: jsonBody('WebhookEndpointPatch'), responses: { '200': json('The endpoint'), ...common, '404': problem('No such endpoint (`WEBHOOK_NOT_FOUND`)') } },
+      delete: { summary: 'Delete a webhook endpoint with its delivery log (admin)', tags: ['Webhooks'], parameters: [webhookId], responses: { '204': { description: 'Deleted' }, ...common, '404': problem('No such endpoint (`WEBHOOK_NOT_FOUND`)') } },
+    },
+    '/api/v1/webhooks/{id}/rotate-secret': {
+      post: { summary: 'A new signing secret (in this answer only); the previous one signs beside it for `keepPreviousForMs` (default 24 h)', tags: ['Webhooks'], parameters: [webhookId], responses: { '200': json('The endpoint, with `secret`'), ...common } },
+    },
+    '/api/v1/webhooks/{id}/deliveries': {
+      get: { summary: 'The delivery log, newest first (`status`, `since`, `until`, `limit`)', tags: ['Webhooks'], parameters: [webhookId], responses: { '200': json('Deliveries'), ...common } },
+    },
+    '/api/v1/webhooks/{id}/deliveries/{deliveryId}/replay': {
+      post: { summary: 'Send one delivery again, same webhook-id', tags: ['Webhooks'], parameters: [webhookId, { name: 'deliveryId', in: 'path', required: true, schema: { type: 'string' } }], responses: { '202': json('The delivery, pending'), ...common } },
+    },
+    '/api/v1/webhooks/{id}/replay': {
+      post: { summary: 'Replay the finished deliveries created in [since, until) (`{ since, until?, status? }`)', tags: ['Webhooks'], parameters: [webhookId], responses: { '202': json('`{ replayed }`'), ...common } },
+    },
+    '/api/v1/webhooks/{id}/test': {
+      post: { summary: 'Send a `webhook.test` event to the endpoint now; answers the delivery after the attempt', tags: ['Webhooks'], parameters: [webhookId], responses: { '200': json('The delivery'), ...common } },
     },
     '/api/v1/keys': {
       get: { summary: 'API keys (admin; never the keys themselves)', tags: ['Admin'], responses: { '200': ok('KeyInfo', 'Keys', true), ...common } },

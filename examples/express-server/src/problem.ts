@@ -29,6 +29,9 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze
   VALIDATION: 400,
   ADAPTER_NOT_FOUND: 400,
   SESSION_NOT_FOUND: 404,
+  WEBHOOK_NOT_FOUND: 404,
+  // A receiver's check (verify()); the server itself never raises it.
+  WEBHOOK_VERIFICATION: 400,
   SESSION_EXISTS: 409,
   CONFLICT: 409,
   INVALID_TRANSITION: 409,

@@ -7,6 +7,7 @@ import { SessionManager, type Logger, type SessionManagerOptions, type StorageDr
 import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import { simulatedAdapter, type SimulatedAdapterOptions } from 'multisession/testing';
+import { createWebhooks, type CreateWebhooksOptions, type Webhooks } from 'multisession/webhooks';
 import { ApiKeyStore } from './api-keys.js';
 import { createApp, type AppHandle, type AppOptions } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
@@ -49,6 +50,8 @@ export interface ServerOptions {
   jsonMaxDepth?: number;
   /** See {@link AppOptions.credentialConflicts}. */
   credentialConflicts?: RateLimitOptions;
+  /** Options of the webhooks (`allowPrivateTargets`, `retryScheduleMs` …); see docs/webhooks.md. */
+  webhooks?: Partial<Omit<CreateWebhooksOptions, 'storage' | 'manager' | 'secretKey'>>;
   /** Days audit entries are kept (null: for ever). Default 90. `manager.audit` wins when given. */
   auditRetentionDays?: number | null;
 }
@@ -59,6 +62,7 @@ export interface RunningServer {
   readonly manager: SessionManager;
   readonly storage: StorageDriver;
   readonly keys: ApiKeyStore;
+  readonly webhooks: Webhooks;
   readonly http: Server;
   /** The admin key created on this start (first start without --api-key), else null. */
   readonly createdAdminKey: string | null;
@@ -163,6 +167,9 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     ...(options.logger ? { logger: options.logger } : {}),
   });
   await manager.open();
+  const webhooks = createWebhooks({ ...(options.webhooks ?? {}), storage, manager, secretKey });
+  webhooks.on('webhooks.error', ({ error, operation }) => print(`webhooks: ${operation} failed: ${error instanceof Error ? error.message : String(error)}`));
+  webhooks.start();
 
   let handle: AppHandle;
   try {
@@ -175,11 +182,13 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
       ...(options.sseHeartbeatMs ? { sseHeartbeatMs: options.sseHeartbeatMs } : {}),
       ...pick(options, ['sseMaxBufferBytes', 'sseMaxStreamsPerKey', 'jsonMaxDepth', 'credentialConflicts']),
       ...(options.manager?.clock ? { clock: options.manager.clock } : {}),
+      webhooks,
       ping: () => storage.ping(),
       storageKind: storage.kind,
       version: VERSION,
     });
   } catch (err) {
+    await webhooks.close();
     await manager.close();
     throw err;
   }
@@ -205,6 +214,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     manager,
     storage,
     keys,
+    webhooks,
     http: server,
     createdAdminKey,
     close() {
@@ -212,6 +222,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
         const stopped = new Promise<void>((r) => server.close(() => r()));
         handle.closeStreams();
         server.closeIdleConnections();
+        await webhooks.close();
         // Sessions keep their desired state: the next start restores them.
         await manager.close();
         server.closeAllConnections();

@@ -21,6 +21,8 @@ import { guardStore } from '../guarded-storage.js';
 import * as check from '../input-checks.js';
 import { clockSchema, memoryCheckpointBackend } from './memory-checkpoint.js';
 import { byKey, MemorySessions, type MemoryData } from './memory-sessions.js';
+import { MemoryWebhooks } from './memory-webhooks.js';
+import type { WebhookStore } from '../webhook-contract.js';
 
 /** Options of {@link memoryStorage}. */
 export interface MemoryStorageOptions {
@@ -73,6 +75,8 @@ class MemoryStorage implements StorageDriver {
   readonly audit: AuditStore;
   /** The checkpoint in this same process memory: one backend per driver (see docs/checkpoint.md). */
   readonly checkpoint: CheckpointBackend;
+  /** Webhook endpoints and deliveries (`multisession/webhooks`). */
+  readonly webhooks: WebhookStore = new MemoryWebhooks();
 
   constructor(maxAudit: number, clock: Clock) {
     const data: MemoryData = { sessions: new Map(), kv: new Map(), stats: new Map(), transitions: new Map() };

@@ -2,6 +2,8 @@ import { sql } from 'kysely';
 import { OwnershipLostError, SessionNotFoundError } from '../../errors.js';
 import type { CheckpointBackend } from '../../checkpoint/contract.js';
 import type { ClusterStore } from '../cluster-contract.js';
+import type { WebhookStore } from '../webhook-contract.js';
+import { SqlWebhooks } from '../sql/webhook-store.js';
 import type { JsonValue } from '../../types.js';
 import type {
   AuditEntry,
@@ -77,6 +79,8 @@ class PostgresStorage implements StorageDriver {
   readonly checkpoint: CheckpointBackend;
   /** Nodes and session ownership leases: several machines on this schema run each session once. */
   readonly cluster: ClusterStore;
+  /** Webhook endpoints and deliveries (`multisession/webhooks`). */
+  readonly webhooks: WebhookStore;
   readonly #target: PostgresTarget;
   readonly #options: ResolvedPostgresOptions;
   readonly #scope: PostgresSqlScope;
@@ -94,6 +98,7 @@ class PostgresStorage implements StorageDriver {
     this.audit = new PostgresAudit(scope);
     this.checkpoint = postgresCheckpointBackend(scope);
     this.cluster = this.#cluster = new PostgresCluster(scope);
+    this.webhooks = new SqlWebhooks({ dialect: 'postgres', db: () => scope.db, wrap: (op, p) => scope.wrap(op, p) });
   }
 
   async init(): Promise<void> {

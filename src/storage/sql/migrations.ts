@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import { StorageError } from '../../errors.js';
 import type { MigrationSet, SqlDialectName } from './migration-sets.js';
+import { webhooksMigration } from './migration-webhooks.js';
 
 export type { SqlDialectName } from './migration-sets.js';
 
@@ -12,6 +13,7 @@ const UP: Record<string, Up> = {
   'sessions/0001_initial': initial,
   'sessions/0002_hot_status_updates': hotStatusUpdates,
   'sessions/0003_cluster': cluster,
+  'sessions/0004_webhooks': webhooksMigration,
   'checkpoint/0001_checkpoint': (db, dialect, schema) => (dialect === 'postgres' ? checkpointPostgres(db, schema) : checkpointSqlite(db)),
   'checkpoint/0002_cheap_claimable_predicate': (db, dialect) => (dialect === 'sqlite' ? cheapClaimablePredicate(db) : Promise.resolve()),
 };

@@ -67,12 +67,46 @@ export interface AuditLogTable {
   details: string;
 }
 
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  description: string;
+  events: string;
+  sessions: string | null;
+  secrets: string;
+  enabled: Bool;
+  disabled_reason: string | null;
+  failing_since: NullableMillis;
+  created_at: Millis;
+  updated_at: Millis;
+  version: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  session_id: string | null;
+  body: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: Millis;
+  response_status: number | null;
+  last_error: string | null;
+  latency_ms: number | null;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
 export interface StorageDatabase {
   sessions: SessionsTable;
   session_kv: SessionKvTable;
   session_stats: SessionStatsTable;
   session_transitions: SessionTransitionsTable;
   audit_log: AuditLogTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 /** A row of `sessions` as either dialect returns it. */

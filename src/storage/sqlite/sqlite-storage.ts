@@ -1,6 +1,8 @@
 import { DuplicateCredentialsError, SessionExistsError } from '../../errors.js';
 import type { CheckpointBackend } from '../../checkpoint/contract.js';
 import type { ClusterStore } from '../cluster-contract.js';
+import type { WebhookStore } from '../webhook-contract.js';
+import { SqlWebhooks } from '../sql/webhook-store.js';
 import {
   touchesCredentials,
   type AuditStore,
@@ -83,6 +85,8 @@ class SqliteStorage implements StorageDriver {
   readonly checkpoint: CheckpointBackend;
   /** Nodes and session ownership leases: several processes on this file run each session once. */
   readonly cluster: ClusterStore;
+  /** Webhook endpoints and deliveries (`multisession/webhooks`). */
+  readonly webhooks: WebhookStore;
   readonly #target: SqliteTarget;
   readonly #options: ResolvedSqliteOptions;
   #open: Open | null = null;
@@ -102,6 +106,7 @@ class SqliteStorage implements StorageDriver {
     this.audit = new SqliteAudit(open);
     this.checkpoint = sqliteCheckpointBackend(() => open().c.db);
     this.cluster = new SqliteCluster(open);
+    this.webhooks = new SqlWebhooks({ dialect: 'sqlite', db: () => open().kysely, wrap: wrapAsync });
   }
 
   async init(): Promise<void> {

@@ -24,12 +24,13 @@ import { statusGroup } from './status.js';
 import { transitionsGroup } from './transitions.js';
 import { unreadableRowsGroup } from './unreadable-rows.js';
 import { versioningGroup } from './versioning.js';
+import { webhooksGroup } from './webhooks.js';
 
 export { sampleSessionRecord } from './context.js';
 
 /**
  * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. Groups of
- * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`, `max-sessions`) are skipped by themselves.
+ * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`, `max-sessions`, `webhooks`) are skipped by themselves.
  *
  * @example
  * ```ts
@@ -58,6 +59,7 @@ export const STORAGE_SUITE_GROUPS = [
   'shared-store',
   'cluster',
   'max-sessions',
+  'webhooks',
   'lifecycle',
   'guard',
 ] as const;
@@ -107,6 +109,7 @@ const GROUPS: readonly { name: StorageSuiteGroup; requires: readonly StorageCapa
   { name: 'shared-store', requires: [], define: (t, o) => o.reopen && sharedStoreGroup(t, o.reopen) },
   { name: 'cluster', requires: ['cluster'], define: (t, o) => clusterGroup(t, o.reopen) },
   { name: 'max-sessions', requires: ['cluster'], define: (t, o) => maxSessionsGroup(t, o.reopen) },
+  { name: 'webhooks', requires: ['webhooks'], define: webhooksGroup },
   { name: 'lifecycle', requires: [], define: lifecycleGroup },
   { name: 'guard', requires: [], define: guardGroup },
 ];
