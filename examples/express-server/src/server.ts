@@ -7,6 +7,7 @@ import { SessionManager, type Logger, type SessionManagerOptions, type StorageDr
 import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import { simulatedAdapter, type SimulatedAdapterOptions } from 'multisession/testing';
+import { telegramBot } from 'multisession/adapters/telegram-bot';
 import { ApiKeyStore } from './api-keys.js';
 import { createApp, type AppHandle, type AppOptions } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
@@ -111,8 +112,12 @@ export function createStorage(db: string, pgSchema = 'multisession'): StorageDri
   return sqliteStorage({ filename: file });
 }
 
+/** Where Telegram posts the updates of webhook-mode `telegram-bot` sessions (their `webhookUrl` ends with it). */
+export const TELEGRAM_WEBHOOK_PATH = '/webhooks/telegram';
+
 /**
- * Starts the example server: storage, a SessionManager with the `demo` adapter, the HTTP app.
+ * Starts the example server: storage, a SessionManager with the `demo` adapter and the built-in
+ * ones (`telegram-bot`: a real bot from its token), the HTTP app.
  * Resolves once it listens; sessions whose desired state is `running` are being restored.
  *
  * @example
@@ -151,12 +156,16 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     echo: true,
     ...(options.demo ?? {}),
   });
+  // A real platform: create a session with a bot token from @BotFather and it long-polls Telegram
+  // (or, with mode webhook and a public https webhookUrl ending in TELEGRAM_WEBHOOK_PATH, gets
+  // Telegram's posts there). config.apiRoot points it at another Bot API server.
+  const telegram = telegramBot();
   const retentionDays = options.auditRetentionDays === undefined ? 90 : options.auditRetentionDays;
   const manager = new SessionManager({
     audit: { retentionMs: retentionDays === null ? null : retentionDays * 24 * 60 * 60_000 },
     ...(options.manager ?? {}),
     storage,
-    adapters: [demo],
+    adapters: [demo, telegram],
     secretKey,
     ...(options.maxSessions ? { maxSessions: options.maxSessions } : {}),
     ...(options.cluster ? { cluster: { ...(options.manager?.cluster ?? {}), ...options.cluster } } : {}),
@@ -175,6 +184,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
       ...(options.sseHeartbeatMs ? { sseHeartbeatMs: options.sseHeartbeatMs } : {}),
       ...pick(options, ['sseMaxBufferBytes', 'sseMaxStreamsPerKey', 'jsonMaxDepth', 'credentialConflicts']),
       ...(options.manager?.clock ? { clock: options.manager.clock } : {}),
+      webhooks: [{ path: TELEGRAM_WEBHOOK_PATH, handler: telegram.webhook }],
       ping: () => storage.ping(),
       storageKind: storage.kind,
       version: VERSION,
