@@ -43,6 +43,13 @@ describe('import isolation', () => {
     expect(result.packages).toEqual([]);
   });
 
+  it('multisession/adapters/openai-chat loads its own modules only, and undici not before its first request', async () => {
+    const result = await loadsOf('multisession/adapters/openai-chat');
+    expect(result.exports).toBeGreaterThan(5);
+    expect(result.adapters).toEqual(['openai-chat']);
+    expect(result.packages).toEqual([]);
+  });
+
   it('importing multisession/testing loads no database client either', async () => {
     expect((await loadsOf('multisession/testing')).packages).toEqual([]);
   });

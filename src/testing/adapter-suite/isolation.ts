@@ -17,25 +17,28 @@ export function isolationGroup(h: SuiteHarness): void {
       kv: [...t.kv.keys()].map((k) => k.replace(/\d+/g, '#')).sort(),
       authState: [...t.authState.keys()].map((k) => k.replace(/\d+/g, '#')).sort(),
     });
+    // Each session does the same: start, health, send, stop (a send may write to the session's
+    // own KV, e.g. a conversation's history).
+    const exercise = async (t: ReturnType<typeof connect>) => {
+      await started(t);
+      await t.connection.health();
+      await Promise.resolve(t.connection.send(adapter.action.parse(action) as JsonValue)).catch(() => {});
+      await t.stop();
+    };
     // B alone in a fresh store: the reference behaviour.
     const alone = connect({ id: 'conformance-b' });
-    await started(alone);
-    await alone.stop();
+    await exercise(alone);
     const reference = observed(alone as AdapterTestContext);
     // A runs first in a shared store and leaves state behind; then B runs next to it.
     const store = createAdapterTestStore();
     const a = connect({ id: 'conformance-a', store });
-    await started(a);
-    await a.stop();
+    await exercise(a);
     // a new session next to nothing of its own logs in like the first one did
     expect(observed(a as AdapterTestContext)).toEqual(reference);
     const aKv = JSON.stringify([...a.kv.entries()]);
     const aAuth = JSON.stringify([...a.authState.entries()]);
     const b = connect({ id: 'conformance-b', store });
-    await started(b);
-    await b.connection.health();
-    await Promise.resolve(b.connection.send(adapter.action.parse(action) as JsonValue)).catch(() => {});
-    await b.stop();
+    await exercise(b);
     expect(observed(b as AdapterTestContext)).toEqual(reference);
     expect(JSON.stringify([...a.kv.entries()])).toBe(aKv);
     expect(JSON.stringify([...a.authState.entries()])).toBe(aAuth);
