@@ -7,6 +7,8 @@ import { SessionManager, type Logger, type SessionManagerOptions, type StorageDr
 import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import { simulatedAdapter, type SimulatedAdapterOptions } from 'multisession/testing';
+import { discordBot } from 'multisession/adapters/discord-bot';
+import { openaiChat } from 'multisession/adapters/openai-chat';
 import { telegramBot } from 'multisession/adapters/telegram-bot';
 import { ApiKeyStore } from './api-keys.js';
 import { createApp, type AppHandle, type AppOptions } from './app.js';
@@ -117,7 +119,8 @@ export const TELEGRAM_WEBHOOK_PATH = '/webhooks/telegram';
 
 /**
  * Starts the example server: storage, a SessionManager with the `demo` adapter and the built-in
- * ones (`telegram-bot`: a real bot from its token), the HTTP app.
+ * ones (`telegram-bot`, `discord-bot`: a real bot from its token; `openai-chat`: any
+ * OpenAI-compatible back-end from its base URL and key), the HTTP app.
  * Resolves once it listens; sessions whose desired state is `running` are being restored.
  *
  * @example
@@ -165,7 +168,9 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     audit: { retentionMs: retentionDays === null ? null : retentionDays * 24 * 60 * 60_000 },
     ...(options.manager ?? {}),
     storage,
-    adapters: [demo, telegram],
+    // Real platforms: `discord-bot` (config.apiRoot) and `openai-chat` (config.baseUrl) point at
+    // other servers the same way.
+    adapters: [demo, telegram, discordBot(), openaiChat()],
     secretKey,
     ...(options.maxSessions ? { maxSessions: options.maxSessions } : {}),
     ...(options.cluster ? { cluster: { ...(options.manager?.cluster ?? {}), ...options.cluster } } : {}),

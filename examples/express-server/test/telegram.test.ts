@@ -39,7 +39,7 @@ function expectValidation(r: Reply, path: string): void {
 describe('the telegram-bot adapter in the example server', () => {
   it('is listed beside demo with a token credential the create form renders', async () => {
     const adapters = (await call('GET', '/api/v1/adapters')).json as { name: string; credentialsSchema: any; configSchema: any }[];
-    expect(adapters.map((a) => a.name)).toEqual(['demo', 'telegram-bot']);
+    expect(adapters.map((a) => a.name)).toEqual(['demo', 'telegram-bot', 'discord-bot', 'openai-chat']);
     const telegram = adapters[1]!;
     expect(telegram.credentialsSchema.required).toEqual(['token']);
     expect(telegram.configSchema.properties.apiRoot.default).toBe('https://api.telegram.org');
