@@ -22,6 +22,6 @@ for (const a of result.accounts) {
 }
 console.log(`${result.revoked.id.padEnd(12)}${result.revoked.state.padStart(14)}   (Freelancer refused its token)`);
 if (result.revoked.state !== 'expired') ok = false;
-console.log(`\nBids written by the shared writer session: ${result.completions}; 429s from Freelancer's per-token limit (3 a second), waited out: ${result.rateLimited}.`);
+console.log(`\nBids written by the shared writer session: ${result.completions}; 429s from Freelancer's per-token limit (4 a second), waited out: ${result.rateLimited}.`);
 console.log(`${ok ? 'Done' : 'FAILED'} in ${((Date.now() - started) / 1_000).toFixed(1)} s.`);
 process.exit(ok ? 0 : 1);

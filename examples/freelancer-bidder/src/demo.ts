@@ -8,7 +8,7 @@ import { freelancer } from './freelancer-adapter.js';
 /**
  * The seed-000 setup, end to end, with no account anywhere: a local fake of the Freelancer REST
  * API (three accounts, a fourth whose token was revoked, projects for each account's services, a
- * per-token rate limit of 3 requests a second) and a local fake OpenAI-compatible back-end (the
+ * per-token rate limit of 4 requests a second) and a local fake OpenAI-compatible back-end (the
  * seed's Groq) writing the bids. One `freelancer` session per account, each with its own services,
  * bid style, portfolio links, signature and bid limit; one `openai-chat` session writes every bid.
  */
@@ -42,13 +42,14 @@ export const ACCOUNTS = [
     id: 'writing',
     username: 'mike_writes',
     config: {
-      services: ['Content writing', 'Copywriting', 'Blog posts'],
+      services: ['Content writing', 'Copywriting', 'Blog posts', 'Proofreading', 'Ghostwriting', 'Technical writing'],
       bidStyle: 'Conversational, persuasive and results-oriented.',
       portfolioLinks: ['https://mikedavis.blog/samples'],
       signature: 'Mike Davis - Content Writer',
       bidLimit: 2,
-      // Set above Freelancer's limit on purpose: this token gets 429s, its session pauses for each
-      // Retry-After and still gets its bids in; the other accounts never notice.
+      // Set above Freelancer's limit on purpose (its first search round alone is 7 requests): this
+      // token gets 429s, its session pauses for each Retry-After and still gets its bids in; the
+      // other accounts never notice.
       rateLimit: { perSecond: 40, burst: 40 },
     },
   },
@@ -100,7 +101,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const log = options.log ?? (() => {});
-  const api = await startFakeFreelancer({ requestsPerSecond: 3, retryAfterSec: 1 });
+  const api = await startFakeFreelancer({ requestsPerSecond: 4, retryAfterSec: 1 });
   const ai = await startFakeOpenAI({ models: ['llama-3.1-8b-instant'] });
   ai.respond = (messages) => writeBid(messages);
   const manager = new SessionManager({ adapters: [freelancer, openaiChat()], health: { intervalMs: 60_000 } });
