@@ -160,15 +160,18 @@ class FreelancerConnection implements PlatformConnection<FreelancerAction> {
     if (this.#signal.aborted) throw new Error('stopped while starting');
     this.#userId = me.id;
     this.#ctx.log.info(`logged in as ${me.username} (${me.id}); searching ${this.#ctx.config.services.length} service(s)`);
-    this.#schedule(0);
+    this.#round();
   }
 
-  #schedule(ms: number): void {
-    if (this.#signal.aborted) return;
-    this.#timer = this.#ctx.clock.setTimeout(() => {
-      this.#timer = null;
-      void this.#poll().finally(() => this.#schedule(this.#ctx.config.pollIntervalMs));
-    }, ms);
+  /** A search round now, then the next one `pollIntervalMs` after it ended (on the session's clock). */
+  #round(): void {
+    void this.#poll().finally(() => {
+      if (this.#signal.aborted) return;
+      this.#timer = this.#ctx.clock.setTimeout(() => {
+        this.#timer = null;
+        this.#round();
+      }, this.#ctx.config.pollIntervalMs);
+    });
   }
 
   async #bidsToday(): Promise<number> {
@@ -260,7 +263,8 @@ class FreelancerConnection implements PlatformConnection<FreelancerAction> {
     const placed = await this.#bidsToday();
     if (placed >= ctx.config.bidLimit) {
       const untilTomorrow = DAY_MS - (ctx.clock.now() % DAY_MS);
-      throw new RateLimitError(ctx.id, untilTomorrow, null, { reason: `bidLimit reached: ${placed} of ${ctx.config.bidLimit} bids today (UTC)` });
+      // Held back by the account's own limit (nothing paused): the caller may retry tomorrow.
+      throw new RateLimitError(ctx.id, untilTomorrow, 0, { reason: `bidLimit reached: ${placed} of ${ctx.config.bidLimit} bids today (UTC)` });
     }
     let bid: { id: number; amount: number; period: number };
     try {
