@@ -44,10 +44,10 @@ export async function complete(api: ChatApi, ctx: OpenAIContext, request: Comple
   }
   const res = await api.request(ENDPOINT, { method: 'POST', body, stream: request.stream });
   const streamed = request.stream && (res.headers.get('content-type') ?? '').includes('text/event-stream');
-  return streamed ? readStream(res, ctx, request.conversation) : readPlain(res, ctx.config.model);
+  return streamed ? readStream(res, ctx, request.conversation) : readPlain(res, ctx.config.model, ctx.clock.now());
 }
 
-async function readPlain(res: Response, model: string): Promise<OpenAIChatReply> {
+async function readPlain(res: Response, model: string, now: number): Promise<OpenAIChatReply> {
   let body: unknown;
   try {
     body = await res.json();
@@ -59,7 +59,7 @@ async function readPlain(res: Response, model: string): Promise<OpenAIChatReply>
   if (!isRecord(body) || !isRecord(choice) || !isRecord(message)) throw new OpenAIApiError(ENDPOINT, res.status, 'the answer has no choices[0].message');
   return {
     text: typeof message.content === 'string' ? message.content : '',
-    id: typeof body.id === 'string' && body.id ? body.id : `reply-${Date.now().toString(36)}`,
+    id: typeof body.id === 'string' && body.id ? body.id : `reply-${now.toString(36)}`,
     model: typeof body.model === 'string' ? body.model : model,
     finishReason: typeof choice.finish_reason === 'string' ? choice.finish_reason : null,
     usage: usageOf(body),
@@ -75,12 +75,15 @@ async function readStream(res: Response, ctx: OpenAIContext, conversation: strin
   const events = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
   const reader = events.getReader();
   const reply: OpenAIChatReply = { text: '', id: '', model: ctx.config.model, finishReason: null, usage: null };
-  const from = { id: ctx.config.model, name: ctx.config.model, username: null, bot: true };
   let index = 0;
+  let finished = false;
   try {
     for (;;) {
-      const { value: event, done } = await reader.read();
-      if (done || event.data.trim() === '[DONE]') break;
+      const { value: event, done } = await readNext(reader, ctx);
+      if (done || event.data.trim() === '[DONE]') {
+        finished = !done || reply.finishReason !== null;
+        break;
+      }
       let chunk: unknown;
       try {
         chunk = JSON.parse(event.data);
@@ -101,12 +104,26 @@ async function readStream(res: Response, ctx: OpenAIContext, conversation: strin
       reply.text += delta;
       reply.id ||= `reply-${ctx.clock.now().toString(36)}`;
       // Emitted in order; the next waits until listeners handled this one.
+      const from = { id: reply.model, name: reply.model, username: null, bot: true }; // the model as the back-end names it
       await ctx.emitMessage({ id: `${reply.id}:${index}`, kind: 'delta', replyId: reply.id, index, chatId: conversation, from, text: delta, at: ctx.clock.now(), raw: chunk as JsonValue });
       index++;
     }
   } finally {
     await reader.cancel().catch(() => undefined);
   }
+  // A body that ends without [DONE] or a finish reason was cut off: not a reply to keep.
+  if (!finished) throw new OpenAIApiError(ENDPOINT, 0, 'the stream ended before the reply was complete');
   reply.id ||= `reply-${ctx.clock.now().toString(36)}`;
   return reply;
+}
+
+/** The next event; a body that breaks off (a reset, the time limit) is an `OpenAIApiError`, a stop stays what it is. */
+async function readNext<T>(reader: ReadableStreamDefaultReader<T>, ctx: OpenAIContext): Promise<{ done: true; value?: undefined } | { done: false; value: T }> {
+  try {
+    return (await reader.read()) as { done: true; value?: undefined } | { done: false; value: T };
+  } catch (error) {
+    if (ctx.signal.aborted || error instanceof OpenAIApiError) throw error;
+    const detail = error instanceof Error ? `${error.name === 'TimeoutError' ? 'the time limit (requestTimeoutMs) passed' : error.message}` : String(error);
+    throw new OpenAIApiError(ENDPOINT, 0, `the stream broke off: ${detail}`, { type: null, code: null });
+  }
 }

@@ -2,6 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AdapterError, RateLimitError, SessionManager, ValidationError, isMessageFrom, type SessionMessageEvent } from 'multisession';
 import { OPENAI_HISTORY_PREFIX, OpenAIApiError, openaiChat, type OpenAIChatMessage, type OpenAIChatReply } from 'multisession/adapters/openai-chat';
 import { connectForTest, createManualClock, type ManualClock } from 'multisession/testing';
+import { startHttpProxy } from '../../net/servers.js';
 import { startFakeOpenAI } from './fake-openai.js';
 
 /**
@@ -146,6 +147,27 @@ describe('chatting', () => {
     expect(api.completions().at(-1)!.messages.map((x) => x.content.length)).toEqual([400]);
   });
 
+  it("every request goes through the session's proxy, and each send takes one token of its rate limit", async () => {
+    const proxy = await startHttpProxy();
+    try {
+      const { m, clock } = await make({ proxy: `http://127.0.0.1:${proxy.port}`, rateLimit: { perSecond: 1, burst: 1 } });
+      await m.start('chat'); // the login probe takes no token
+      expect(reply(await m.send('chat', { text: 'one' })).text).toBe('Echo #1: one');
+      let second = false;
+      const next = m.send('chat', { text: 'two' }).then((r) => ((second = true), r));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(second).toBe(false); // waits for the bucket's next token
+      await clock.advance(1_000);
+      expect(reply(await next).text).toBe('Echo #2: two');
+      const host = new URL(api.url).host;
+      expect(proxy.events.length).toBeGreaterThan(0);
+      expect(proxy.events.every((e) => e.target === host && e.allowed)).toBe(true);
+      await m.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('two sends to one conversation at once run in turn: neither exchange is lost', async () => {
     const { m } = await make();
     await m.start('chat');
@@ -199,6 +221,13 @@ describe('streaming over SSE', () => {
     expect((error as AdapterError).cause).toBeInstanceOf(OpenAIApiError);
     expect(String((error as AdapterError).cause)).toContain('The server had an error');
     expect(await history(m, 'chat')).toEqual([]);
+
+    api.failNext('chat/completions', { status: 0, message: '', midStream: 2, cut: true });
+    const cut = (await m.send('chat', { text: 'hi there friend' }).catch((e: unknown) => e)) as AdapterError;
+    expect(cut).toBeInstanceOf(AdapterError);
+    expect(String(cut.cause)).toMatch(/stream (broke off|ended before the reply was complete)/);
+    expect(await history(m, 'chat')).toEqual([]);
+    expect(reply(await m.send('chat', { text: 'next' })).text).toBe('Echo #1: next'); // the connection is fine
   });
 });
 

@@ -40,6 +40,8 @@ export interface ScriptedFailure {
   retryAfterMs?: number;
   /** Instead of an HTTP error: stream this many deltas, then an `{ error }` event (stream requests only). */
   midStream?: number;
+  /** With `midStream`: cut the connection there instead of sending an error event. */
+  cut?: boolean;
 }
 
 export interface FakeOpenAIOptions {
@@ -181,6 +183,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     await write(chunk({ role: 'assistant', content: '' }, null));
     const pieces = text.match(/\S+\s*|\s+/g) ?? [];
     for (const [i, piece] of pieces.entries()) {
+      if (failure?.midStream === i && failure.cut) {
+        await new Promise((r) => setTimeout(r, 20)); // the pieces before arrive first
+        return void res.destroy();
+      }
       if (failure?.midStream === i) {
         await write({ error: { message: failure.message, type: failure.type ?? 'server_error', param: null, code: failure.code ?? null } });
         return void res.end();
