@@ -166,7 +166,8 @@ export class DiscordBotConnection implements PlatformConnection<DiscordBotAction
   #proxyDispatcher(): Promise<Dispatcher | null> {
     const setting = proxyOf(this.ctx.config);
     if (setting === null) return Promise.resolve(null);
-    return (this.#dispatcher ??= createProxyDispatcher(parseProxy(setting, ['config', 'proxy'])));
+    // A WebSocket cannot go through an HTTP proxy in absolute form: always a CONNECT tunnel.
+    return (this.#dispatcher ??= createProxyDispatcher({ ...parseProxy(setting, ['config', 'proxy']), tunnel: true }));
   }
 
   #forget(): void {
