@@ -28,7 +28,7 @@ interface StoredSession {
 
 const isStoredSession = (v: unknown): v is StoredSession => {
   const s = v as Partial<StoredSession> | null;
-  return !!s && typeof s.sessionId === 'string' && typeof s.resumeUrl === 'string' && (s.seq === null || typeof s.seq === 'number');
+  return !!s && typeof s.sessionId === 'string' && typeof s.resumeUrl === 'string' && /^wss?:\/\/[^\s]+$/.test(s.resumeUrl) && (s.seq === null || typeof s.seq === 'number');
 };
 
 /** Whether an error is "the connection is shut down" (nothing to report). */

@@ -226,6 +226,13 @@ describe('resume across restarts', () => {
     expect(s.bot.framesOf(2)).toHaveLength(1);
     expect(((await s.m.kv('bot').get(DISCORD_GATEWAY_STATE_KEY)) as { sessionId: string }).sessionId).toBe(s.bot.live!.id);
   });
+
+  it('a stored value that is no gateway session is ignored: IDENTIFY', async () => {
+    const s = await make();
+    await s.m.kv('bot').set(DISCORD_GATEWAY_STATE_KEY, { sessionId: 'x', seq: 3, resumeUrl: 'not a url' });
+    await started(s);
+    expect([s.bot.framesOf(2).length, s.bot.framesOf(6).length]).toEqual([1, 0]);
+  });
 });
 
 describe('close codes that end the session', () => {
