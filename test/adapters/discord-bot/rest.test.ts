@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AdapterError, RateLimitError, type SessionManager } from 'multisession';
 import { DiscordApiError } from 'multisession/adapters/discord-bot';
-import { startHttpProxy } from '../../net/servers.js';
+import { startHttpProxy, startSocksProxy } from '../../net/servers.js';
 import { startFakeDiscord } from './fake-discord.js';
 import { CHANNEL, OTHER_CHANNEL, quiet, setup, started, until, watch, within, type Setup } from './helpers.js';
 
@@ -56,6 +56,20 @@ describe('sends', () => {
         { kind: 'absolute', target: fake, allowed: true }, // the send
       ]);
       expect(messages(s)).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a socks5h proxy carries REST and the gateway alike', async () => {
+    const proxy = await startSocksProxy();
+    try {
+      const s = await make({ proxy: `socks5h://127.0.0.1:${proxy.port}` });
+      expect(proxy.events).toHaveLength(2); // by now: GET /gateway/bot's connection, and the gateway's
+      await s.m.send('bot', { method: 'triggerTyping', channel_id: CHANNEL });
+      const port = Number(new URL(api.url).port);
+      expect(proxy.events.every((e) => e.version === 5 && e.host === '127.0.0.1' && e.port === port && e.allowed)).toBe(true);
+      expect(s.bot.callsOf('POST', /typing$/)).toHaveLength(1);
     } finally {
       await proxy.close();
     }
