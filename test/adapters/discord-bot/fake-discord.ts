@@ -67,6 +67,8 @@ export class FakeDiscordBot {
   /** Privileged intents switched on for this bot in the "Developer Portal". */
   granted: (keyof typeof PRIVILEGED)[] = [];
   ackHeartbeats = true;
+  /** `session_start_limit.remaining` of `GET /gateway/bot` (each IDENTIFY spends one). */
+  identifiesLeft = 999;
   readonly calls: RestCall[] = [];
   /** Every frame the bot sent on any of its sockets, in order. */
   readonly frames: (GatewayFrame & { socket: number })[] = [];
@@ -254,7 +256,7 @@ export async function startFakeDiscord(): Promise<FakeDiscord> {
     const ok = (status: number, answer?: Json) => send(res, status, answer, limitHeaders);
     let m: RegExpExecArray | null;
     if (verb === 'GET' && path === '/gateway/bot') {
-      return ok(200, { url: `ws://127.0.0.1:${port}/gateway`, shards: 1, session_start_limit: { total: 1_000, remaining: 999, reset_after: 14_400_000, max_concurrency: 1 } });
+      return ok(200, { url: `ws://127.0.0.1:${port}/gateway`, shards: 1, session_start_limit: { total: 1_000, remaining: bot.identifiesLeft, reset_after: 14_400_000, max_concurrency: 1 } });
     }
     if (verb === 'GET' && path === '/users/@me') return ok(200, bot.user);
     if (verb === 'POST' && (m = /^\/channels\/(\d+)\/messages$/.exec(path))) {
@@ -341,6 +343,7 @@ export async function startFakeDiscord(): Promise<FakeDiscord> {
           ws.close(4014, 'Disallowed intent(s).');
           return;
         }
+        bot.identifiesLeft = Math.max(0, bot.identifiesLeft - 1);
         session = bot.startSession(ws);
         dispatch(session, 'READY', { v: 10, user: bot.user, guilds: [], session_id: session.id, resume_gateway_url: `ws://127.0.0.1:${port}/resume`, shard: [0, 1], application: { id: bot.userId, flags: 0 } });
         bot.flushPending(session);

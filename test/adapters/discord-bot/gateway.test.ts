@@ -79,6 +79,15 @@ describe('login', () => {
     expect((await s.m.stats('bot')).starts).toBe(1);
   });
 
+  it('no logins left (session_start_limit.remaining 0): start fails saying when, without connecting', async () => {
+    const s = await make({}, { restart: { retries: 0, minDelayMs: 1_000, maxDelayMs: 1_000, factor: 1 } });
+    s.bot.identifiesLeft = 0;
+    await s.m.start('bot');
+    const snap = await within(s.m.waitFor('bot', 'failed'), 'failed');
+    expect(snap.lastError!.message).toContain('no more gateway logins (IDENTIFY) for 14400000 ms');
+    expect(s.bot.sockets).toBe(0);
+  });
+
   it('reports GET /users/@me as health', async () => {
     const s = await make({}, { health: { intervalMs: 1_000, timeoutMs: 5_000, unhealthyThreshold: 1, jitter: 0 } });
     await started(s);
