@@ -67,6 +67,8 @@ export class FakeDiscordBot {
   /** Privileged intents switched on for this bot in the "Developer Portal". */
   granted: (keyof typeof PRIVILEGED)[] = [];
   ackHeartbeats = true;
+  /** The next this many IDENTIFY or RESUME frames are answered by closing the socket with 4000. */
+  dropLogins = 0;
   /** `session_start_limit.remaining` of `GET /gateway/bot` (each IDENTIFY spends one). */
   identifiesLeft = 999;
   readonly calls: RestCall[] = [];
@@ -334,6 +336,11 @@ export async function startFakeDiscord(): Promise<FakeDiscord> {
       if (frame.op !== 2 && frame.op !== 6) return;
       if (!bot || bot.revoked || d.token !== bot.token) {
         ws.close(4004, 'Authentication failed.');
+        return;
+      }
+      if (bot.dropLogins > 0) {
+        bot.dropLogins--;
+        ws.close(4000, 'Unknown error.');
         return;
       }
       if (frame.op === 2) {

@@ -180,6 +180,49 @@ describe('RECONNECT and INVALID_SESSION', () => {
   });
 });
 
+describe('close codes that reconnect', () => {
+  it('4000 (unknown error) and a dropped connection resume at once; 4009 (session timed out) identifies afresh', async () => {
+    const s = await make();
+    await started(s);
+    const first = s.bot.live!.id;
+    s.bot.closeWith(4000, 'Unknown error.');
+    await until(() => s.bot.framesOf(6).length === 1 && s.bot.live !== null, 'a RESUME after 4000');
+    s.bot.live!.socket!.terminate(); // no close frame: 1006
+    await until(() => s.bot.framesOf(6).length === 2 && s.bot.live !== null, 'a RESUME after the drop');
+    expect(s.bot.framesOf(6).map((f) => (f.d as { session_id: string }).session_id)).toEqual([first, first]);
+    // Each came after a socket that worked: none waits.
+    s.bot.closeWith(4009, 'Session timed out.');
+    await until(() => s.bot.framesOf(2).length === 2 && s.bot.live !== null, 'a new IDENTIFY after 4009');
+    expect(s.bot.live!.id).not.toBe(first);
+    expect((await s.m.get('bot')).state).toBe('ready');
+    expect((await s.m.stats('bot')).custom).toMatchObject({ gatewayReconnects: 3 });
+  });
+});
+
+describe('reconnects in a row', () => {
+  it('back off (at once, then 1 s, doubling) and past maxReconnects fail the connection: the manager restarts it', async () => {
+    const s = await make({ maxReconnects: 2 });
+    const errors: Error[] = [];
+    s.m.on('session.error', (e) => errors.push(e.error));
+    await started(s);
+    s.bot.dropLogins = 2;
+    s.bot.closeWith(4000, 'Unknown error.');
+    await until(() => s.bot.framesOf(6).length === 1 && s.bot.live === null, 'the first RESUME, refused');
+    await quiet();
+    expect(s.bot.framesOf(6)).toHaveLength(1); // the second waits 1 s
+    await s.clock.advance(999);
+    await quiet();
+    expect(s.bot.framesOf(6)).toHaveLength(1);
+    await s.clock.advance(1);
+    await until(() => s.bot.framesOf(6).length === 2, 'the second RESUME');
+    await within(s.m.waitFor('bot', 'backoff'), 'the connection failed: backoff');
+    expect(errors.at(-1)!.cause).toMatchObject({ name: 'DiscordGatewayError', message: expect.stringContaining('maxReconnects') });
+    await s.clock.advance(1_000); // the manager's back-off
+    await within(s.m.waitFor('bot', 'ready'), 'ready again');
+    expect(s.bot.framesOf(6)).toHaveLength(3); // the new connection resumed the stored session
+  });
+});
+
 describe('resume across restarts', () => {
   it("a new process resumes the stored session: Discord replays what the app had not handled, and nothing it had", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ms-discord-'));
