@@ -28,7 +28,7 @@ interface StoredSession {
 
 const isStoredSession = (v: unknown): v is StoredSession => {
   const s = v as Partial<StoredSession> | null;
-  return !!s && typeof s.sessionId === 'string' && typeof s.resumeUrl === 'string' && (s.seq === null || typeof s.seq === 'number');
+  return !!s && typeof s.sessionId === 'string' && typeof s.resumeUrl === 'string' && /^wss?:\/\/[^\s]+$/.test(s.resumeUrl) && (s.seq === null || typeof s.seq === 'number');
 };
 
 /** Whether an error is "the connection is shut down" (nothing to report). */
@@ -166,7 +166,8 @@ export class DiscordBotConnection implements PlatformConnection<DiscordBotAction
   #proxyDispatcher(): Promise<Dispatcher | null> {
     const setting = proxyOf(this.ctx.config);
     if (setting === null) return Promise.resolve(null);
-    return (this.#dispatcher ??= createProxyDispatcher(parseProxy(setting, ['config', 'proxy'])));
+    // A WebSocket cannot go through an HTTP proxy in absolute form: always a CONNECT tunnel.
+    return (this.#dispatcher ??= createProxyDispatcher({ ...parseProxy(setting, ['config', 'proxy']), tunnel: true }));
   }
 
   #forget(): void {

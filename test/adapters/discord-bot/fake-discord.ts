@@ -67,6 +67,10 @@ export class FakeDiscordBot {
   /** Privileged intents switched on for this bot in the "Developer Portal". */
   granted: (keyof typeof PRIVILEGED)[] = [];
   ackHeartbeats = true;
+  /** The next this many IDENTIFY or RESUME frames are answered by closing the socket with 4000. */
+  dropLogins = 0;
+  /** `session_start_limit.remaining` of `GET /gateway/bot` (each IDENTIFY spends one). */
+  identifiesLeft = 999;
   readonly calls: RestCall[] = [];
   /** Every frame the bot sent on any of its sockets, in order. */
   readonly frames: (GatewayFrame & { socket: number })[] = [];
@@ -254,7 +258,7 @@ export async function startFakeDiscord(): Promise<FakeDiscord> {
     const ok = (status: number, answer?: Json) => send(res, status, answer, limitHeaders);
     let m: RegExpExecArray | null;
     if (verb === 'GET' && path === '/gateway/bot') {
-      return ok(200, { url: `ws://127.0.0.1:${port}/gateway`, shards: 1, session_start_limit: { total: 1_000, remaining: 999, reset_after: 14_400_000, max_concurrency: 1 } });
+      return ok(200, { url: `ws://127.0.0.1:${port}/gateway`, shards: 1, session_start_limit: { total: 1_000, remaining: bot.identifiesLeft, reset_after: 14_400_000, max_concurrency: 1 } });
     }
     if (verb === 'GET' && path === '/users/@me') return ok(200, bot.user);
     if (verb === 'POST' && (m = /^\/channels\/(\d+)\/messages$/.exec(path))) {
@@ -334,6 +338,11 @@ export async function startFakeDiscord(): Promise<FakeDiscord> {
         ws.close(4004, 'Authentication failed.');
         return;
       }
+      if (bot.dropLogins > 0) {
+        bot.dropLogins--;
+        ws.close(4000, 'Unknown error.');
+        return;
+      }
       if (frame.op === 2) {
         const intents = typeof d.intents === 'number' ? d.intents : 0;
         const denied = Object.entries(PRIVILEGED).filter(([name, bit]) => (intents & bit) !== 0 && !bot!.granted.includes(name as keyof typeof PRIVILEGED));
@@ -341,6 +350,7 @@ export async function startFakeDiscord(): Promise<FakeDiscord> {
           ws.close(4014, 'Disallowed intent(s).');
           return;
         }
+        bot.identifiesLeft = Math.max(0, bot.identifiesLeft - 1);
         session = bot.startSession(ws);
         dispatch(session, 'READY', { v: 10, user: bot.user, guilds: [], session_id: session.id, resume_gateway_url: `ws://127.0.0.1:${port}/resume`, shard: [0, 1], application: { id: bot.userId, flags: 0 } });
         bot.flushPending(session);
