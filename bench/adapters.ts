@@ -224,7 +224,7 @@ async function main(): Promise<void> {
     row('(a) CPU per idle session (µs per second)', lib.idleUs.toFixed(1), base.idleUs.toFixed(1), `${(lib.idleUs / base.idleUs).toFixed(2)}×`);
     row('    … as % of one core for all sessions', `${((lib.idleUs * SESSIONS) / 1e4).toFixed(2)}%`, `${((base.idleUs * SESSIONS) / 1e4).toFixed(2)}%`, '');
     row('(b) messages per second, end to end', Math.round(best(lib.perSec)).toLocaleString('en'), Math.round(best(base.perSec)).toLocaleString('en'), `${(best(lib.perSec) / best(base.perSec)).toFixed(2)}×`);
-    row('    every round', lib.perSec.map((x) => Math.round(x)).join(' / '), base.perSec.map((x) => Math.round(x)).join(' / '), '');
+    console.log(`    every round: telegram-bot ${lib.perSec.map((x) => Math.round(x)).join(' / ')}; bare undici ${base.perSec.map((x) => Math.round(x)).join(' / ')}`);
     console.log('\n(a): lower is better, ratio = library / baseline; (b): higher is better, ratio = library / baseline.');
     console.log('The library also runs its health checks (getMe every 30 s per session) and stores each offset after the app handled the update.');
   } finally {
