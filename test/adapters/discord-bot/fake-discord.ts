@@ -67,6 +67,8 @@ export class FakeDiscordBot {
   /** Privileged intents switched on for this bot in the "Developer Portal". */
   granted: (keyof typeof PRIVILEGED)[] = [];
   ackHeartbeats = true;
+  /** HEARTBEAT_ACKs sent. */
+  acks = 0;
   /** The next this many IDENTIFY or RESUME frames are answered by closing the socket with 4000. */
   dropLogins = 0;
   /** `session_start_limit.remaining` of `GET /gateway/bot` (each IDENTIFY spends one). */
@@ -330,7 +332,10 @@ export async function startFakeDiscord(): Promise<FakeDiscord> {
       }
       bot?.frames.push({ op: frame.op, d: frame.d, socket: number });
       if (frame.op === 1) {
-        if (bot?.ackHeartbeats !== false) ws.send(JSON.stringify({ op: 11 }));
+        if (bot?.ackHeartbeats !== false) {
+          ws.send(JSON.stringify({ op: 11 }));
+          if (bot) bot.acks++;
+        }
         return;
       }
       if (frame.op !== 2 && frame.op !== 6) return;

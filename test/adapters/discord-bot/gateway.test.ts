@@ -133,9 +133,10 @@ describe('heartbeats', () => {
     await s.clock.advance(HB); // the first beat comes after a random part of the interval
     await until(() => s.bot.framesOf(1).length === 1, 'the first heartbeat');
     expect(s.bot.framesOf(1)[0]!.d).toBe(1);
-    await quiet(); // its ACK lands
+    await until(() => s.bot.acks === 1, 'its ACK');
+    await quiet(); // the ACK lands
     await s.clock.advance(HB);
-    await until(() => s.bot.framesOf(1).length === 2, 'the second heartbeat');
+    await until(() => s.bot.framesOf(1).length === 2 && s.bot.acks === 2, 'the second heartbeat, ACKed');
     await quiet();
     s.bot.ackHeartbeats = false;
     await s.clock.advance(HB);
@@ -304,12 +305,19 @@ describe('close codes that end the session', () => {
 
   it('4014 (a privileged intent not granted): failed, with a message naming the intents to switch on', async () => {
     const s = await make({ intents: ['Guilds', 'GuildMembers', 'MessageContent'] });
+    let backoffs = 0;
+    let failed = false;
+    s.m.on('session.state', (e) => {
+      if (e.to === 'backoff') backoffs++;
+      if (e.to === 'failed') failed = true;
+    });
     await s.m.start('bot');
-    for (let i = 0; i < 10 && (await s.m.get('bot')).state !== 'failed'; i++) {
-      await quiet();
-      await s.clock.advance(8_000); // past each back-off step
+    for (let i = 1; i <= 3; i++) {
+      await until(() => backoffs === i, `back-off ${i}`);
+      await s.clock.advance(8_000); // past the back-off step
     }
-    const snap = await within(s.m.waitFor('bot', 'failed'), 'failed');
+    await until(() => failed, 'failed after the retries');
+    const snap = await s.m.get('bot');
     expect(snap.lastError!.message).toContain('4014');
     expect(snap.lastError!.message).toContain('GuildMembers, MessageContent');
     expect(snap.lastError!.message).toContain('Developer Portal');
