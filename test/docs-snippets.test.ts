@@ -226,7 +226,7 @@ describe('links', () => {
     expect(missing).toEqual([]);
   });
 
-  it.each([...PAGES, 'network.md', 'adapters/telegram-bot.md', 'adapters/openai-chat.md', '../examples/custom-adapter/README.md', '../examples/ai-chat-server/README.md'])('relative links in %s resolve, anchors included', (page) => {
+  it.each([...PAGES, 'network.md', 'adapters/telegram-bot.md', 'adapters/openai-chat.md', 'adapters/discord-bot.md', '../examples/custom-adapter/README.md', '../examples/ai-chat-server/README.md'])('relative links in %s resolve, anchors included', (page) => {
     const file = join(DOCS, page);
     const broken: string[] = [];
     for (const m of readFileSync(file, 'utf8').matchAll(/\]\(([^)\s]*)\)/g)) {

@@ -57,6 +57,13 @@ describe('import isolation', () => {
     expect(result.adapters).toEqual([]);
   });
 
+  it('multisession/adapters/discord-bot loads its own modules only, and undici not before its first connection', async () => {
+    const result = await loadsOf('multisession/adapters/discord-bot');
+    expect(result.exports).toBeGreaterThan(5);
+    expect(result.adapters).toEqual(['discord-bot']);
+    expect(result.packages).toEqual([]);
+  });
+
   it('importing multisession/testing loads no database client either', async () => {
     expect((await loadsOf('multisession/testing')).packages).toEqual([]);
   });

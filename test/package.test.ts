@@ -67,6 +67,7 @@ describe('the published package', () => {
     expect(a['multisession/webhooks']).toEqual(expect.arrayContaining(['createWebhooks', 'verify', 'sign', 'generateWebhookSecret']));
     expect(a['multisession/adapters/telegram-bot']).toEqual(expect.arrayContaining(['telegramBot', 'telegramBotAction', 'TelegramApiError']));
     expect(a['multisession/adapters/openai-chat']).toEqual(expect.arrayContaining(['openaiChat', 'openaiChatAction', 'OpenAIApiError']));
+    expect(a['multisession/adapters/discord-bot']).toEqual(expect.arrayContaining(['discordBot', 'discordBotAction', 'DiscordApiError', 'DiscordGatewayError']));
     // CommonJS sees the same names (the default export aside).
     for (const p of subpaths) expect(b[p].filter((k: string) => k !== 'default')).toEqual(a[p].filter((k: string) => k !== 'default'));
   });
@@ -95,11 +96,14 @@ describe('the published package', () => {
       const managed = new SessionManager({ adapters: [t] });
       const chat: OpenAIChatAction = { text: 'hi', conversation: 'c1' };
       const ai = new SessionManager({ adapters: [openaiChat()] });
+      const d = discordBot();
+      const send: DiscordBotAction = { method: 'createMessage', channel_id: '1', content: 'hi' };
+      const both = new SessionManager({ adapters: [t, d] });
       const w: typeof createWebhooks = createWebhooks;
       const v: typeof verify = verify;
-      void m; void p; void action; void managed; void chat; void ai; void w; void v;`;
-    writeFileSync(join(consumer, 'esm.mts'), `import { SessionManager } from 'multisession';\nimport { simulatedAdapter } from 'multisession/testing';\nimport { sqliteStorage } from 'multisession/sqlite';\nimport { postgresStorage } from 'multisession/postgres';\nimport { createWebhooks, verify } from 'multisession/webhooks';\nimport { telegramBot, type TelegramBotAction } from 'multisession/adapters/telegram-bot';\nimport { openaiChat, type OpenAIChatAction } from 'multisession/adapters/openai-chat';\n${use}\n`);
-    writeFileSync(join(consumer, 'cjs.cts'), `import { SessionManager } from 'multisession';\nimport { simulatedAdapter } from 'multisession/testing';\nimport { sqliteStorage } from 'multisession/sqlite';\nimport { postgresStorage } from 'multisession/postgres';\nimport { createWebhooks, verify } from 'multisession/webhooks';\nimport { telegramBot, type TelegramBotAction } from 'multisession/adapters/telegram-bot';\nimport { openaiChat, type OpenAIChatAction } from 'multisession/adapters/openai-chat';\n${use}\n`);
+      void m; void p; void action; void managed; void chat; void ai; void send; void both; void w; void v;`;
+    writeFileSync(join(consumer, 'esm.mts'), `import { SessionManager } from 'multisession';\nimport { simulatedAdapter } from 'multisession/testing';\nimport { sqliteStorage } from 'multisession/sqlite';\nimport { postgresStorage } from 'multisession/postgres';\nimport { createWebhooks, verify } from 'multisession/webhooks';\nimport { telegramBot, type TelegramBotAction } from 'multisession/adapters/telegram-bot';\nimport { openaiChat, type OpenAIChatAction } from 'multisession/adapters/openai-chat';\nimport { discordBot, type DiscordBotAction } from 'multisession/adapters/discord-bot';\n${use}\n`);
+    writeFileSync(join(consumer, 'cjs.cts'), `import { SessionManager } from 'multisession';\nimport { simulatedAdapter } from 'multisession/testing';\nimport { sqliteStorage } from 'multisession/sqlite';\nimport { postgresStorage } from 'multisession/postgres';\nimport { createWebhooks, verify } from 'multisession/webhooks';\nimport { telegramBot, type TelegramBotAction } from 'multisession/adapters/telegram-bot';\nimport { openaiChat, type OpenAIChatAction } from 'multisession/adapters/openai-chat';\nimport { discordBot, type DiscordBotAction } from 'multisession/adapters/discord-bot';\n${use}\n`);
     writeFileSync(
       join(consumer, 'tsconfig.json'),
       JSON.stringify({ compilerOptions: { module: 'node16', moduleResolution: 'node16', strict: true, noEmit: true, skipLibCheck: true, types: [], lib: ['ES2022'], target: 'ES2022' }, files: ['esm.mts', 'cjs.cts'] }),
@@ -114,7 +118,7 @@ describe('the published package', () => {
 
   it('publishes the build, README, CHANGELOG and the docs README links to; no sources or tests', async () => {
     const files = packed;
-    for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/sqlite/index.js', 'dist/postgres/index.cjs', 'dist/webhooks/index.js', 'dist/webhooks/index.cjs', 'dist/webhooks/index.d.ts', 'dist/testing/index.d.ts', 'dist/adapters/telegram-bot/index.js', 'dist/adapters/telegram-bot/index.cjs', 'dist/adapters/telegram-bot/index.d.ts', 'dist/adapters/telegram-bot/index.d.cts', 'dist/adapters/openai-chat/index.js', 'dist/adapters/openai-chat/index.cjs', 'dist/adapters/openai-chat/index.d.ts', 'dist/adapters/openai-chat/index.d.cts', 'README.md', 'CHANGELOG.md', 'package.json']) {
+    for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/sqlite/index.js', 'dist/postgres/index.cjs', 'dist/webhooks/index.js', 'dist/webhooks/index.cjs', 'dist/webhooks/index.d.ts', 'dist/testing/index.d.ts', 'dist/adapters/telegram-bot/index.js', 'dist/adapters/telegram-bot/index.cjs', 'dist/adapters/telegram-bot/index.d.ts', 'dist/adapters/telegram-bot/index.d.cts', 'dist/adapters/openai-chat/index.js', 'dist/adapters/openai-chat/index.cjs', 'dist/adapters/openai-chat/index.d.ts', 'dist/adapters/openai-chat/index.d.cts', 'dist/adapters/discord-bot/index.js', 'dist/adapters/discord-bot/index.cjs', 'dist/adapters/discord-bot/index.d.ts', 'dist/adapters/discord-bot/index.d.cts', 'README.md', 'CHANGELOG.md', 'package.json']) {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('examples/') || f.endsWith('.build-stamp'))).toEqual([]);
@@ -126,7 +130,7 @@ describe('the published package', () => {
   });
 
   it('every exports entry is listed in the test (a new subpath cannot ship untested)', () => {
-    expect(subpaths).toEqual(expect.arrayContaining(['multisession', 'multisession/testing', 'multisession/sqlite', 'multisession/postgres', 'multisession/webhooks', 'multisession/adapters/telegram-bot', 'multisession/adapters/openai-chat']));
+    expect(subpaths).toEqual(expect.arrayContaining(['multisession', 'multisession/testing', 'multisession/sqlite', 'multisession/postgres', 'multisession/webhooks', 'multisession/adapters/telegram-bot', 'multisession/adapters/openai-chat', 'multisession/adapters/discord-bot']));
     for (const p of subpaths) expect(p.startsWith('multisession')).toBe(true);
   });
 });

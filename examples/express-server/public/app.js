@@ -163,7 +163,7 @@ function schemaFields(container, schema, prefix) {
   show(container, names.length > 0);
   for (const name of names) {
     const p = props[name] || {};
-    const type = Array.isArray(p.type) ? p.type.find((t) => t !== 'null') : p.type;
+    const type = fieldType(p);
     const secret = prefix === 'credentials' || /pass|secret|token|key/i.test(name);
     const title = p.title || name;
     const desc = p.description ? el('span', { class: 'field-desc', text: ` ${p.description}` }) : null;
@@ -178,19 +178,29 @@ function schemaFields(container, schema, prefix) {
       continue;
     } else {
       const numeric = type === 'integer' || type === 'number';
+      // Lists of strings are typed comma-separated; objects as JSON.
+      const kind = numeric ? type : type === 'array' ? 'list' : type === 'object' ? 'json' : 'string';
+      const hint = kind === 'list' ? 'comma-separated, ' : kind === 'json' ? 'JSON, ' : '';
       input = el('input', {
         name: `${prefix}.${name}`,
-        'data-type': numeric ? type : 'string',
+        'data-type': kind,
         type: numeric ? 'number' : secret ? 'password' : 'text',
         step: type === 'integer' ? '1' : numeric ? 'any' : undefined,
         min: p.minimum ?? p.exclusiveMinimum,
         max: p.maximum,
         required: required.has(name) && p.default === undefined,
-        placeholder: p.default !== undefined ? `default: ${p.default}` : required.has(name) ? 'required' : 'optional',
+        placeholder: hint + (p.default !== undefined ? `default: ${p.default}` : required.has(name) ? 'required' : 'optional'),
       });
     }
     container.append(el('label', { class: 'field' }, title, desc, input));
   }
+}
+
+/** A JSON Schema property's input type: its own, or a string when any of its `anyOf` allows one, else the first that is not null. */
+function fieldType(p) {
+  const types = Array.isArray(p.type) ? p.type : p.type ? [p.type] : (p.anyOf || []).map((a) => a.type);
+  const real = types.filter((t) => t && t !== 'null');
+  return real.includes('string') ? 'string' : real[0];
 }
 
 function renderAdapterForm() {
@@ -199,6 +209,15 @@ function renderAdapterForm() {
   setText($('adapter-description'), adapter?.description || '');
   schemaFields($('credentials-fields'), adapter?.credentialsSchema, 'credentials');
   schemaFields($('config-fields'), adapter?.configSchema, 'config');
+}
+
+/** JSON text as a value; text that is not JSON as it is (the server then names the field). */
+function parseOr(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 function readFields(form, prefix) {
@@ -210,6 +229,8 @@ function readFields(form, prefix) {
     else if (input.value === '') continue;
     else if (kind === 'integer' || kind === 'number') out[key] = Number(input.value);
     else if (kind === 'enum') out[key] = JSON.parse(input.value);
+    else if (kind === 'list') out[key] = input.value.split(',').map((v) => v.trim()).filter(Boolean);
+    else if (kind === 'json') out[key] = parseOr(input.value);
     else out[key] = input.value;
   }
   return out;

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import QRCode from 'qrcode';
@@ -67,6 +68,11 @@ export interface AppOptions {
   /** The clock of the rate limits (a manual clock in tests). Default: the system clock. */
   clock?: Clock;
   version?: string;
+  /**
+   * Public `POST` routes a platform calls (e.g. the `telegram-bot` adapter's webhook handler):
+   * no API key, the handler checks the platform's own secret; mounted before the JSON parser.
+   */
+  platformHooks?: readonly { path: string; handler: (req: IncomingMessage, res: ServerResponse) => void }[];
 }
 
 /** The app, plus what the embedding server needs to shut it down. */
@@ -243,6 +249,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
       }),
     );
   }
+
+  for (const hook of options.platformHooks ?? []) app.post(hook.path, (req, res) => hook.handler(req, res));
 
   app.get('/api/v1/health', async (_req, res) => {
     const t0 = performance.now();

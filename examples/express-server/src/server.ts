@@ -8,6 +8,9 @@ import { sqliteStorage } from 'multisession/sqlite';
 import { postgresStorage } from 'multisession/postgres';
 import { simulatedAdapter, type SimulatedAdapterOptions } from 'multisession/testing';
 import { createWebhooks, type CreateWebhooksOptions, type Webhooks } from 'multisession/webhooks';
+import { discordBot } from 'multisession/adapters/discord-bot';
+import { openaiChat } from 'multisession/adapters/openai-chat';
+import { telegramBot } from 'multisession/adapters/telegram-bot';
 import { ApiKeyStore } from './api-keys.js';
 import { createApp, type AppHandle, type AppOptions } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
@@ -115,8 +118,13 @@ export function createStorage(db: string, pgSchema = 'multisession'): StorageDri
   return sqliteStorage({ filename: file });
 }
 
+/** Where Telegram posts the updates of webhook-mode `telegram-bot` sessions (their `webhookUrl` ends with it). */
+export const TELEGRAM_WEBHOOK_PATH = '/webhooks/telegram';
+
 /**
- * Starts the example server: storage, a SessionManager with the `demo` adapter, the HTTP app.
+ * Starts the example server: storage, a SessionManager with the `demo` adapter and the built-in
+ * ones (`telegram-bot`, `discord-bot`: a real bot from its token; `openai-chat`: any
+ * OpenAI-compatible back-end from its base URL and key), the HTTP app.
  * Resolves once it listens; sessions whose desired state is `running` are being restored.
  *
  * @example
@@ -155,12 +163,18 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
     echo: true,
     ...(options.demo ?? {}),
   });
+  // A real platform: create a session with a bot token from @BotFather and it long-polls Telegram
+  // (or, with mode webhook and a public https webhookUrl ending in TELEGRAM_WEBHOOK_PATH, gets
+  // Telegram's posts there). config.apiRoot points it at another Bot API server.
+  const telegram = telegramBot();
   const retentionDays = options.auditRetentionDays === undefined ? 90 : options.auditRetentionDays;
   const manager = new SessionManager({
     audit: { retentionMs: retentionDays === null ? null : retentionDays * 24 * 60 * 60_000 },
     ...(options.manager ?? {}),
     storage,
-    adapters: [demo],
+    // Real platforms: `discord-bot` (config.apiRoot) and `openai-chat` (config.baseUrl) point at
+    // other servers the same way.
+    adapters: [demo, telegram, discordBot(), openaiChat()],
     secretKey,
     ...(options.maxSessions ? { maxSessions: options.maxSessions } : {}),
     ...(options.cluster ? { cluster: { ...(options.manager?.cluster ?? {}), ...options.cluster } } : {}),
@@ -183,6 +197,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Running
       ...pick(options, ['sseMaxBufferBytes', 'sseMaxStreamsPerKey', 'jsonMaxDepth', 'credentialConflicts']),
       ...(options.manager?.clock ? { clock: options.manager.clock } : {}),
       webhooks,
+      platformHooks: [{ path: TELEGRAM_WEBHOOK_PATH, handler: telegram.webhook }],
       ping: () => storage.ping(),
       storageKind: storage.kind,
       version: VERSION,

@@ -157,12 +157,22 @@ async function paramsOf(req: IncomingMessage, url: URL): Promise<Params> {
   return params;
 }
 
-export async function startFakeBotApi(): Promise<FakeBotApi> {
+export interface FakeBotApiOptions {
+  /**
+   * How long an idle keep-alive connection stays open (Node's default: 5 s). Telegram's servers
+   * keep them far longer; a load test with many pollers raises it so that a connection closed as
+   * a client reuses it does not count as a failure.
+   */
+  keepAliveTimeoutMs?: number;
+}
+
+export async function startFakeBotApi(options: FakeBotApiOptions = {}): Promise<FakeBotApi> {
   const bots = new Map<string, FakeBot>();
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
     handle(req, res).catch((error: unknown) => fail(res, 500, `Internal Server Error: ${String(error)}`));
   });
+  if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
