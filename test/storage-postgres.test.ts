@@ -84,6 +84,7 @@ suite('postgres', () => {
         'session_stats',
         'session_transitions',
         'sessions',
+        'units',
       ]);
       await store.close();
       await expect(store.sessions.get('mine')).rejects.toMatchObject({ code: 'STORAGE' });

@@ -1,5 +1,6 @@
 import type { CheckpointBackend } from '../checkpoint/contract.js';
 import type { ClusterStore } from './cluster-contract.js';
+import type { UnitStore } from './units-contract.js';
 import { UnsupportedError } from '../errors.js';
 import type { DesiredState, HealthStatus, SessionState } from '../lifecycle.js';
 import type { JsonObject, JsonValue } from '../types.js';
@@ -18,6 +19,7 @@ import type { JsonObject, JsonValue } from '../types.js';
  * | `audit`       | no  | {@link AuditStore}: the audit log (`manager.audit`) |
  * | `checkpoint`  | no  | the {@link CheckpointBackend} on the same store (`manager.checkpoint`) |
  * | `cluster`     | no  | {@link ClusterStore}: nodes and session ownership leases (several managers on one store) |
+ * | `units`       | no  | {@link UnitStore}: work units assigned to sessions (`manager.units`) |
  *
  * Without a capability the manager still runs: transitions are kept in memory only, counters and
  * audit entries are not kept, and the calls that need it (`manager.kv`, `ctx.kv`, `manager.stats`,
@@ -59,6 +61,7 @@ export interface StorageDriver extends StoreLifecycle {
   readonly audit?: AuditStore;
   readonly checkpoint?: CheckpointBackend;
   readonly cluster?: ClusterStore;
+  readonly units?: UnitStore;
 }
 
 /**
@@ -164,7 +167,7 @@ export interface AuditStore {
 }
 
 /** The optional capabilities, by name (for conformance groups and `UnsupportedError`). */
-export const STORAGE_CAPABILITIES = ['kv', 'counters', 'history', 'audit', 'checkpoint', 'cluster'] as const;
+export const STORAGE_CAPABILITIES = ['kv', 'counters', 'history', 'audit', 'checkpoint', 'cluster', 'units'] as const;
 export type StorageCapability = (typeof STORAGE_CAPABILITIES)[number];
 
 /** The store's `name` capability, or `UnsupportedError` when it lacks it. */

@@ -35,6 +35,8 @@ import {
 import { postgresKysely, PostgresSqlScope, type PostgresKysely } from './postgres-kysely.js';
 import { PostgresHistory } from './postgres-history.js';
 import { byText, PostgresSessions } from './postgres-sessions.js';
+import { PostgresUnits } from './postgres-units.js';
+import type { UnitStore } from '../units-contract.js';
 
 /**
  * `multisession/postgres`: the storage driver for PostgreSQL, on pg 8 through Kysely, with every
@@ -77,6 +79,8 @@ class PostgresStorage implements StorageDriver {
   readonly checkpoint: CheckpointBackend;
   /** Nodes and session ownership leases: several machines on this schema run each session once. */
   readonly cluster: ClusterStore;
+  /** Work units (`manager.units`). */
+  readonly units: UnitStore;
   readonly #target: PostgresTarget;
   readonly #options: ResolvedPostgresOptions;
   readonly #scope: PostgresSqlScope;
@@ -93,6 +97,7 @@ class PostgresStorage implements StorageDriver {
     this.audit = new PostgresAudit(scope);
     this.checkpoint = postgresCheckpointBackend(scope);
     this.cluster = new PostgresCluster(scope);
+    this.units = new PostgresUnits(scope);
   }
 
   async init(): Promise<void> {

@@ -67,12 +67,23 @@ export interface AuditLogTable {
   details: string;
 }
 
+export interface UnitsTable {
+  id: string;
+  num: NullableMillis;
+  kind: string;
+  data: string;
+  session_id: string | null;
+  assigned_at: NullableMillis;
+  created_at: Millis;
+}
+
 export interface StorageDatabase {
   sessions: SessionsTable;
   session_kv: SessionKvTable;
   session_stats: SessionStatsTable;
   session_transitions: SessionTransitionsTable;
   audit_log: AuditLogTable;
+  units: UnitsTable;
 }
 
 /** A row of `sessions` as either dialect returns it. */

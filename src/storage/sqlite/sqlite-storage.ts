@@ -38,6 +38,8 @@ import { sqliteKysely } from './sqlite-kysely.js';
 import { run, write, wrapAsync, type Open } from './sqlite-open.js';
 import { addAudit, fenceHolds, SqliteAudit, SqliteCounters, SqliteHistory, SqliteKv } from './sqlite-session-data.js';
 import { prepareStatements } from './sqlite-statements.js';
+import { SqliteUnits } from './sqlite-units.js';
+import type { UnitStore } from '../units-contract.js';
 
 /**
  * `multisession/sqlite`: the embedded, persistent storage driver on better-sqlite3, with every
@@ -82,6 +84,8 @@ class SqliteStorage implements StorageDriver {
   readonly checkpoint: CheckpointBackend;
   /** Nodes and session ownership leases: several processes on this file run each session once. */
   readonly cluster: ClusterStore;
+  /** Work units (`manager.units`). */
+  readonly units: UnitStore;
   readonly #target: SqliteTarget;
   readonly #options: ResolvedSqliteOptions;
   #open: Open | null = null;
@@ -101,6 +105,7 @@ class SqliteStorage implements StorageDriver {
     this.audit = new SqliteAudit(open);
     this.checkpoint = sqliteCheckpointBackend(() => open().c.db);
     this.cluster = new SqliteCluster(open);
+    this.units = new SqliteUnits(open);
   }
 
   async init(): Promise<void> {

@@ -21,6 +21,7 @@ import { sharedStoreGroup } from './shared-store.js';
 import { statsGroup } from './stats.js';
 import { statusGroup } from './status.js';
 import { transitionsGroup } from './transitions.js';
+import { unitsGroup } from './units.js';
 import { unreadableRowsGroup } from './unreadable-rows.js';
 import { versioningGroup } from './versioning.js';
 
@@ -28,7 +29,7 @@ export { sampleSessionRecord } from './context.js';
 
 /**
  * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. Groups of
- * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`) are skipped by themselves.
+ * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`, `units`) are skipped by themselves.
  *
  * @example
  * ```ts
@@ -56,6 +57,7 @@ export const STORAGE_SUITE_GROUPS = [
   'unreadable-rows',
   'shared-store',
   'cluster',
+  'units',
   'lifecycle',
   'guard',
 ] as const;
@@ -104,6 +106,7 @@ const GROUPS: readonly { name: StorageSuiteGroup; requires: readonly StorageCapa
   { name: 'unreadable-rows', requires: [], define: (t, o) => o.corruptRow && unreadableRowsGroup(t, o.corruptRow) },
   { name: 'shared-store', requires: [], define: (t, o) => o.reopen && sharedStoreGroup(t, o.reopen) },
   { name: 'cluster', requires: ['cluster'], define: (t, o) => clusterGroup(t, o.reopen) },
+  { name: 'units', requires: ['units'], define: unitsGroup },
   { name: 'lifecycle', requires: [], define: lifecycleGroup },
   { name: 'guard', requires: [], define: guardGroup },
 ];
