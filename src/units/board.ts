@@ -1,0 +1,197 @@
+import type { AdapterUnit, SessionUnits, UnitGroup, UnitsChange } from '../adapters/units.js';
+import type { UnitRecord, UnitStore } from '../storage/units-contract.js';
+import { regroup } from './placement.js';
+
+type Listener = (change: UnitsChange) => void;
+
+/** One session's units as this node knows them, with their groups. */
+interface Slot {
+  units: Map<string, UnitRecord>;
+  groups: Map<string, number>;
+  list: AdapterUnit[];
+  grouped: UnitGroup[];
+  listeners: Set<Listener>;
+}
+
+const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * This node's view of every session's units and worker groups: loaded at open, changed by this
+ * node's writes (from what the store returned) and, in a cluster, refreshed from the store when the
+ * change feed names a session. It is what `ctx.units` reads and what it announces changes through.
+ */
+export class UnitBoard {
+  readonly #slots = new Map<string, Slot>();
+  readonly #store: UnitStore | undefined;
+  readonly #groupSize: number;
+  readonly #onError: (error: unknown) => void;
+  /** Refreshes per session run one after another. */
+  readonly #refreshing = new Map<string, Promise<void>>();
+
+  constructor(store: UnitStore | undefined, groupSize: number, onError: (error: unknown) => void) {
+    this.#store = store;
+    this.#groupSize = groupSize;
+    this.#onError = onError;
+  }
+
+  async load(): Promise<void> {
+    if (!this.#store) return;
+    const bySession = new Map<string, UnitRecord[]>();
+    for (const u of await this.#store.list({})) if (u.sessionId !== null) (bySession.get(u.sessionId) ?? bySession.set(u.sessionId, []).get(u.sessionId)!).push(u);
+    for (const [id, units] of bySession) this.#apply(id, units);
+  }
+
+  /** Re-reads the units of `sessionIds` from the store (a change another node made). */
+  refresh(sessionIds: Iterable<string>): Promise<void> {
+    const store = this.#store;
+    if (!store) return Promise.resolve();
+    const runs: Promise<void>[] = [];
+    for (const id of sessionIds) {
+      const next = (this.#refreshing.get(id) ?? Promise.resolve())
+        .then(async () => this.#apply(id, await store.list({ sessionId: id })))
+        .catch(this.#onError)
+        .finally(() => {
+          if (this.#refreshing.get(id) === next) this.#refreshing.delete(id);
+        });
+      this.#refreshing.set(id, next);
+      runs.push(next);
+    }
+    return Promise.all(runs).then(() => undefined);
+  }
+
+  /** Applies units as a write of this node returned them (their sessions now), and units removed. */
+  written(units: readonly UnitRecord[], removed: readonly UnitRecord[] = []): void {
+    const touched = new Map<string, Map<string, UnitRecord>>();
+    const slotUnits = (id: string) => touched.get(id) ?? touched.set(id, new Map(this.#slots.get(id)?.units)).get(id)!;
+    const owner = new Map<string, string>();
+    for (const [sid, slot] of this.#slots) for (const uid of slot.units.keys()) owner.set(uid, sid);
+    for (const u of [...units, ...removed]) {
+      const was = owner.get(u.id);
+      if (was !== undefined) slotUnits(was).delete(u.id);
+    }
+    for (const u of units) if (u.sessionId !== null) slotUnits(u.sessionId).set(u.id, u);
+    for (const [id, map] of touched) this.#apply(id, [...map.values()]);
+  }
+
+  /** A session is gone: its view empties. */
+  forget(sessionId: string): void {
+    this.#apply(sessionId, []);
+    this.#slots.delete(sessionId);
+  }
+
+  count(sessionId: string): number {
+    return this.#slots.get(sessionId)?.units.size ?? 0;
+  }
+
+  groupOf(unit: UnitRecord): number | null {
+    return unit.sessionId === null ? null : (this.#slots.get(unit.sessionId)?.groups.get(unit.id) ?? null);
+  }
+
+  groups(sessionId: string): { index: number; units: string[] }[] {
+    return (this.#slots.get(sessionId)?.grouped ?? []).map((g) => ({ index: g.index, units: g.units.map((u) => u.id) }));
+  }
+
+  #slot(id: string): Slot {
+    let slot = this.#slots.get(id);
+    if (!slot) this.#slots.set(id, (slot = { units: new Map(), groups: new Map(), list: [], grouped: [], listeners: new Set() }));
+    return slot;
+  }
+
+  #apply(sessionId: string, units: UnitRecord[]): void {
+    const slot = this.#slot(sessionId);
+    units.sort(byId);
+    const groups = regroup(units.map((u) => u.id), slot.groups, this.#groupSize);
+    const added: string[] = [];
+    const changed: string[] = [];
+    const next = new Map(units.map((u) => [u.id, u]));
+    for (const u of units) {
+      const before = slot.units.get(u.id);
+      if (!before) added.push(u.id);
+      else if (slot.groups.get(u.id) !== groups.get(u.id) || JSON.stringify(before.data) !== JSON.stringify(u.data) || before.kind !== u.kind) changed.push(u.id);
+    }
+    const removed = [...slot.units.keys()].filter((id) => !next.has(id)).sort();
+    slot.units = next;
+    slot.groups = groups;
+    slot.list = units.map((u) => ({ id: u.id, kind: u.kind, data: u.data, group: groups.get(u.id)!, assignedAt: u.assignedAt }));
+    const grouped: UnitGroup[] = [];
+    for (const u of slot.list) (grouped[u.group] ??= { index: u.group, units: [] }).units.push(u);
+    slot.grouped = grouped;
+    if (added.length + removed.length + changed.length === 0) return;
+    const change: UnitsChange = { units: slot.list, groups: slot.grouped, added, removed, changed };
+    for (const listener of [...slot.listeners]) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.#onError(error);
+      }
+    }
+  }
+
+  /** `ctx.units` of one connection: its listeners go when `signal` aborts. */
+  view(sessionId: string, signal: AbortSignal): SessionUnits {
+    const slot = () => this.#slot(sessionId);
+    const subscribe = (listener: Listener): (() => void) => {
+      if (signal.aborted) return () => undefined;
+      const s = slot();
+      s.listeners.add(listener);
+      const off = () => {
+        s.listeners.delete(listener);
+        signal.removeEventListener('abort', off);
+      };
+      signal.addEventListener('abort', off, { once: true });
+      return off;
+    };
+    return {
+      get list() {
+        return slot().list;
+      },
+      get groups() {
+        return slot().grouped;
+      },
+      onChange: (listener) => {
+        if (typeof listener !== 'function') throw new TypeError('ctx.units.onChange needs a function');
+        return subscribe(listener);
+      },
+      changes: (stop) => changeIterator(subscribe, signal, stop),
+    };
+  }
+}
+
+/** The changes as an async iterator that ends when either signal aborts. */
+function changeIterator(subscribe: (l: Listener) => () => void, signal: AbortSignal, stop?: AbortSignal): AsyncIterableIterator<UnitsChange> {
+  const queue: UnitsChange[] = [];
+  let wake: (() => void) | null = null;
+  let done = signal.aborted || !!stop?.aborted;
+  const end = () => {
+    done = true;
+    wake?.();
+  };
+  const off = subscribe((change) => {
+    queue.push(change);
+    wake?.();
+  });
+  signal.addEventListener('abort', end, { once: true });
+  stop?.addEventListener('abort', end, { once: true });
+  const finish = (): IteratorResult<UnitsChange> => {
+    off();
+    signal.removeEventListener('abort', end);
+    stop?.removeEventListener('abort', end);
+    return { done: true, value: undefined };
+  };
+  const iterator: AsyncIterableIterator<UnitsChange> = {
+    async next() {
+      while (!done && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+      if (queue.length) return { done: false, value: queue.shift()! };
+      return finish();
+    },
+    async return() {
+      done = true;
+      return finish();
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
