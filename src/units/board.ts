@@ -22,9 +22,13 @@ const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1
  */
 export class UnitBoard {
   readonly #slots = new Map<string, Slot>();
+  /** The session each known unit is on. */
+  readonly #owner = new Map<string, string>();
   readonly #store: UnitStore | undefined;
   readonly #groupSize: number;
   readonly #onError: (error: unknown) => void;
+  /** Bumped by each write of this node to a session: a read begun before it is stale. */
+  readonly #epoch = new Map<string, number>();
   /** Refreshes per session run one after another. */
   readonly #refreshing = new Map<string, Promise<void>>();
 
@@ -48,7 +52,13 @@ export class UnitBoard {
     const runs: Promise<void>[] = [];
     for (const id of sessionIds) {
       const next = (this.#refreshing.get(id) ?? Promise.resolve())
-        .then(async () => this.#apply(id, await store.list({ sessionId: id })))
+        .then(async () => {
+          for (;;) {
+            const epoch = this.#epoch.get(id) ?? 0;
+            const units = await store.list({ sessionId: id });
+            if ((this.#epoch.get(id) ?? 0) === epoch) return this.#apply(id, units);
+          }
+        })
         .catch(this.#onError)
         .finally(() => {
           if (this.#refreshing.get(id) === next) this.#refreshing.delete(id);
@@ -63,20 +73,28 @@ export class UnitBoard {
   written(units: readonly UnitRecord[], removed: readonly UnitRecord[] = []): void {
     const touched = new Map<string, Map<string, UnitRecord>>();
     const slotUnits = (id: string) => touched.get(id) ?? touched.set(id, new Map(this.#slots.get(id)?.units)).get(id)!;
-    const owner = new Map<string, string>();
-    for (const [sid, slot] of this.#slots) for (const uid of slot.units.keys()) owner.set(uid, sid);
     for (const u of [...units, ...removed]) {
-      const was = owner.get(u.id);
+      const was = this.#owner.get(u.id);
       if (was !== undefined) slotUnits(was).delete(u.id);
     }
     for (const u of units) if (u.sessionId !== null) slotUnits(u.sessionId).set(u.id, u);
-    for (const [id, map] of touched) this.#apply(id, [...map.values()]);
+    for (const [id, map] of touched) {
+      this.#epoch.set(id, (this.#epoch.get(id) ?? 0) + 1);
+      this.#apply(id, [...map.values()]);
+    }
   }
 
   /** A session is gone: its view empties. */
   forget(sessionId: string): void {
     this.#apply(sessionId, []);
     this.#slots.delete(sessionId);
+  }
+
+  /** Units per session, as this node knows them (placement plans with it; the store checks again). */
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [id, slot] of this.#slots) if (slot.units.size) out[id] = slot.units.size;
+    return out;
   }
 
   count(sessionId: string): number {
@@ -110,6 +128,8 @@ export class UnitBoard {
       else if (slot.groups.get(u.id) !== groups.get(u.id) || JSON.stringify(before.data) !== JSON.stringify(u.data) || before.kind !== u.kind) changed.push(u.id);
     }
     const removed = [...slot.units.keys()].filter((id) => !next.has(id)).sort();
+    for (const id of removed) if (this.#owner.get(id) === sessionId) this.#owner.delete(id);
+    for (const id of next.keys()) this.#owner.set(id, sessionId);
     slot.units = next;
     slot.groups = groups;
     slot.list = units.map((u) => ({ id: u.id, kind: u.kind, data: u.data, group: groups.get(u.id)!, assignedAt: u.assignedAt }));

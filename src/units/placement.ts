@@ -78,15 +78,18 @@ export function regroup(ids: readonly string[], previous: ReadonlyMap<string, nu
     if (g !== undefined && g < count) groups[g]!.push(id);
     else fresh.push(id);
   }
+  // Groups past the even size give their newest units back; then fill every group to the even
+  // size (`base`, then `base + 1`) in group order; rarely a last pass evens out what is left.
+  const base = Math.floor(n / Math.max(1, count));
+  const cap = Math.ceil(n / Math.max(1, count));
+  for (const g of groups) while (g.length > cap) fresh.push(g.pop()!);
+  let next = 0;
+  for (const target of [base, cap]) {
+    for (const g of groups) while (g.length < target && next < fresh.length) g.push(fresh[next++]!);
+  }
   const smallest = () => groups.reduce((best, g, i) => (g.length < groups[best]!.length ? i : best), 0);
   const largest = () => groups.reduce((best, g, i) => (g.length > groups[best]!.length ? i : best), 0);
-  for (const id of fresh) groups[smallest()]!.push(id);
-  for (;;) {
-    const lo = smallest();
-    const hi = largest();
-    if (count === 0 || groups[hi]!.length - groups[lo]!.length <= 1) break;
-    groups[lo]!.push(groups[hi]!.pop()!);
-  }
+  while (next < fresh.length) groups[smallest()]!.push(fresh[next++]!);
   const out = new Map<string, number>();
   groups.forEach((g, i) => g.forEach((id) => out.set(id, i)));
   return out;

@@ -1,4 +1,5 @@
 import { CapacityError, ValidationError } from '../errors.js';
+import { requireCapability } from '../storage/contract.js';
 import type { UnitRecord } from '../storage/units-contract.js';
 import { parseWith } from '../validation.js';
 import type { UnitsHost } from './host.js';
@@ -22,6 +23,8 @@ import {
 } from './schemas.js';
 import { checkSelector, unitIdSchema } from './selector.js';
 import type { ReassignPlan, SessionCandidate, Unit, UnitMoveInfo, UnitPage, UnitSelector } from './types.js';
+
+const requireUnits = (host: UnitsHost) => requireCapability(host.storage, 'units');
 
 /** Plans lost to a concurrent move are made again this many times before `ConflictError`. */
 const ATTEMPTS = 3;
@@ -117,8 +120,9 @@ export class WorkUnits {
   async pickSession(query: PickQuery = {}): Promise<SessionCandidate | null> {
     this.#host.assertOpen();
     const q = parseWith(pickQuerySchema, query, 'pick query');
-    const counts = await this.#moves.store.counts();
-    return rank(this.#moves.candidates(counts, q))[0] ?? null;
+    requireUnits(this.#host);
+    // This node's view of the counts (a write checks the capacity again in its transaction).
+    return rank(this.#moves.candidates(this.#host.board.counts(), q))[0] ?? null;
   }
 
   /**

@@ -5,20 +5,30 @@ import { unitNumber, type NewUnitRecord, type UnitMove, type UnitQuery, type Uni
 import { jsonText } from '../sql/rows.js';
 import { getUnit, listUnits, unitCounts, unitFromRow, type UnitRow } from '../sql/unit-queries.js';
 import type { SqliteClient } from './sqlite-client.js';
-import { wrapAsync, write, type Open } from './sqlite-open.js';
+import { run, wrapAsync, write, type Open } from './sqlite-open.js';
 import { addAudit } from './sqlite-session-data.js';
 
 /** The statements of the units capability, prepared once per open database. */
 function prepare(db: SqliteClient) {
   return {
-    current: db.prepare('SELECT id, session_id FROM units WHERE id IN (SELECT value FROM json_each(?))'),
+    current: db.prepare('SELECT * FROM units WHERE id IN (SELECT value FROM json_each(?))'),
     receiving: db.prepare(
       `SELECT s.id, s.state, s.health, s.capacity, (SELECT count(*) FROM units u WHERE u.session_id = s.id) AS n
        FROM sessions s WHERE s.id IN (SELECT value FROM json_each(?))`,
     ),
     insert: db.prepare('INSERT INTO units (id, num, kind, data, session_id, assigned_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *'),
-    place: db.prepare('UPDATE units SET session_id = ?, assigned_at = ? WHERE id = ? RETURNING *'),
-    byId: db.prepare('SELECT * FROM units WHERE id = ?'),
+    /** Every move of a write in one statement: `?` is a JSON array of [id, from, to]; unchanged units keep their time. */
+    placeAll: db.prepare(
+      `UPDATE units SET session_id = m.to_id, assigned_at = CASE WHEN m.to_id IS m.from_id THEN units.assigned_at WHEN m.to_id IS NULL THEN NULL ELSE @at END
+       FROM (SELECT value ->> 0 AS unit_id, value ->> 1 AS from_id, value ->> 2 AS to_id FROM json_each(@moves)) AS m
+       WHERE units.id = m.unit_id`,
+    ),
+    /** The audit entries of a write in one statement: `?` is a JSON array of [at, sessionId, action, actor, details]. */
+    auditAll: db.prepare(
+      `INSERT INTO audit_log (at, session_id, action, actor, details)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) ORDER BY key`,
+    ),
+    bySession: db.prepare('SELECT * FROM units WHERE session_id = ? ORDER BY id'),
     remove: db.prepare('DELETE FROM units WHERE id = ? RETURNING *'),
   };
 }
@@ -41,17 +51,20 @@ export class SqliteUnits implements UnitStore {
     return s;
   }
 
-  /** Runs the checks of `moves` inside the transaction; the problem, or null. */
-  #judge(p: Open, s: Statements, moves: UnitMove[], options: UnitWriteOptions, mustExist: boolean) {
-    const current = new Map((s.current.all(JSON.stringify(moves.map((m) => m.id))) as { id: string; session_id: string | null }[]).map((r) => [r.id, r.session_id]));
+  /** Runs the checks of `moves` inside the transaction: the problem, or null (and the units' rows as they are). */
+  #judge(p: Open, s: Statements, moves: UnitMove[], options: UnitWriteOptions, mustExist: boolean, rows = new Map<string, UnitRow>()) {
+    for (const r of s.current.all(JSON.stringify(moves.map((m) => m.id))) as UnitRow[]) rows.set(r.id, r);
+    const current = { get: (id: string) => rows.get(id)?.session_id };
     type Receiving = { id: string; state: SessionState; health: HealthStatus; capacity: number | null; n: number };
     const targets = new Map((s.receiving.all(JSON.stringify(receivers(moves))) as Receiving[]).map((r) => [r.id, r]));
     return judgeMoves(moves, (id) => current.get(id), (id) => targets.get(id), (id) => targets.get(id)?.n ?? 0, options.accept, mustExist);
   }
 
-  #finish(p: Open, moves: UnitMove[], options: UnitWriteOptions): void {
+  #finish(p: Open, s: Statements, moves: UnitMove[], options: UnitWriteOptions): void {
     for (const id of touchedSessions(moves)) p.s.changeAdd.run(id);
-    for (const e of options.audit ?? []) addAudit(p, e);
+    const audit = options.audit ?? [];
+    if (audit.length === 1) addAudit(p, audit[0]!);
+    else if (audit.length > 1) s.auditAll.run(JSON.stringify(audit.map((e) => [e.at, e.sessionId, e.action, e.actor, JSON.stringify(e.details)])));
   }
 
   async add(input: NewUnitRecord[], options: UnitWriteOptions): Promise<UnitWriteResult> {
@@ -66,7 +79,7 @@ export class SqliteUnits implements UnitStore {
       const out = units.map((u) =>
         unitFromRow(s.insert.get(u.id, unitNumber(u.id), u.kind, jsonText(u.data), u.sessionId, u.sessionId === null ? null : options.at, u.createdAt) as UnitRow),
       );
-      this.#finish(p, moves, options);
+      this.#finish(p, s, moves, options);
       return { ok: true, units: out };
     });
   }
@@ -77,14 +90,20 @@ export class SqliteUnits implements UnitStore {
     check.checkUnitWriteOptions(options);
     return write('moveUnits', p, (): UnitWriteResult => {
       const s = this.#s(p);
-      const problem = this.#judge(p, s, moves, options, true);
+      const rows = new Map<string, UnitRow>();
+      const problem = this.#judge(p, s, moves, options, true, rows);
       if (problem) return { ok: false, problem };
-      const out: UnitRecord[] = [];
-      for (const m of moves) {
-        const row = (m.to === m.from ? s.byId.get(m.id) : s.place.get(m.to, m.to === null ? null : options.at, m.id)) as UnitRow;
-        out.push(unitFromRow(row));
-      }
-      this.#finish(p, moves, options);
+      s.placeAll.run({ at: options.at, moves: JSON.stringify(moves.map((m) => [m.id, m.from, m.to])) });
+      // The rows read by the checks, with what the update changed (no second read).
+      const out = moves.map((m) => {
+        const u = unitFromRow(rows.get(m.id)!);
+        if (m.to !== m.from) {
+          u.sessionId = m.to;
+          u.assignedAt = m.to === null ? null : options.at;
+        }
+        return u;
+      });
+      this.#finish(p, s, moves, options);
       return { ok: true, units: out };
     });
   }
@@ -99,7 +118,7 @@ export class SqliteUnits implements UnitStore {
       const missing = ids.find((id) => !found.has(id));
       if (missing !== undefined) return { ok: false, problem: { kind: 'unit-missing', unitId: missing } };
       const out = ids.map((id) => unitFromRow(s.remove.get(id) as UnitRow));
-      this.#finish(p, out.map((u) => ({ id: u.id, from: u.sessionId, to: null })), options);
+      this.#finish(p, s, out.map((u) => ({ id: u.id, from: u.sessionId, to: null })), options);
       return { ok: true, units: out };
     });
   }
@@ -110,7 +129,12 @@ export class SqliteUnits implements UnitStore {
 
   async list(query: UnitQuery): Promise<UnitRecord[]> {
     const q = check.checkUnitQuery(query);
-    return wrapAsync('listUnits', listUnits(this.#open().kysely, q));
+    const p = this.#open();
+    // A session's units (the hot read of moves and refreshes): one prepared statement.
+    if (q.sessionId !== undefined && Object.keys(q).length === 2 && q.limit === Number.MAX_SAFE_INTEGER) {
+      return run('listUnits', () => (this.#s(p).bySession.all(q.sessionId) as UnitRow[]).map(unitFromRow));
+    }
+    return wrapAsync('listUnits', listUnits(p.kysely, q));
   }
 
   async counts(): Promise<Record<string, number>> {
