@@ -90,6 +90,12 @@ export function regroup(ids: readonly string[], previous: ReadonlyMap<string, nu
   const smallest = () => groups.reduce((best, g, i) => (g.length < groups[best]!.length ? i : best), 0);
   const largest = () => groups.reduce((best, g, i) => (g.length > groups[best]!.length ? i : best), 0);
   while (next < fresh.length) groups[smallest()]!.push(fresh[next++]!);
+  for (;;) {
+    const lo = smallest();
+    const hi = largest();
+    if (count === 0 || groups[hi]!.length - groups[lo]!.length <= 1) break;
+    groups[lo]!.push(groups[hi]!.pop()!);
+  }
   const out = new Map<string, number>();
   groups.forEach((g, i) => g.forEach((id) => out.set(id, i)));
   return out;
