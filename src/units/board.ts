@@ -11,6 +11,8 @@ interface Slot {
   list: AdapterUnit[];
   grouped: UnitGroup[];
   listeners: Set<Listener>;
+  /** `units` changed since `groups`, `list` and `grouped` were made (they are made when read, or for a listener). */
+  dirty: boolean;
 }
 
 const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -102,40 +104,62 @@ export class UnitBoard {
   }
 
   groupOf(unit: UnitRecord): number | null {
-    return unit.sessionId === null ? null : (this.#slots.get(unit.sessionId)?.groups.get(unit.id) ?? null);
+    const slot = unit.sessionId === null ? undefined : this.#slots.get(unit.sessionId);
+    return slot ? (this.#made(slot).groups.get(unit.id) ?? null) : null;
   }
 
   groups(sessionId: string): { index: number; units: string[] }[] {
-    return (this.#slots.get(sessionId)?.grouped ?? []).map((g) => ({ index: g.index, units: g.units.map((u) => u.id) }));
+    const slot = this.#slots.get(sessionId);
+    return (slot ? this.#made(slot).grouped : []).map((g) => ({ index: g.index, units: g.units.map((u) => u.id) }));
   }
 
   #slot(id: string): Slot {
     let slot = this.#slots.get(id);
-    if (!slot) this.#slots.set(id, (slot = { units: new Map(), groups: new Map(), list: [], grouped: [], listeners: new Set() }));
+    if (!slot) this.#slots.set(id, (slot = { units: new Map(), groups: new Map(), list: [], grouped: [], listeners: new Set(), dirty: false }));
     return slot;
   }
 
-  #apply(sessionId: string, units: UnitRecord[]): void {
-    const slot = this.#slot(sessionId);
-    units.sort(byId);
+  /** The slot with its groups and lists made for its current units (kept as they are when nothing changed). */
+  #made(slot: Slot): Slot {
+    if (!slot.dirty) return slot;
+    const units = [...slot.units.values()].sort(byId);
     const groups = regroup(units.map((u) => u.id), slot.groups, this.#groupSize);
-    const added: string[] = [];
-    const changed: string[] = [];
-    const next = new Map(units.map((u) => [u.id, u]));
-    for (const u of units) {
-      const before = slot.units.get(u.id);
-      if (!before) added.push(u.id);
-      else if (slot.groups.get(u.id) !== groups.get(u.id) || JSON.stringify(before.data) !== JSON.stringify(u.data) || before.kind !== u.kind) changed.push(u.id);
-    }
-    const removed = [...slot.units.keys()].filter((id) => !next.has(id)).sort();
-    for (const id of removed) if (this.#owner.get(id) === sessionId) this.#owner.delete(id);
-    for (const id of next.keys()) this.#owner.set(id, sessionId);
-    slot.units = next;
     slot.groups = groups;
     slot.list = units.map((u) => ({ id: u.id, kind: u.kind, data: u.data, group: groups.get(u.id)!, assignedAt: u.assignedAt }));
     const grouped: UnitGroup[] = [];
     for (const u of slot.list) (grouped[u.group] ??= { index: u.group, units: [] }).units.push(u);
     slot.grouped = grouped;
+    slot.dirty = false;
+    return slot;
+  }
+
+  /**
+   * The session's units are now `units`. Its groups are made again at once when a connection
+   * listens (which hears what changed), else when they are next read.
+   */
+  #apply(sessionId: string, units: UnitRecord[]): void {
+    const slot = this.#slot(sessionId);
+    const next = new Map(units.map((u) => [u.id, u]));
+    const before = slot.units;
+    for (const id of before.keys()) if (!next.has(id) && this.#owner.get(id) === sessionId) this.#owner.delete(id);
+    for (const id of next.keys()) this.#owner.set(id, sessionId);
+    if (slot.listeners.size === 0) {
+      slot.units = next;
+      slot.dirty = true;
+      return;
+    }
+    const previous = this.#made(slot).groups;
+    slot.units = next;
+    slot.dirty = true;
+    const groups = this.#made(slot).groups;
+    const added: string[] = [];
+    const changed: string[] = [];
+    for (const u of slot.list) {
+      const was = before.get(u.id);
+      if (!was) added.push(u.id);
+      else if (previous.get(u.id) !== groups.get(u.id) || JSON.stringify(was.data) !== JSON.stringify(u.data) || was.kind !== u.kind) changed.push(u.id);
+    }
+    const removed = [...before.keys()].filter((id) => !next.has(id)).sort();
     if (added.length + removed.length + changed.length === 0) return;
     const change: UnitsChange = { units: slot.list, groups: slot.grouped, added, removed, changed };
     for (const listener of [...slot.listeners]) {
@@ -152,7 +176,7 @@ export class UnitBoard {
     const slot = () => this.#slot(sessionId);
     const subscribe = (listener: Listener): (() => void) => {
       if (signal.aborted) return () => undefined;
-      const s = slot();
+      const s = this.#made(slot()); // a listener hears changes from what it can read now
       s.listeners.add(listener);
       const off = () => {
         s.listeners.delete(listener);
@@ -161,12 +185,13 @@ export class UnitBoard {
       signal.addEventListener('abort', off, { once: true });
       return off;
     };
+    const made = () => this.#made(slot());
     return {
       get list() {
-        return slot().list;
+        return made().list;
       },
       get groups() {
-        return slot().grouped;
+        return made().grouped;
       },
       onChange: (listener) => {
         if (typeof listener !== 'function') throw new TypeError('ctx.units.onChange needs a function');

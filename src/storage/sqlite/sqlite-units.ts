@@ -17,17 +17,7 @@ function prepare(db: SqliteClient) {
        FROM sessions s WHERE s.id IN (SELECT value FROM json_each(?))`,
     ),
     insert: db.prepare('INSERT INTO units (id, num, kind, data, session_id, assigned_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *'),
-    /** Every move of a write in one statement: `?` is a JSON array of [id, from, to]; unchanged units keep their time. */
-    placeAll: db.prepare(
-      `UPDATE units SET session_id = m.to_id, assigned_at = CASE WHEN m.to_id IS m.from_id THEN units.assigned_at WHEN m.to_id IS NULL THEN NULL ELSE @at END
-       FROM (SELECT value ->> 0 AS unit_id, value ->> 1 AS from_id, value ->> 2 AS to_id FROM json_each(@moves)) AS m
-       WHERE units.id = m.unit_id`,
-    ),
-    /** The audit entries of a write in one statement: `?` is a JSON array of [at, sessionId, action, actor, details]. */
-    auditAll: db.prepare(
-      `INSERT INTO audit_log (at, session_id, action, actor, details)
-       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) ORDER BY key`,
-    ),
+    place: db.prepare('UPDATE units SET session_id = ?, assigned_at = ? WHERE id = ?'),
     bySession: db.prepare('SELECT * FROM units WHERE session_id = ? ORDER BY id'),
     remove: db.prepare('DELETE FROM units WHERE id = ? RETURNING *'),
   };
@@ -60,11 +50,10 @@ export class SqliteUnits implements UnitStore {
     return judgeMoves(moves, (id) => current.get(id), (id) => targets.get(id), (id) => targets.get(id)?.n ?? 0, options.accept, mustExist);
   }
 
-  #finish(p: Open, s: Statements, moves: UnitMove[], options: UnitWriteOptions): void {
+  #finish(p: Open, _s: Statements, moves: UnitMove[], options: UnitWriteOptions): void {
     for (const id of touchedSessions(moves)) p.s.changeAdd.run(id);
-    const audit = options.audit ?? [];
-    if (audit.length === 1) addAudit(p, audit[0]!);
-    else if (audit.length > 1) s.auditAll.run(JSON.stringify(audit.map((e) => [e.at, e.sessionId, e.action, e.actor, JSON.stringify(e.details)])));
+    // One prepared insert per entry: faster in better-sqlite3 than one statement over a JSON array.
+    for (const e of options.audit ?? []) addAudit(p, e);
   }
 
   async add(input: NewUnitRecord[], options: UnitWriteOptions): Promise<UnitWriteResult> {
@@ -93,7 +82,7 @@ export class SqliteUnits implements UnitStore {
       const rows = new Map<string, UnitRow>();
       const problem = this.#judge(p, s, moves, options, true, rows);
       if (problem) return { ok: false, problem };
-      s.placeAll.run({ at: options.at, moves: JSON.stringify(moves.map((m) => [m.id, m.from, m.to])) });
+      for (const m of moves) if (m.to !== m.from) s.place.run(m.to, m.to === null ? null : options.at, m.id);
       // The rows read by the checks, with what the update changed (no second read).
       const out = moves.map((m) => {
         const u = unitFromRow(rows.get(m.id)!);
