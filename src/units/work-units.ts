@@ -1,10 +1,10 @@
 import { CapacityError, ValidationError } from '../errors.js';
 import { requireCapability } from '../storage/contract.js';
-import type { UnitRecord } from '../storage/units-contract.js';
+import type { UnitRecord, UnitWriteOptions } from '../storage/units-contract.js';
 import { parseWith } from '../validation.js';
 import type { UnitsHost } from './host.js';
 import { capacityError, problemError, UnitMoves } from './moves.js';
-import { HEALTHY_TARGET, LIVE_TARGET_STATES, placeMany, rank } from './placement.js';
+import { HEALTHY_TARGET, LIVE_TARGET_STATES, PLACEMENT_STATES, placeMany, rank } from './placement.js';
 import {
   actorOptionsSchema,
   addUnitsSchema,
@@ -147,8 +147,9 @@ export class WorkUnits {
         if ('fits' in placed) throw new CapacityError(`No sessions have room for ${current.length} units (${placed.fits} fit); add sessions, raise capacities or start stopped sessions.`, { context: { units: current.length, fits: placed.fits } });
         moves = current.map((u, i) => ({ id: u.id, from: u.sessionId, to: placed.targets[i]! }));
       }
-      const accept = o.to === undefined ? { states: ['ready', 'degraded'] as const } : o.to === null ? undefined : { states: LIVE_TARGET_STATES };
-      const done = await this.#moves.apply(moves, { accept: accept as never, actor: o.actor ?? null, reason, retry: attempt < ATTEMPTS });
+      // Placement takes ready or degraded sessions; a named one may be stopped (its units wait), not failed or expired.
+      const accept: UnitWriteOptions['accept'] = o.to === undefined ? { states: PLACEMENT_STATES } : o.to === null ? undefined : { states: LIVE_TARGET_STATES };
+      const done = await this.#moves.apply(moves, { accept, actor: o.actor ?? null, reason, retry: attempt < ATTEMPTS });
       if (done) return done.map((u) => this.#unit(u));
     }
   }
