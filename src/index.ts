@@ -73,6 +73,13 @@ export {
   type SessionMessageEvent,
   type AdapterMessage,
 } from './adapters/message.js';
+export type { AdapterUnit, UnitGroup, UnitsChange, SessionUnits } from './adapters/units.js';
+export { parseUnitSelector, MAX_RANGE } from './units/selector.js';
+export { unitInputSchema, unitsOptionsSchema, type UnitInput, type UnitListQuery, type PickQuery, type AssignOptions, type ReassignOptions, type UnitActorOptions } from './units/schemas.js';
+export type { Unit, UnitPage, UnitSelector, SessionCandidate, UnitMoveInfo, ReassignPlan, UnitsMovedEvent, WorkerStatus } from './units/types.js';
+export type { WorkUnits } from './units/work-units.js';
+export type * from './storage/units-contract.js';
+export { unitNumber } from './storage/units-contract.js';
 export * from './errors.js';
 export {
   networkConfigSchema,

@@ -22,9 +22,9 @@ import { TRANSITIONS } from 'multisession';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DOCS = join(ROOT, 'docs');
 const OUT = join(ROOT, '.artifacts', 'snippets');
-const PAGES = ['getting-started.md', 'concepts.md', 'writing-an-adapter.md', 'cluster.md', 'webhooks.md', 'README.md'];
+const PAGES = ['getting-started.md', 'concepts.md', 'writing-an-adapter.md', 'cluster.md', 'webhooks.md', 'units.md', 'README.md'];
 /** Fewest runnable programs (a chain of continued blocks counts once) each page must have: a marker typo must not silently skip them. */
-const MIN_SNIPPETS: Record<string, number> = { 'getting-started.md': 4, 'concepts.md': 3, 'writing-an-adapter.md': 1, 'cluster.md': 1, 'webhooks.md': 1, 'README.md': 0 };
+const MIN_SNIPPETS: Record<string, number> = { 'getting-started.md': 4, 'concepts.md': 3, 'writing-an-adapter.md': 1, 'cluster.md': 1, 'webhooks.md': 1, 'units.md': 1, 'README.md': 0 };
 
 interface Snippet {
   page: string;

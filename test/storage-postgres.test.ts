@@ -86,6 +86,7 @@ suite('postgres', () => {
         'sessions',
         'webhook_deliveries',
         'webhook_endpoints',
+        'units',
       ]);
       await store.close();
       await expect(store.sessions.get('mine')).rejects.toMatchObject({ code: 'STORAGE' });

@@ -271,7 +271,7 @@ describe('sqliteStorage', () => {
       expect((await store.sessions.list()).map((s) => s.id)).toEqual(['p1', 'p2']);
       expect(await store.counters!.get('p2')).toEqual({ opened: 1 });
       withRawDb(filename, (db) => {
-        expect(db.prepare('SELECT name FROM multisession_migration ORDER BY name').all()).toEqual([{ name: '0001_initial' }, { name: '0002_hot_status_updates' }, { name: '0003_cluster' }, { name: '0004_webhooks' }]);
+        expect(db.prepare('SELECT name FROM multisession_migration ORDER BY name').all()).toEqual([{ name: '0001_initial' }, { name: '0002_hot_status_updates' }, { name: '0003_cluster' }, { name: '0004_webhooks' }, { name: '0005_units' }]);
         expect(db.prepare('SELECT name FROM multisession_checkpoint_migration ORDER BY name').all()).toEqual([{ name: '0001_checkpoint' }, { name: '0002_cheap_claimable_predicate' }]);
       });
       await store.close();

@@ -636,3 +636,35 @@ describe('storageConformanceSuite shared-store group', () => {
     },
   );
 });
+
+describe('connectForTest: ctx.units', () => {
+  it('shows the units given, in groups of at most groupSize, and announces setUnits changes until the connection stops', async () => {
+    const seen: { added: string[]; removed: string[]; groups: string[][] }[] = [];
+    const workers = defineAdapter({
+      name: 'workers',
+      credentials: z.undefined(),
+      config: z.object({}),
+      connect(ctx) {
+        return {
+          async start() {
+            ctx.units.onChange((c) => void seen.push({ added: c.added, removed: c.removed, groups: c.groups.map((g) => g.units.map((u) => u.id)) }));
+          },
+          async stop() {},
+          async health() {
+            return { status: 'healthy' as const };
+          },
+          async send() {},
+        };
+      },
+    });
+    const t = connectForTest(workers, { units: [{ id: 'a' }, { id: 'b' }, { id: 'c', kind: 'chat', data: { chat: 1 } }], groupSize: 2 });
+    await t.connection.start();
+    expect(t.ctx.units.groups.map((g) => g.units.map((u) => u.id))).toEqual([['a', 'c'], ['b']]);
+    expect(t.ctx.units.list.find((u) => u.id === 'c')).toMatchObject({ kind: 'chat', data: { chat: 1 } });
+    t.setUnits([{ id: 'a' }, { id: 'd' }]);
+    expect(seen).toEqual([{ added: ['d'], removed: ['b', 'c'], groups: [['a', 'd']] }]);
+    await t.stop();
+    t.setUnits([]);
+    expect(seen).toHaveLength(1);
+  });
+});

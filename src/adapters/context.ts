@@ -6,6 +6,7 @@ import type { KvStore } from '../storage/contract.js';
 import type { Clock, JsonValue } from '../types.js';
 import { parseAdapterInput, type AdapterContext, type SessionAuth, type SessionLog, type SessionRateLimit, type SessionStats } from './contract.js';
 import { AUTH_PREFIX, CONTEXT_PREFIX, NamespacedKv } from './session-kv.js';
+import type { SessionUnits } from './units.js';
 
 /** A log level of `ctx.log`. */
 export type ContextLogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -45,6 +46,8 @@ export interface ContextHost {
   fetch(): SessionFetch;
   /** The session's store for `ctx.kv` and `ctx.authState` (throws when there is none). */
   kvStore(): KvStore;
+  /** The session's work units (`ctx.units`). */
+  units(): SessionUnits;
   log(level: ContextLogLevel, msg: string, data: Record<string, unknown> | undefined): void;
   increment(name: string, by: number): void;
   showQr(data: string, expiresAt: number | null): void;
@@ -71,6 +74,7 @@ export class SessionContext implements AdapterContext<unknown, unknown> {
   readonly #message: z.ZodType | null;
   #kv: NamespacedKv | null = null;
   #authState: NamespacedKv | null = null;
+  #units: SessionUnits | null = null;
 
   /** `session.message` is the adapter's message schema, or null (any JSON, unchecked). */
   constructor(host: ContextHost, session: { id: string; platform: string; config: unknown; credentials: unknown; message?: z.ZodType | null }) {
@@ -137,6 +141,10 @@ export class SessionContext implements AdapterContext<unknown, unknown> {
     if (this.#host.closed) {
       throw new AbortedError(`This connection of session "${this.id}" has been shut down; it can no longer read or write the session's data.`);
     }
+  }
+
+  get units(): SessionUnits {
+    return (this.#units ??= this.#host.units());
   }
 
   get kv(): NamespacedKv {

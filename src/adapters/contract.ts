@@ -5,6 +5,7 @@ import type { AuthKind, HealthStatus } from '../lifecycle.js';
 import type { KvEntry, KvOperation } from '../storage/contract.js';
 import type { Clock, JsonObject, JsonValue } from '../types.js';
 import type { SessionFetch } from '../net/session-fetch.js';
+import type { SessionUnits } from './units.js';
 
 /**
  * The platform adapter contract. An adapter turns a session's validated config and credentials
@@ -152,6 +153,11 @@ export interface AdapterContext<TConfig = unknown, TCredentials = unknown, TMess
   readonly rateLimit: SessionRateLimit;
   /** The manager's clock (a manual one in tests): schedule the adapter's own waits on it. Its timers are unref'd. */
   readonly clock: Clock;
+  /**
+   * The session's work units (`manager.units`) in worker groups of at most `units.groupSize`:
+   * run one worker loop per group, and follow changes with `onChange` or `changes()`.
+   */
+  readonly units: SessionUnits;
 }
 
 export interface AdapterDefinition<

@@ -2,6 +2,7 @@ import type { SessionMessageEvent } from '../adapters/message.js';
 import type { AuthKind, HealthStatus, SessionState } from '../lifecycle.js';
 import type { SessionSnapshot } from './snapshot.js';
 import type { JsonValue } from '../types.js';
+import type { UnitsMovedEvent } from '../units/types.js';
 
 /** The manager's typed events. Payloads never carry credentials. */
 export interface SessionManagerEvents {
@@ -21,6 +22,8 @@ export interface SessionManagerEvents {
   'session.error': (event: { id: string; error: Error; code: string; at: number }) => void;
   /** The node that runs the session changed (`null`: none runs it). */
   'session.owner': (event: { id: string; from: string | null; to: string | null; reason: string; at: number }) => void;
+  /** Units changed session: a reassignment, an assignment, failover (reason `health`), a forced delete. Emitted by the node that moved them. */
+  'units.moved': (event: UnitsMovedEvent) => void;
   'manager.error': (event: { error: Error; at: number }) => void;
 }
 
@@ -39,6 +42,7 @@ export const SESSION_MANAGER_EVENTS = [
   'session.message',
   'session.error',
   'session.owner',
+  'units.moved',
   'manager.error',
 ] as const satisfies readonly SessionManagerEventName[];
 

@@ -1,4 +1,5 @@
 import type { Adapter } from '../adapters/contract.js';
+import type { SessionUnits } from '../adapters/units.js';
 import { sealPolicy } from '../adapters/session-kv.js';
 import { SealedKvStore } from '../security/sealed-kv.js';
 import { requireCapability } from '../storage/contract.js';
@@ -37,6 +38,8 @@ export interface ManagerCore {
   kvStore(): SealedKvStore;
   /** The names of the registered adapters (for `AdapterNotFoundError`). */
   adapterNames(): string[];
+  /** `ctx.units` of a connection of the session. */
+  unitsView(id: string, signal: AbortSignal): SessionUnits;
 }
 
 /** The core of a manager from its parts. */
@@ -52,6 +55,7 @@ export function buildCore(p: {
   emit: ManagerCore['emit'];
   emitAndWait: ManagerCore['emitAndWait'];
   stopForIdle: ManagerCore['stopForIdle'];
+  unitsView: ManagerCore['unitsView'];
 }): ManagerCore {
   let sealed: SealedKvStore | null = null;
   // The store's KV with values sealed (auth state always, context data unless turned off).
@@ -72,6 +76,7 @@ export function buildCore(p: {
     stopForIdle: p.stopForIdle,
     kvStore,
     adapterNames: () => [...p.adapters.keys()],
+    unitsView: p.unitsView,
   };
 }
 

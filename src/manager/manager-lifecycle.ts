@@ -24,8 +24,9 @@ export class ManagerLifecycle {
   readonly #ownership: Ownership;
   readonly #onError: (error: unknown) => void;
   readonly #opened: () => void;
+  readonly #loaded: () => Promise<void>;
 
-  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; ownership: Ownership; onError: (error: unknown) => void; opened?: () => void }) {
+  constructor(deps: { core: ManagerCore; sessions: SessionRegistry; adapters: ReadonlyMap<string, Adapter>; waits: Waits; ownership: Ownership; onError: (error: unknown) => void; opened?: () => void; loaded?: () => Promise<void> }) {
     this.#ownership = deps.ownership;
     this.#core = deps.core;
     this.#sessions = deps.sessions;
@@ -33,6 +34,7 @@ export class ManagerLifecycle {
     this.#waits = deps.waits;
     this.#onError = deps.onError;
     this.#opened = deps.opened ?? (() => undefined);
+    this.#loaded = deps.loaded ?? (() => Promise.resolve());
   }
 
   get isOpen(): boolean {
@@ -60,6 +62,7 @@ export class ManagerLifecycle {
       await this.#ownership.join();
       const { all, toStart } = await loadRuntimes(this.#core, await storage.sessions.list(), this.#adapters, this.#onError);
       for (const rt of all) this.#sessions.add(rt);
+      await this.#loaded(); // what the sessions' adapters read before they start (their units)
       if (this.#phase !== 'opening') return; // closed meanwhile
       this.#phase = 'open';
       this.#opened();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { unitsOptionsSchema } from '../units/schemas.js';
 import type { StorageDriver } from '../storage/contract.js';
 import type { JsonValue, Logger } from '../types.js';
 import { clockSchema, parseWith } from '../validation.js';
@@ -315,6 +316,8 @@ export const managerOptionsSchema = z.strictObject({
       retentionMs: z.number().int().positive().nullable().default(null),
     })
     .prefault({}),
+  /** Work units (`manager.units`): failover after `failoverAfterMs` unhealthy, worker groups of at most `groupSize`. */
+  units: unitsOptionsSchema,
   /** Lines kept per session for `manager.logs(id)`. */
   logBufferSize: z.number().int().min(0).default(200),
   /** Transitions kept per session on the snapshot and in storage. */

@@ -1,6 +1,6 @@
 import { describeAdapter, parseAdapterInput, type Adapter, type AdapterInfo, type SessionKv } from '../adapters/contract.js';
 import { CONTEXT_PREFIX, NamespacedKv } from '../adapters/session-kv.js';
-import { createCheckpoint, type Checkpoint, type CheckpointOptions } from '../checkpoint/checkpoint.js';
+import type { Checkpoint, CheckpointOptions } from '../checkpoint/checkpoint.js';
 import { SessionNotFoundError, ValidationError } from '../errors.js';
 import type { SessionState } from '../lifecycle.js';
 import { CredentialVault } from '../security/credential-vault.js';
@@ -28,6 +28,7 @@ import { decodeCursor, encodeCursor, SessionRegistry } from './session-registry.
 import { SessionWrites } from './session-writes.js';
 import type { LogEntry, SessionPage, SessionSnapshot, SessionStatistics, SessionStatus } from './snapshot.js';
 import { Waits } from './wait-for.js';
+import { managerCheckpoint, makeUnits, type UnitsRuntime, type WorkUnits, type WorkerStatus } from './manager-units.js';
 
 const SETTLED = { settled: Promise.resolve() };
 
@@ -64,14 +65,15 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   readonly #life: ManagerLifecycle;
   readonly #auditLog: AuditLog;
   readonly #ownership: Ownership;
+  readonly #units: UnitsRuntime;
+  /** Work units assigned to sessions by health, priority and capacity; moved in bulk, audited (docs/units.md). */
+  readonly units: WorkUnits;
 
   constructor(options: SessionManagerOptions = {}) {
     const events = new EventHub<SessionManagerEvents>();
     super(events);
     this.#events = events;
-    events.onListenerError = (error, event) => {
-      if (event !== 'manager.error') this.#managerError(error);
-    };
+    events.onListenerError = (error, event) => void (event !== 'manager.error' && this.#managerError(error));
     const opts = parseWith(managerOptionsSchema, options, 'SessionManager options');
     this.options = Object.freeze(opts);
     this.#storage = guardStore(opts.storage ?? memoryStorage());
@@ -86,26 +88,22 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     this.#persister = new Persister(this.#storage, { ...persist, onError: (error) => this.#managerError(error) });
     this.#waits = new Waits(this.#events, this.#scheduler, this.#clock);
     this.#core = buildCore({
-      options: this.options,
-      clock: this.#clock,
-      storage: this.#storage,
-      persister: this.#persister,
-      scheduler: this.#scheduler,
-      logger: this.#logger,
-      vault: this.#vault,
-      adapters: this.#adapters,
-      emit: (event, payload) => void (this.#events.emit(event, payload), this.#ownership.relay(event, payload)),
+      ...{ options: this.options, clock: this.#clock, storage: this.#storage, persister: this.#persister },
+      ...{ scheduler: this.#scheduler, logger: this.#logger, vault: this.#vault, adapters: this.#adapters },
+      emit: (event, payload) => void (this.#events.emit(event, payload), this.#ownership.relay(event, payload), this.#units.observe(event, payload)),
       emitAndWait: (event, payload) => (this.#ownership.relay(event, payload), this.#events.emitAndWait(event, payload)),
       stopForIdle: (id) => void this.stop(id, { reason: 'idle' }).catch((error: unknown) => this.#managerError(error)),
+      unitsView: (id, signal) => this.#units.view(id, signal),
     });
+    this.#units = makeUnits({ core: this.#core, sessions: this.#sessions, events, assertOpen: () => this.#assertOpen(), onError: (error) => this.#managerError(error) });
+    this.units = this.#units.api;
     const audit = (this.#auditLog = new AuditLog(this.#storage, this.#clock));
     const onError = (error: unknown) => this.#managerError(error);
-    const isOpen = () => this.#life.isOpen;
     const execute = (op: RemoteOp, id: string, args: JsonValue[]) =>
       op === 'drain' ? this.drain().then(() => null) : (this[op] as (id: string, ...rest: JsonValue[]) => Promise<JsonValue | undefined>)(id, ...args);
-    this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, values: this.#vault.values, isOpen, onError, execute });
+    this.#ownership = makeOwnership({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, values: this.#vault.values, isOpen: () => this.#life.isOpen, onError, execute, unitsChanged: (ids) => this.#units.changed(ids) });
     const opened = audit.retention(opts.audit.retentionMs, this.#scheduler, onError);
-    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError, opened });
+    this.#life = new ManagerLifecycle({ core: this.#core, sessions: this.#sessions, adapters: this.#adapters, waits: this.#waits, ownership: this.#ownership, onError, opened, loaded: () => this.#units.open() });
     this.#writes = new SessionWrites({ core: this.#core, sessions: this.#sessions, vault: this.#vault, events: this.#events, audit, kv: () => (this.#storage.kv ? this.#core.kvStore() : null) });
   }
 
@@ -170,7 +168,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     this.#assertOpen();
     const data = parseSessionInput(input);
     const ctl = parseControlOptions(options);
-    const adapter = this.#adapter(data.platform);
+    const adapter = adapterFor(this.#adapters, data.platform);
     const config = parseAdapterInput(adapter.config, data.config ?? {}, 'session input', 'config') as JsonObject;
     const credentials = parseAdapterInput(adapter.credentials, data.credentials, 'session input', 'credentials');
     const fields = Object.keys(input ?? {}).filter((k) => k !== 'id');
@@ -214,14 +212,14 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   async update(id: string, patch: SessionUpdate, options: ControlOptions = {}): Promise<SessionSnapshot> {
     refuseProtoKeys(patch, 'session update');
     const data = parseWith(sessionPatchSchema, patch, 'session update');
-    return this.#control(id, options, (rt, ctl) => this.#writes.update(rt, data, ctl.actor));
+    return this.#control(id, options, async (rt, ctl) => (await this.#units.checkCapacity(id, data.capacity), this.#writes.update(rt, data, ctl.actor)));
   }
 
-  /** Deletes a session with its KV, counters and history. A running one needs `force: true`. */
+  /** Deletes a session with its KV, counters and history. A running one, or one with units (moved to the best other sessions first), needs `force: true`. */
   async delete(id: string, options: DeleteOptions = {}): Promise<void> {
     const rt = this.#runtime(id);
     const opts = parseWith(deleteOptionsSchema, options, 'delete options');
-    await rt.enqueue(() => this.#writes.remove(rt, opts.force, opts.actor));
+    await rt.enqueue(async () => (await this.#units.vacate(id, opts.force, opts.actor), this.#writes.remove(rt, opts.force, opts.actor)));
   }
 
   // ------------------------------------------------------------------ control
@@ -354,6 +352,12 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
     return this.#waits.wait(this.#runtime(id), states, options);
   }
 
+  /** Every session with its worker groups of units, its node and last activity. */
+  async workerStatus(): Promise<WorkerStatus[]> {
+    this.#assertOpen();
+    return this.#units.workerStatus();
+  }
+
   /** The audit log, newest first. */
   async audit(query: { sessionId?: string; action?: string; since?: number; limit?: number } = {}): Promise<AuditEntry[]> {
     this.#assertOpen();
@@ -376,10 +380,7 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
    */
   checkpoint(stream: string, options: Omit<CheckpointOptions, 'storage' | 'stream'> = {}): Checkpoint {
     this.#assertOpen();
-    // The store's lifecycle is the manager's: the checkpoint gets a view whose init() opens
-    // nothing, so it cannot reopen the store after close() (its calls are refused then).
-    const storage = { kind: this.#storage.kind, init: async () => {}, checkpoint: requireCapability(this.#storage, 'checkpoint') };
-    return createCheckpoint({ clock: this.#clock, ...options, storage, stream } as CheckpointOptions);
+    return managerCheckpoint(this.#storage, this.#clock, stream, options);
   }
 
   /**
@@ -433,10 +434,6 @@ export class SessionManager extends EventSubscriptions<SessionManagerEvents> {
   #runtime(id: string): SessionRuntime {
     this.#assertOpen();
     return this.#sessions.get(id);
-  }
-
-  #adapter(platform: string): Adapter {
-    return adapterFor(this.#adapters, platform);
   }
 
   /** Persists the desired state with its audit entry; when it is unchanged, the entry is written on its own. */

@@ -1,6 +1,7 @@
 import type { CheckpointBackend } from '../checkpoint/contract.js';
 import type { ClusterStore } from './cluster-contract.js';
 import type { WebhookStore } from './webhook-contract.js';
+import type { UnitStore } from './units-contract.js';
 import { UnsupportedError } from '../errors.js';
 import type { DesiredState, HealthStatus, SessionState } from '../lifecycle.js';
 import type { JsonObject, JsonValue } from '../types.js';
@@ -20,6 +21,7 @@ import type { JsonObject, JsonValue } from '../types.js';
  * | `checkpoint`  | no  | the {@link CheckpointBackend} on the same store (`manager.checkpoint`) |
  * | `cluster`     | no  | {@link ClusterStore}: nodes and session ownership leases (several managers on one store) |
  * | `webhooks`    | no  | {@link WebhookStore}: webhook endpoints and the delivery log (`multisession/webhooks`) |
+ * | `units`       | no  | {@link UnitStore}: work units assigned to sessions (`manager.units`) |
  *
  * Without a capability the manager still runs: transitions are kept in memory only, counters and
  * audit entries are not kept, and the calls that need it (`manager.kv`, `ctx.kv`, `manager.stats`,
@@ -62,6 +64,7 @@ export interface StorageDriver extends StoreLifecycle {
   readonly checkpoint?: CheckpointBackend;
   readonly cluster?: ClusterStore;
   readonly webhooks?: WebhookStore;
+  readonly units?: UnitStore;
 }
 
 /**
@@ -176,7 +179,7 @@ export interface AuditStore {
 }
 
 /** The optional capabilities, by name (for conformance groups and `UnsupportedError`). */
-export const STORAGE_CAPABILITIES = ['kv', 'counters', 'history', 'audit', 'checkpoint', 'cluster', 'webhooks'] as const;
+export const STORAGE_CAPABILITIES = ['kv', 'counters', 'history', 'audit', 'checkpoint', 'cluster', 'webhooks', 'units'] as const;
 export type StorageCapability = (typeof STORAGE_CAPABILITIES)[number];
 
 /** The store's `name` capability, or `UnsupportedError` when it lacks it. */

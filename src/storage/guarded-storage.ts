@@ -15,7 +15,7 @@ import type { StoreLifecycle } from './contract.js';
  */
 
 /** The members of a store that hold capability objects (methods guarded one by one). */
-const CAPABILITY_NAMES = ['sessions', 'kv', 'counters', 'history', 'audit', 'checkpoint', 'cluster', 'webhooks'] as const;
+const CAPABILITY_NAMES = ['sessions', 'kv', 'counters', 'history', 'audit', 'checkpoint', 'cluster', 'webhooks', 'units'] as const;
 
 const GUARDED = Symbol.for('multisession.guardedStore');
 

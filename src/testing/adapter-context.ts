@@ -9,6 +9,8 @@ import { SessionRateLimiter } from '../net/session-limiter.js';
 import type { KvEntry, KvOperation, KvStore } from '../storage/contract.js';
 import { assertKvOperations } from '../storage/input-checks.js';
 import { systemClock, type Clock, type JsonValue } from '../types.js';
+import type { UnitRecord } from '../storage/units-contract.js';
+import { UnitBoard } from '../units/board.js';
 
 /**
  * How the test context answers an adapter's login steps. Without an answer, a request stays
@@ -64,6 +66,17 @@ export interface ConnectForTestOptions {
    * pending to see what the adapter does before its message is handled.
    */
   onMessage?: (message: JsonValue) => void | Promise<void>;
+  /** The session's work units as `ctx.units` shows them (change them with `setUnits`). */
+  units?: TestUnit[];
+  /** The largest worker group of `ctx.units` (the manager's `units.groupSize`). Default 30. */
+  groupSize?: number;
+}
+
+/** A unit given to {@link connectForTest}. */
+export interface TestUnit {
+  id: string;
+  kind?: string;
+  data?: JsonValue;
 }
 
 export interface RecordedLog {
@@ -105,6 +118,8 @@ export interface AdapterTestContext<TConfig = unknown, TCredentials = unknown> {
   answer(kind: RequestKind, value: string): Promise<void>;
   /** What the manager does on stop: aborts `ctx.signal`, then calls `connection.stop()`. */
   stop(): Promise<void>;
+  /** Replaces the session's units: `ctx.units` changes (and announces it) as under a manager. */
+  setUnits(units: TestUnit[]): void;
 }
 
 function copy<T extends JsonValue>(value: T): T {
@@ -240,7 +255,16 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     kv: space.kv,
     authState: space.authState,
     answer,
+    setUnits(units: TestUnit[]) {
+      const now = clock.now();
+      const next = units.map((u) => ({ id: u.id, kind: u.kind ?? 'unit', data: u.data ?? null, sessionId: id, assignedAt: now, createdAt: now }));
+      const gone = shown.filter((u) => !next.some((n) => n.id === u.id)).map((u) => ({ ...u, sessionId: null }));
+      board.written(next, gone);
+      shown = next;
+    },
   };
+  const board = new UnitBoard(undefined, options.groupSize ?? 30, (error) => handle.listenerErrors.push(error));
+  let shown: UnitRecord[] = [];
 
   // The same ctx.fetch as under a manager: the config's proxy, rate limit and pauses.
   const clock = options.clock ?? systemClock;
@@ -261,6 +285,7 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
     clock,
     fetch: () => net.fetch,
     kvStore: () => kvStore,
+    units: () => board.view(id, controller.signal),
     log(level, msg, data) {
       handle.logs.push(data === undefined ? { level, msg } : { level, msg, data });
     },
@@ -305,6 +330,7 @@ export function connectForTest<TCredentials extends z.ZodType, TConfig extends z
       handle.touches++;
     },
   };
+  if (options.units) handle.setUnits(options.units);
   const ctx = new SessionContext(host, { id, platform: adapter.name, config, credentials, message: messageSchemaOf(adapter) }) as unknown as AdapterContext<
     z.output<TConfig>,
     z.output<TCredentials>

@@ -97,6 +97,7 @@ describe('typed events', () => {
       | 'session.message'
       | 'session.error'
       | 'session.owner'
+      | 'units.moved'
       | 'manager.error'
     >();
     expectTypeOf<SessionManagerEventPayload<'session.state'>['to']>().toEqualTypeOf<SessionState>();

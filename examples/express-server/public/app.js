@@ -30,6 +30,9 @@ const state = {
   /** Webhook endpoints (GET /webhooks; admin keys only: null when the key may not read them), and the one whose log is open. */
   webhooks: null,
   webhookOpen: null,
+  /** Work units (admin keys only: null when the key may not read them): workers and a page of units. */
+  units: null,
+  unitsTimer: null,
 };
 
 // ---------- HTTP ----------
@@ -754,7 +757,9 @@ function connectEvents() {
     loadSessions().catch(() => {});
     loadNodes();
     loadWebhooks();
+    loadUnits();
   });
+  es.addEventListener('units.moved', () => loadUnitsSoon());
   // The server ended the stream: the key was revoked (or the server is stopping; it reconnects).
   es.addEventListener('bye', (ev) => {
     const { reason } = JSON.parse(ev.data);
@@ -935,6 +940,88 @@ $('webhook-form').addEventListener('submit', async (ev) => {
   await loadWebhooks();
 });
 
+// ---------- work units ----------
+
+function renderUnits() {
+  const u = state.units;
+  show($('units-card'), Boolean(u));
+  if (!u) return;
+  $('units-count').textContent = `(${u.units.length}${u.more ? '+' : ''})`;
+  // Each session's capacity as a bar: units / capacity (no capacity: unlimited).
+  $('capacity').replaceChildren(...u.workers.map((w) => {
+    const pct = w.capacity ? Math.min(100, Math.round((100 * w.units) / w.capacity)) : 0;
+    const fill = el('span', { class: `fill${pct >= 100 ? ' full' : ''}`, 'data-testid': 'capacity-fill' });
+    fill.style.width = `${pct}%`; // through the CSSOM: the page's CSP allows no inline style attribute
+    return el('li', { class: 'cap', 'data-testid': `capacity-${w.sessionId}` },
+      el('span', { class: 'user-text', text: w.sessionId }),
+      el('span', { class: 'bar', title: `${w.units} of ${w.capacity ?? 'unlimited'}` }, fill),
+      el('span', { class: 'muted', 'data-testid': 'capacity-text', text: `${w.units} / ${w.capacity ?? '∞'}` }));
+  }));
+  $('units').replaceChildren(...u.units.map((x) => el('tr', { 'data-testid': `unit-${x.id}` },
+    el('td', { class: 'user-text', text: x.id }), el('td', { class: 'user-text', text: x.kind }),
+    el('td', { class: 'user-text', 'data-testid': 'unit-session', text: x.sessionId ?? '—' }), el('td', { text: x.group === null ? '—' : String(x.group) }))));
+  const to = $('reassign-to');
+  const chosen = to.value;
+  to.replaceChildren(...u.workers.map((w) => el('option', { value: w.sessionId, text: w.sessionId })));
+  if (chosen) to.value = chosen;
+}
+
+async function loadUnits() {
+  try {
+    const [workers, page] = await Promise.all([api('GET', '/workers'), api('GET', '/units?limit=200')]);
+    state.units = { workers, units: page.items, more: Boolean(page.nextCursor) };
+  } catch (err) {
+    // A session-scoped key may not read them: the card stays hidden.
+    if (err instanceof ApiError && err.status === 403) state.units = null;
+  }
+  renderUnits();
+}
+
+function loadUnitsSoon() {
+  clearTimeout(state.unitsTimer);
+  state.unitsTimer = setTimeout(() => loadUnits(), 200);
+}
+
+/** The reassign dialog: a dry-run preview first; Apply sends the same request for real. */
+function reassignRequest(dryRun) {
+  const reason = $('reassign-reason').value.trim();
+  return { selector: $('reassign-selector').value.trim(), to: $('reassign-to').value, dryRun, ...(reason ? { reason } : {}) };
+}
+
+function setupReassign() {
+  const form = $('reassign');
+  const plan = $('reassign-plan');
+  const apply = $('reassign-apply');
+  const reset = () => {
+    apply.disabled = true;
+    plan.textContent = '';
+  };
+  $('open-reassign').addEventListener('click', () => show(form, form.classList.contains('hidden')));
+  $('reassign-cancel').addEventListener('click', () => (show(form, false), reset()));
+  for (const id of ['reassign-selector', 'reassign-to']) $(id).addEventListener('input', reset);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    reset();
+    try {
+      const p = await api('POST', '/units/reassign', reassignRequest(true));
+      plan.textContent = `${p.moves.length} unit(s) move to ${p.to} (${p.unchanged.length} already there): ${p.unitsBefore} → ${p.unitsAfter} of ${p.capacity ?? 'unlimited'}.`;
+      apply.disabled = p.moves.length === 0;
+    } catch (err) {
+      plan.textContent = err.message;
+    }
+  });
+  apply.addEventListener('click', async () => {
+    apply.disabled = true;
+    try {
+      const p = await api('POST', '/units/reassign', reassignRequest(false));
+      plan.textContent = `Moved ${p.moves.length} unit(s) to ${p.to}.`;
+      loadUnits();
+    } catch (err) {
+      plan.textContent = err.message;
+    }
+  });
+}
+
 // ---------- start ----------
 
 /** Sessions a page holds: the most the server gives at once, so 2,000 sessions are 2 requests. */
@@ -982,6 +1069,7 @@ setInterval(() => {
   // Deliveries are made in the background: the open log is read again now and then.
   if (state.webhooks && document.visibilityState === 'visible') loadWebhooks();
   if (state.webhookOpen && document.visibilityState === 'visible') openDeliveries(state.webhookOpen);
+  if (state.units && document.visibilityState === 'visible') loadUnits();
   if (state.selected && document.visibilityState === 'visible') {
     refreshExtras(state.selected);
     const s = state.sessions.get(state.selected);
@@ -989,6 +1077,7 @@ setInterval(() => {
   }
 }, 5000);
 
+setupReassign();
 if (state.key) boot();
 else askForKey();
 

@@ -27,6 +27,7 @@ import { HttpProblem, fieldsOf, toProblem } from './problem.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { DEFAULT_MAX_JSON_DEPTH, depthLimit, refuseProtoKeys } from './request-guards.js';
 import { TrafficCounter } from './traffic.js';
+import { unitRoutes } from './units-routes.js';
 import * as s from './http-schemas.js';
 import type { Webhooks } from 'multisession/webhooks';
 import { webhookRoutes } from './webhook-routes.js';
@@ -349,6 +350,8 @@ export function createApp(manager: SessionManager, options: AppOptions): AppHand
   );
 
   const api = express.Router();
+  // Before /sessions/:id, so that /sessions/optimal is not read as a session id.
+  unitRoutes(api, manager, { principalOf, requireAdmin, actorOf });
 
   const visible = (req: Request, id: string) => canAccess(principalOf(req), id);
 

@@ -29,6 +29,8 @@ export function makeOwnership(deps: {
   onError: (error: unknown) => void;
   /** Runs a forwarded call here (the manager's own method). */
   execute: (op: RemoteOp, id: string, args: JsonValue[]) => Promise<JsonValue | undefined>;
+  /** Sessions the feed named: their units may have changed. */
+  unitsChanged?: (ids: string[]) => void;
 }): Ownership {
   const { core, sessions, adapters, isOpen, onError } = deps;
   const opts = core.options.cluster;
@@ -41,6 +43,7 @@ export function makeOwnership(deps: {
   const refresh = async (id: string, record: SessionRecord | null): Promise<SessionRuntime | undefined> => {
     const rt = sessions.find(id);
     const at = core.clock.now();
+    if (record) deps.unitsChanged?.([id]);
     if (!record) {
       if (!rt || rt.deleted) return undefined;
       if (rt.running) await stop(rt, 'deleted on another node');

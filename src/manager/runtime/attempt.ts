@@ -1,4 +1,5 @@
 import type { Probe } from './health-monitor.js';
+import type { SessionUnits } from '../../adapters/units.js';
 import type { ContextHost, ContextLogLevel, PendingAuth, RequestKind } from '../../adapters/context.js';
 import type { PlatformConnection } from '../../adapters/contract.js';
 import { RateLimitError } from '../../errors.js';
@@ -202,6 +203,10 @@ export class Attempt implements ContextHost {
     const rt = this.runtime;
     this.net ??= createSessionFetch({ config: rt.record.config, limiter: () => rt.outboundLimiter(), signal: this.signal });
     return this.net.fetch;
+  }
+
+  units(): SessionUnits {
+    return this.runtime.core.unitsView(this.runtime.id, this.signal);
   }
 
   kvStore(): KvStore {

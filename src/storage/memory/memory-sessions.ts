@@ -14,6 +14,7 @@ import {
   type WriteOptions,
 } from '../contract.js';
 import * as check from '../input-checks.js';
+import type { MemoryUnitData } from './memory-units.js';
 
 /** The data of one memory store, shared by its capabilities. */
 export interface MemoryData {
@@ -21,6 +22,7 @@ export interface MemoryData {
   readonly kv: Map<string, Map<string, JsonValue>>;
   readonly stats: Map<string, Record<string, number>>;
   readonly transitions: Map<string, TransitionRecord[]>;
+  readonly units: MemoryUnitData;
 }
 
 const PATCH_FIELDS = [
@@ -188,6 +190,7 @@ export class MemorySessions implements SessionStore {
     this.#data.kv.delete(sessionId);
     this.#data.stats.delete(sessionId);
     this.#data.transitions.delete(sessionId);
+    this.#data.units.release(sessionId);
     if (audit) this.#audit(audit);
     return true;
   }

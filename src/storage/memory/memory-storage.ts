@@ -23,6 +23,8 @@ import { clockSchema, memoryCheckpointBackend } from './memory-checkpoint.js';
 import { byKey, MemorySessions, type MemoryData } from './memory-sessions.js';
 import { MemoryWebhooks } from './memory-webhooks.js';
 import type { WebhookStore } from '../webhook-contract.js';
+import { MemoryUnitData, MemoryUnits } from './memory-units.js';
+import type { UnitStore } from '../units-contract.js';
 
 /** Options of {@link memoryStorage}. */
 export interface MemoryStorageOptions {
@@ -77,9 +79,11 @@ class MemoryStorage implements StorageDriver {
   readonly checkpoint: CheckpointBackend;
   /** Webhook endpoints and deliveries (`multisession/webhooks`). */
   readonly webhooks: WebhookStore = new MemoryWebhooks();
+  /** Work units (`manager.units`). */
+  readonly units: UnitStore;
 
   constructor(maxAudit: number, clock: Clock) {
-    const data: MemoryData = { sessions: new Map(), kv: new Map(), stats: new Map(), transitions: new Map() };
+    const data: MemoryData = { sessions: new Map(), kv: new Map(), stats: new Map(), transitions: new Map(), units: new MemoryUnitData() };
     const log = new AuditLog(maxAudit);
     this.sessions = new MemorySessions(data, (entry) => log.add(entry));
     this.kv = new MemoryKv(data);
@@ -87,6 +91,7 @@ class MemoryStorage implements StorageDriver {
     this.history = new MemoryHistory(data);
     this.audit = new MemoryAudit(log);
     this.checkpoint = memoryCheckpointBackend(clock);
+    this.units = new MemoryUnits(data.units, data.sessions, (entry) => log.add(entry));
   }
 
   // Nothing to open or release: the data lives as long as this object (the guard refuses calls while closed).

@@ -37,6 +37,8 @@ import {
 import { postgresKysely, PostgresSqlScope, type PostgresKysely } from './postgres-kysely.js';
 import { PostgresHistory } from './postgres-history.js';
 import { byText, PostgresSessions } from './postgres-sessions.js';
+import { PostgresUnits } from './postgres-units.js';
+import type { UnitStore } from '../units-contract.js';
 
 /**
  * `multisession/postgres`: the storage driver for PostgreSQL, on pg 8 through Kysely, with every
@@ -81,6 +83,8 @@ class PostgresStorage implements StorageDriver {
   readonly cluster: ClusterStore;
   /** Webhook endpoints and deliveries (`multisession/webhooks`). */
   readonly webhooks: WebhookStore;
+  /** Work units (`manager.units`). */
+  readonly units: UnitStore;
   readonly #target: PostgresTarget;
   readonly #options: ResolvedPostgresOptions;
   readonly #scope: PostgresSqlScope;
@@ -99,6 +103,8 @@ class PostgresStorage implements StorageDriver {
     this.checkpoint = postgresCheckpointBackend(scope);
     this.cluster = this.#cluster = new PostgresCluster(scope);
     this.webhooks = new SqlWebhooks({ dialect: 'postgres', db: () => scope.db, wrap: (op, p) => scope.wrap(op, p) });
+    this.cluster = new PostgresCluster(scope);
+    this.units = new PostgresUnits(scope);
   }
 
   async init(): Promise<void> {

@@ -19,13 +19,13 @@ export interface MigrationSet {
   readonly migrations: readonly string[];
 }
 
-/** The session tables: sessions, per-session KV, counters, history, the audit log, the cluster's nodes and leases, webhook endpoints and deliveries. */
+/** The session tables: sessions, per-session KV, counters, history, the audit log, the cluster's nodes and leases, webhook endpoints and deliveries, work units. */
 export const SESSION_MIGRATIONS: MigrationSet = Object.freeze({
   name: 'sessions',
   // The names the first releases used (kept so existing databases upgrade in place).
   table: 'multisession_migration',
   lockTable: 'multisession_migration_lock',
-  migrations: Object.freeze(['0001_initial', '0002_hot_status_updates', '0003_cluster', '0004_webhooks']),
+  migrations: Object.freeze(['0001_initial', '0002_hot_status_updates', '0003_cluster', '0004_webhooks', '0005_units']),
 });
 
 /** The checkpoint tables (items, and the streams table or the fencing sequence). */

@@ -14,6 +14,7 @@ const UP: Record<string, Up> = {
   'sessions/0002_hot_status_updates': hotStatusUpdates,
   'sessions/0003_cluster': cluster,
   'sessions/0004_webhooks': webhooksMigration,
+  'sessions/0005_units': units,
   'checkpoint/0001_checkpoint': (db, dialect, schema) => (dialect === 'postgres' ? checkpointPostgres(db, schema) : checkpointSqlite(db)),
   'checkpoint/0002_cheap_claimable_predicate': (db, dialect) => (dialect === 'sqlite' ? cheapClaimablePredicate(db) : Promise.resolve()),
 };
@@ -169,6 +170,29 @@ async function cluster(db: Kysely<any>, dialect: SqlDialectName, schema: string 
     await s.createTable('cluster_tokens').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('last', 'integer', (c) => c.notNull()).execute();
     await sql`insert into cluster_tokens (id, last) values (1, 0)`.execute(db);
   }
+}
+
+/**
+ * Work units: each assigned to at most one session (its units become unassigned when it is
+ * deleted). `num` is the id as an integer when it is one (ranges select by it), else null.
+ */
+async function units(db: Kysely<any>, dialect: SqlDialectName, schema: string | undefined): Promise<void> {
+  const pg = dialect === 'postgres';
+  const s = schema ? db.schema.withSchema(schema) : db.schema;
+  const millis = pg ? 'bigint' : 'integer';
+  const key = pg ? sql`text collate "C"` : sql`text`;
+  await s
+    .createTable('units')
+    .addColumn('id', key, (c) => c.primaryKey())
+    .addColumn('num', millis)
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('data', 'text', (c) => c.notNull())
+    .addColumn('session_id', key, (c) => c.references('sessions.id').onDelete('set null'))
+    .addColumn('assigned_at', millis)
+    .addColumn('created_at', millis, (c) => c.notNull())
+    .execute();
+  await s.createIndex('units_session_idx').on('units').columns(['session_id', 'id']).execute();
+  await s.createIndex('units_num_idx').on('units').column('num').execute();
 }
 
 // The checkpoint tables were first made by raw `CREATE … IF NOT EXISTS` DDL in the backends. The

@@ -19,7 +19,7 @@ import type { SessionRow, SessionsTable } from './schema.js';
 /** Mapping between stored rows and the driver contract's plain records, for both dialects. */
 
 const toNumber = (v: number | string | bigint): number => (typeof v === 'number' ? v : Number(v));
-const toNullableNumber = (v: number | string | bigint | null | undefined): number | null =>
+export const toNullableNumber = (v: number | string | bigint | null | undefined): number | null =>
   v === null || v === undefined ? null : toNumber(v);
 const toBool = (v: boolean | number | string | null | undefined): boolean => v === true || v === 1 || v === '1';
 

@@ -99,6 +99,16 @@ export interface WebhookDeliveriesTable {
   updated_at: Millis;
 }
 
+export interface UnitsTable {
+  id: string;
+  num: NullableMillis;
+  kind: string;
+  data: string;
+  session_id: string | null;
+  assigned_at: NullableMillis;
+  created_at: Millis;
+}
+
 export interface StorageDatabase {
   sessions: SessionsTable;
   session_kv: SessionKvTable;
@@ -107,6 +117,7 @@ export interface StorageDatabase {
   audit_log: AuditLogTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  units: UnitsTable;
 }
 
 /** A row of `sessions` as either dialect returns it. */

@@ -41,6 +41,8 @@ import { sqliteKysely } from './sqlite-kysely.js';
 import { run, write, wrapAsync, type Open } from './sqlite-open.js';
 import { addAudit, fenceHolds, SqliteAudit, SqliteCounters, SqliteHistory, SqliteKv } from './sqlite-session-data.js';
 import { prepareStatements } from './sqlite-statements.js';
+import { SqliteUnits } from './sqlite-units.js';
+import type { UnitStore } from '../units-contract.js';
 
 /**
  * `multisession/sqlite`: the embedded, persistent storage driver on better-sqlite3, with every
@@ -87,6 +89,8 @@ class SqliteStorage implements StorageDriver {
   readonly cluster: ClusterStore;
   /** Webhook endpoints and deliveries (`multisession/webhooks`). */
   readonly webhooks: WebhookStore;
+  /** Work units (`manager.units`). */
+  readonly units: UnitStore;
   readonly #target: SqliteTarget;
   readonly #options: ResolvedSqliteOptions;
   #open: Open | null = null;
@@ -107,6 +111,7 @@ class SqliteStorage implements StorageDriver {
     this.checkpoint = sqliteCheckpointBackend(() => open().c.db);
     this.cluster = new SqliteCluster(open);
     this.webhooks = new SqlWebhooks({ dialect: 'sqlite', db: () => open().kysely, wrap: wrapAsync });
+    this.units = new SqliteUnits(open);
   }
 
   async init(): Promise<void> {

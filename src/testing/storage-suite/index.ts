@@ -22,6 +22,7 @@ import { sharedStoreGroup } from './shared-store.js';
 import { statsGroup } from './stats.js';
 import { statusGroup } from './status.js';
 import { transitionsGroup } from './transitions.js';
+import { unitsGroup } from './units.js';
 import { unreadableRowsGroup } from './unreadable-rows.js';
 import { versioningGroup } from './versioning.js';
 import { webhooksGroup } from './webhooks.js';
@@ -30,7 +31,7 @@ export { sampleSessionRecord } from './context.js';
 
 /**
  * Groups of {@link storageConformanceSuite}; pass names in `skip` to switch groups off. Groups of
- * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`, `max-sessions`, `webhooks`) are skipped by themselves.
+ * a capability the store lacks (`kv-*`, `stats`, `transitions`, `audit`, `transactional-audit`, `cluster`, `max-sessions`, `webhooks`, `units`) are skipped by themselves.
  *
  * @example
  * ```ts
@@ -60,6 +61,7 @@ export const STORAGE_SUITE_GROUPS = [
   'cluster',
   'max-sessions',
   'webhooks',
+  'units',
   'lifecycle',
   'guard',
 ] as const;
@@ -110,6 +112,7 @@ const GROUPS: readonly { name: StorageSuiteGroup; requires: readonly StorageCapa
   { name: 'cluster', requires: ['cluster'], define: (t, o) => clusterGroup(t, o.reopen) },
   { name: 'max-sessions', requires: ['cluster'], define: (t, o) => maxSessionsGroup(t, o.reopen) },
   { name: 'webhooks', requires: ['webhooks'], define: webhooksGroup },
+  { name: 'units', requires: ['units'], define: unitsGroup },
   { name: 'lifecycle', requires: [], define: lifecycleGroup },
   { name: 'guard', requires: [], define: guardGroup },
 ];
