@@ -1,26 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { SessionManager, defineAdapter } from 'multisession';
+import { SessionManager } from 'multisession';
+import { idleAdapter as idle } from './helpers/idle-adapter.js';
 import { postgresStorage } from 'multisession/postgres';
 import { PG_URL, postgresForTests } from './helpers/postgres.js';
 
 const pg = await postgresForTests('ms_notify');
-
-const idle = defineAdapter({
-  name: 'idle',
-  credentials: z.object({}).optional(),
-  config: z.object({}).default({}),
-  connect: () => ({
-    async start() {},
-    async stop() {},
-    async health() {
-      return { status: 'healthy' as const };
-    },
-    async send() {
-      return null;
-    },
-  }),
-});
 
 const open: SessionManager[] = [];
 afterEach(async () => {

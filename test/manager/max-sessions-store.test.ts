@@ -2,25 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { CapacityError, SessionManager, defineAdapter } from 'multisession';
+import { CapacityError, SessionManager } from 'multisession';
+import { idleAdapter as idle } from '../helpers/idle-adapter.js';
 import { sqliteStorage } from 'multisession/sqlite';
-
-const idle = defineAdapter({
-  name: 'idle',
-  credentials: z.object({}).optional(),
-  config: z.object({}).default({}),
-  connect: () => ({
-    async start() {},
-    async stop() {},
-    async health() {
-      return { status: 'healthy' as const };
-    },
-    async send() {
-      return null;
-    },
-  }),
-});
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {

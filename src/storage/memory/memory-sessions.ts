@@ -41,17 +41,20 @@ const PATCH_FIELDS = [
 
 export const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** For {@link recordOf}: the new stored record shares the old one's values (never handed out, so never changed). */
+const share = <T>(value: T): T => value;
+
 /**
  * A stored record as one fixed-shape literal: every record shares one hidden class with all
  * fields in-object (a spread plus an added `version` would give each an extra property store).
  */
-function recordOf(r: Omit<SessionRecord, 'readError' | 'version'>, version: number): SessionRecord {
+function recordOf(r: Omit<SessionRecord, 'readError' | 'version'>, version: number, copy: typeof cloneJson = cloneJson): SessionRecord {
   return {
     id: r.id,
     platform: r.platform,
-    config: cloneJson(r.config),
-    labels: cloneJson(r.labels),
-    metadata: cloneJson(r.metadata),
+    config: copy(r.config),
+    labels: copy(r.labels),
+    metadata: copy(r.metadata),
     priority: r.priority,
     capacity: r.capacity,
     autoStart: r.autoStart,
@@ -62,37 +65,11 @@ function recordOf(r: Omit<SessionRecord, 'readError' | 'version'>, version: numb
     credentialsFingerprint: r.credentialsFingerprint,
     state: r.state,
     health: r.health,
-    lastError: r.lastError === null ? null : { code: r.lastError.code, message: r.lastError.message, at: r.lastError.at },
+    lastError: r.lastError === null || copy === share ? r.lastError : { code: r.lastError.code, message: r.lastError.message, at: r.lastError.at },
     lastActivityAt: r.lastActivityAt,
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
     version,
-  };
-}
-
-/** `r` as the fixed-shape literal of {@link recordOf}, sharing its values (they are the store's own). */
-function sameShape(r: SessionRecord): SessionRecord {
-  return {
-    id: r.id,
-    platform: r.platform,
-    config: r.config,
-    labels: r.labels,
-    metadata: r.metadata,
-    priority: r.priority,
-    capacity: r.capacity,
-    autoStart: r.autoStart,
-    idleTimeoutMs: r.idleTimeoutMs,
-    allowSharedCredentials: r.allowSharedCredentials,
-    desiredState: r.desiredState,
-    credentials: r.credentials,
-    credentialsFingerprint: r.credentialsFingerprint,
-    state: r.state,
-    health: r.health,
-    lastError: r.lastError,
-    lastActivityAt: r.lastActivityAt,
-    createdAt: r.createdAt,
-    updatedAt: r.updatedAt,
-    version: r.version,
   };
 }
 
@@ -162,7 +139,7 @@ export class MemorySessions implements SessionStore {
       this.#unindex(stored.credentialsFingerprint, sessionId);
       this.#index(next.credentialsFingerprint, sessionId);
     }
-    const kept = sameShape(next);
+    const kept = recordOf(next, next.version, share);
     this.#data.sessions.set(sessionId, kept);
     if (audit) this.#audit(audit);
     return recordOf(kept, kept.version);
