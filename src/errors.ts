@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'AUTH_TIMEOUT'
   | 'AUTH_NOT_PENDING'
   | 'ADAPTER'
+  | 'PERMANENT_FAILURE'
   | 'ADAPTER_NOT_FOUND'
   | 'MANAGER_CLOSED'
   | 'MANAGER_NOT_OPEN'
@@ -163,6 +164,26 @@ export class AdapterError extends MultisessionError {
       context: { ...options.context, sessionId, operation },
     });
   }
+}
+
+/**
+ * A failure the adapter knows waiting will not mend (the platform refuses the configuration: a
+ * privileged intent not granted, an API version it no longer serves …). Reject `start()` with it,
+ * or pass it to `ctx.fail()`: the session ends `failed` at once, without back-off restarts. Say in
+ * the message what to change. (Refused credentials are `ctx.expired()` instead.)
+ */
+export class PermanentFailureError extends MultisessionError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('PERMANENT_FAILURE', message, options);
+  }
+}
+
+/** True when `error` or an error in its `cause` chain is a {@link PermanentFailureError}. */
+export function isPermanentFailure(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof PermanentFailureError) return true;
+  }
+  return false;
 }
 
 export class AdapterNotFoundError extends MultisessionError {

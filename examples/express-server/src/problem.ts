@@ -50,6 +50,7 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze
   // Another client uses the session's credentials on the platform (a second bot poller …).
   PLATFORM_CONFLICT: 409,
   ADAPTER: 502,
+  PERMANENT_FAILURE: 502,
   TIMEOUT: 504,
   ABORTED: 503,
   MANAGER_CLOSED: 503,

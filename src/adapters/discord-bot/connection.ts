@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { AbortedError } from '../../errors.js';
+import { AbortedError, PermanentFailureError } from '../../errors.js';
 import { proxyOf } from '../../net/config.js';
 import { createProxyDispatcher, loadUndici } from '../../net/dispatcher.js';
 import { parseProxy } from '../../net/proxy.js';
@@ -128,7 +128,8 @@ export class DiscordBotConnection implements PlatformConnection<DiscordBotAction
       this.#down = describe(outcome);
       const problem = outcome.kind === 'closed' ? closeProblem(outcome.code, outcome.reason, ctx.config.intents) : null;
       if (problem === 'expired') throw new Refused(`Discord refused the bot token (gateway close 4004 ${outcome.kind === 'closed' ? outcome.reason : ''})`.trim());
-      if (problem instanceof DiscordGatewayError) throw problem;
+      // A close code no reconnect fixes (4010-4014): the session ends failed now, not after restarts.
+      if (problem instanceof DiscordGatewayError) throw new PermanentFailureError(problem.message, { cause: problem, context: { closeCode: problem.closeCode } });
       let wait = 0;
       if (problem === 'reidentify' || (outcome.kind === 'invalid' && !outcome.resumable)) {
         // The session is gone: forget it, and log in afresh (after 1-5 s, as Discord asks after INVALID_SESSION).

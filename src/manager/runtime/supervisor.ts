@@ -1,6 +1,6 @@
 import { messageSchemaOf, type AdapterContext, type PlatformConnection } from '../../adapters/contract.js';
 import { SessionContext } from '../../adapters/context.js';
-import { AbortedError, AdapterError, AdapterNotFoundError, DecryptionError, MultisessionError, SecretKeyRequiredError } from '../../errors.js';
+import { AbortedError, AdapterError, AdapterNotFoundError, DecryptionError, isPermanentFailure, MultisessionError, SecretKeyRequiredError } from '../../errors.js';
 import { deepFreeze, type JsonValue } from '../../types.js';
 import type { ScheduledTask } from '../scheduler.js';
 import { Attempt, ExpiredSignal, type Down, type Run } from './attempt.js';
@@ -61,10 +61,11 @@ async function backOff(rt: SessionRuntime, run: Run): Promise<void> {
 /**
  * Only the adapter's own failures are worth retrying: a key that cannot decrypt, stored
  * credentials that no longer validate, a missing adapter or an auth timeout will not mend
- * themselves by waiting; nor will expired credentials or a stopped session.
+ * themselves by waiting; nor will expired credentials, a stopped session, or what the adapter
+ * says is permanent (`PermanentFailureError`).
  */
 function worthRetrying(error: unknown, run: Run): boolean {
-  if (error instanceof ExpiredSignal || run.aborted) return false;
+  if (error instanceof ExpiredSignal || run.aborted || isPermanentFailure(error)) return false;
   return !(error instanceof MultisessionError) || error instanceof AdapterError;
 }
 
@@ -83,7 +84,7 @@ async function afterDown(rt: SessionRuntime, run: Run, attempt: Attempt, down: D
     const stable = run.stableSince;
     if (stable !== null && rt.core.clock.now() - stable >= rt.core.options.restart.resetAfterMs) run.failures = 0;
     run.stableSince = null;
-    if (run.failures >= rt.core.options.restart.retries) throw down.error;
+    if (run.failures >= rt.core.options.restart.retries || isPermanentFailure(down.error)) throw down.error;
     rt.transition('backoff', `restarting: ${down.error.message}`, run);
     await backOff(rt, run);
   } catch (error) {
