@@ -84,9 +84,9 @@ suite('postgres', () => {
         'session_stats',
         'session_transitions',
         'sessions',
+        'units',
         'webhook_deliveries',
         'webhook_endpoints',
-        'units',
       ]);
       await store.close();
       await expect(store.sessions.get('mine')).rejects.toMatchObject({ code: 'STORAGE' });
