@@ -81,8 +81,9 @@ const manager = new SessionManager({
   logBufferSize: 10,
   maxSessions: 50_000,
 });
-// Ready here: `session.ready` is emitted by the node that runs the session only; any local state
-// change away from ready (another node's states arrive with the reason `on node <id>`) ends it.
+// Ready: every node emits every session's `session.ready` (relayed through the store), so `counts`
+// counts those whose connection runs here; a local state change away from ready (another node's
+// states arrive with the reason `on node <id>`) ends it.
 manager.on('session.ready', (e) => ready.add(e.id));
 manager.on('session.state', (e) => {
   if (e.to !== 'ready' && !e.reason.startsWith('on node ')) ready.delete(e.id);
@@ -133,7 +134,8 @@ for await (const line of { [Symbol.asyncIterator]: () => lines }) {
         reply({ seq: cmd.seq, ok: true, running: [...running] });
         break;
       case 'counts':
-        reply({ seq: cmd.seq, ok: true, running: running.size, ready: ready.size, stallMs: stalls.max / 1e6 });
+        // Ready here: every node emits every session's session.ready (relayed), so count only those whose connection runs here.
+        reply({ seq: cmd.seq, ok: true, running: running.size, ready: [...ready].filter((id) => running.has(id)).length, stallMs: stalls.max / 1e6 });
         break;
       case 'close':
         await manager.close();
